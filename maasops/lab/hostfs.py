@@ -1,0 +1,266 @@
+"""The file tree of one simulated controller host, written before it is mounted.
+
+A host's tree is a directory per real top-level path (``fs/etc``, ``fs/var``,
+``fs/usr``, ``fs/home``, ``fs/snap``, ``fs/tmp``); :mod:`.namespaces` mounts them
+over the real paths inside the host's mount namespace, so the host sees
+``/etc/maas/regiond.conf`` while this machine sees ``fs/etc/maas/regiond.conf``.
+MAAS paths come from :mod:`maasops.layouts`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from maasops import layouts
+from maasops.lab.namespaces import sh
+from maasops.lab.profiles import Profile
+
+LOGIN_USER = "ubuntu"
+STANDINS = resources.files("maasops.lab") / "standins"
+SQL = resources.files("maasops.lab") / "sql"
+BIG_CACHE_BYTES = 256 * 1024 * 1024  # sparse: proves the image cache is excluded
+
+
+@dataclass(frozen=True)
+class Ids:
+    """Numeric ids of the lab's users, identical on every host."""
+
+    user: int
+    maas: int
+
+    def resolve(self, owner: str) -> tuple[int, int]:
+        """uid, gid of an ``owner:group`` string naming root, maas or the login user."""
+        table = {"root": 0, "maas": self.maas, LOGIN_USER: self.user}
+        user, _, group = owner.partition(":")
+        return table[user], table[group or user]
+
+
+def free_ids() -> Ids:
+    """Ids not used on this machine for the login user and the maas system user."""
+    used = {int(line.split(":")[2]) for f in ("/etc/passwd", "/etc/group")
+            for line in Path(f).read_text().splitlines() if line.count(":") >= 2}
+    maas = next(i for i in range(990, 900, -1) if i not in used)
+    user = next(i for i in range(1001, 60000) if i not in used)
+    return Ids(user=user, maas=maas)
+
+
+@dataclass
+class HostFS:
+    """Writes files into a host's tree by their path on the host."""
+
+    root: Path
+    ids: Ids
+
+    def path(self, host_path: str) -> Path:
+        """Where ``host_path`` lives on this machine."""
+        return self.root / host_path.lstrip("/")
+
+    def mkdir(self, host_path: str, owner: str = "root", mode: int = 0o755) -> Path:
+        """Create a directory (and parents) with an owner and mode."""
+        p = self.path(host_path)
+        p.mkdir(parents=True, exist_ok=True)
+        os.chown(p, *self.ids.resolve(owner))
+        p.chmod(mode)
+        return p
+
+    def write(self, host_path: str, data: str | bytes, owner: str = "root", mode: int = 0o644) -> Path:
+        """Write a file with an owner and mode, creating root-owned parents."""
+        p = self.path(host_path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, str):
+            data = data.encode()
+        p.write_bytes(data)
+        os.chown(p, *self.ids.resolve(owner))
+        p.chmod(mode)
+        return p
+
+    def symlink(self, host_path: str, target: str) -> None:
+        """Create a symlink (target as the host sees it)."""
+        p = self.path(host_path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.symlink_to(target)
+
+
+def write_base(fs: HostFS, name: str, address: str, hosts: dict[str, str], authorized_key: str,
+               password_hash: str | None) -> None:
+    """Users, sudo, /etc/hosts and the login user's home: the host as an admin finds it."""
+    for top in ("etc", "var", "usr", "home", "snap", "tmp"):
+        (fs.root / top).mkdir(parents=True, exist_ok=True)
+    fs.path("/tmp").chmod(0o1777)
+    ids = fs.ids
+    shadow_pw = password_hash or "*"
+    extra = {
+        "passwd": f"{LOGIN_USER}:x:{ids.user}:{ids.user}::/home/{LOGIN_USER}:/bin/bash\n"
+                  f"maas:x:{ids.maas}:{ids.maas}::/var/lib/maas:/usr/sbin/nologin\n",
+        "group": f"{LOGIN_USER}:x:{ids.user}:\nmaas:x:{ids.maas}:\n",
+        "shadow": f"{LOGIN_USER}:{shadow_pw}:19000:0:99999:7:::\nmaas:*:19000:0:99999:7:::\n",
+        "gshadow": f"{LOGIN_USER}:!::\nmaas:!::\n",
+    }
+    for f, lines in extra.items():
+        src = Path("/etc", f)
+        mode = src.stat().st_mode & 0o777
+        fs.write(f"/etc/{f}", src.read_text() + lines, owner="root", mode=mode)
+        st = src.stat()
+        os.chown(fs.path(f"/etc/{f}"), st.st_uid, st.st_gid)
+    fs.write("/etc/hostname", f"{name}\n")
+    fs.write("/etc/hosts", "127.0.0.1 localhost\n" + "".join(f"{a} {h}\n" for h, a in hosts.items()))
+    rule = "NOPASSWD: ALL" if password_hash is None else "ALL"
+    fs.write("/etc/sudoers.d/90-lab-user", f"{LOGIN_USER} ALL=(ALL:ALL) {rule}\n", mode=0o440)
+    # As Ubuntu's sudoers has it, so snap commands resolve under sudo.
+    fs.write("/etc/sudoers.d/00-snap-path",
+             'Defaults secure_path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/snap/bin"\n',
+             mode=0o440)
+    home = f"/home/{LOGIN_USER}"
+    fs.mkdir(home, owner=f"{LOGIN_USER}:{LOGIN_USER}", mode=0o750)
+    fs.mkdir(f"{home}/.ssh", owner=f"{LOGIN_USER}:{LOGIN_USER}", mode=0o700)
+    fs.write(f"{home}/.ssh/authorized_keys", authorized_key, owner=f"{LOGIN_USER}:{LOGIN_USER}", mode=0o600)
+    fs.write(f"{home}/.profile", 'PATH="$PATH:/snap/bin"\nexport PAGER=cat\n',
+             owner=f"{LOGIN_USER}:{LOGIN_USER}")
+
+
+def write_sshd(fs: HostFS, address: str, allow_from: str | None) -> None:
+    """sshd_config and an ed25519 host key; ``allow_from`` limits logins to one client address."""
+    key = fs.path("/etc/ssh/ssh_host_ed25519_key")
+    key.parent.mkdir(parents=True, exist_ok=True)
+    sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(key))
+    allow = f"{LOGIN_USER}@{allow_from}" if allow_from else LOGIN_USER
+    fs.write("/etc/ssh/sshd_config", f"""\
+Port 22
+ListenAddress {address}
+HostKey /etc/ssh/ssh_host_ed25519_key
+PidFile /run/sshd.pid
+UsePAM no
+PermitRootLogin no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+AuthorizedKeysFile .ssh/authorized_keys
+AllowUsers {allow}
+AllowTcpForwarding yes
+MaxStartups 100:30:200
+MaxSessions 64
+AcceptEnv LANG LC_*
+Subsystem sftp /usr/lib/openssh/sftp-server
+""")
+
+
+def host_key(fs: HostFS) -> str:
+    """The host's public key line (type and base64)."""
+    return " ".join(fs.path("/etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2])
+
+
+def write_standins(fs: HostFS, profile: Profile) -> None:
+    """Install the stand-ins for MAAS's own programs where the real ones live."""
+    fs.write("/usr/lib/maas-lab/common.sh", (STANDINS / "common.sh").read_text())
+    fs.write("/usr/lib/maas-lab/triggers.sql", (SQL / "triggers.sql").read_text())
+    fs.write("/usr/bin/systemctl", (STANDINS / "systemctl").read_text(), mode=0o755)
+    fs.write("/usr/bin/snap", (STANDINS / "snap").read_text(), mode=0o755)
+    if profile.install == "deb":
+        for prog in ("maas-region", "maas-rack"):
+            fs.write(f"/usr/sbin/{prog}", (STANDINS / prog).read_text(), mode=0o755)
+    else:
+        fs.write("/snap/bin/maas", (STANDINS / "maas").read_text(), mode=0o755)
+
+
+def write_dpkg_status(fs: HostFS, profile: Profile, roles: frozenset[str]) -> None:
+    """The host's own dpkg database: this machine's packages plus its MAAS packages."""
+    status = Path("/var/lib/dpkg/status").read_text().rstrip("\n") + "\n"
+    if profile.install == "deb":
+        names = list(layouts.DEB_COMMON_PACKAGES)
+        if "region" in roles:
+            names += layouts.DEB_REGION_PACKAGES
+        if "rack" in roles:
+            names += layouts.DEB_RACK_PACKAGES
+        for pkg in names:
+            status += (f"\nPackage: {pkg}\nStatus: install ok installed\nPriority: optional\n"
+                       f"Section: net\nInstalled-Size: 1024\nMaintainer: MAAS Developers "
+                       f"<maas-devel@lists.launchpad.net>\nArchitecture: all\nSource: maas\n"
+                       f"Version: {profile.version}\nDescription: {pkg} (maasops lab stand-in)\n")
+    fs.write("/var/lib/dpkg/status", status)
+
+
+def _random_file(fs: HostFS, host_path: str, size: int, owner: str, sparse_to: int = 0) -> None:
+    p = fs.write(host_path, os.urandom(size), owner=owner)
+    if sparse_to:
+        os.truncate(p, sparse_to)
+
+
+def write_maas(fs: HostFS, name: str, profile: Profile, roles: frozenset[str], region: dict,
+               maas_url: str) -> None:
+    """MAAS's own files at the layout's paths: config, secret, maas_id, caches, images.
+
+    ``region`` holds the deployment's secret and database settings as region1 has them.
+    """
+    lay = profile.layout
+    if profile.install == "snap":
+        rev = profile.snap_revision
+        fs.write(f"/snap/maas/{rev}/meta/snap.yaml",
+                 f"name: maas\nversion: {profile.version}\nconfinement: strict\n")
+        fs.mkdir(f"/snap/maas/{rev}/etc/maas")
+        fs.write(f"/snap/maas/{rev}/etc/maas/templates.yaml", "# read-only snap content\n")
+        fs.symlink(layouts.SNAP_ROOT, rev)
+        fs.mkdir(f"/var/snap/maas/{rev}")
+        fs.symlink(layouts.SNAP_DATA, rev)
+        fs.write(lay.snap_mode, layouts.snap_mode_for(roles))
+        daemon = "pebble" if lay.certificates else "supervisord"
+        fs.write(f"{layouts.SNAP_DATA}/{daemon}/{daemon}.conf", "# generated by maas\n")
+    else:
+        fs.mkdir("/etc/maas")
+        fs.mkdir("/var/lib/maas", owner="maas:maas")
+        fs.write("/etc/maas/preseeds/curtin_userdata", "#cloud-config\n# lab preseed\n")
+    state_dir = str(Path(lay.secret).parent)
+    fs.mkdir(state_dir, owner="maas:maas" if profile.install == "deb" else "root")
+    fs.write(lay.secret, region["secret"], owner=lay.state_owner, mode=0o640)
+    fs.write(lay.maas_id, secrets.token_hex(3), owner=lay.state_owner, mode=0o640)
+    if "region" in roles:
+        db = region["database"]
+        fs.write(lay.regiond_conf, "".join(f"{k}: {v}\n" for k, v in sorted({
+            "maas_url": maas_url, "database_host": db["host"], "database_port": db["port"],
+            "database_name": db["name"], "database_user": db["user"], "database_pass": db["password"],
+        }.items())), owner=lay.conf_owner, mode=0o640)
+        for conf in lay.region_trees:
+            fs.write(conf, f"dbc_dbuser='{db['user']}'\ndbc_dbpass='{db['password']}'\n"
+                           f"dbc_dbname='{db['name']}'\ndbc_dbserver='{db['host']}'\n", mode=0o600)
+    if "rack" in roles:
+        fs.write(lay.rackd_conf, f"maas_url:\n- {maas_url}\n", owner=lay.conf_owner, mode=0o640)
+        fs.write(f"{state_dir}/dhcpd.conf", "# Generated by MAAS\nauthoritative;\n", owner="root")
+    if lay.certificates:
+        fs.mkdir(lay.certificates, owner=lay.state_owner, mode=0o750)
+        fs.write(f"{lay.certificates}/cluster.pem", secrets.token_hex(512), owner=lay.state_owner, mode=0o600)
+        fs.write(f"{lay.certificates}/cluster.key", secrets.token_hex(256), owner=lay.state_owner, mode=0o600)
+    for cache in lay.cache_excludes:
+        fs.mkdir(f"{cache}/cache", owner=lay.state_owner)
+        _random_file(fs, f"{cache}/cache/squashfs-{name}", 1 << 20, lay.state_owner, BIG_CACHE_BYTES)
+        fs.symlink(f"{cache}/current", "cache")
+    for images in lay.image_dirs:
+        fs.mkdir(images, owner=lay.state_owner)
+        for i in range(2):
+            _random_file(fs, f"{images}/{secrets.token_hex(16)}", 4 << 20, lay.state_owner)
+    fs.mkdir("/var/log/maas", owner="maas:maas" if profile.install == "deb" else "root")
+
+
+def write_host_env(fs: HostFS, name: str, profile: Profile, roles: frozenset[str], pg_cluster: str) -> None:
+    """/etc/maas-lab/host.env: the facts the stand-ins act on, from the layout table."""
+    lay = profile.layout
+    env = {
+        "LAB_HOST": name, "LAB_INSTALL": profile.install, "LAB_ROLES": " ".join(sorted(roles)),
+        "LAB_UNITS": " ".join(lay.units(roles)), "LAB_MAAS_VERSION": profile.version,
+        "LAB_SNAP_REVISION": profile.snap_revision, "LAB_SNAP_CHANNEL": profile.snap_channel,
+        "LAB_REGIOND_CONF": lay.regiond_conf, "LAB_RACKD_CONF": lay.rackd_conf,
+        "LAB_SECRET": lay.secret, "LAB_SNAP_MODE": lay.snap_mode or "",
+        "LAB_STATE_OWNER": lay.state_owner, "LAB_CONF_OWNER": lay.conf_owner,
+        "LAB_PG_CLUSTER": pg_cluster,
+    }
+    fs.write("/etc/maas-lab/host.env", "".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
+    fs.mkdir("/etc/maas-lab/fail-start")
+
+
+def remove_tree(root: Path) -> None:
+    """Delete a host's tree (after its namespaces are gone)."""
+    shutil.rmtree(root, ignore_errors=True)
