@@ -1,0 +1,30 @@
+# The two commands a newcomer runs: `make drill` and `make test`.
+# Both install what they need first (apt packages as root, then the venv) and
+# can be run again at any time.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := .stamps
+
+.PHONY: drill test lint lab-down deps
+
+drill: deps
+	$(VENV)/bin/fab drill
+
+test: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+lint: deps
+	$(VENV)/bin/ruff check .
+
+deps: $(STAMPS)/venv
+
+$(STAMPS)/apt: tools/install-system-deps.sh
+	bash tools/install-system-deps.sh
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/venv: $(STAMPS)/apt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@

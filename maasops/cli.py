@@ -1,0 +1,106 @@
+"""What the ``fab`` tasks do, behind the thin fabfile.
+
+``fab task -H a,b,c`` calls a task once per host, serially. maasops tasks that
+act on a fleet therefore only *enlist* each host in that call, and a post-task
+(run once, after the last host) runs the whole fleet in parallel, as one
+operation with one table. Without ``-H`` the fleet comes from ``--inventory``
+or, failing that, from the lab in ``--lab-dir``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fabric import Connection
+from invoke import Context, Exit, Task
+
+from maasops import fleet, inventory, probe, report
+from maasops.remote import RemoteError
+
+FLEET_KEY = "maasops_fleet"
+DEFAULT_LAB_DIR = ".lab"
+
+
+@dataclass
+class FleetRequest:
+    """One fleet command as the user typed it: -H hosts (if any) and the task's options."""
+
+    connections: list[Connection] = field(default_factory=list)
+    options: dict = field(default_factory=dict)
+
+
+def enlist(c: Context, task: str, **options) -> None:
+    """Record this call's host (a ``-H`` Connection) and options for ``task``'s fleet run."""
+    store = c.config.get(FLEET_KEY) or {}
+    req = store.setdefault(task, FleetRequest(options=options))
+    if isinstance(c, Connection):
+        req.connections.append(c)
+    c.config[FLEET_KEY] = store
+
+
+def fleet_task(task: str, body: Callable[[Context, FleetRequest], None]) -> Task:
+    """The post-task that runs ``body`` once over everything ``task`` enlisted."""
+    def run_fleet(c: Context) -> None:
+        store = c.config.get(FLEET_KEY) or {}
+        req = store.pop(task, FleetRequest())
+        c.config[FLEET_KEY] = store
+        body(c, req)
+    run_fleet.__name__ = f"{task}_fleet"
+    return Task(run_fleet, name=f"{task}-fleet")
+
+
+def targets(c: Context, req: FleetRequest) -> tuple[str, list[fleet.Target]]:
+    """The deployment name and targets of a request: -H hosts, else --inventory, else the lab."""
+    opts = req.options
+    accept = bool(opts.get("accept_new_host_keys"))
+    if req.connections:
+        return opts.get("deployment") or "default", fleet.from_connections(req.connections, accept)
+    inv = opts.get("inventory")
+    if not inv:
+        lab_inv = Path(opts.get("lab_dir") or DEFAULT_LAB_DIR) / "inventory.yaml"
+        if not lab_inv.exists():
+            raise Exit("No hosts: give -H host1,host2, --inventory FILE, or bring the lab up "
+                       "(fab lab.up).", code=2)
+        inv = lab_inv
+    try:
+        dep = inventory.load(inv)
+    except inventory.InventoryError as exc:
+        raise Exit(str(exc), code=2) from None
+    return opts.get("deployment") or dep.name, fleet.from_deployment(dep, c.config, accept)
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a failure in a table cell."""
+    return str(exc) if isinstance(exc, RemoteError) else f"{type(exc).__name__}: {exc}"
+
+
+def probe_rows(results: dict[str, probe.HostFacts | BaseException]) -> list[dict]:
+    """Table rows for probe results."""
+    rows = []
+    for name, facts in results.items():
+        if isinstance(facts, BaseException):
+            rows.append({"host": name, "install": "", "version": "", "roles": "", "database": "",
+                         "units active": "", "free /var": "", "error": error_text(facts)})
+            continue
+        db = facts.database
+        active = [u for u, s in facts.unit_states.items() if s == "active"]
+        rows.append({
+            "host": name, "install": facts.install or "none", "version": facts.short_version,
+            "roles": "+".join(facts.roles) or "-",
+            "database": f"{db.location}:{db.host}" if db else "-",
+            "units active": f"{len(active)}/{len(facts.unit_states)}",
+            "free /var": f"{facts.free_mib.get('/var', 0)} MiB",
+            "error": "vault in use" if facts.vault else "",
+        })
+    return rows
+
+
+def run_probe(c: Context, req: FleetRequest) -> None:
+    """Probe every target in parallel and print a table; exit 1 when any host failed."""
+    _, tgts = targets(c, req)
+    results = fleet.each(tgts, lambda t: probe.probe(t.connection), int(req.options.get("parallel") or 8))
+    print(report.table(probe_rows(results)))
+    if any(isinstance(r, BaseException) for r in results.values()):
+        raise Exit(code=1)

@@ -1,0 +1,59 @@
+"""A fleet: the controllers one command acts on, reached in parallel.
+
+Targets come from ``fab -H`` (Fabric's own per-host Connections), from an
+inventory, or from a lab's inventory. Work runs per host in a bounded thread
+pool; one host failing never stops the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from fabric import Config, Connection
+
+from maasops import connect
+from maasops.inventory import Deployment, InventoryHost
+
+T = TypeVar("T")
+
+
+@dataclass
+class Target:
+    """One host to act on: its name, its (unopened, strict) Connection, what the inventory says."""
+
+    name: str
+    connection: Connection
+    declared: InventoryHost | None = None
+
+
+def from_connections(conns: list[Connection], accept_new_host_keys: bool = False) -> list[Target]:
+    """Targets from Connections Fabric built for ``-H``, made strict about host keys."""
+    return [Target(c.original_host, connect.make_strict(c, accept_new_host_keys)) for c in conns]
+
+
+def from_deployment(deployment: Deployment, config: Config, accept_new_host_keys: bool = False) -> list[Target]:
+    """Targets for every host of an inventory, each with its own user/port/gateway/sudo password."""
+    if deployment.ssh_config:
+        config = connect.with_ssh_config(config, deployment.ssh_config)
+    targets = []
+    for h in deployment.hosts:
+        password = h.sudo_password_file.read_text().strip() if h.sudo_password_file else None
+        c = connect.connection(h.address, config, user=h.user, port=h.port, gateway=h.gateway,
+                               sudo_password=password, accept_new_host_keys=accept_new_host_keys)
+        c.original_host = h.name
+        targets.append(Target(h.name, c, h))
+    return targets
+
+
+def each(targets: list[Target], fn: Callable[[Target], T], parallel: int = 8) -> dict[str, T | BaseException]:
+    """Run ``fn`` for every target, at most ``parallel`` at once; exceptions are returned, not raised."""
+    def guarded(t: Target) -> T | BaseException:
+        try:
+            return fn(t)
+        except Exception as exc:  # one host's failure is that host's result
+            return exc
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        return dict(zip([t.name for t in targets], pool.map(guarded, targets)))

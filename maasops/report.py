@@ -1,0 +1,26 @@
+"""Tables for people: every command ends with one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from tabulate import tabulate
+
+
+def table(rows: Iterable[Mapping[str, object]]) -> str:
+    """A plain-text table whose columns are the rows' keys, in order."""
+    rows = list(rows)
+    if not rows:
+        return "(nothing)"
+    return tabulate([["" if v is None else v for v in r.values()] for r in rows],
+                    headers=list(rows[0].keys()), tablefmt="simple",
+                    disable_numparse=True)
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
