@@ -56,4 +56,4 @@ def each(targets: list[Target], fn: Callable[[Target], T], parallel: int = 8) ->
         except Exception as exc:  # one host's failure is that host's result
             return exc
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return dict(zip([t.name for t in targets], pool.map(guarded, targets)))
+        return dict(zip([t.name for t in targets], pool.map(guarded, targets), strict=True))

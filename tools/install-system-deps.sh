@@ -13,10 +13,4 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The lab runs one PostgreSQL per region host; the machine's own cluster is not needed.
-if command -v pg_lsclusters >/dev/null; then
-    pg_lsclusters -h | while read -r ver name _ status _; do
-        [ "$status" = online ] && pg_ctlcluster "$ver" "$name" stop || true
-    done
-fi
 echo "system packages: ok"

@@ -240,7 +240,7 @@ def write_maas(fs: HostFS, name: str, profile: Profile, roles: frozenset[str], r
         fs.symlink(f"{cache}/current", "cache")
     for images in lay.image_dirs:
         fs.mkdir(images, owner=lay.state_owner)
-        for i in range(2):
+        for _ in range(2):
             _random_file(fs, f"{images}/{secrets.token_hex(16)}", 4 << 20, lay.state_owner)
     fs.mkdir("/var/log/maas", owner="maas:maas" if profile.install == "deb" else "root")
 

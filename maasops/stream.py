@@ -1,0 +1,90 @@
+"""Move bytes between a remote command and a local file over a raw SSH channel.
+
+Fabric's ``run()`` decodes and buffers output as text, so data never travels
+through it. Here a command's stdout is read in blocks straight into a local
+file (sha256 computed on the fly, never more than one block in memory), the
+file is written as ``NAME.partial`` with mode 0600 and renamed only when the
+command succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabric import Connection
+
+from maasops.remote import RemoteError, connect_error, host_label
+
+BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """What arrived: size in bytes and sha256 of the bytes as written locally."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+def sudo_prefix(c: Connection, user: str = "root") -> tuple[str, bytes]:
+    """The sudo prefix for a raw channel, and what to send first on its stdin (the password, if any)."""
+    password = c.config.sudo.password
+    if password:
+        return f"sudo -S -p '' -u {shlex.quote(user)} -- ", f"{password}\n".encode()
+    return f"sudo -n -u {shlex.quote(user)} -- ", b""
+
+
+def private_open(path: Path) -> int:
+    """Open ``path`` for writing, created 0600, truncated."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+
+def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: str | None = None,
+             progress: Callable[[int], None] | None = None) -> Streamed:
+    """Run ``command`` on the host and stream its stdout into ``dest`` (0600, via dest.partial)."""
+    stdin = b""
+    full = f"sh -c {shlex.quote(command)}"
+    if sudo_user:
+        prefix, stdin = sudo_prefix(c, sudo_user)
+        full = prefix + full
+    try:
+        c.open()
+        chan = c.client.get_transport().open_session()
+    except (OSError, Exception) as exc:  # paramiko raises a zoo of exceptions on connect
+        raise connect_error(c, step, exc) from None
+    partial = dest.with_name(dest.name + ".partial")
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        chan.exec_command(full)
+        if stdin:
+            chan.sendall(stdin)
+        chan.shutdown_write()
+        with os.fdopen(private_open(partial), "wb") as out:
+            while True:
+                data = chan.recv(BLOCK)
+                if not data:
+                    break
+                digest.update(data)
+                out.write(data)
+                size += len(data)
+                if progress:
+                    progress(size)
+        status = chan.recv_exit_status()
+        err = b""
+        while chan.recv_stderr_ready():
+            err += chan.recv_stderr(BLOCK)
+    finally:
+        chan.close()
+    if status != 0:
+        partial.unlink(missing_ok=True)
+        lines = err.decode(errors="replace").strip().splitlines() or [f"exit {status}"]
+        raise RemoteError(host_label(c), step, " / ".join(lines[-3:]) + f" (exit {status})")
+    partial.rename(dest)
+    return Streamed(dest, size, digest.hexdigest())
