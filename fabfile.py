@@ -26,6 +26,47 @@ def probe(c, inventory=None, lab_dir=None, parallel=8, accept_new_host_keys=Fals
                accept_new_host_keys=accept_new_host_keys, deployment=deployment)
 
 
+BACKUP_HELP = {
+    **FLEET_HELP,
+    "backup-dir": "where backup sets are written: <dir>/<deployment>/<UTC time>/<host>/ (default ./backups)",
+    "dry-run": "print every remote command per host and stop; nothing is touched",
+    "stop-postgresql": "stop PostgreSQL on the database host while config is archived, as the MAAS doc does "
+                       "(default: yes; --no-stop-postgresql keeps it up). The dump is taken before, live.",
+    "exclude-images": "MAAS 3.5+: leave image-storage out (there it is not a cache: custom images live only there)",
+    "db-only-maas": "dump only the MAAS database (pg_dump) even on a dedicated PostgreSQL server",
+    "allow-vault": "back up although Vault holds MAAS secrets; the set records that they are missing",
+    "compress": "gzip (default) or none, for the dump and the archive",
+}
+
+
+@task(help=BACKUP_HELP, post=[cli.fleet_task("backup", cli.run_backup)])
+def backup(c, inventory=None, lab_dir=None, backup_dir="backups", parallel=8, dry_run=False,
+           stop_postgresql=True, exclude_images=False, db_only_maas=False, allow_vault=False, compress="gzip",
+           accept_new_host_keys=False, deployment=None):
+    """2. Back up every controller: DB dump (live), stop units, archive config, start units."""
+    cli.enlist(c, "backup",
+        inventory=inventory, lab_dir=lab_dir, backup_dir=backup_dir, parallel=parallel, dry_run=dry_run,
+        stop_postgresql=stop_postgresql, exclude_images=exclude_images, db_only_maas=db_only_maas,
+        allow_vault=allow_vault, compress=compress, accept_new_host_keys=accept_new_host_keys,
+        deployment=deployment)
+
+
+PLAN_HELP = {**{k: v for k, v in BACKUP_HELP.items() if k != "dry-run"}, "what": "the operation to plan: backup"}
+
+
+@task(help=PLAN_HELP, positional=["what"],
+      post=[cli.fleet_task("plan", cli.run_plan)])
+def plan(c, what, inventory=None, lab_dir=None, backup_dir="backups", parallel=8, stop_postgresql=True,
+         exclude_images=False, db_only_maas=False, allow_vault=False, compress="gzip", accept_new_host_keys=False,
+         deployment=None):
+    """0. Print every remote command an operation would run, per host (`fab plan backup -H ...`)."""
+    cli.enlist(c, "plan",
+        what=what, inventory=inventory, lab_dir=lab_dir, backup_dir=backup_dir, parallel=parallel,
+        stop_postgresql=stop_postgresql, exclude_images=exclude_images, db_only_maas=db_only_maas,
+        allow_vault=allow_vault, compress=compress, accept_new_host_keys=accept_new_host_keys,
+        deployment=deployment)
+
+
 @task(help={"lab-dir": "where the rehearsal lab lives (default .lab-drill)",
             "keep": "leave the lab up afterwards"})
 def drill(c, lab_dir=".lab-drill", keep=False):
@@ -33,5 +74,5 @@ def drill(c, lab_dir=".lab-drill", keep=False):
     lab_tasks.drill(lab_dir=lab_dir, keep=keep)
 
 
-ns = Collection(probe, drill)
+ns = Collection(plan, probe, backup, drill)
 ns.add_collection(lab_tasks.ns, name="lab")

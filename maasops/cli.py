@@ -16,7 +16,7 @@ from pathlib import Path
 from fabric import Connection
 from invoke import Context, Exit, Task
 
-from maasops import fleet, inventory, probe, report
+from maasops import backup, fleet, inventory, plan, probe, report
 from maasops.remote import RemoteError
 
 FLEET_KEY = "maasops_fleet"
@@ -104,3 +104,32 @@ def run_probe(c: Context, req: FleetRequest) -> None:
     print(report.table(probe_rows(results)))
     if any(isinstance(r, BaseException) for r in results.values()):
         raise Exit(code=1)
+
+
+def _backup_options(opts: dict) -> plan.BackupOptions:
+    compress = opts.get("compress") or "gzip"
+    if compress not in plan.COMPRESSORS:
+        raise Exit(f"--compress must be one of {', '.join(plan.COMPRESSORS)}", code=2)
+    return plan.BackupOptions(stop_postgresql=bool(opts.get("stop_postgresql", True)),
+                              exclude_images=bool(opts.get("exclude_images")),
+                              db_only_maas=bool(opts.get("db_only_maas")),
+                              allow_vault=bool(opts.get("allow_vault")), compress=compress)
+
+
+def run_backup(c: Context, req: FleetRequest, dry_run: bool | None = None) -> None:
+    """Back up every target (or print the plan); exit non-zero when any host failed."""
+    opts = req.options
+    name, tgts = targets(c, req)
+    code = backup.run(tgts, name, Path(opts.get("backup_dir") or "backups"), _backup_options(opts),
+                      parallel=int(opts.get("parallel") or 8),
+                      dry_run=bool(opts.get("dry_run")) if dry_run is None else dry_run)
+    if code:
+        raise Exit(code=code)
+
+
+def run_plan(c: Context, req: FleetRequest) -> None:
+    """Print the plan of ``what`` (backup) for every target; touches nothing."""
+    what = req.options.get("what")
+    if what != "backup":
+        raise Exit(f"fab plan: unknown operation {what!r} (known: backup)", code=2)
+    run_backup(c, req, dry_run=True)

@@ -49,6 +49,7 @@ class HostFacts:
     free_mib: dict[str, int] = field(default_factory=dict)
     tools: tuple[str, ...] = ()
     unit_states: dict[str, str] = field(default_factory=dict)
+    present: tuple[str, ...] = ()  # layout paths (trees, caches, images) that exist on the host
 
     @property
     def layout(self) -> layouts.Layout:
@@ -122,16 +123,20 @@ def probe(c: Connection) -> HostFacts:
         f"echo snap_mode=$(cat {q(lay.snap_mode or '/nonexistent')})",
         f"[ -e {q(layouts.SNAP_DATA)} ] && echo snap_data=$(readlink -f {q(layouts.SNAP_DATA)})",
         f"for u in {' '.join(q(u) for u in units)}; do echo unit:$u=$({layouts.SYSTEMCTL} is-active $u); done",
+        f"for p in {' '.join(q(p) for p in _layout_paths(lay))}; do [ -e $p ] && echo present=$p; done",
         "true",
     ])
     facts: dict[str, str] = {}
     states: dict[str, str] = {}
+    present: list[str] = []
     for line in run(c, script, "probe: layout", sudo=True).stdout.splitlines():
         key, sep, value = line.partition("=")
         if not sep:
             continue
         if key.startswith("unit:"):
             states[key[5:]] = value
+        elif key == "present":
+            present.append(value)
         else:
             facts.setdefault(key, value.strip().strip("'\""))
     if install == "snap":
@@ -142,7 +147,11 @@ def probe(c: Connection) -> HostFacts:
     return HostFacts(
         host, install, version, roles, revision, facts.get("snap_mode"), facts.get("snap_data"),
         facts.get("maas_url") or facts.get("rack_url"), database, bool(facts.get("vault_url")),
-        free, tools, states)
+        free, tools, states, tuple(present))
+
+
+def _layout_paths(lay: layouts.Layout) -> tuple[str, ...]:
+    return lay.trees + lay.region_trees + lay.cache_excludes + lay.image_dirs
 
 
 def _database_facts(c: Connection, facts: dict[str, str]) -> DatabaseFacts:

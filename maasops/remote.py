@@ -30,9 +30,10 @@ def host_label(c: Connection) -> str:
     return getattr(c, "original_host", None) or c.host
 
 
-def sh_c(command: str) -> str:
-    """``command`` as one argument to ``sh -c``, so sudo and umask cover all of it."""
-    return f"sh -c {shlex.quote(command)}"
+def shell(command: str) -> str:
+    """``command`` as one argument to bash with pipefail, so sudo covers all of it and a
+    failure anywhere in a pipeline fails the whole command."""
+    return f"bash -o pipefail -c {shlex.quote(command)}"
 
 
 def run(c: Connection, command: str, step: str, *, sudo: bool = False, user: str | None = None,
@@ -41,7 +42,7 @@ def run(c: Connection, command: str, step: str, *, sudo: bool = False, user: str
     kwargs = dict(hide=True, warn=True, in_stream=False, timeout=timeout)
     try:
         if sudo or user:
-            result = c.sudo(sh_c(command), user=user or "root", **kwargs)
+            result = c.sudo(shell(command), user=user or "root", **kwargs)
         else:
             result = c.run(command, **kwargs)
     except AuthFailure:

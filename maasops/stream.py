@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fabric import Connection
 
-from maasops.remote import RemoteError, connect_error, host_label
+from maasops.remote import RemoteError, connect_error, host_label, shell
 
 BLOCK = 1 << 20
 
@@ -49,7 +49,7 @@ def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: s
              progress: Callable[[int], None] | None = None) -> Streamed:
     """Run ``command`` on the host and stream its stdout into ``dest`` (0600, via dest.partial)."""
     stdin = b""
-    full = f"sh -c {shlex.quote(command)}"
+    full = shell(command)
     if sudo_user:
         prefix, stdin = sudo_prefix(c, sudo_user)
         full = prefix + full

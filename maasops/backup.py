@@ -1,0 +1,178 @@
+"""``fab backup``: probe, plan, run every host in parallel, verify, write the set, report.
+
+One host failing never stops the others; the set is renamed from ``.partial``
+only when every host's files arrived and matched their checksums. Ctrl-C and
+SIGTERM cancel the run: each host's pending undos (starting its units again)
+run before maasops exits.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from maasops import __version__, backupset, fleet, plan, probe, report, runner
+from maasops.remote import RemoteError
+
+STOP_STEPS = ("stop MAAS units", "stop postgresql")
+START_STEPS = ("start MAAS units", "start postgresql", "undo stop MAAS units", "undo stop postgresql")
+
+
+@dataclass
+class HostResult:
+    """A host's line in the final table."""
+
+    host: str
+    status: str
+    size: int = 0
+    duration: float = 0.0
+    downtime: float | None = None
+    error: str = ""
+    manual: list[str] = field(default_factory=list)
+
+
+def downtime(outcome: runner.HostOutcome) -> tuple[float, float] | None:
+    """(first stop, last start) times of a host's run, or None when nothing was stopped."""
+    stops = [r.started for r in outcome.records if r.name in STOP_STEPS]
+    starts = [r.ended for r in outcome.records if r.name in START_STEPS]
+    if not stops:
+        return None
+    return min(stops), max(starts) if starts else time.time()
+
+
+def _host_manifest(hp: plan.HostPlan, outcome: runner.HostOutcome, host_dir: Path, target: fleet.Target,
+                   window: tuple[float, float] | None) -> dict:
+    """Verify what arrived against the streamed checksums and describe it; raise RemoteError if it does not match."""
+    facts = hp.facts
+    meta = hp.meta
+    compress = meta["compress"]
+    manifest: dict = {
+        "tool": "maasops", "tool_version": __version__, "host": hp.host, "address": target.connection.host,
+        "install": facts.install, "maas_version": facts.version, "layout": meta["layout"],
+        "roles": list(facts.roles), "snap_revision": facts.snap_revision, "snap_data": facts.snap_data,
+        "snap_mode": facts.snap_mode, "maas_url": facts.maas_url,
+        "database": facts.database.__dict__ if facts.database else None, "vault": facts.vault,
+        "notes": list(hp.notes),
+    }
+    arch = meta["archive"]
+    rec = outcome.record("archive config trees")
+    files, sha, size = backupset.archive_listing(host_dir / arch["file"], compress)
+    if sha != rec.fetched.sha256 or size != rec.fetched.size:
+        raise RemoteError(hp.host, "verify archive", "archive on disk differs from what was received",
+                          "check the laptop's disk, then run the backup again")
+    manifest["archive"] = {**arch, "compression": compress, "size": size, "sha256": sha, "files": files}
+    if "dump" in meta:
+        d = meta["dump"]
+        rec = next(r for r in outcome.records if r.fetched and r.fetched.path.name == d["file"])
+        last, sha, size = backupset.dump_tail(host_dir / d["file"], compress)
+        if sha != rec.fetched.sha256 or size != rec.fetched.size:
+            raise RemoteError(hp.host, "verify dump", "dump on disk differs from what was received",
+                              "check the laptop's disk, then run the backup again")
+        if last != backupset.completion_line(d["kind"]):
+            raise RemoteError(hp.host, "verify dump", f"dump is incomplete (last line {last[:60]!r})",
+                              "check the database server's log and disk, then run the backup again")
+        manifest["dump"] = {**d, "compression": compress, "size": size, "sha256": sha, "last_line": last}
+    sessions = outcome.record("count other database sessions")
+    if sessions:
+        manifest["other_db_sessions"] = sessions.output
+    if window:
+        manifest["downtime"] = {"units": meta.get("units", []), "stopped_at": window[0],
+                                "started_at": window[1], "seconds": round(window[1] - window[0], 3)}
+    return manifest
+
+
+def _run_host(target: fleet.Target, hp: plan.HostPlan, set_dir: Path, cancel: threading.Event,
+              say: Callable[[str], None]) -> tuple[HostResult, dict | None]:
+    started = time.time()
+    host_dir = backupset.private_dir(set_dir / hp.host)
+    outcome = runner.run_plan(target.connection, hp, host_dir, cancel, say)
+    window = downtime(outcome)
+    result = HostResult(hp.host, "ok", duration=time.time() - started,
+                        downtime=window[1] - window[0] if window else None, manual=outcome.undo_failures)
+    manifest = None
+    if outcome.error:
+        result.status, result.error = "FAILED", str(outcome.error)
+    elif outcome.cancelled:
+        result.status, result.error = "INTERRUPTED", "cancelled by the user; units started again"
+    else:
+        try:
+            manifest = _host_manifest(hp, outcome, host_dir, target, window)
+            backupset.write_json(host_dir / backupset.MANIFEST, manifest)
+            result.size = sum(p.stat().st_size for p in host_dir.iterdir())
+        except RemoteError as exc:
+            result.status, result.error = "FAILED", str(exc)
+    if outcome.undo_failures:
+        result.status = "SERVICES DOWN"
+        result.error = (result.error + "; " if result.error else "") + "could not start units again"
+    return result, manifest
+
+
+def run(targets: list[fleet.Target], deployment: str, backup_dir: Path, options: plan.BackupOptions,
+        parallel: int = 8, dry_run: bool = False, say: Callable[[str], None] = print) -> int:
+    """Back up every target into one set; print the plan (dry run) or a table. Returns the exit code."""
+    probed = fleet.each(targets, lambda t: probe.probe(t.connection), parallel)
+    facts = {n: f for n, f in probed.items() if isinstance(f, probe.HostFacts)}
+    owners = plan.dump_owners(facts, {t.name: t.connection.host for t in targets})
+    plans = {n: plan.backup_plan(f, owners.get(n), options) for n, f in facts.items()}
+    results = {n: HostResult(n, "UNREACHABLE", error=str(e)) for n, e in probed.items()
+               if not isinstance(e, probe.HostFacts)}
+    results.update({n: HostResult(n, "REFUSED", error=p.error) for n, p in plans.items() if p.error})
+    if dry_run:
+        say(plan.render([plans[n] for n in plans]))
+        for r in results.values():
+            if r.status == "UNREACHABLE":
+                say(f"== {r.host}\n   UNREACHABLE: {r.error}")
+        return 1 if results else 0
+    runnable = [(t, plans[t.name]) for t in targets if t.name in plans and not plans[t.name].error]
+    set_dir = backupset.new_set(backup_dir, deployment)
+    cancel = threading.Event()
+    manifests: dict[str, dict] = {}
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupted = False
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            futures = {pool.submit(_run_host, t, hp, set_dir, cancel, say): t.name for t, hp in runnable}
+            pending = set(futures)
+            while pending:
+                try:
+                    _, pending = wait(pending, timeout=0.5)
+                except KeyboardInterrupt:
+                    interrupted = True
+                    cancel.set()
+                    say("interrupted: starting stopped units again before exiting ...")
+            for fut, name in futures.items():
+                results[name], manifest = fut.result()
+                if manifest:
+                    manifests[name] = manifest
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    ok = not interrupted and all(r.status == "ok" for r in results.values()) and bool(results)
+    set_manifest = {
+        "tool": "maasops", "tool_version": __version__, "deployment": deployment,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "complete": ok,
+        "options": options.__dict__, "dump_owners": owners,
+        "hosts": {n: {"status": r.status, "error": r.error} for n, r in sorted(results.items())},
+    }
+    backupset.write_json(set_dir / backupset.MANIFEST, set_manifest)
+    final = backupset.complete(set_dir) if ok else set_dir
+    _print_report(results, final, ok, say)
+    return 130 if interrupted else 0 if ok else 1
+
+
+def _print_report(results: dict[str, HostResult], set_dir: Path, ok: bool, say: Callable[[str], None]) -> None:
+    for r in results.values():
+        for cmd in r.manual:
+            say(f"!!! {r.host}: MAAS units were NOT started again. Run on {r.host} by hand: sudo {cmd}")
+    rows = [{"host": r.host, "status": r.status, "size": report.human_bytes(r.size) if r.size else "",
+             "duration": f"{r.duration:.1f}s" if r.duration else "",
+             "downtime": f"{r.downtime:.1f}s" if r.downtime is not None else "",
+             "error": r.error} for r in sorted(results.values(), key=lambda r: r.host)]
+    say(report.table(rows))
+    say(f"\nbackup set: {set_dir}" + ("" if ok else "  (INCOMPLETE: kept as .partial)"))
+    sys.stdout.flush()

@@ -1,0 +1,146 @@
+"""The backup set on the laptop: directories, manifests, archive listings, checksums.
+
+``<backup-dir>/<deployment>/<UTC timestamp>/<host>/`` holds a host's archive,
+dump and manifest.json; the set's manifest.json sits beside the host dirs.
+Directories are 0700 and files 0600. A set is written as ``<timestamp>.partial``
+and renamed only when every host's checksums matched, so a broken run never
+looks complete.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+import time
+from pathlib import Path
+
+from maasops import layouts
+
+PARTIAL = ".partial"
+MANIFEST = "manifest.json"
+CHUNK = 1 << 20
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and any missing parents with mode 0700."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o700)
+        d.chmod(0o700)
+    return path
+
+
+def new_set(backup_dir: Path, deployment: str) -> Path:
+    """A fresh ``<backup-dir>/<deployment>/<UTC timestamp>.partial`` directory."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    base = private_dir(backup_dir / deployment)
+    path = base / (stamp + PARTIAL)
+    n = 1
+    while path.exists() or (base / stamp).exists():
+        n += 1
+        path = base / f"{stamp}-{n}{PARTIAL}"
+    return private_dir(path)
+
+
+def complete(set_dir: Path) -> Path:
+    """Rename a finished ``.partial`` set to its final name."""
+    final = set_dir.with_name(set_dir.name[: -len(PARTIAL)])
+    set_dir.rename(final)
+    return final
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write a JSON file, 0600, atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+    tmp.rename(path)
+
+
+class HashingReader(io.RawIOBase):
+    """A file wrapper that sha256-hashes every byte read through it."""
+
+    def __init__(self, f):
+        self.f = f
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        """Always true."""
+        return True
+
+    def readinto(self, b) -> int:
+        """Read into ``b``, hashing what was read."""
+        data = self.f.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.digest.update(data)
+        self.size += n
+        return n
+
+
+def _open_compressed(raw, compress: str):
+    return gzip.GzipFile(fileobj=raw, mode="rb") if compress == "gzip" else raw
+
+
+def archive_listing(path: Path, compress: str) -> tuple[list[dict], str, int]:
+    """Every member of a config archive (path, type, size, mode, owner, sha256), streamed once.
+
+    Returns the listing and the sha256 and size of the archive file as stored.
+    """
+    files = []
+    with open(path, "rb") as f:
+        raw = HashingReader(f)
+        buffered = io.BufferedReader(raw, CHUNK)
+        with tarfile.open(fileobj=_open_compressed(buffered, compress), mode="r|") as tar:
+            for m in tar:
+                entry = {"path": "/" + m.name, "type": _kind(m), "mode": f"{m.mode:04o}", "uid": m.uid,
+                         "gid": m.gid, "user": m.uname, "group": m.gname}
+                if m.isfile():
+                    digest = hashlib.sha256()
+                    src = tar.extractfile(m)
+                    while chunk := src.read(CHUNK):
+                        digest.update(chunk)
+                    entry.update(size=m.size, sha256=digest.hexdigest())
+                elif m.issym() or m.islnk():
+                    entry["link"] = m.linkname
+                files.append(entry)
+        while buffered.read(CHUNK):
+            pass
+    return files, raw.digest.hexdigest(), raw.size
+
+
+def _kind(m: tarfile.TarInfo) -> str:
+    return "file" if m.isfile() else "dir" if m.isdir() else "symlink" if m.issym() else \
+        "hardlink" if m.islnk() else "other"
+
+
+def dump_tail(path: Path, compress: str) -> tuple[str, str, int]:
+    """The last meaningful line of a dump, and the sha256 and size of the file, streamed once."""
+    with open(path, "rb") as f:
+        raw = HashingReader(f)
+        buffered = io.BufferedReader(raw, CHUNK)
+        src = _open_compressed(buffered, compress)
+        tail = b""
+        while chunk := src.read(CHUNK):
+            tail = (tail + chunk)[-4096:]
+        while buffered.read(CHUNK):
+            pass
+    # pg_dump frames its closing comment with "--" lines: skip those and blanks.
+    lines = [ln for ln in tail.decode(errors="replace").splitlines() if ln.strip() not in ("", "--")]
+    return (lines[-1] if lines else ""), raw.digest.hexdigest(), raw.size
+
+
+def completion_line(kind: str) -> str:
+    """The last line a complete dump of ``kind`` (pg_dumpall or pg_dump) ends with."""
+    return layouts.DUMPALL_COMPLETE_LINE if kind == "pg_dumpall" else layouts.DUMP_COMPLETE_LINE
