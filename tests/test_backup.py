@@ -1,0 +1,174 @@
+"""`fab backup` against the lab: real sshd, sudo, PostgreSQL; every profile; faults."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from maasops import dbcheck, layouts
+from maasops.lab import lab as lab_mod
+from maasops.lab.profiles import PROFILES
+
+pytestmark = pytest.mark.lab
+ROOT = Path(__file__).resolve().parent.parent
+FAB = str(Path(sys.executable).parent / "fab")
+PROFILE = "deb-3.5,region2=snap-3.5,rack1=deb-2.9,rack2=snap-2.9,rack3=snap-3.4,rack4=snap-3.5"
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """region1 deb 3.5 region+rack (DB), region2 snap 3.5, racks deb 2.9, snap 2.9/3.4/3.5; via bastion."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    d = tmp_path_factory.mktemp("fleet") / "lab"
+    the_lab = lab_mod.up(d, regions=2, racks=4, profile=PROFILE, db_mb=2, combined=True)
+    yield the_lab
+    lab_mod.down(d)
+
+
+def fab(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([FAB, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def sets(backup_dir: Path, deployment: str = "lab") -> list[Path]:
+    d = backup_dir / deployment
+    return sorted(d.iterdir()) if d.exists() else []
+
+
+def unit_states(the_lab: lab_mod.Lab) -> dict[str, str]:
+    out = {}
+    for h in the_lab.hosts:
+        if h.profile:
+            units = PROFILES[h.profile].layout.units(frozenset(h.roles))
+            r = the_lab.run(h.name, f"systemctl is-active {' '.join(units)}", check=False)
+            out[h.name] = r.stdout
+    return out
+
+
+def host_files(the_lab: lab_mod.Lab, name: str, paths: list[str], excluded: list[str]) -> dict[str, tuple]:
+    """What the host really holds under ``paths``: path -> (type, mode, uid, gid)."""
+    cmd = f"find {' '.join(paths)} -printf '%p %y %m %U %G\\n'"
+    out = {}
+    for line in the_lab.run(name, cmd).stdout.splitlines():
+        p, kind, mode, uid, gid = line.split()
+        if any(p == e or p.startswith(e + "/") for e in excluded):
+            continue
+        out[p] = ({"f": "file", "d": "dir", "l": "symlink"}[kind], int(mode, 8), int(uid), int(gid))
+    return out
+
+
+def test_backup_of_every_profile_holds_exactly_the_layouts_files(fleet, tmp_path):
+    before = unit_states(fleet)
+    r = fab("backup", "--inventory", str(fleet.inventory), "--backup-dir", str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    [set_dir] = sets(tmp_path)
+    assert not set_dir.name.endswith(".partial")
+    assert set_dir.stat().st_mode & 0o777 == 0o700
+    assert unit_states(fleet) == before  # everything that ran runs again
+    for h in fleet.hosts:
+        if not h.profile:
+            continue
+        host_dir = set_dir / h.name
+        manifest = json.loads((host_dir / "manifest.json").read_text())
+        for f in host_dir.iterdir():
+            assert f.stat().st_mode & 0o777 == 0o600, f
+        arch = manifest["archive"]
+        want = host_files(fleet, h.name, arch["actual_trees"], arch["excluded"])
+        with tarfile.open(host_dir / arch["file"], "r:gz") as tar:
+            got = {"/" + m.name: ("file" if m.isfile() else "dir" if m.isdir() else "symlink", m.mode, m.uid, m.gid)
+                   for m in tar}
+        assert got == want, h.name
+        lay = PROFILES[h.profile].layout
+        assert all(not p.startswith(tuple(arch["excluded"]) or ("\0",)) for p in got)
+        for cache in lay.cache_excludes:
+            assert not any(p.startswith(cache.replace(layouts.SNAP_DATA, manifest["snap_data"] or "")) for p in got)
+        assert any(p.endswith("/secret") for p in got), h.name
+        assert manifest["downtime"]["seconds"] >= 0
+    region = json.loads((set_dir / "region1" / "manifest.json").read_text())
+    assert region["dump"]["last_line"] == layouts.DUMPALL_COMPLETE_LINE
+    assert "dump" not in json.loads((set_dir / "region2" / "manifest.json").read_text())  # shared DB: once
+    assert "ok" in r.stdout and "downtime" in r.stdout
+
+
+def test_the_dump_restores_into_a_fresh_postgresql_equal_to_the_source(fleet, tmp_path, scratch_pg):
+    r = fab("backup", "--inventory", str(fleet.inventory), "--backup-dir", str(tmp_path))
+    assert r.returncode == 0, r.stdout
+    dump = sets(tmp_path)[0] / "region1" / "maasdb.sql.gz"
+    psql = ["runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-h", str(scratch_pg)]
+    with gzip.open(dump, "rb") as src:
+        subprocess.run([*psql, "-f", "-", "postgres"], input=src.read(), check=True, capture_output=True, cwd="/")
+    restored = subprocess.run([*psql, "-At", "-d", "maasdb", "-c", dbcheck.FINGERPRINT_SQL], check=True,
+                              capture_output=True, text=True, cwd="/").stdout
+    source = fleet.run("region1", f"runuser -u postgres -- psql -XAt -d maasdb -c \"{dbcheck.FINGERPRINT_SQL}\"").stdout
+    assert dbcheck.parse_fingerprint(restored) == dbcheck.parse_fingerprint(source)
+    assert len(dbcheck.parse_fingerprint(source)) >= 10
+
+
+def test_dry_run_prints_every_command_and_touches_nothing(fleet, tmp_path):
+    log = "cat /var/log/maas-lab/units.log 2>/dev/null; ls -la --time-style=full-iso /etc/maas /var/lib/maas"
+    before = {h.name: fleet.run(h.name, log, check=False).stdout for h in fleet.hosts}
+    r = fab("backup", "--dry-run", "--inventory", str(fleet.inventory), "--backup-dir", str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    for expected in ("pg_dumpall -c", "snap stop maas", "systemctl stop maas-regiond", "== rack4", "tar --create"):
+        assert expected in r.stdout
+    r2 = fab("plan", "backup", "--inventory", str(fleet.inventory))
+    assert r2.returncode == 0 and r2.stdout == r.stdout
+    assert {h.name: fleet.run(h.name, log, check=False).stdout for h in fleet.hosts} == before
+    assert not sets(tmp_path)
+
+
+def test_by_dash_h_one_region_three_racks_through_the_bastion(fleet, tmp_path):
+    r = fab("-S", str(fleet.ssh_config), "-H", "region1,rack1,rack2,rack3", "backup", "--backup-dir", str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    [set_dir] = sets(tmp_path, "default")  # -H runs without --deployment
+    assert sorted(p.name for p in set_dir.iterdir() if p.is_dir()) == ["rack1", "rack2", "rack3", "region1"]
+    assert "| gzip" not in r.stdout and r.stdout.count(" ok ") == 4
+
+
+@pytest.fixture
+def slow_or_failing_gzip(fleet):
+    """Put a gzip on rack3's PATH (under sudo) that we control; remove it afterwards."""
+    def install(script: str) -> None:
+        fleet.run("rack3", "cat > /usr/local/bin/gzip && chmod 755 /usr/local/bin/gzip", input=script)
+    yield install
+    fleet.run("rack3", "rm -f /usr/local/bin/gzip")
+
+
+def test_failure_mid_archive_starts_units_again_and_keeps_set_partial(fleet, tmp_path, slow_or_failing_gzip):
+    slow_or_failing_gzip("#!/bin/sh\nhead -c 1000 >/dev/null\necho 'gzip: stdout: No space left on device' >&2\n"
+                         "exit 1\n")
+    before = unit_states(fleet)
+    r = fab("backup", "--inventory", str(fleet.inventory), "--backup-dir", str(tmp_path))
+    assert r.returncode == 1
+    assert "rack3" in r.stdout and "archive config trees" in r.stdout and "No space left" in r.stdout
+    assert unit_states(fleet) == before
+    [set_dir] = sets(tmp_path)
+    assert set_dir.name.endswith(".partial")
+    assert not list((set_dir / "rack3").glob("*.tar.gz"))  # nothing half-written looks complete
+    assert (set_dir / "region1" / "manifest.json").exists()  # the others went on
+
+
+def test_interrupted_backup_starts_units_again(fleet, tmp_path, slow_or_failing_gzip):
+    slow_or_failing_gzip("#!/bin/sh\nsleep 30\nexec /usr/bin/gzip \"$@\"\n")
+    before = unit_states(fleet)
+    proc = subprocess.Popen([FAB, "backup", "--inventory", str(fleet.inventory), "--backup-dir", str(tmp_path)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while "inactive" not in fleet.run("rack3", "systemctl is-active snap.maas.supervisor", check=False).stdout:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "INTERRUPTED" in out
+    assert unit_states(fleet) == before
+    assert all(s.name.endswith(".partial") for s in sets(tmp_path))
