@@ -68,10 +68,11 @@ def plan(c, what, inventory=None, lab_dir=None, backup_dir="backups", parallel=8
 
 
 @task(help={"lab-dir": "where the rehearsal lab lives (default .lab-drill)",
-            "keep": "leave the lab up afterwards"})
-def drill(c, lab_dir=".lab-drill", keep=False):
-    """9. Rehearse on the local lab: bring it up, probe every host over SSH, tear it down."""
-    lab_tasks.drill(lab_dir=lab_dir, keep=keep)
+            "keep": "leave the lab up afterwards",
+            "backup-dir": "where the rehearsal's backup set is written (default ./backups)"})
+def drill(c, lab_dir=".lab-drill", keep=False, backup_dir="backups"):
+    """9. Rehearse on the local lab: bring it up, probe, back it all up, tear it down."""
+    lab_tasks.drill(lab_dir=lab_dir, keep=keep, backup_dir=backup_dir)
 
 
 ns = Collection(plan, probe, backup, drill)

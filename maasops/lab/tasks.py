@@ -6,13 +6,15 @@ These names and flags are a contract scripts outside the project rely on.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from maasops import connect, fleet, inventory, probe, report
+from maasops import backup, connect, fleet, inventory, probe, report
 from maasops.cli import probe_rows
 from maasops.lab import lab
 from maasops.lab.profiles import PROFILES
+from maasops.plan import BackupOptions
 
 UP_HELP = {
     "regions": "number of region controllers (region1..N; region1 owns the database)",
@@ -70,8 +72,8 @@ def down(c, lab_dir=".lab"):
     print(f"lab in {lab_dir} is down ({len(removed)} hosts removed)")
 
 
-def drill(lab_dir: str, keep: bool) -> None:
-    """Rehearse on a fresh lab: up, probe every controller over SSH, down."""
+def drill(lab_dir: str, keep: bool, backup_dir: str = "backups") -> None:
+    """Rehearse on a fresh lab: up, probe every controller over SSH, back the fleet up, down."""
     the_lab = bring_up(lab_dir, regions=1, racks=2, profile="deb-3.5,rack1=snap-3.4", db_mb=4)
     try:
         dep = inventory.load(the_lab.inventory)
@@ -79,8 +81,11 @@ def drill(lab_dir: str, keep: bool) -> None:
         results = fleet.each(tgts, lambda t: probe.probe(t.connection))
         print("\nprobe over SSH:")
         print(report.table(probe_rows(results)))
-        if any(isinstance(r, BaseException) for r in results.values()):
-            raise Exit("drill: some hosts could not be probed", code=1)
+        print("\nbackup:")
+        tgts = fleet.from_deployment(dep, connect.fabric_config())
+        code = backup.run(tgts, dep.name, Path(backup_dir), BackupOptions())
+        if code:
+            raise Exit("drill: the backup failed", code=code)
     finally:
         if not keep:
             lab.down(lab_dir)

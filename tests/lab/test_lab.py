@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,13 +135,22 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_down_leaves_no_process_mount_or_address(tmp_path):
+def test_fab_lab_up_status_down_leave_no_process_mount_or_address(tmp_path):
     d = tmp_path / "lab2"
-    the_lab = lab_mod.up(d, regions=1, racks=1, profile="snap-3.5", db_mb=1)
+    fab = [str(Path(sys.executable).parent / "fab")]
+    root = Path(__file__).resolve().parents[2]
+    up = subprocess.run([*fab, "lab.up", "--regions", "1", "--racks", "1", "--profile", "snap-3.5", "--db-mb", "1",
+                         "--combined", "--lab-dir", str(d)], cwd=root, capture_output=True, text=True)
+    assert up.returncode == 0, up.stderr
+    assert "region1" in up.stdout and "region+rack" in up.stdout
+    the_lab = lab_mod.Lab.load(d)
+    status = subprocess.run([*fab, "lab.status", "--lab-dir", str(d)], cwd=root, capture_output=True, text=True)
+    assert status.returncode == 0 and status.stdout.count("up") >= 4 and "down" not in status.stdout
     pids = [p for h in the_lab.hosts for p in namespaces.pids_in(h.netns, the_lab.ns_files(h.name)[0])]
     assert pids
     addresses = [h.address for h in the_lab.hosts]
-    lab_mod.down(d)
+    down = subprocess.run([*fab, "lab.down", "--lab-dir", str(d)], cwd=root, capture_output=True, text=True)
+    assert down.returncode == 0, down.stderr
     assert not [p for p in pids if _running(p)]
     assert str(d) not in Path("/proc/self/mountinfo").read_text()
     assert not any(the_lab.lab_id in line for line in
