@@ -16,14 +16,16 @@ FLEET_HELP = {
     "parallel": "hosts worked on at once (default 8)",
     "accept-new-host-keys": "trust and record host keys not yet in known_hosts (default: refuse)",
     "deployment": "deployment name for -H runs (default: the inventory's, or 'default')",
+    "gateway": "jump host for -H runs (user@host:port), like ProxyJump; inventories use defaults.gateway",
 }
 
 
 @task(help=FLEET_HELP, post=[cli.fleet_task("probe", cli.run_probe)])
-def probe(c, inventory=None, lab_dir=None, parallel=8, accept_new_host_keys=False, deployment=None):
+def probe(c, inventory=None, lab_dir=None, parallel=8, accept_new_host_keys=False, deployment=None,
+           gateway=None):
     """1. Look at every controller (read-only): install, version, roles, database, units."""
     cli.enlist(c, "probe", inventory=inventory, lab_dir=lab_dir, parallel=parallel,
-               accept_new_host_keys=accept_new_host_keys, deployment=deployment)
+               accept_new_host_keys=accept_new_host_keys, deployment=deployment, gateway=gateway)
 
 
 BACKUP_HELP = {
@@ -42,13 +44,14 @@ BACKUP_HELP = {
 @task(help=BACKUP_HELP, post=[cli.fleet_task("backup", cli.run_backup)])
 def backup(c, inventory=None, lab_dir=None, backup_dir="backups", parallel=8, dry_run=False,
            stop_postgresql=True, exclude_images=False, db_only_maas=False, allow_vault=False, compress="gzip",
-           accept_new_host_keys=False, deployment=None):
+           accept_new_host_keys=False, deployment=None,
+           gateway=None):
     """2. Back up every controller: DB dump (live), stop units, archive config, start units."""
     cli.enlist(c, "backup",
         inventory=inventory, lab_dir=lab_dir, backup_dir=backup_dir, parallel=parallel, dry_run=dry_run,
         stop_postgresql=stop_postgresql, exclude_images=exclude_images, db_only_maas=db_only_maas,
         allow_vault=allow_vault, compress=compress, accept_new_host_keys=accept_new_host_keys,
-        deployment=deployment)
+        deployment=deployment, gateway=gateway)
 
 
 PLAN_HELP = {**{k: v for k, v in BACKUP_HELP.items() if k != "dry-run"}, "what": "the operation to plan: backup"}
@@ -58,13 +61,13 @@ PLAN_HELP = {**{k: v for k, v in BACKUP_HELP.items() if k != "dry-run"}, "what":
       post=[cli.fleet_task("plan", cli.run_plan)])
 def plan(c, what, inventory=None, lab_dir=None, backup_dir="backups", parallel=8, stop_postgresql=True,
          exclude_images=False, db_only_maas=False, allow_vault=False, compress="gzip", accept_new_host_keys=False,
-         deployment=None):
+         deployment=None, gateway=None):
     """0. Print every remote command an operation would run, per host (`fab plan backup -H ...`)."""
     cli.enlist(c, "plan",
         what=what, inventory=inventory, lab_dir=lab_dir, backup_dir=backup_dir, parallel=parallel,
         stop_postgresql=stop_postgresql, exclude_images=exclude_images, db_only_maas=db_only_maas,
         allow_vault=allow_vault, compress=compress, accept_new_host_keys=accept_new_host_keys,
-        deployment=deployment)
+        deployment=deployment, gateway=gateway)
 
 
 @task(help={"lab-dir": "where the rehearsal lab lives (default .lab-drill)",

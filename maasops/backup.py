@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from maasops import __version__, backupset, fleet, plan, probe, report, runner
@@ -120,6 +120,12 @@ def run(targets: list[fleet.Target], deployment: str, backup_dir: Path, options:
     facts = {n: f for n, f in probed.items() if isinstance(f, probe.HostFacts)}
     owners = plan.dump_owners(facts, {t.name: t.connection.host for t in targets})
     plans = {n: plan.backup_plan(f, owners.get(n), options) for n, f in facts.items()}
+    for t in targets:
+        if t.name in plans:
+            diffs = tuple(probe.differences(t.declared, facts[t.name]))
+            plans[t.name] = replace(plans[t.name], notes=plans[t.name].notes + diffs)
+            for d in diffs:
+                say(f"warning: {t.name}: {d}")
     results = {n: HostResult(n, "UNREACHABLE", error=str(e)) for n, e in probed.items()
                if not isinstance(e, probe.HostFacts)}
     results.update({n: HostResult(n, "REFUSED", error=p.error) for n, p in plans.items() if p.error})

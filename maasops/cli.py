@@ -56,7 +56,8 @@ def targets(c: Context, req: FleetRequest) -> tuple[str, list[fleet.Target]]:
     opts = req.options
     accept = bool(opts.get("accept_new_host_keys"))
     if req.connections:
-        return opts.get("deployment") or "default", fleet.from_connections(req.connections, accept)
+        return opts.get("deployment") or "default", fleet.from_connections(req.connections, accept,
+                                                                           opts.get("gateway"))
     inv = opts.get("inventory")
     if not inv:
         lab_inv = Path(opts.get("lab_dir") or DEFAULT_LAB_DIR) / "inventory.yaml"
@@ -101,6 +102,10 @@ def run_probe(c: Context, req: FleetRequest) -> None:
     """Probe every target in parallel and print a table; exit 1 when any host failed."""
     _, tgts = targets(c, req)
     results = fleet.each(tgts, lambda t: probe.probe(t.connection), int(req.options.get("parallel") or 8))
+    for t in tgts:
+        if isinstance(results[t.name], probe.HostFacts):
+            for d in probe.differences(t.declared, results[t.name]):
+                print(f"warning: {t.name}: {d}")
     print(report.table(probe_rows(results)))
     if any(isinstance(r, BaseException) for r in results.values()):
         raise Exit(code=1)

@@ -29,8 +29,15 @@ class Target:
     declared: InventoryHost | None = None
 
 
-def from_connections(conns: list[Connection], accept_new_host_keys: bool = False) -> list[Target]:
-    """Targets from Connections Fabric built for ``-H``, made strict about host keys."""
+def from_connections(conns: list[Connection], accept_new_host_keys: bool = False,
+                     gateway: str | None = None) -> list[Target]:
+    """Targets from Connections Fabric built for ``-H``, made strict about host keys.
+
+    ``gateway`` (a host as ``fab -H`` takes it) becomes every target's jump host.
+    """
+    if gateway:
+        for c in conns:
+            c.gateway = Connection(gateway, config=c.config)
     return [Target(c.original_host, connect.make_strict(c, accept_new_host_keys)) for c in conns]
 
 

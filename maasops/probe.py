@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from fabric import Connection
 
 from maasops import layouts
+from maasops.inventory import InventoryHost
 from maasops.remote import RemoteError, host_label, run
 
 TOOLS = ("tar", "gzip", "zstd", "pg_dump", "pg_dumpall", "psql", "sha256sum")
@@ -171,3 +172,15 @@ def _database_facts(c: Connection, facts: dict[str, str]) -> DatabaseFacts:
             dedicated = set(out.stdout.split()) <= {name, layouts.PG_SUPERUSER}
     return DatabaseFacts(location, host, int(facts.get("database_port", layouts.DB_PORT_DEFAULT)), name,
                          facts.get("database_user", layouts.DB_USER_DEFAULT), dedicated)
+
+
+def differences(declared: InventoryHost | None, facts: HostFacts) -> list[str]:
+    """Where the inventory's word about a host differs from what the probe found."""
+    if declared is None:
+        return []
+    found = {"install": facts.install, "version": facts.short_version if facts.version else None,
+             "roles": "+".join(facts.roles), "database": facts.database.location if facts.database else None}
+    said = {"install": declared.install, "version": declared.version, "roles": "+".join(declared.roles),
+            "database": declared.database}
+    return [f"inventory says {k}={said[k]}, host has {found[k] or 'none'}"
+            for k in said if said[k] is not None and str(said[k]) != str(found[k])]

@@ -90,3 +90,11 @@ def test_render_shows_every_command_and_refusals():
     text = plan.render([plan.backup_plan(facts(), "local", plan.BackupOptions()),
                         plan.HostPlan("rack9", None, error="no MAAS here")])
     assert "pg_dumpall -c" in text and "systemctl start" in text and "REFUSED: no MAAS here" in text
+
+
+def test_probe_says_where_the_inventory_differs():
+    from maasops.inventory import InventoryHost
+    from maasops.probe import differences
+    declared = InventoryHost("region1", ("region",), "region1", install="snap", version="3.5", database="local")
+    assert differences(declared, facts()) == ["inventory says install=snap, host has deb"]
+    assert differences(None, facts()) == []
