@@ -343,9 +343,11 @@ def down(lab_dir: str | Path = ".lab") -> list[str]:
     path = Path(lab_dir).resolve()
     lab_id = lab_id_for(path)
     ns_dir = path / "ns"
+    bridge = f"mo{lab_id}"
     try:
         lab = Lab.load(path)
         hosts = [(h.netns, *lab.ns_files(h.name)) for h in lab.hosts]
+        bridge = lab.bridge  # the directory may have been moved since up
     except FileNotFoundError:
         hosts = []
     listed = {netns for netns, _, _ in hosts}
@@ -362,8 +364,8 @@ def down(lab_dir: str | Path = ".lab") -> list[str]:
                 sh("umount", str(p))
         if namespaces.is_mountpoint(ns_dir):
             sh("umount", str(ns_dir))
-    if Path("/sys/class/net", f"mo{lab_id}").exists():
-        sh("ip", "link", "del", f"mo{lab_id}")
+    if Path("/sys/class/net", bridge).exists():
+        sh("ip", "link", "del", bridge)
     hostfs.remove_tree(path)
     return [netns for netns, _, _ in hosts]
 

@@ -61,7 +61,7 @@ def test_systemctl_stand_in_keeps_state_and_exit_codes(cxn):
 def test_dbupgrade_touches_the_db_and_fails_like_maas_when_it_is_down(cxn):
     c = cxn("region1")
     log = "/var/log/maas-lab/dbupgrade.log"
-    before = remote.run(c, f"cat {log} 2>/dev/null | wc -l", "count", sudo=True).stdout.strip()
+    before = remote.run(c, f"if [ -f {log} ]; then wc -l < {log}; else echo 0; fi", "count", sudo=True).stdout
     remote.run(c, "maas-region dbupgrade", "dbupgrade", sudo=True)
     after = remote.run(c, f"wc -l < {log}", "count", sudo=True).stdout.strip()
     assert int(after) == int(before) + 1
@@ -144,8 +144,12 @@ def test_fab_lab_up_status_down_leave_no_process_mount_or_address(tmp_path):
     assert up.returncode == 0, up.stderr
     assert "region1" in up.stdout and "region+rack" in up.stdout
     the_lab = lab_mod.Lab.load(d)
-    status = subprocess.run([*fab, "lab.status", "--lab-dir", str(d)], cwd=root, capture_output=True, text=True)
-    assert status.returncode == 0 and status.stdout.count("up") >= 4 and "down" not in status.stdout
+    try:
+        status = subprocess.run([*fab, "lab.status", "--lab-dir", str(d)], cwd=root, capture_output=True, text=True)
+        assert status.returncode == 0 and status.stdout.count("up") >= 4 and "down" not in status.stdout
+    except BaseException:
+        lab_mod.down(d)
+        raise
     pids = [p for h in the_lab.hosts for p in namespaces.pids_in(h.netns, the_lab.ns_files(h.name)[0])]
     assert pids
     addresses = [h.address for h in the_lab.hosts]
