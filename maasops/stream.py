@@ -56,7 +56,7 @@ def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: s
     try:
         c.open()
         chan = c.client.get_transport().open_session()
-    except (OSError, Exception) as exc:  # paramiko raises a zoo of exceptions on connect
+    except Exception as exc:  # paramiko raises a zoo of exceptions on connect
         raise connect_error(c, step, exc) from None
     partial = dest.with_name(dest.name + ".partial")
     digest = hashlib.sha256()

@@ -155,12 +155,18 @@ def host_key(fs: HostFS) -> str:
     return " ".join(fs.path("/etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2])
 
 
-def write_standins(fs: HostFS, profile: Profile) -> None:
-    """Install the stand-ins for MAAS's own programs where the real ones live."""
+def write_standins(fs: HostFS, profile: Profile | None) -> None:
+    """Install the stand-ins for MAAS's own programs where the real ones live.
+
+    Every host gets systemctl and snap (as an Ubuntu box has); MAAS's own
+    commands only where that install type puts them. ``None``: no MAAS.
+    """
     fs.write("/usr/lib/maas-lab/common.sh", (STANDINS / "common.sh").read_text())
     fs.write("/usr/lib/maas-lab/triggers.sql", (SQL / "triggers.sql").read_text())
     fs.write("/usr/bin/systemctl", (STANDINS / "systemctl").read_text(), mode=0o755)
     fs.write("/usr/bin/snap", (STANDINS / "snap").read_text(), mode=0o755)
+    if profile is None:
+        return
     if profile.install == "deb":
         for prog in ("maas-region", "maas-rack"):
             fs.write(f"/usr/sbin/{prog}", (STANDINS / prog).read_text(), mode=0o755)

@@ -235,7 +235,7 @@ def _build(lab: Lab, db_mb: int) -> None:
             if prof.install == "snap":
                 read_only.append(f"/snap/maas/{prof.snap_revision}")
         else:
-            hostfs.write_standins(fs, PROFILES["deb-3.5"])  # a plain Ubuntu box: systemctl, snap
+            hostfs.write_standins(fs, None)  # a plain Ubuntu box: systemctl, snap
             fs.write("/etc/maas-lab/host.env", f"LAB_HOST={h.name}\nLAB_INSTALL=none\nLAB_UNITS=''\n"
                                                "LAB_PG_CLUSTER=''\n")
         namespaces.create_netns(h.netns, lab.bridge, h.veth, f"{h.address}/{net.prefixlen}")
