@@ -163,7 +163,7 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
     missing = [p for p in wanted if p not in facts.present]
     if missing:
         notes.append(f"not present, not archived: {', '.join(missing)}")
-    excludes = [p for p in lay.cache_excludes + (lay.image_dirs if options.exclude_images else ())]
+    excludes = lay.cache_excludes + (lay.image_dirs if options.exclude_images else ())
     services = service_commands(facts)
     if services:
         stop, start, check, active = services
