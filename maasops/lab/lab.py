@@ -165,8 +165,8 @@ def _plan_hosts(lab_id: str, net: ipaddress.IPv4Network, regions: int, racks: in
             roles.append("rack")
         hosts.append(LabHost(name, str(addr[9 + i]), f"mo{lab_id}-{i}", f"mo{lab_id}v{i}",
                              profiles[name].name, roles, owns_db=name == "region1"))
-    targets = hosts[1:]
-    (racks and [h for h in targets if "rack" in h.roles] or targets)[-1].sudo_password = True
+    # One host asks for a sudo password: the last rack, or the last region when there is none.
+    hosts[-1].sudo_password = True
     return hosts
 
 
