@@ -54,20 +54,56 @@ def backup(c, inventory=None, lab_dir=None, backup_dir="backups", parallel=8, dr
         deployment=deployment, gateway=gateway)
 
 
-PLAN_HELP = {**{k: v for k, v in BACKUP_HELP.items() if k != "dry-run"}, "what": "the operation to plan: backup"}
+RESTORE_HELP = {
+    **FLEET_HELP,
+    "backup-set": "the set to restore: backups/<deployment>/<UTC time>",
+    "map": "restore onto other hosts: old=new,old2=new2 (default: each archive to the host it came from)",
+    "allow-upgrade": "restore onto a newer MAAS major.minor and let dbupgrade migrate (never onto an older one)",
+    "maas-url": "re-point every rack whose maas_url differs to this region URL (a DR site)",
+    "database-host": "rewrite database_host in the regiond.conf of regions that use a remote database",
+    "safety-dump": "save each target's current database before loading, for rollback (default: yes)",
+    "skip-database": "restore files only; load the database yourself (a separate or shared server)",
+    "dry-run": "verify, preflight and print every remote command per host; nothing is stopped",
+    "rollback": "put back what the last restore moved aside, and the database it replaced",
+}
 
 
-@task(help=PLAN_HELP, positional=["what"],
-      post=[cli.fleet_task("plan", cli.run_plan)])
-def plan(c, what, inventory=None, lab_dir=None, backup_dir="backups", parallel=8, stop_postgresql=True,
-         exclude_images=False, db_only_maas=False, allow_vault=False, compress="gzip", accept_new_host_keys=False,
-         deployment=None, gateway=None):
-    """0. Print every remote command an operation would run, per host (`fab plan backup -H ...`)."""
-    cli.enlist(c, "plan",
-        what=what, inventory=inventory, lab_dir=lab_dir, backup_dir=backup_dir, parallel=parallel,
-        stop_postgresql=stop_postgresql, exclude_images=exclude_images, db_only_maas=db_only_maas,
-        allow_vault=allow_vault, compress=compress, accept_new_host_keys=accept_new_host_keys,
+@task(help=RESTORE_HELP, positional=["backup_set"], post=[cli.fleet_task("restore", cli.run_restore)])
+def restore(c, backup_set="", inventory=None, lab_dir=None, map=None, allow_upgrade=False, maas_url=None,
+            database_host=None, safety_dump=True, skip_database=False, dry_run=False, rollback=False, parallel=8,
+            accept_new_host_keys=False, deployment=None, gateway=None):
+    """4. Restore a set: verify, preflight, stop, load DB, put trees back, sync secret, dbupgrade once, start."""
+    cli.enlist(c, "restore",
+        backup_set=backup_set, inventory=inventory, lab_dir=lab_dir, map=map, allow_upgrade=allow_upgrade,
+        maas_url=maas_url, database_host=database_host, safety_dump=safety_dump, skip_database=skip_database,
+        dry_run=dry_run, rollback=rollback, parallel=parallel, accept_new_host_keys=accept_new_host_keys,
         deployment=deployment, gateway=gateway)
+
+
+@task(help={"backup-set": RESTORE_HELP["backup-set"]}, positional=["backup_set"])
+def verify(c, backup_set):
+    """3. Check a backup set offline: checksums, sizes, dump completeness, layout; non-zero on any mismatch."""
+    cli.run_verify(backup_set)
+
+
+PLAN_HELP = {**{k: v for k, v in {**BACKUP_HELP, **RESTORE_HELP}.items() if k not in ("dry-run", "rollback")},
+             "what": "the operation to plan: backup or restore"}
+
+
+@task(help=PLAN_HELP, positional=["what", "backup_set"],
+      post=[cli.fleet_task("plan", cli.run_plan)])
+def plan(c, what, backup_set="", inventory=None, lab_dir=None, backup_dir="backups", parallel=8,
+         stop_postgresql=True, exclude_images=False, db_only_maas=False, allow_vault=False, compress="gzip",
+         map=None, allow_upgrade=False, maas_url=None, database_host=None, safety_dump=True, skip_database=False,
+         accept_new_host_keys=False, deployment=None, gateway=None):
+    """0. Print every remote command an operation would run, per host (`fab plan backup`, `fab plan restore SET`)."""
+    cli.enlist(c, "plan",
+        what=what, backup_set=backup_set, inventory=inventory, lab_dir=lab_dir, backup_dir=backup_dir,
+        parallel=parallel, stop_postgresql=stop_postgresql, exclude_images=exclude_images,
+        db_only_maas=db_only_maas, allow_vault=allow_vault, compress=compress, map=map,
+        allow_upgrade=allow_upgrade, maas_url=maas_url, database_host=database_host, safety_dump=safety_dump,
+        skip_database=skip_database, accept_new_host_keys=accept_new_host_keys, deployment=deployment,
+        gateway=gateway)
 
 
 @task(help={"lab-dir": "where the rehearsal lab lives (default .lab-drill)",
@@ -78,5 +114,5 @@ def drill(c, lab_dir=".lab-drill", keep=False, backup_dir="backups"):
     lab_tasks.drill(lab_dir=lab_dir, keep=keep, backup_dir=backup_dir)
 
 
-ns = Collection(plan, probe, backup, drill)
+ns = Collection(plan, probe, backup, restore, verify, drill)
 ns.add_collection(lab_tasks.ns, name="lab")

@@ -8,16 +8,15 @@ run before maasops exits.
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from maasops import __version__, backupset, fleet, plan, probe, report, runner
+from maasops import __version__, backup_plan, backupset, fleet, plan, probe, report, runner
 from maasops.remote import RemoteError
 
 STOP_STEPS = ("stop MAAS units", "stop postgresql")
@@ -58,7 +57,7 @@ def _host_manifest(hp: plan.HostPlan, outcome: runner.HostOutcome, host_dir: Pat
         "roles": list(facts.roles), "snap_revision": facts.snap_revision, "snap_data": facts.snap_data,
         "snap_mode": facts.snap_mode, "maas_url": facts.maas_url,
         "database": facts.database.__dict__ if facts.database else None, "vault": facts.vault,
-        "notes": list(hp.notes),
+        "notes": list(hp.notes), "unit_states": facts.unit_states,
     }
     arch = meta["archive"]
     rec = outcome.record("archive config trees")
@@ -70,14 +69,15 @@ def _host_manifest(hp: plan.HostPlan, outcome: runner.HostOutcome, host_dir: Pat
     if "dump" in meta:
         d = meta["dump"]
         rec = next(r for r in outcome.records if r.fetched and r.fetched.path.name == d["file"])
-        last, sha, size = backupset.dump_tail(host_dir / d["file"], compress)
+        last, sha, size, plain = backupset.dump_tail(host_dir / d["file"], compress)
         if sha != rec.fetched.sha256 or size != rec.fetched.size:
             raise RemoteError(hp.host, "verify dump", "dump on disk differs from what was received",
                               "check the laptop's disk, then run the backup again")
         if last != backupset.completion_line(d["kind"]):
             raise RemoteError(hp.host, "verify dump", f"dump is incomplete (last line {last[:60]!r})",
                               "check the database server's log and disk, then run the backup again")
-        manifest["dump"] = {**d, "compression": compress, "size": size, "sha256": sha, "last_line": last}
+        manifest["dump"] = {**d, "compression": compress, "size": size, "sha256": sha, "last_line": last,
+                            "uncompressed_size": plain}
     sessions = outcome.record("count other database sessions")
     if sessions:
         manifest["other_db_sessions"] = sessions.output
@@ -113,13 +113,13 @@ def _run_host(target: fleet.Target, hp: plan.HostPlan, set_dir: Path, cancel: th
     return result, manifest
 
 
-def run(targets: list[fleet.Target], deployment: str, backup_dir: Path, options: plan.BackupOptions,
+def run(targets: list[fleet.Target], deployment: str, backup_dir: Path, options: backup_plan.BackupOptions,
         parallel: int = 8, dry_run: bool = False, say: Callable[[str], None] = print) -> int:
     """Back up every target into one set; print the plan (dry run) or a table. Returns the exit code."""
     probed = fleet.each(targets, lambda t: probe.probe(t.connection), parallel)
     facts = {n: f for n, f in probed.items() if isinstance(f, probe.HostFacts)}
-    owners = plan.dump_owners(facts, {t.name: t.connection.host for t in targets})
-    plans = {n: plan.backup_plan(f, owners.get(n), options) for n, f in facts.items()}
+    owners = backup_plan.dump_owners(facts, {t.name: t.connection.host for t in targets})
+    plans = {n: backup_plan.backup_plan(f, owners.get(n), options) for n, f in facts.items()}
     for t in targets:
         if t.name in plans:
             diffs = tuple(probe.differences(t.declared, facts[t.name]))
@@ -138,32 +138,21 @@ def run(targets: list[fleet.Target], deployment: str, backup_dir: Path, options:
     runnable = [(t, plans[t.name]) for t in targets if t.name in plans and not plans[t.name].error]
     set_dir = backupset.new_set(backup_dir, deployment)
     cancel = threading.Event()
-    manifests: dict[str, dict] = {}
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    interrupted = False
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            futures = {pool.submit(_run_host, t, hp, set_dir, cancel, say): t.name for t, hp in runnable}
-            pending = set(futures)
-            while pending:
-                try:
-                    _, pending = wait(pending, timeout=0.5)
-                except KeyboardInterrupt:
-                    interrupted = True
-                    cancel.set()
-                    say("interrupted: starting stopped units again before exiting ...")
-            for fut, name in futures.items():
-                results[name], manifest = fut.result()
-                if manifest:
-                    manifests[name] = manifest
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    host_manifests: dict[str, str] = {}
+    with runner.sigterm_as_interrupt(), ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        futures = {pool.submit(_run_host, t, hp, set_dir, cancel, say): t.name for t, hp in runnable}
+        interrupted = runner.wait_all(set(futures), cancel, say)
+        for fut, name in futures.items():
+            results[name], manifest = fut.result()
+            if manifest:
+                host_manifests[name] = backupset.file_sha256(set_dir / name / backupset.MANIFEST)
     ok = not interrupted and all(r.status == "ok" for r in results.values()) and bool(results)
     set_manifest = {
         "tool": "maasops", "tool_version": __version__, "deployment": deployment,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "complete": ok,
         "options": options.__dict__, "dump_owners": owners,
-        "hosts": {n: {"status": r.status, "error": r.error} for n, r in sorted(results.items())},
+        "hosts": {n: {"status": r.status, "error": r.error, "manifest_sha256": host_manifests.get(n)}
+                  for n, r in sorted(results.items())},
     }
     backupset.write_json(set_dir / backupset.MANIFEST, set_manifest)
     final = backupset.complete(set_dir) if ok else set_dir

@@ -16,7 +16,10 @@ import json
 import os
 import tarfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from maasops import layouts
 
@@ -120,25 +123,47 @@ def archive_listing(path: Path, compress: str) -> tuple[list[dict], str, int]:
     return files, raw.digest.hexdigest(), raw.size
 
 
+@contextmanager
+def open_member(path: Path, member: str, compress: str) -> Iterator[BinaryIO]:
+    """One regular file of a (possibly compressed) tar archive, read by streaming, never extracted to disk."""
+    with open(path, "rb") as f, tarfile.open(fileobj=_open_compressed(f, compress), mode="r|") as tar:
+        for m in tar:
+            if m.name == member and m.isfile():
+                yield tar.extractfile(m)
+                return
+    raise FileNotFoundError(f"/{member} is not in {path}")
+
+
 def _kind(m: tarfile.TarInfo) -> str:
     return "file" if m.isfile() else "dir" if m.isdir() else "symlink" if m.issym() else \
         "hardlink" if m.islnk() else "other"
 
 
-def dump_tail(path: Path, compress: str) -> tuple[str, str, int]:
-    """The last meaningful line of a dump, and the sha256 and size of the file, streamed once."""
+def dump_tail(path: Path, compress: str) -> tuple[str, str, int, int]:
+    """The last meaningful line of a dump, the sha256 and size of the file and the dump's own size, streamed once."""
     with open(path, "rb") as f:
         raw = HashingReader(f)
         buffered = io.BufferedReader(raw, CHUNK)
         src = _open_compressed(buffered, compress)
         tail = b""
+        plain = 0
         while chunk := src.read(CHUNK):
+            plain += len(chunk)
             tail = (tail + chunk)[-4096:]
         while buffered.read(CHUNK):
             pass
     # pg_dump frames its closing comment with "--" lines: skip those and blanks.
     lines = [ln for ln in tail.decode(errors="replace").splitlines() if ln.strip() not in ("", "--")]
-    return (lines[-1] if lines else ""), raw.digest.hexdigest(), raw.size
+    return (lines[-1] if lines else ""), raw.digest.hexdigest(), raw.size, plain
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def completion_line(kind: str) -> str:

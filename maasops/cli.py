@@ -16,7 +16,7 @@ from pathlib import Path
 from fabric import Connection
 from invoke import Context, Exit, Task
 
-from maasops import backup, fleet, inventory, plan, probe, report
+from maasops import backup, backup_plan, fleet, inventory, plan, probe, report, restore, restore_plan, verify
 from maasops.remote import RemoteError
 
 FLEET_KEY = "maasops_fleet"
@@ -111,11 +111,11 @@ def run_probe(c: Context, req: FleetRequest) -> None:
         raise Exit(code=1)
 
 
-def _backup_options(opts: dict) -> plan.BackupOptions:
+def _backup_options(opts: dict) -> backup_plan.BackupOptions:
     compress = opts.get("compress") or "gzip"
     if compress not in plan.COMPRESSORS:
         raise Exit(f"--compress must be one of {', '.join(plan.COMPRESSORS)}", code=2)
-    return plan.BackupOptions(stop_postgresql=bool(opts.get("stop_postgresql", True)),
+    return backup_plan.BackupOptions(stop_postgresql=bool(opts.get("stop_postgresql", True)),
                               exclude_images=bool(opts.get("exclude_images")),
                               db_only_maas=bool(opts.get("db_only_maas")),
                               allow_vault=bool(opts.get("allow_vault")), compress=compress)
@@ -132,9 +132,50 @@ def run_backup(c: Context, req: FleetRequest, dry_run: bool | None = None) -> No
         raise Exit(code=code)
 
 
+def run_verify(backup_set: str) -> None:
+    """Check a backup set offline and print a table; exit 1 when anything is wrong."""
+    sc = verify.verify_set(Path(backup_set))
+    print(report.table(verify.rows(sc)))
+    for problem in sc.problems:
+        print(f"set: {problem}")
+    print(f"\n{backup_set}: {'OK' if sc.ok else 'DAMAGED OR INCOMPLETE: do not restore from it'}")
+    if not sc.ok:
+        raise Exit(code=1)
+
+
+def _restore_options(opts: dict) -> restore_plan.RestoreOptions:
+    return restore_plan.RestoreOptions(
+        allow_upgrade=bool(opts.get("allow_upgrade")), maas_url=opts.get("maas_url") or None,
+        database_host=opts.get("database_host") or None, safety_dump=bool(opts.get("safety_dump", True)),
+        skip_database=bool(opts.get("skip_database")))
+
+
+def run_restore(c: Context, req: FleetRequest, dry_run: bool | None = None) -> None:
+    """Restore a set onto the targets, or roll the last restore back (--rollback)."""
+    opts = req.options
+    _, tgts = targets(c, req)
+    parallel = int(opts.get("parallel") or 8)
+    dry_run = bool(opts.get("dry_run")) if dry_run is None else dry_run
+    if opts.get("rollback"):
+        code = restore.rollback(tgts, parallel, dry_run)
+    else:
+        if not opts.get("backup_set"):
+            raise Exit("fab restore: which backup set? (fab restore backups/<deployment>/<time>)", code=2)
+        try:
+            mapping = restore.parse_map(opts.get("map"))
+        except ValueError as exc:
+            raise Exit(str(exc), code=2) from None
+        code, _ = restore.run(Path(opts["backup_set"]), tgts, mapping, _restore_options(opts), parallel, dry_run)
+    if code:
+        raise Exit(code=code)
+
+
 def run_plan(c: Context, req: FleetRequest) -> None:
-    """Print the plan of ``what`` (backup) for every target; touches nothing."""
+    """Print the plan of ``what`` (backup or restore) for every target; touches nothing."""
     what = req.options.get("what")
-    if what != "backup":
-        raise Exit(f"fab plan: unknown operation {what!r} (known: backup)", code=2)
-    run_backup(c, req, dry_run=True)
+    if what == "backup":
+        run_backup(c, req, dry_run=True)
+    elif what == "restore":
+        run_restore(c, req, dry_run=True)
+    else:
+        raise Exit(f"fab plan: unknown operation {what!r} (known: backup, restore)", code=2)

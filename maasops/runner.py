@@ -1,21 +1,31 @@
-"""Execute a host's plan: steps in order, undo on every path out.
+"""Execute plans: steps in order, undo on every path out; fleet phases with barriers.
 
 A step with ``undo`` pushes it; a later step that ``resolves`` it pops it. When
 anything fails or the run is cancelled (Ctrl-C, SIGTERM), the pending undos run
 in reverse order, each retried, so services stopped by maasops are started again.
 An undo that still fails is reported with the command to run by hand.
+
+A backup runs each host's plan on its own (:func:`run_plan`). A restore runs
+phase by phase over the whole fleet (:func:`run_phases`): every host finishes a
+phase before the next starts, the first failure anywhere ends the forward run,
+and then every host's pending undos run, phase by phase in reverse, so (for
+example) the database is reloaded before any region is started again.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fabric import Connection
 
-from maasops import remote, stream
+from maasops import backupset, remote, stream
 from maasops.plan import HostPlan, Step
 
 UNDO_TRIES = 3
@@ -34,6 +44,17 @@ class StepRecord:
     ended: float
     output: str = ""
     fetched: stream.Streamed | None = None
+    sent: stream.Streamed | None = None
+    phase: str = ""
+
+
+@dataclass
+class Pending:
+    """An undo waiting to run unless a later step resolves it."""
+
+    phase: str
+    step: str
+    command: str
 
 
 @dataclass
@@ -44,7 +65,9 @@ class HostOutcome:
     records: list[StepRecord] = field(default_factory=list)
     error: remote.RemoteError | None = None
     cancelled: bool = False
+    undone: list[str] = field(default_factory=list)  # steps whose undo ran
     undo_failures: list[str] = field(default_factory=list)  # commands to run by hand
+    pending: list[Pending] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -56,7 +79,7 @@ class HostOutcome:
         return next((r for r in self.records if r.name == name), None)
 
 
-def _progress(cancel: threading.Event, host: str, step: str, report) -> callable:
+def _progress(cancel: threading.Event, host: str, step: str, report) -> Callable[[int], None]:
     last = [time.monotonic()]
 
     def tick(done: int) -> None:
@@ -69,52 +92,136 @@ def _progress(cancel: threading.Event, host: str, step: str, report) -> callable
     return tick
 
 
-def run_step(c: Connection, step: Step, dest_dir: Path, cancel: threading.Event, report=None) -> StepRecord:
-    """Run one step on the host; a fetch step streams its stdout into ``dest_dir``."""
+def run_step(c: Connection, step: Step, dest_dir: Path | None, cancel: threading.Event, report=None) -> StepRecord:
+    """Run one step on the host; a fetch step streams its stdout into ``dest_dir``, a send step its stdin."""
     host = remote.host_label(c)
     started = time.time()
+    tick = _progress(cancel, host, step.name, report)
     if step.fetch:
-        got = stream.download(c, step.command, dest_dir / step.fetch, step.name, sudo_user=step.user,
-                              progress=_progress(cancel, host, step.name, report))
-        return StepRecord(step.name, started, time.time(), fetched=got)
+        got = stream.download(c, step.command, dest_dir / step.fetch, step.name, sudo_user=step.user, progress=tick)
+        return StepRecord(step.name, started, time.time(), fetched=got, phase=step.phase)
+    if step.send:
+        opener = (backupset.open_member(Path(step.send.path), step.send.member, step.send.compress)
+                  if step.send.member else open(step.send.path, "rb"))
+        with opener as src:
+            sent = stream.upload(c, step.command, src, step.name, sudo_user=step.user, progress=tick)
+        return StepRecord(step.name, started, time.time(), sent=sent, phase=step.phase)
     result = remote.run(c, step.command, step.name, user=step.user, check=step.check)
-    return StepRecord(step.name, started, time.time(), output=result.stdout.strip())
+    return StepRecord(step.name, started, time.time(), output=result.stdout.strip(), phase=step.phase)
 
 
-def run_plan(c: Connection, plan: HostPlan, dest_dir: Path, cancel: threading.Event, report=None) -> HostOutcome:
-    """Run ``plan`` on ``c``'s host, undoing what is pending on any failure or cancel."""
-    outcome = HostOutcome(plan.host)
-    pending: list[tuple[str, str]] = []  # (step name, undo command)
+def run_steps(c: Connection, steps: list[Step] | tuple[Step, ...], outcome: HostOutcome, dest_dir: Path | None,
+              cancel: threading.Event, report=None) -> bool:
+    """Run ``steps`` in order, keeping ``outcome.pending`` up to date; False when one failed or was cancelled."""
     try:
-        for step in plan.steps:
+        for step in steps:
             if cancel.is_set():
-                raise Cancelled(f"{plan.host}: interrupted before {step.name}")
+                raise Cancelled(f"{outcome.host}: interrupted before {step.name}")
             if step.undo:
                 # Pushed before running: a stop that half-worked must still be undone.
-                pending.append((step.name, step.undo))
+                outcome.pending.append(Pending(step.phase, step.name, step.undo))
             outcome.records.append(run_step(c, step, dest_dir, cancel, report))
             if step.resolves:
-                pending = [p for p in pending if p[0] != step.resolves]
+                outcome.pending = [p for p in outcome.pending if p.step not in step.resolves]
     except Cancelled:
         outcome.cancelled = True
     except remote.RemoteError as exc:
         outcome.error = exc
     except Exception as exc:  # anything else is still this host's failure, with undo
-        outcome.error = remote.RemoteError(plan.host, "run", f"{type(exc).__name__}: {exc}")
+        outcome.error = remote.RemoteError(outcome.host, "run", f"{type(exc).__name__}: {exc}")
+    return outcome.error is None and not outcome.cancelled
+
+
+def unwind(c: Connection, outcome: HostOutcome, phase: str | None = None) -> None:
+    """Run the host's pending undos (of one phase, or all) in reverse, each retried."""
+    for p in reversed([p for p in outcome.pending if phase is None or p.phase == phase]):
+        outcome.pending.remove(p)
+        if _undo(c, p, outcome):
+            outcome.undone.append(p.step)
+        else:
+            outcome.undo_failures.append(p.command)
+
+
+def run_plan(c: Connection, plan: HostPlan, dest_dir: Path, cancel: threading.Event, report=None) -> HostOutcome:
+    """Run ``plan`` on ``c``'s host, undoing what is pending on any failure or cancel."""
+    outcome = HostOutcome(plan.host)
+    try:
+        run_steps(c, plan.steps, outcome, dest_dir, cancel, report)
     finally:
-        for name, undo in reversed(pending):
-            if not _undo(c, name, undo, outcome):
-                outcome.undo_failures.append(undo)
+        unwind(c, outcome)
     return outcome
 
 
-def _undo(c: Connection, name: str, command: str, outcome: HostOutcome) -> bool:
+def _undo(c: Connection, pending: Pending, outcome: HostOutcome) -> bool:
     for attempt in range(UNDO_TRIES):
         try:
             started = time.time()
-            remote.run(c, command, f"undo {name}", user="root")
-            outcome.records.append(StepRecord(f"undo {name}", started, time.time()))
+            remote.run(c, pending.command, f"undo {pending.step}", user="root")
+            outcome.records.append(StepRecord(f"undo {pending.step}", started, time.time(), phase=pending.phase))
             return True
         except Exception:  # retried, then reported with the command to run by hand
             time.sleep(0.5 * (attempt + 1))
     return False
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt like Ctrl-C does."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def wait_all(futures: list[Future] | set[Future], cancel: threading.Event,
+             say: Callable[[str], None] | None = None) -> bool:
+    """Wait for every future; Ctrl-C/SIGTERM sets ``cancel`` and keeps waiting. True when interrupted."""
+    interrupted = False
+    pending = set(futures)
+    while pending:
+        try:
+            _, pending = wait(pending, timeout=0.5)
+        except KeyboardInterrupt:
+            if not interrupted and say:
+                say("interrupted: undoing what is pending (starting stopped units) before exiting ...")
+            interrupted = True
+            cancel.set()
+    return interrupted
+
+
+@dataclass
+class FleetOutcome:
+    """The result of a phased fleet run."""
+
+    hosts: dict[str, HostOutcome]
+    phases_run: list[str]
+    failed_phase: str | None = None
+    interrupted: bool = False
+
+
+def run_phases(items: list[tuple[Connection, HostPlan]], phases: tuple[str, ...], dest_dirs: dict[str, Path | None],
+               parallel: int = 8, report=None) -> FleetOutcome:
+    """Run every host's steps phase by phase; on the first failure, undo every host, phase by phase in reverse."""
+    cancel = threading.Event()
+    fleet = FleetOutcome({p.host: HostOutcome(p.host) for _, p in items}, [])
+    with sigterm_as_interrupt(), ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        for phase in phases:
+            work = [(c, p, [s for s in p.steps if s.phase == phase]) for c, p in items]
+            work = [w for w in work if w[2]]
+            if not work:
+                continue
+            if cancel.is_set():
+                break
+            fleet.phases_run.append(phase)
+            futures = [pool.submit(run_steps, c, steps, fleet.hosts[p.host], dest_dirs.get(p.host), cancel, report)
+                       for c, p, steps in work]
+            fleet.interrupted |= wait_all(futures, cancel, report)
+            if not all(f.result() for f in futures):
+                fleet.failed_phase = phase
+                break
+        if fleet.interrupted or fleet.failed_phase:
+            for phase in reversed(fleet.phases_run):
+                futures = [pool.submit(unwind, c, fleet.hosts[p.host], phase) for c, p in items]
+                fleet.interrupted |= wait_all(futures, cancel, report)
+    return fleet

@@ -4,7 +4,9 @@ Fabric's ``run()`` decodes and buffers output as text, so data never travels
 through it. Here a command's stdout is read in blocks straight into a local
 file (sha256 computed on the fly, never more than one block in memory), the
 file is written as ``NAME.partial`` with mode 0600 and renamed only when the
-command succeeded.
+command succeeded. The other way, a local file (or one member of a local tar
+archive, such as the region's secret) is written block by block into a
+command's stdin.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from fabric import Connection
 
@@ -45,9 +48,7 @@ def private_open(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 
 
-def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: str | None = None,
-             progress: Callable[[int], None] | None = None) -> Streamed:
-    """Run ``command`` on the host and stream its stdout into ``dest`` (0600, via dest.partial)."""
+def _open_channel(c: Connection, command: str, step: str, sudo_user: str | None):
     stdin = b""
     full = shell(command)
     if sudo_user:
@@ -58,13 +59,31 @@ def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: s
         chan = c.client.get_transport().open_session()
     except Exception as exc:  # paramiko raises a zoo of exceptions on connect
         raise connect_error(c, step, exc) from None
+    chan.exec_command(full)
+    if stdin:
+        chan.sendall(stdin)
+    return chan
+
+
+def _finish(c: Connection, chan, step: str) -> None:
+    """Wait for the command's exit; raise RemoteError with the tail of its stderr when it failed."""
+    status = chan.recv_exit_status()
+    err = b""
+    while chan.recv_stderr_ready():
+        err += chan.recv_stderr(BLOCK)
+    if status != 0:
+        lines = err.decode(errors="replace").strip().splitlines() or [f"exit {status}"]
+        raise RemoteError(host_label(c), step, " / ".join(lines[-3:]) + f" (exit {status})")
+
+
+def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: str | None = None,
+             progress: Callable[[int], None] | None = None) -> Streamed:
+    """Run ``command`` on the host and stream its stdout into ``dest`` (0600, via dest.partial)."""
+    chan = _open_channel(c, command, step, sudo_user)
     partial = dest.with_name(dest.name + ".partial")
     digest = hashlib.sha256()
     size = 0
     try:
-        chan.exec_command(full)
-        if stdin:
-            chan.sendall(stdin)
         chan.shutdown_write()
         with os.fdopen(private_open(partial), "wb") as out:
             while True:
@@ -76,15 +95,36 @@ def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: s
                 size += len(data)
                 if progress:
                     progress(size)
-        status = chan.recv_exit_status()
-        err = b""
-        while chan.recv_stderr_ready():
-            err += chan.recv_stderr(BLOCK)
+        _finish(c, chan, step)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     finally:
         chan.close()
-    if status != 0:
-        partial.unlink(missing_ok=True)
-        lines = err.decode(errors="replace").strip().splitlines() or [f"exit {status}"]
-        raise RemoteError(host_label(c), step, " / ".join(lines[-3:]) + f" (exit {status})")
     partial.rename(dest)
     return Streamed(dest, size, digest.hexdigest())
+
+
+def upload(c: Connection, command: str, source: BinaryIO, step: str, *, sudo_user: str | None = None,
+           progress: Callable[[int], None] | None = None) -> Streamed:
+    """Run ``command`` on the host with ``source``'s bytes as its stdin; returns what was sent."""
+    chan = _open_channel(c, command, step, sudo_user)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        try:
+            while data := source.read(BLOCK):
+                chan.sendall(data)
+                digest.update(data)
+                size += len(data)
+                if progress:
+                    progress(size)
+            chan.shutdown_write()
+        except OSError:
+            pass  # the command stopped reading (it failed): its exit status says why
+        while chan.recv(BLOCK):  # drain stdout so the command never blocks on a full window
+            pass
+        _finish(c, chan, step)
+    finally:
+        chan.close()
+    return Streamed(Path(getattr(source, "name", "-")), size, digest.hexdigest())

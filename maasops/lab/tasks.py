@@ -11,10 +11,10 @@ from pathlib import Path
 from invoke import Collection, Exit, task
 
 from maasops import backup, connect, fleet, inventory, probe, report
+from maasops.backup_plan import BackupOptions
 from maasops.cli import probe_rows
 from maasops.lab import lab
 from maasops.lab.profiles import PROFILES
-from maasops.plan import BackupOptions
 
 UP_HELP = {
     "regions": "number of region controllers (region1..N; region1 owns the database)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 
+from maasops import backup_plan as bp
 from maasops import layouts, plan
 from maasops.probe import DatabaseFacts, HostFacts
 
@@ -18,7 +19,7 @@ def facts(host="region1", install="deb", version="1:3.5.3-1", roles=("region",),
 
 
 def test_region_backup_dumps_live_then_stops_only_for_the_archive():
-    p = plan.backup_plan(facts(), "local", plan.BackupOptions())
+    p = bp.backup_plan(facts(), "local", bp.BackupOptions())
     names = [s.name for s in p.steps]
     assert names == ["count other database sessions", "dump database (pg_dumpall -c)", "stop MAAS units",
                      "stop postgresql", "archive config trees", "start postgresql", "start MAAS units",
@@ -26,31 +27,31 @@ def test_region_backup_dumps_live_then_stops_only_for_the_archive():
     dump = p.steps[1]
     assert dump.user == "postgres" and dump.command == "pg_dumpall -c | gzip -1"
     stop = p.steps[2]
-    assert stop.undo == p.steps[6].command and p.steps[6].resolves == stop.name
+    assert stop.undo == p.steps[6].command and p.steps[6].resolves == (stop.name,)
     assert "maas-apiserver" in stop.command and "maas-temporal-worker" in stop.command
 
 
 def test_postgresql_stays_up_when_asked_and_shared_servers_get_pg_dump():
     db = DatabaseFacts("local", "localhost", 5432, "maas db", "maas", dedicated=False)
-    p = plan.backup_plan(facts(db=db), "local", plan.BackupOptions(stop_postgresql=False))
+    p = bp.backup_plan(facts(db=db), "local", bp.BackupOptions(stop_postgresql=False))
     assert not any("postgresql" in s.name for s in p.steps)
     dump = next(s for s in p.steps if s.fetch and s.fetch.startswith("maasdb"))
     assert shlex.split(dump.command.split("|")[0])[-1] == "maas db"  # quoted
 
 
 def test_cache_is_excluded_and_images_only_on_request():
-    old = plan.backup_plan(facts(version="1:2.9.2", roles=("rack",), db=None), None, plan.BackupOptions())
+    old = bp.backup_plan(facts(version="1:2.9.2", roles=("rack",), db=None), None, bp.BackupOptions())
     tar = next(s for s in old.steps if s.name == "archive config trees").command
     assert "--exclude=var/lib/maas/boot-resources" in tar
-    new = plan.backup_plan(facts(roles=("rack",), db=None), None, plan.BackupOptions())
+    new = bp.backup_plan(facts(roles=("rack",), db=None), None, bp.BackupOptions())
     assert "image-storage" not in next(s.command for s in new.steps if s.fetch)
-    new = plan.backup_plan(facts(roles=("rack",), db=None), None, plan.BackupOptions(exclude_images=True))
+    new = bp.backup_plan(facts(roles=("rack",), db=None), None, bp.BackupOptions(exclude_images=True))
     assert "--exclude=var/lib/maas/image-storage" in next(s.command for s in new.steps if s.fetch)
 
 
 def test_snap_uses_snap_stop_and_resolves_snap_data_revision():
     f = facts(install="snap", version="3.4.2-1", roles=("rack",), db=None, snap_data="/var/snap/maas/32469")
-    p = plan.backup_plan(f, None, plan.BackupOptions())
+    p = bp.backup_plan(f, None, bp.BackupOptions())
     assert p.steps[0].command == "snap stop maas" and p.steps[0].undo == "snap start maas"
     tar = next(s.command for s in p.steps if s.fetch)
     assert "var/snap/maas/32469" in tar and "snap/maas/current" not in tar.replace("var/snap/maas/current", "")
@@ -58,36 +59,36 @@ def test_snap_uses_snap_stop_and_resolves_snap_data_revision():
 
 
 def test_vault_is_refused_unless_allowed():
-    assert "Vault" in plan.backup_plan(facts(vault=True), "local", plan.BackupOptions()).error
-    p = plan.backup_plan(facts(vault=True), "local", plan.BackupOptions(allow_vault=True))
+    assert "Vault" in bp.backup_plan(facts(vault=True), "local", bp.BackupOptions()).error
+    p = bp.backup_plan(facts(vault=True), "local", bp.BackupOptions(allow_vault=True))
     assert p.error is None and any("Vault" in n for n in p.notes)
 
 
 def test_inactive_units_are_neither_stopped_nor_started():
     f = facts(roles=("rack",), db=None)
     f.unit_states["maas-dhcpd6"] = "inactive"
-    p = plan.backup_plan(f, None, plan.BackupOptions())
+    p = bp.backup_plan(f, None, bp.BackupOptions())
     assert "maas-dhcpd6" not in p.steps[0].command and "maas-dhcpd6" not in p.steps[0].undo
 
 
 def test_database_is_dumped_once_by_its_owner():
     remote = DatabaseFacts("remote", "10.0.0.11", 5432, "maasdb", "maas")
     fleet_facts = {"region1": facts(), "region2": facts("region2", db=remote), "rack1": facts("rack1", db=None)}
-    owners = plan.dump_owners(fleet_facts, {"region1": "10.0.0.11", "region2": "10.0.0.12"})
+    owners = bp.dump_owners(fleet_facts, {"region1": "10.0.0.11", "region2": "10.0.0.12"})
     assert owners == {"region1": "local"}
-    owners = plan.dump_owners({"region2": facts("region2", db=remote), "region3": facts("region3", db=remote)}, {})
+    owners = bp.dump_owners({"region2": facts("region2", db=remote), "region3": facts("region3", db=remote)}, {})
     assert owners == {"region2": "network"}
 
 
 def test_network_dump_reads_the_password_on_the_host_only():
     remote = DatabaseFacts("remote", "db.example", 5432, "maasdb", "maas")
-    p = plan.backup_plan(facts(db=remote), "network", plan.BackupOptions())
+    p = bp.backup_plan(facts(db=remote), "network", bp.BackupOptions())
     dump = next(s for s in p.steps if s.fetch and "maasdb" in s.fetch)
     assert "sed -n 's/^database_pass" in dump.command and "/etc/maas/regiond.conf" in dump.command
 
 
 def test_render_shows_every_command_and_refusals():
-    text = plan.render([plan.backup_plan(facts(), "local", plan.BackupOptions()),
+    text = plan.render([bp.backup_plan(facts(), "local", bp.BackupOptions()),
                         plan.HostPlan("rack9", None, error="no MAAS here")])
     assert "pg_dumpall -c" in text and "systemctl start" in text and "REFUSED: no MAAS here" in text
 
