@@ -64,12 +64,12 @@ RESTORE_HELP = {
     "safety-dump": "save each target's current database before loading, for rollback (default: yes)",
     "skip-database": "restore files only; load the database yourself (a separate or shared server)",
     "dry-run": "verify, preflight and print every remote command per host; nothing is stopped",
-    "rollback": "put back what the last restore moved aside, and the database it replaced",
+    "rollback": "undo the last restore of this set: put back what it moved aside and the database it replaced",
 }
 
 
 @task(help=RESTORE_HELP, positional=["backup_set"], post=[cli.fleet_task("restore", cli.run_restore)])
-def restore(c, backup_set="", inventory=None, lab_dir=None, map=None, allow_upgrade=False, maas_url=None,
+def restore(c, backup_set, inventory=None, lab_dir=None, map=None, allow_upgrade=False, maas_url=None,
             database_host=None, safety_dump=True, skip_database=False, dry_run=False, rollback=False, parallel=8,
             accept_new_host_keys=False, deployment=None, gateway=None):
     """4. Restore a set: verify, preflight, stop, load DB, put trees back, sync secret, dbupgrade once, start."""
@@ -92,7 +92,7 @@ PLAN_HELP = {**{k: v for k, v in {**BACKUP_HELP, **RESTORE_HELP}.items() if k no
 
 @task(help=PLAN_HELP, positional=["what", "backup_set"],
       post=[cli.fleet_task("plan", cli.run_plan)])
-def plan(c, what, backup_set="", inventory=None, lab_dir=None, backup_dir="backups", parallel=8,
+def plan(c, what, backup_set=None, inventory=None, lab_dir=None, backup_dir="backups", parallel=8,
          stop_postgresql=True, exclude_images=False, db_only_maas=False, allow_vault=False, compress="gzip",
          map=None, allow_upgrade=False, maas_url=None, database_host=None, safety_dump=True, skip_database=False,
          accept_new_host_keys=False, deployment=None, gateway=None):
@@ -110,7 +110,7 @@ def plan(c, what, backup_set="", inventory=None, lab_dir=None, backup_dir="backu
             "keep": "leave the lab up afterwards",
             "backup-dir": "where the rehearsal's backup set is written (default ./backups)"})
 def drill(c, lab_dir=".lab-drill", keep=False, backup_dir="backups"):
-    """9. Rehearse on the local lab: bring it up, probe, back it all up, tear it down."""
+    """9. DR rehearsal on the local lab: back up a site, restore onto a fresh one, prove them equal."""
     lab_tasks.drill(lab_dir=lab_dir, keep=keep, backup_dir=backup_dir)
 
 

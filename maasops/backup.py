@@ -113,9 +113,18 @@ def _run_host(target: fleet.Target, hp: plan.HostPlan, set_dir: Path, cancel: th
     return result, manifest
 
 
+@dataclass
+class BackupRun:
+    """What a backup run produced: its exit code, the set directory (None for a dry run) and each host's line."""
+
+    code: int
+    set_dir: Path | None
+    results: dict[str, HostResult]
+
+
 def run(targets: list[fleet.Target], deployment: str, backup_dir: Path, options: backup_plan.BackupOptions,
-        parallel: int = 8, dry_run: bool = False, say: Callable[[str], None] = print) -> int:
-    """Back up every target into one set; print the plan (dry run) or a table. Returns the exit code."""
+        parallel: int = 8, dry_run: bool = False, say: Callable[[str], None] = print) -> BackupRun:
+    """Back up every target into one set; print the plan (dry run) or a table."""
     probed = fleet.each(targets, lambda t: probe.probe(t.connection), parallel)
     facts = {n: f for n, f in probed.items() if isinstance(f, probe.HostFacts)}
     owners = backup_plan.dump_owners(facts, {t.name: t.connection.host for t in targets})
@@ -134,7 +143,7 @@ def run(targets: list[fleet.Target], deployment: str, backup_dir: Path, options:
         for r in results.values():
             if r.status == "UNREACHABLE":
                 say(f"== {r.host}\n   UNREACHABLE: {r.error}")
-        return 1 if results else 0
+        return BackupRun(1 if results else 0, None, results)
     runnable = [(t, plans[t.name]) for t in targets if t.name in plans and not plans[t.name].error]
     set_dir = backupset.new_set(backup_dir, deployment)
     cancel = threading.Event()
@@ -157,7 +166,7 @@ def run(targets: list[fleet.Target], deployment: str, backup_dir: Path, options:
     backupset.write_json(set_dir / backupset.MANIFEST, set_manifest)
     final = backupset.complete(set_dir) if ok else set_dir
     _print_report(results, final, ok, say)
-    return 130 if interrupted else 0 if ok else 1
+    return BackupRun(130 if interrupted else 0 if ok else 1, final, results)
 
 
 def _print_report(results: dict[str, HostResult], set_dir: Path, ok: bool, say: Callable[[str], None]) -> None:

@@ -127,7 +127,7 @@ def run_backup(c: Context, req: FleetRequest, dry_run: bool | None = None) -> No
     name, tgts = targets(c, req)
     code = backup.run(tgts, name, Path(opts.get("backup_dir") or "backups"), _backup_options(opts),
                       parallel=int(opts.get("parallel") or 8),
-                      dry_run=bool(opts.get("dry_run")) if dry_run is None else dry_run)
+                      dry_run=bool(opts.get("dry_run")) if dry_run is None else dry_run).code
     if code:
         raise Exit(code=code)
 
@@ -156,11 +156,11 @@ def run_restore(c: Context, req: FleetRequest, dry_run: bool | None = None) -> N
     _, tgts = targets(c, req)
     parallel = int(opts.get("parallel") or 8)
     dry_run = bool(opts.get("dry_run")) if dry_run is None else dry_run
+    if not opts.get("backup_set"):
+        raise Exit("fab restore: which backup set? (fab restore backups/<deployment>/<time>)", code=2)
     if opts.get("rollback"):
-        code = restore.rollback(tgts, parallel, dry_run)
+        code = restore.rollback(Path(opts["backup_set"]), tgts, parallel, dry_run)
     else:
-        if not opts.get("backup_set"):
-            raise Exit("fab restore: which backup set? (fab restore backups/<deployment>/<time>)", code=2)
         try:
             mapping = restore.parse_map(opts.get("map"))
         except ValueError as exc:

@@ -153,6 +153,12 @@ SNAP_NAME = "maas"
 SYSTEMCTL = "systemctl"
 POSTGRESQL_UNIT = "postgresql"
 
+# From 3.3 the region rewrites its secret file from the database (or Vault) on start;
+# before, it refuses to start when the two differ.
+SECRET_FROM_DB_SINCE: Version = (3, 3)
+# Where MAAS keeps the secret in its database (maasserver_config, a JSON string).
+SECRET_CONFIG_NAME = "rpc_shared_secret"
+
 # PostgreSQL facts.
 DB_NAME_DEFAULT = "maasdb"
 DB_USER_DEFAULT = "maas"

@@ -10,6 +10,7 @@ the state before the last restore on each host, from what the host recorded.
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from collections.abc import Callable
@@ -331,9 +332,27 @@ def rollback_plan(f: probe.HostFacts, run_id: str, state: list[str]) -> plan.Hos
     return plan.HostPlan(f.host, f, tuple(steps), meta={"run_id": run_id})
 
 
-def rollback(targets: list[fleet.Target], parallel: int = 8, dry_run: bool = False,
+def last_restore(set_dir: Path) -> dict | None:
+    """The report of the last restore run from this set, or None."""
+    reports = sorted(set_dir.glob("restore-*.json"))
+    return json.loads(reports[-1].read_text()) if reports else None
+
+
+def rollback(set_dir: Path, targets: list[fleet.Target], parallel: int = 8, dry_run: bool = False,
              say: Callable[[str], None] = print) -> int:
-    """Undo the last restore on every target that recorded one. Returns the exit code."""
+    """Undo the last restore of ``set_dir`` on the hosts it ran on. Returns the exit code."""
+    last = last_restore(set_dir)
+    if last is None or not last.get("run_id"):
+        say(f"rollback refused: no restore from {set_dir} is on record (restore-*.json)")
+        return 2
+    run_id = last["run_id"]
+    by_name = {t.name: t for t in targets}
+    missing = sorted(set(last["hosts"]) - set(by_name))
+    if missing:
+        say(f"rollback refused: restore {run_id} ran on {', '.join(missing)} too; give every one of its hosts")
+        return 2
+    targets = [by_name[n] for n in sorted(last["hosts"])]
+
     def look(t: fleet.Target):
         return probe.probe(t.connection), read_state(t.connection)
     found = fleet.each(targets, look, parallel)
@@ -344,6 +363,9 @@ def rollback(targets: list[fleet.Target], parallel: int = 8, dry_run: bool = Fal
             rows.append({"host": t.name, "status": "UNREACHABLE", "error": str(got)})
         elif got[1] is None:
             rows.append({"host": t.name, "status": "nothing to roll back", "error": ""})
+        elif got[1][0] != run_id:
+            plans.append(plan.HostPlan(t.name, got[0], error=(
+                f"the last restore on this host is {got[1][0]}, not {run_id} from this set")))
         else:
             plans.append(rollback_plan(got[0], *got[1]))
     if dry_run or any(p.error for p in plans) or any(r["status"] == "UNREACHABLE" for r in rows):

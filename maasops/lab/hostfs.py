@@ -257,6 +257,10 @@ def write_host_env(fs: HostFS, name: str, profile: Profile, roles: frozenset[str
     env = {
         "LAB_HOST": name, "LAB_INSTALL": profile.install, "LAB_ROLES": " ".join(sorted(roles)),
         "LAB_UNITS": " ".join(lay.units(roles)), "LAB_MAAS_VERSION": profile.version,
+        "LAB_MAAS_SERIES": series(profile),
+        "LAB_REGION_UNIT": lay.region_units[0] if "region" in roles else "",
+        "LAB_SECRET_FROM_DB": "1" if profile.layout_version >= layouts.SECRET_FROM_DB_SINCE else "",
+        "LAB_SECRET_CONFIG": layouts.SECRET_CONFIG_NAME,
         "LAB_SNAP_REVISION": profile.snap_revision, "LAB_SNAP_CHANNEL": profile.snap_channel,
         "LAB_REGIOND_CONF": lay.regiond_conf, "LAB_RACKD_CONF": lay.rackd_conf,
         "LAB_SECRET": lay.secret, "LAB_SNAP_MODE": lay.snap_mode or "",
@@ -265,6 +269,11 @@ def write_host_env(fs: HostFS, name: str, profile: Profile, roles: frozenset[str
     }
     fs.write("/etc/maas-lab/host.env", "".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
     fs.mkdir("/etc/maas-lab/fail-start")
+
+
+def series(profile: Profile) -> str:
+    """The migration name the lab's dbupgrade records for a profile's MAAS (major.minor)."""
+    return "maas-{}.{}".format(*profile.layout_version)
 
 
 def remove_tree(root: Path) -> None:

@@ -276,10 +276,14 @@ def _start_database(lab: Lab, h: LabHost, pg_cluster: str, region: dict, db_mb: 
             input=f"CREATE ROLE {db['user']} LOGIN PASSWORD '{db['password']}';\n"
                   f"CREATE DATABASE {db['name']} OWNER {db['user']};\n")
     sql = resources.files("maasops.lab") / "sql"
+    # The database is as upgraded as every region's MAAS needs it.
+    migrated = ", ".join(sorted({f"('maasserver', '{hostfs.series(PROFILES[r.profile])}')"
+                                 for r in lab.hosts if "region" in r.roles}))
     seed = (sql / "schema.sql").read_text() + (sql / "triggers.sql").read_text() + f"""
 INSERT INTO maasserver_config (name, value) VALUES
-    ('rpc_shared_secret', to_jsonb('{region["secret"]}'::text)),
+    ('{layouts.SECRET_CONFIG_NAME}', to_jsonb('{region["secret"]}'::text)),
     ('maas_name', '"{h.name}"'), ('commissioning_distro_series', '"jammy"');
+INSERT INTO django_migrations (app, name) VALUES {migrated};
 INSERT INTO maasserver_bootresourcefile (filename, sha256, content)
     SELECT 'boot-image-' || i, encode(sha256(c), 'hex'), c FROM (
         SELECT i, (SELECT decode(string_agg(md5(random()::text || g::text), ''), 'hex')

@@ -23,6 +23,11 @@ class Profile:
     snap_channel: str = ""
 
     @property
+    def layout_version(self) -> tuple[int, int]:
+        """The profile's MAAS major and minor."""
+        return parse_version(self.version)
+
+    @property
     def layout(self) -> Layout:
         """The layout this profile's MAAS uses."""
         return layout_for(self.install, parse_version(self.version))

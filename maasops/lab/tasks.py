@@ -10,11 +10,11 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from maasops import backup, connect, fleet, inventory, probe, report
-from maasops.backup_plan import BackupOptions
-from maasops.cli import probe_rows
+from maasops import connect, fleet, inventory, report
+from maasops import drill as drill_mod
 from maasops.lab import lab
 from maasops.lab.profiles import PROFILES
+from maasops.restore_plan import RestoreOptions
 
 UP_HELP = {
     "regions": "number of region controllers (region1..N; region1 owns the database)",
@@ -72,23 +72,43 @@ def down(c, lab_dir=".lab"):
     print(f"lab in {lab_dir} is down ({len(removed)} hosts removed)")
 
 
-def drill(lab_dir: str, keep: bool, backup_dir: str = "backups") -> None:
-    """Rehearse on a fresh lab: up, probe every controller over SSH, back the fleet up, down."""
-    the_lab = bring_up(lab_dir, regions=1, racks=2, profile="deb-3.5,rack1=snap-3.4", db_mb=4)
+DRILL_PROFILE = "deb-3.5,rack1=snap-3.5"
+
+
+def _dbupgrade_runs(the_lab: lab.Lab) -> int:
+    """How many times dbupgrade ran on the lab's regions (the stand-in logs every run)."""
+    return sum(int(the_lab.run(h.name, "cat /var/log/maas-lab/dbupgrade.log 2>/dev/null | wc -l || true").stdout
+                   or 0) for h in the_lab.hosts if "region" in h.roles)
+
+
+def drill(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 1, racks: int = 2,
+          profile: str = DRILL_PROFILE, db_mb: int = 8) -> drill_mod.DrillResult:
+    """The DR rehearsal on the lab: a source site and a fresh DR site, backup → restore onto DR → proof."""
+    base = Path(lab_dir)
+    sites = {}
     try:
-        dep = inventory.load(the_lab.inventory)
-        tgts = fleet.from_deployment(dep, connect.fabric_config())
-        results = fleet.each(tgts, lambda t: probe.probe(t.connection))
-        print("\nprobe over SSH:")
-        print(report.table(probe_rows(results)))
-        print("\nbackup:")
-        tgts = fleet.from_deployment(dep, connect.fabric_config())
-        code = backup.run(tgts, dep.name, Path(backup_dir), BackupOptions())
-        if code:
-            raise Exit("drill: the backup failed", code=code)
+        for site in ("source", "dr"):
+            print(f"== lab site {site!r}")
+            sites[site] = bring_up(str(base / site), regions=regions, racks=racks, profile=profile, db_mb=db_mb)
+            print()
+        src, dr = sites["source"], sites["dr"]
+        region1 = dr.host("region1").address
+        options = RestoreOptions(maas_url=f"http://{region1}:5240/MAAS",
+                                 database_host=region1 if regions > 1 else None)
+        sources = fleet.from_deployment(inventory.load(src.inventory), connect.fabric_config())
+        targets = fleet.from_deployment(inventory.load(dr.inventory), connect.fabric_config())
+
+        def lab_checks(_: dict) -> dict[str, bool]:
+            runs = _dbupgrade_runs(dr)
+            return {f"lab: dbupgrade log of the DR regions shows {runs} run(s)": runs == 1}
+        result = drill_mod.run(sources, targets, {}, "lab", Path(backup_dir), options, extra_checks=lab_checks)
+        if not result.ok:
+            raise Exit("drill: FAILED (see above)", code=1)
+        return result
     finally:
         if not keep:
-            lab.down(lab_dir)
+            for site in sites:
+                lab.down(str(base / site))
 
 
 ns = Collection(up, status, down)

@@ -35,6 +35,29 @@ unit_state() {
     fi
 }
 
+region_sql() {  # region_sql SQL: run a query on the region's database as regiond.conf says; fails if unreachable
+    local conf=$LAB_REGIOND_CONF
+    PGPASSWORD=$(conf_get "$conf" database_pass) PGCONNECT_TIMEOUT=3 psql -XAt -v ON_ERROR_STOP=1 \
+        -h "$(conf_get "$conf" database_host)" -p "$(conf_get "$conf" database_port)" \
+        -U "$(conf_get "$conf" database_user)" -d "$(conf_get "$conf" database_name)" -c "$1" 2>/dev/null
+}
+
+region_starts() {  # what regiond checks on start; an unreachable database is retried, as the real one does
+    [ -r "$LAB_REGIOND_CONF" ] || { echo "Unable to read $LAB_REGIOND_CONF" >&2; return 1; }
+    local migrated secret
+    migrated=$(region_sql "SELECT count(*) FROM django_migrations WHERE name = '$LAB_MAAS_SERIES'") || return 0
+    if [ "$migrated" = 0 ]; then
+        echo "regiond: the database has not been upgraded to $LAB_MAAS_SERIES: run dbupgrade first" >&2; return 1
+    fi
+    secret=$(region_sql "SELECT value #>> '{}' FROM maasserver_config WHERE name = '$LAB_SECRET_CONFIG'") || return 0
+    [ -n "$secret" ] && [ "$secret" != "$(cat "$LAB_SECRET" 2>/dev/null)" ] || return 0
+    if [ -n "$LAB_SECRET_FROM_DB" ]; then
+        printf '%s' "$secret" | write_owned "$LAB_SECRET" "$LAB_STATE_OWNER" 0640
+    else
+        echo "regiond: the shared secret in $LAB_SECRET differs from the database's" >&2; return 1
+    fi
+}
+
 unit_start() {
     if is_pg_unit "$1"; then
         # shellcheck disable=SC2086
@@ -47,6 +70,12 @@ unit_start() {
         echo "See \"systemctl status $1.service\" and \"journalctl -xeu $1.service\" for details." >&2
         return 1
     else
+        if [ "$1" = "$LAB_REGION_UNIT" ] && [ "$(unit_state "$1")" != active ] && ! region_starts; then
+            echo failed > "$STATE_DIR/$1"
+            journal "$LAB_HOST failed $1"
+            echo "Job for $1.service failed because the control process exited with error code." >&2
+            return 1
+        fi
         [ "$(unit_state "$1")" = active ] || journal "$LAB_HOST start $1"
         echo active > "$STATE_DIR/$1"
     fi
@@ -83,8 +112,8 @@ END \$\$;
 DROP VIEW IF EXISTS maasserver_routable_pairs, maas_support__node_overview;
 DROP TRIGGER IF EXISTS node_machine_update_notify ON maasserver_node;
 DROP TRIGGER IF EXISTS config_config_update_notify ON maasserver_config;
-INSERT INTO django_migrations (app, name) SELECT 'maasserver', '$LAB_MAAS_VERSION'
-  WHERE NOT EXISTS (SELECT 1 FROM django_migrations WHERE name = '$LAB_MAAS_VERSION');
+INSERT INTO django_migrations (app, name) SELECT 'maasserver', '$LAB_MAAS_SERIES'
+  WHERE NOT EXISTS (SELECT 1 FROM django_migrations WHERE name = '$LAB_MAAS_SERIES');
 \i /usr/lib/maas-lab/triggers.sql
 SELECT pg_sleep(0.5);
 COMMIT;
