@@ -106,12 +106,17 @@ def plan(c, what, backup_set=None, inventory=None, lab_dir=None, backup_dir="bac
         gateway=gateway)
 
 
-@task(help={"lab-dir": "where the rehearsal lab lives (default .lab-drill)",
-            "keep": "leave the lab up afterwards",
-            "backup-dir": "where the rehearsal's backup set is written (default ./backups)"})
-def drill(c, lab_dir=".lab-drill", keep=False, backup_dir="backups"):
+@task(help={"lab-dir": "where the rehearsal's two lab sites live (default .lab-drill)",
+            "keep": "leave both lab sites up afterwards",
+            "backup-dir": "where the rehearsal's backup set is written (default ./backups)",
+            "regions": "regions per site (default 1)", "racks": "racks per site (default 2)",
+            "profile": "MAAS per host, as for lab.up (default deb-3.5,rack1=snap-3.5)",
+            "db-mb": "megabytes of boot-image rows in the source database (default 8)"})
+def drill(c, lab_dir=".lab-drill", keep=False, backup_dir="backups", regions=1, racks=2,
+          profile=lab_tasks.DRILL_PROFILE, db_mb=8):
     """9. DR rehearsal on the local lab: back up a site, restore onto a fresh one, prove them equal."""
-    lab_tasks.drill(lab_dir=lab_dir, keep=keep, backup_dir=backup_dir)
+    lab_tasks.drill(lab_dir=lab_dir, keep=keep, backup_dir=backup_dir, regions=int(regions), racks=int(racks),
+                    profile=profile, db_mb=int(db_mb))
 
 
 ns = Collection(plan, probe, backup, restore, verify, drill)

@@ -113,6 +113,9 @@ def preflight(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str
     if missing:
         raise Refused(f"no target host for {', '.join(missing)}: give them in -H/--inventory or map them "
                       f"with --map old=new")
+    doubled = sorted({t.name for _, t in pairs if sum(1 for _, u in pairs if u.name == t.name) > 1})
+    if doubled:
+        raise Refused(f"two backed-up hosts would be restored onto {', '.join(doubled)}: fix --map")
     unknown = set(mapping) - set(check.hosts)
     if unknown:
         raise Refused(f"--map names hosts that are not in the set: {', '.join(sorted(unknown))}")
@@ -231,6 +234,10 @@ def run(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str], opt
         return 0, {"status": "planned"}
     conns = {t.name: t for _, t in pf.pairs}
     items = [(conns[p.host].connection, p) for p in plans]
+    record = set_dir / f"restore-{run_id}.json"
+    # On record before anything is touched, so --rollback finds this run even if the laptop dies mid-way.
+    backupset.write_json(record, {"status": "running", "run_id": run_id, "set": str(set_dir), "started": started,
+                                  "hosts": {p.host: {"source": p.meta["source"]} for p in plans}})
     fo = runner.run_phases(items, PHASES, {p.host: None for p in plans}, parallel, say)
     rows = _rows(plans, fo, started)
     digests = {}
@@ -251,7 +258,7 @@ def run(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str], opt
                                                        "ended": s.ended} for s in fo.hosts[r.host].records]}
                   for r in rows},
     }
-    backupset.write_json(set_dir / f"restore-{run_id}.json", result)
+    backupset.write_json(record, result)
     _print(rows, fo, say)
     return (130 if fo.interrupted else 0 if ok else 1), result
 
@@ -305,7 +312,11 @@ def rollback_plan(f: probe.HostFacts, run_id: str, state: list[str]) -> plan.Hos
         return plan.HostPlan(f.host, f, error=f"restore {run_id} was already rolled back")
     rdir = run_dir(run_id)
     steps = []
-    now = plan.service_commands(f)
+    # Units running now, and those the restore stopped (they may still be down if it was killed).
+    stopped = {u for line in state if line.startswith("stopped ") for u in line.split()[1:]}
+    running = {u for u, s in f.unit_states.items() if s == "active"}
+    now = plan.unit_commands(f.install, tuple(u for u in f.layout.units(set(f.roles) or {"region", "rack"})
+                                             if u in stopped | running))
     if now:
         steps.append(plan.Step("stop MAAS units", now.stop, user="root", undo=now.start, phase="stop"))
     saved = f"{rdir}/{SAVED_DB}"

@@ -191,7 +191,8 @@ def restore_plan(manifest: dict, host_dir: Path, target: HostFacts, role: FleetR
     running = tuple(u for u in lay.units(set(target.roles) or roles) if target.unit_states.get(u) == "active")
     now = unit_commands(target.install, running)
     if now:
-        steps.append(Step("stop MAAS units", now.stop, user="root", undo=now.start, phase="stop"))
+        stop = f"{_record(state, 'stopped ' + ' '.join(now.units))} && {now.stop}"
+        steps.append(Step("stop MAAS units", stop, user="root", undo=now.start, phase="stop"))
     if role.loads_database:
         saved = f"{rdir}/{SAVED_DB}"
         steps.append(Step(f"disconnect sessions from {dump['database']}", _terminate_sessions(dump["database"]),

@@ -10,12 +10,17 @@ records each host manifest's sha256, so an edited manifest is caught too.
 from __future__ import annotations
 
 import json
+import tarfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from maasops import backupset, layouts, report
 from maasops.plan import actual
+
+# What a damaged gzip or tar stream raises while it is read.
+UNREADABLE = (OSError, EOFError, ValueError, tarfile.TarError, zlib.error)
 
 
 @dataclass
@@ -63,7 +68,7 @@ def _check_archive(hc: HostCheck, host_dir: Path) -> None:
         return
     try:
         files, sha, size = backupset.archive_listing(path, arch.get("compression", "none"))
-    except (OSError, EOFError, ValueError) as exc:  # tarfile/gzip errors are these
+    except UNREADABLE as exc:
         hc.problems.append(f"archive cannot be read: {exc}")
         return
     hc.files, hc.size = len(files), hc.size + size
@@ -103,7 +108,7 @@ def _check_dump(hc: HostCheck, host_dir: Path) -> None:
         return
     try:
         last, sha, size, _ = backupset.dump_tail(path, d.get("compression", "none"))
-    except (OSError, EOFError) as exc:
+    except UNREADABLE as exc:
         hc.problems.append(f"dump cannot be read: {exc}")
         return
     hc.size += size

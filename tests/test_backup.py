@@ -7,20 +7,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tarfile
 import time
-from pathlib import Path
 
 import pytest
 
 from maasops import dbcheck, layouts
 from maasops.lab import lab as lab_mod
 from maasops.lab.profiles import PROFILES
+from tests.labtools import FAB, ROOT, fab, sets, unit_states
 
 pytestmark = pytest.mark.lab
-ROOT = Path(__file__).resolve().parent.parent
-FAB = str(Path(sys.executable).parent / "fab")
 PROFILE = "deb-3.5,region2=snap-3.5,rack1=deb-2.9,rack2=snap-2.9,rack3=snap-3.4,rack4=snap-3.5"
 
 
@@ -33,25 +30,6 @@ def fleet(tmp_path_factory):
     the_lab = lab_mod.up(d, regions=2, racks=4, profile=PROFILE, db_mb=2, combined=True)
     yield the_lab
     lab_mod.down(d)
-
-
-def fab(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([FAB, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def sets(backup_dir: Path, deployment: str = "lab") -> list[Path]:
-    d = backup_dir / deployment
-    return sorted(d.iterdir()) if d.exists() else []
-
-
-def unit_states(the_lab: lab_mod.Lab) -> dict[str, str]:
-    out = {}
-    for h in the_lab.hosts:
-        if h.profile:
-            units = PROFILES[h.profile].layout.units(frozenset(h.roles))
-            r = the_lab.run(h.name, f"systemctl is-active {' '.join(units)}", check=False)
-            out[h.name] = r.stdout
-    return out
 
 
 def host_files(the_lab: lab_mod.Lab, name: str, paths: list[str], excluded: list[str]) -> dict[str, tuple]:

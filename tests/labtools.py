@@ -1,0 +1,48 @@
+"""Helpers for tests that drive the real `fab` against a lab."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from maasops import connect, fleet, inventory
+from maasops.lab import lab as lab_mod
+from maasops.lab.profiles import PROFILES
+
+ROOT = Path(__file__).resolve().parent.parent
+FAB = str(Path(sys.executable).parent / "fab")
+
+
+def fab(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run the real `fab` from the project root."""
+    return subprocess.run([FAB, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def sets(backup_dir: Path, deployment: str = "lab") -> list[Path]:
+    """The backup sets of a deployment, oldest first."""
+    d = backup_dir / deployment
+    return sorted(p for p in d.iterdir() if p.is_dir()) if d.exists() else []
+
+
+def unit_states(the_lab: lab_mod.Lab) -> dict[str, str]:
+    """`systemctl is-active` of every MAAS unit, per host."""
+    out = {}
+    for h in the_lab.hosts:
+        if h.profile:
+            units = PROFILES[h.profile].layout.units(frozenset(h.roles))
+            r = the_lab.run(h.name, f"systemctl is-active {' '.join(units)}", check=False)
+            out[h.name] = r.stdout
+    return out
+
+
+def journal_lines(the_lab: lab_mod.Lab) -> dict[str, int]:
+    """How many unit starts/stops each host's stand-ins have logged."""
+    return {h.name: int(the_lab.run(h.name, "cat /var/log/maas-lab/units.log 2>/dev/null | wc -l || true").stdout)
+            for h in the_lab.hosts if h.profile}
+
+
+def targets(the_lab: lab_mod.Lab) -> dict[str, fleet.Target]:
+    """Strict connections to every host of the lab's inventory, by name."""
+    dep = inventory.load(the_lab.inventory)
+    return {t.name: t for t in fleet.from_deployment(dep, connect.fabric_config())}

@@ -1,0 +1,32 @@
+"""`fab drill`: the README's main command, on a fresh DR site of 2 regions + 3 racks of mixed profiles."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from maasops.lab import lab as lab_mod
+from tests.labtools import fab, sets
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+
+def test_drill_restores_onto_a_fresh_site_and_proves_it_equal(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    labs = tmp_path / "drill"
+    r = fab("drill", "--lab-dir", str(labs), "--backup-dir", str(tmp_path / "b"), "--regions", "2", "--racks", "3",
+            "--profile", "deb-3.5,region2=snap-3.5,rack1=deb-2.9,rack2=snap-3.4,rack3=snap-2.9", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "drill PASSED" in r.stdout
+    [set_dir] = sets(tmp_path / "b")
+    [report] = set_dir.glob("drill-*.json")
+    data = json.loads(report.read_text())
+    assert data["ok"] and all(data["checks"].values()) and len(data["checks"]) == 7
+    assert {h["host"] for h in data["hosts"]} == {"region1", "region2", "rack1", "rack2", "rack3"}
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for site in ("source", "dr"):
+        assert f"mo{lab_mod.lab_id_for((labs / site).resolve())}-" not in netns
