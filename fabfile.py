@@ -90,13 +90,13 @@ PLAN_HELP = {**{k: v for k, v in {**BACKUP_HELP, **RESTORE_HELP}.items() if k no
              "what": "the operation to plan: backup or restore"}
 
 
-@task(help=PLAN_HELP, positional=["what", "backup_set"],
+@task(help=PLAN_HELP, positional=["what"],
       post=[cli.fleet_task("plan", cli.run_plan)])
 def plan(c, what, backup_set=None, inventory=None, lab_dir=None, backup_dir="backups", parallel=8,
          stop_postgresql=True, exclude_images=False, db_only_maas=False, allow_vault=False, compress="gzip",
          map=None, allow_upgrade=False, maas_url=None, database_host=None, safety_dump=True, skip_database=False,
          accept_new_host_keys=False, deployment=None, gateway=None):
-    """0. Print every remote command an operation would run, per host (`fab plan backup`, `fab plan restore SET`)."""
+    """0. Print every remote command an operation would run, per host (`fab plan backup`, `fab plan restore -b SET`)."""
     cli.enlist(c, "plan",
         what=what, backup_set=backup_set, inventory=inventory, lab_dir=lab_dir, backup_dir=backup_dir,
         parallel=parallel, stop_postgresql=stop_postgresql, exclude_images=exclude_images,
