@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from maasops import __version__, backup_plan, backupset, fleet, plan, probe, report, runner
+from maasops import __version__, backup_plan, backupset, fleet, hostlock, plan, probe, report, runner
 from maasops.remote import RemoteError
 
 STOP_STEPS = ("stop MAAS units", "stop postgresql")
@@ -145,6 +145,18 @@ def run(targets: list[fleet.Target], deployment: str, backup_dir: Path, options:
                 say(f"== {r.host}\n   UNREACHABLE: {r.error}")
         return BackupRun(1 if results else 0, None, results)
     runnable = [(t, plans[t.name]) for t in targets if t.name in plans and not plans[t.name].error]
+    locks, busy = hostlock.acquire_all([t for t, _ in runnable], "backup", parallel)
+    results.update({n: HostResult(n, "REFUSED", error=str(e)) for n, e in busy.items()})
+    runnable = [(t, hp) for t, hp in runnable if t.name in locks]
+    try:
+        return _run_locked(runnable, results, owners, deployment, backup_dir, options, parallel, say)
+    finally:
+        hostlock.release_all(locks)
+
+
+def _run_locked(runnable: list[tuple[fleet.Target, plan.HostPlan]], results: dict[str, HostResult],
+                owners: dict[str, str], deployment: str, backup_dir: Path, options: backup_plan.BackupOptions,
+                parallel: int, say: Callable[[str], None]) -> BackupRun:
     set_dir = backupset.new_set(backup_dir, deployment)
     cancel = threading.Event()
     host_manifests: dict[str, str] = {}

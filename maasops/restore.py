@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maasops import backupset, fleet, layouts, plan, probe, remote, report, runner, verify
+from maasops import backupset, fleet, hostlock, layouts, plan, probe, remote, report, runner, verify
 from maasops.plan import Send
 from maasops.restore_plan import (
     PHASES,
@@ -233,6 +233,21 @@ def run(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str], opt
             return 2, {"status": "refused", "error": "; ".join(f"{p.host}: {p.error}" for p in refused)}
         return 0, {"status": "planned"}
     conns = {t.name: t for _, t in pf.pairs}
+    locks, busy = hostlock.acquire_all(list(conns.values()), "restore", parallel)
+    try:
+        if busy:
+            error = "; ".join(str(e) for e in busy.values())
+            say(f"restore refused, nothing was touched: {error}")
+            return 2, {"status": "refused", "error": error}
+        return _run_locked(set_dir, run_id, started, plans, conns, loader, upgrader, secret, pf, parallel, say)
+    finally:
+        hostlock.release_all(locks)
+
+
+def _run_locked(set_dir: Path, run_id: str, started: float, plans: list[plan.HostPlan],
+                conns: dict[str, fleet.Target], loader: str | None, upgrader: str | None,
+                secret: tuple[str, Send] | None, pf: Preflight, parallel: int,
+                say: Callable[[str], None]) -> tuple[int, dict]:
     items = [(conns[p.host].connection, p) for p in plans]
     record = set_dir / f"restore-{run_id}.json"
     # On record before anything is touched, so --rollback finds this run even if the laptop dies mid-way.
@@ -387,7 +402,14 @@ def rollback(set_dir: Path, targets: list[fleet.Target], parallel: int = 8, dry_
             return 2
         return 0
     conns = {t.name: t.connection for t in targets}
-    fo = runner.run_phases([(conns[p.host], p) for p in plans], PHASES, {}, parallel, say)
+    locks, busy = hostlock.acquire_all([by_name[p.host] for p in plans], "rollback", parallel)
+    try:
+        if busy:
+            say("rollback refused, nothing was touched: " + "; ".join(str(e) for e in busy.values()))
+            return 2
+        fo = runner.run_phases([(conns[p.host], p) for p in plans], PHASES, {}, parallel, say)
+    finally:
+        hostlock.release_all(locks)
     for p in plans:
         o = fo.hosts[p.host]
         status = "rolled back" if o.ok and not fo.failed_phase else "SERVICES DOWN" if o.undo_failures else "FAILED"

@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import paramiko
 from fabric import Connection
 
 from maasops.remote import RemoteError, connect_error, host_label, shell
@@ -48,7 +50,8 @@ def private_open(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 
 
-def _open_channel(c: Connection, command: str, step: str, sudo_user: str | None):
+def open_channel(c: Connection, command: str, step: str, sudo_user: str | None):
+    """Start ``command`` on a fresh channel, under sudo as ``sudo_user`` if given (password first on stdin)."""
     stdin = b""
     full = shell(command)
     if sudo_user:
@@ -79,22 +82,29 @@ def _finish(c: Connection, chan, step: str) -> None:
 def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: str | None = None,
              progress: Callable[[int], None] | None = None) -> Streamed:
     """Run ``command`` on the host and stream its stdout into ``dest`` (0600, via dest.partial)."""
-    chan = _open_channel(c, command, step, sudo_user)
+    chan = open_channel(c, command, step, sudo_user)
     partial = dest.with_name(dest.name + ".partial")
     digest = hashlib.sha256()
     size = 0
     try:
         chan.shutdown_write()
-        with os.fdopen(private_open(partial), "wb") as out:
-            while True:
-                data = chan.recv(BLOCK)
-                if not data:
-                    break
-                digest.update(data)
-                out.write(data)
-                size += len(data)
-                if progress:
-                    progress(size)
+        try:
+            with os.fdopen(private_open(partial), "wb") as out:
+                while True:
+                    data = chan.recv(BLOCK)
+                    if not data:
+                        break
+                    digest.update(data)
+                    out.write(data)
+                    size += len(data)
+                    if progress:
+                        progress(size)
+        except OSError as exc:
+            if isinstance(exc, (socket.timeout, paramiko.SSHException)):
+                raise
+            raise RemoteError(host_label(c), step, f"writing {dest.name} on this machine failed: {exc.strerror}",
+                              "free space on the laptop (or pick another --backup-dir), then run the backup again"
+                              ) from None
         _finish(c, chan, step)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -108,7 +118,7 @@ def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: s
 def upload(c: Connection, command: str, source: BinaryIO, step: str, *, sudo_user: str | None = None,
            progress: Callable[[int], None] | None = None) -> Streamed:
     """Run ``command`` on the host with ``source``'s bytes as its stdin; returns what was sent."""
-    chan = _open_channel(c, command, step, sudo_user)
+    chan = open_channel(c, command, step, sudo_user)
     digest = hashlib.sha256()
     size = 0
     try:
