@@ -282,8 +282,9 @@ def _rows(plans: list[plan.HostPlan], fo: runner.FleetOutcome, started: float) -
     rows = []
     for p in plans:
         o = fo.hosts[p.host]
-        row = HostRow(p.host, p.meta.get("source", ""), "ok", time.time() - started, _downtime(o),
-                      manual=o.undo_failures)
+        took = max((r.ended for r in o.records), default=started) - min((r.started for r in o.records),
+                                                                          default=started)
+        row = HostRow(p.host, p.meta.get("source", ""), "ok", took, _downtime(o), manual=o.undo_failures)
         if o.error:
             row.status, row.error = "FAILED", str(o.error)
         elif o.cancelled or fo.interrupted:
