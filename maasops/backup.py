@@ -19,9 +19,6 @@ from pathlib import Path
 from maasops import __version__, backup_plan, backupset, fleet, hostlock, plan, probe, report, runner
 from maasops.remote import RemoteError
 
-STOP_STEPS = ("stop MAAS units", "stop postgresql")
-START_STEPS = ("start MAAS units", "start postgresql", "undo stop MAAS units", "undo stop postgresql")
-
 
 @dataclass
 class HostResult:
@@ -34,15 +31,6 @@ class HostResult:
     downtime: float | None = None
     error: str = ""
     manual: list[str] = field(default_factory=list)
-
-
-def downtime(outcome: runner.HostOutcome) -> tuple[float, float] | None:
-    """(first stop, last start) times of a host's run, or None when nothing was stopped."""
-    stops = [r.started for r in outcome.records if r.name in STOP_STEPS]
-    starts = [r.ended for r in outcome.records if r.name in START_STEPS]
-    if not stops:
-        return None
-    return min(stops), max(starts) if starts else time.time()
 
 
 def _host_manifest(hp: plan.HostPlan, outcome: runner.HostOutcome, host_dir: Path, target: fleet.Target,
@@ -92,7 +80,7 @@ def _run_host(target: fleet.Target, hp: plan.HostPlan, set_dir: Path, cancel: th
     started = time.time()
     host_dir = backupset.private_dir(set_dir / hp.host)
     outcome = runner.run_plan(target.connection, hp, host_dir, cancel, say)
-    window = downtime(outcome)
+    window = runner.downtime(outcome)
     result = HostResult(hp.host, "ok", duration=time.time() - started,
                         downtime=window[1] - window[0] if window else None, manual=outcome.undo_failures)
     manifest = None

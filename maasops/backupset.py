@@ -166,6 +166,11 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def manifest_layout(manifest: dict) -> layouts.Layout:
+    """The layout of the MAAS a host manifest describes (KeyError, ValueError or UnknownLayout if none)."""
+    return layouts.layout_for(manifest["install"], layouts.parse_version(manifest["maas_version"]))
+
+
 def completion_line(kind: str) -> str:
     """The last line a complete dump of ``kind`` (pg_dumpall or pg_dump) ends with."""
     return layouts.DUMPALL_COMPLETE_LINE if kind == "pg_dumpall" else layouts.DUMP_COMPLETE_LINE

@@ -81,6 +81,13 @@ def actual(path: str, snap_data: str | None) -> str:
     return path
 
 
+def rebase(path: str, from_snap_data: str | None, to_snap_data: str | None) -> str:
+    """A path under one host's snap revision directory, as it is under another host's."""
+    if from_snap_data and to_snap_data and (path == from_snap_data or path.startswith(from_snap_data + "/")):
+        return to_snap_data + path[len(from_snap_data):]
+    return path
+
+
 @dataclass(frozen=True)
 class UnitCommands:
     """How to stop, start and check a set of MAAS units on one host."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fabric import Connection
 
 from maasops import dbcheck, layouts, remote
-from maasops.plan import actual
+from maasops.plan import actual, rebase
 from maasops.probe import HostFacts
 
 q = shlex.quote
@@ -64,13 +64,7 @@ def tree_listing(c: Connection, trees: list[str], prune: list[str]) -> dict[str,
 def expected_listing(manifest: dict, target: HostFacts) -> dict[str, dict]:
     """The manifest's archive listing with paths as they are on the target (its snap revision)."""
     src = manifest.get("snap_data")
-    out = {}
-    for e in manifest["archive"]["files"]:
-        path = e["path"]
-        if src and target.snap_data and (path == src or path.startswith(src + "/")):
-            path = target.snap_data + path[len(src):]
-        out[path] = e
-    return out
+    return {rebase(e["path"], src, target.snap_data): e for e in manifest["archive"]["files"]}
 
 
 def compare(expected: dict[str, dict], got: dict[str, dict], allowed: set[str]) -> list[str]:
@@ -96,14 +90,19 @@ def compare(expected: dict[str, dict], got: dict[str, dict], allowed: set[str]) 
     return diffs
 
 
+def secret_sha256(c: Connection, facts: HostFacts) -> str:
+    """sha256 of the host's MAAS secret file (never the secret itself)."""
+    path = actual(facts.layout.secret, facts.snap_data)
+    out = remote.run(c, f"sha256sum {q(path)}", "compare secrets", sudo=True).stdout.split()
+    return out[0] if out else ""
+
+
 def prove_host(c: Connection, manifest: dict, target: HostFacts, allowed: set[str]) -> HostProof:
     """Compare one restored host with its manifest: files, secret hash, units."""
     proof = HostProof(target.host)
     lay = target.layout
     trees = [actual(t, target.snap_data) for t in manifest["archive"]["trees"]]
-    src = manifest.get("snap_data")
-    prune = [actual(p if not src or not p.startswith(src) else layouts.SNAP_DATA + p[len(src):], target.snap_data)
-             for p in manifest["archive"].get("excluded", [])]
+    prune = [rebase(p, manifest.get("snap_data"), target.snap_data) for p in manifest["archive"].get("excluded", [])]
     expected = expected_listing(manifest, target)
     got = tree_listing(c, trees, prune)
     proof.files_checked = len(expected)

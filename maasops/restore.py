@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maasops import backupset, fleet, hostlock, layouts, plan, probe, remote, report, runner, verify
+from maasops import backupset, fleet, hostlock, layouts, plan, probe, proof, remote, report, runner, verify
 from maasops.plan import Send
 from maasops.restore_plan import (
     PHASES,
@@ -166,7 +166,7 @@ def secret_source(check: verify.SetCheck, target_of: dict[str, str], loader: str
         return None
     source = next((s for s in regions if target_of[s] == loader), regions[0])
     m = check.hosts[source].manifest
-    lay = layouts.layout_for(m["install"], layouts.parse_version(m["maas_version"]))
+    lay = backupset.manifest_layout(m)
     member = plan.actual(lay.secret, m.get("snap_data")).lstrip("/")
     arch = m["archive"]
     return source, Send(str(check.path / source / arch["file"]), member, arch.get("compression", "none"))
@@ -185,21 +185,9 @@ class HostRow:
     manual: list[str] = field(default_factory=list)
 
 
-def _downtime(outcome: runner.HostOutcome) -> float | None:
-    stops = [r.started for r in outcome.records if r.name == "stop MAAS units"]
-    starts = [r.ended for r in outcome.records if r.name in ("start MAAS units", "undo stop MAAS units")]
-    if not stops:
-        return None
-    return (max(starts) if starts else time.time()) - min(stops)
-
-
 def _secret_digests(targets: dict[str, tuple[fleet.Target, probe.HostFacts]], parallel: int) -> dict[str, str]:
-    def digest(t: fleet.Target) -> str:
-        f = targets[t.name][1]
-        path = plan.actual(f.layout.secret, f.snap_data)
-        out = remote.run(t.connection, f"sha256sum {q(path)}", "compare secrets", sudo=True).stdout.split()
-        return out[0] if out else ""
-    got = fleet.each([t for t, _ in targets.values()], digest, parallel)
+    got = fleet.each([t for t, _ in targets.values()],
+                     lambda t: proof.secret_sha256(t.connection, targets[t.name][1]), parallel)
     return {n: (v if isinstance(v, str) else f"error: {v}") for n, v in got.items()}
 
 
@@ -284,7 +272,9 @@ def _rows(plans: list[plan.HostPlan], fo: runner.FleetOutcome, started: float) -
         o = fo.hosts[p.host]
         took = max((r.ended for r in o.records), default=started) - min((r.started for r in o.records),
                                                                           default=started)
-        row = HostRow(p.host, p.meta.get("source", ""), "ok", took, _downtime(o), manual=o.undo_failures)
+        window = runner.downtime(o)
+        row = HostRow(p.host, p.meta.get("source", ""), "ok", took, window[1] - window[0] if window else None,
+                      manual=o.undo_failures)
         if o.error:
             row.status, row.error = "FAILED", str(o.error)
         elif o.cancelled or fo.interrupted:

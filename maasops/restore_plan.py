@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from maasops import layouts
-from maasops.plan import DECOMPRESSORS, HostPlan, Send, Step, actual, q, unit_commands
+from maasops import backupset, layouts
+from maasops.plan import DECOMPRESSORS, HostPlan, Send, Step, actual, q, rebase, unit_commands
 from maasops.probe import HostFacts
 
 PHASES = ("upload", "stop", "database", "files", "secret", "dbupgrade", "commit", "start regions", "start racks",
@@ -100,7 +100,7 @@ def _units_to_start(manifest: dict, target: HostFacts) -> tuple[str, ...]:
     wanted = lay.units(roles)
     if not states:
         return wanted
-    source_lay = layouts.layout_for(manifest["install"], layouts.parse_version(manifest["maas_version"]))
+    source_lay = backupset.manifest_layout(manifest)
     was_active = {u for u in source_lay.units(roles) if states.get(u) == "active"}
     # A unit the source's layout did not have (a newer MAAS) starts like its siblings.
     return tuple(u for u in wanted if u in was_active or u not in source_lay.units(roles))
@@ -136,7 +136,7 @@ def _tree_steps(manifest: dict, target: HostFacts, upload: str, rid: str, state:
                       command=(f"{DECOMPRESSORS[compress]} {q(upload)} | tar -x -p --same-owner -f - -C /"
                                f"{_transform(manifest, target)}")))
     for excluded in arch.get("excluded", []):
-        path = actual(_layout_path(excluded, manifest), target.snap_data)
+        path = rebase(excluded, manifest.get("snap_data"), target.snap_data)
         tree = next((t for t in asides if path.startswith(t + "/")), None)
         if tree is None:
             continue
@@ -145,14 +145,6 @@ def _tree_steps(manifest: dict, target: HostFacts, upload: str, rid: str, state:
                           command=(f"if [ -d {q(kept)} ] && [ ! -e {q(path)} ]; then "
                                    f"cp -al {q(kept)} {q(path)}; fi")))
     return steps
-
-
-def _layout_path(path: str, manifest: dict) -> str:
-    """A source host's actual path back as its layout path ($SNAP_DATA instead of the revision)."""
-    src = manifest.get("snap_data")
-    if src and (path == src or path.startswith(src + "/")):
-        return layouts.SNAP_DATA + path[len(src):]
-    return path
 
 
 def _receive(dest: str, sha256: str) -> str:

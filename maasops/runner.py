@@ -29,6 +29,8 @@ from maasops import backupset, remote, stream
 from maasops.plan import HostPlan, Step
 
 UNDO_TRIES = 3
+STOP_STEPS = ("stop MAAS units", "stop postgresql")
+START_STEPS = ("start MAAS units", "start postgresql", "undo stop MAAS units", "undo stop postgresql")
 
 
 class Cancelled(Exception):
@@ -90,6 +92,15 @@ def _progress(cancel: threading.Event, host: str, step: str, report) -> Callable
             last[0] = now
             report(f"{host}: {step}: {done / 1048576:.1f} MiB")
     return tick
+
+
+def downtime(outcome: HostOutcome) -> tuple[float, float] | None:
+    """(first stop, last start) times of a host's run, or None when nothing was stopped."""
+    stops = [r.started for r in outcome.records if r.name in STOP_STEPS]
+    starts = [r.ended for r in outcome.records if r.name in START_STEPS]
+    if not stops:
+        return None
+    return min(stops), max(starts) if starts else time.time()
 
 
 def run_step(c: Connection, step: Step, dest_dir: Path | None, cancel: threading.Event, report=None) -> StepRecord:

@@ -86,7 +86,7 @@ def _check_archive(hc: HostCheck, host_dir: Path) -> None:
 def _check_layout(hc: HostCheck) -> None:
     m = hc.manifest
     try:
-        lay = layouts.layout_for(m["install"], layouts.parse_version(m["maas_version"]))
+        lay = backupset.manifest_layout(m)
     except (KeyError, ValueError, layouts.UnknownLayout) as exc:
         hc.problems.append(f"manifest names no known MAAS layout: {exc}")
         return
@@ -140,7 +140,7 @@ def check_host(set_dir: Path, host: str, entry: dict) -> HostCheck:
 def secret_digest(manifest: dict) -> str | None:
     """sha256 of the host's MAAS secret file as archived (from the listing), or None when not archived."""
     try:
-        lay = layouts.layout_for(manifest["install"], layouts.parse_version(manifest["maas_version"]))
+        lay = backupset.manifest_layout(manifest)
     except (KeyError, ValueError, layouts.UnknownLayout):
         return None
     path = actual(lay.secret, manifest.get("snap_data"))
@@ -166,6 +166,14 @@ def verify_set(set_dir: Path, parallel: int = 4) -> SetCheck:
     if len(region_secrets) > 1:
         sc.problems.append("the regions in this set have different secrets")
     return sc
+
+
+def read_manifests(set_dir: Path) -> SetCheck:
+    """The set's and its hosts' manifests as written, without reading archives or dumps (see verify_set)."""
+    manifest = _load_json(set_dir / backupset.MANIFEST)
+    hosts = {h: HostCheck(h, _load_json(set_dir / h / backupset.MANIFEST))
+             for h, e in manifest.get("hosts", {}).items() if e.get("status") == "ok"}
+    return SetCheck(set_dir, manifest, hosts)
 
 
 def rows(sc: SetCheck) -> list[dict]:

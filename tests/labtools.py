@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from maasops import connect, fleet, inventory
 from maasops.lab import lab as lab_mod
@@ -12,6 +16,21 @@ from maasops.lab.profiles import PROFILES
 
 ROOT = Path(__file__).resolve().parent.parent
 FAB = str(Path(sys.executable).parent / "fab")
+# Every lab profile in one deployment: region1 deb 3.5 region+rack (DB), region2 snap 3.5,
+# racks deb 2.9, snap 2.9/3.4/3.5 (rack4 needs a sudo password); reached via the bastion.
+MIXED_PROFILE = "deb-3.5,region2=snap-3.5,rack1=deb-2.9,rack2=snap-2.9,rack3=snap-3.4,rack4=snap-3.5"
+
+
+def mixed_lab(tmp_path_factory, name: str) -> Iterator[lab_mod.Lab]:
+    """A module fixture's body: the MIXED_PROFILE lab (2 regions, 4 racks), torn down afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    d = tmp_path_factory.mktemp(name) / "lab"
+    the_lab = lab_mod.up(d, regions=2, racks=4, profile=MIXED_PROFILE, db_mb=2, combined=True)
+    try:
+        yield the_lab
+    finally:
+        lab_mod.down(d)
 
 
 def fab(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:

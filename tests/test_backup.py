@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import signal
 import subprocess
 import tarfile
@@ -15,21 +14,15 @@ import pytest
 from maasops import dbcheck, layouts
 from maasops.lab import lab as lab_mod
 from maasops.lab.profiles import PROFILES
-from tests.labtools import FAB, ROOT, fab, sets, unit_states
+from tests.labtools import FAB, ROOT, fab, mixed_lab, sets, unit_states
 
 pytestmark = pytest.mark.lab
-PROFILE = "deb-3.5,region2=snap-3.5,rack1=deb-2.9,rack2=snap-2.9,rack3=snap-3.4,rack4=snap-3.5"
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    """region1 deb 3.5 region+rack (DB), region2 snap 3.5, racks deb 2.9, snap 2.9/3.4/3.5; via bastion."""
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    d = tmp_path_factory.mktemp("fleet") / "lab"
-    the_lab = lab_mod.up(d, regions=2, racks=4, profile=PROFILE, db_mb=2, combined=True)
-    yield the_lab
-    lab_mod.down(d)
+    """The lab with every profile (labtools.MIXED_PROFILE)."""
+    yield from mixed_lab(tmp_path_factory, "fleet")
 
 
 def host_files(the_lab: lab_mod.Lab, name: str, paths: list[str], excluded: list[str]) -> dict[str, tuple]:

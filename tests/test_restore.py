@@ -12,23 +12,16 @@ import time
 import pytest
 
 from maasops import backupset, dbcheck, probe, proof, restore_plan
-from maasops.lab import lab as lab_mod
-from tests.labtools import FAB, ROOT, fab, journal_lines, sets, targets, unit_states
+from tests.labtools import FAB, ROOT, fab, journal_lines, mixed_lab, sets, targets, unit_states
 
 pytestmark = pytest.mark.lab
-PROFILE = "deb-3.5,region2=snap-3.5,rack1=deb-2.9,rack2=snap-2.9,rack3=snap-3.4,rack4=snap-3.5"
 FINGERPRINT = f"runuser -u postgres -- psql -XAt -d maasdb -c \"{dbcheck.FINGERPRINT_SQL}\""
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """region1 deb 3.5 region+rack (DB), region2 snap 3.5, racks deb 2.9, snap 2.9/3.4/3.5; via bastion."""
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    d = tmp_path_factory.mktemp("site") / "lab"
-    the_lab = lab_mod.up(d, regions=2, racks=4, profile=PROFILE, db_mb=2, combined=True)
-    yield the_lab
-    lab_mod.down(d)
+    """The lab with every profile (labtools.MIXED_PROFILE)."""
+    yield from mixed_lab(tmp_path_factory, "site")
 
 
 @pytest.fixture(scope="module")
