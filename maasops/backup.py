@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from maasops import __version__, backup_plan, backupset, fleet, hostlock, plan, probe, report, runner
+from maasops import __version__, backup_plan, backupset, fleet, hostlock, plan, probe, report, runner, stream
 from maasops.remote import RemoteError
 
 
@@ -95,6 +95,11 @@ def _run_host(target: fleet.Target, hp: plan.HostPlan, set_dir: Path, cancel: th
             result.size = sum(p.stat().st_size for p in host_dir.iterdir())
         except RemoteError as exc:
             result.status, result.error = "FAILED", str(exc)
+        except OSError as exc:
+            manifest = None
+            result.status, result.error = "FAILED", str(RemoteError(
+                hp.host, "write manifest", f"writing {host_dir.name}/{backupset.MANIFEST} on this machine failed: "
+                f"{exc.strerror}", stream.LOCAL_FULL_HINT))
     if outcome.undo_failures:
         result.status = "SERVICES DOWN"
         result.error = (result.error + "; " if result.error else "") + "could not start units again"
@@ -163,7 +168,12 @@ def _run_locked(runnable: list[tuple[fleet.Target, plan.HostPlan]], results: dic
         "hosts": {n: {"status": r.status, "error": r.error, "manifest_sha256": host_manifests.get(n)}
                   for n, r in sorted(results.items())},
     }
-    backupset.write_json(set_dir / backupset.MANIFEST, set_manifest)
+    try:
+        backupset.write_json(set_dir / backupset.MANIFEST, set_manifest)
+    except OSError as exc:
+        say(f"!!! writing the set's {backupset.MANIFEST} on this machine failed: {exc.strerror}; "
+            "the set stays incomplete (.partial)")
+        ok = False
     final = backupset.complete(set_dir) if ok else set_dir
     _print_report(results, final, ok, say)
     return BackupRun(130 if interrupted else 0 if ok else 1, final, results)

@@ -26,6 +26,7 @@ from fabric import Connection
 from maasops.remote import RemoteError, connect_error, host_label, shell
 
 BLOCK = 1 << 20
+LOCAL_FULL_HINT = "free space on the laptop (or pick another --backup-dir), then run the backup again"
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,7 @@ def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: s
             if isinstance(exc, (socket.timeout, paramiko.SSHException)):
                 raise
             raise RemoteError(host_label(c), step, f"writing {dest.name} on this machine failed: {exc.strerror}",
-                              "free space on the laptop (or pick another --backup-dir), then run the backup again"
-                              ) from None
+                              LOCAL_FULL_HINT) from None
         _finish(c, chan, step)
     except BaseException:
         partial.unlink(missing_ok=True)

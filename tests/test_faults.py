@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
+import time
 
 import pytest
 
-from maasops import hostlock
+from maasops import hostlock, remote, stream
 from maasops.remote import RemoteError
-from tests.labtools import fab, sets, unit_states
+from tests.labtools import FAB, ROOT, fab, journal_lines, sets, unit_states
 
 pytestmark = pytest.mark.lab
 
@@ -40,8 +43,10 @@ def test_a_full_laptop_disk_fails_clearly_and_leaves_nothing_that_looks_complete
         before = unit_states(lab)
         r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(full))
         assert r.returncode == 1
-        assert "on this machine failed: No space left on device" in r.stdout
-        assert "region1: dump database" in r.stdout or "region1: archive config trees" in r.stdout
+        assert "on this machine failed: No space left on device" in r.stdout, r.stdout + r.stderr
+        failed = [ln for ln in r.stdout.splitlines() if " FAILED " in ln]
+        assert failed and all(re.search(r": (dump database|archive config trees|write manifest)[^:]*: writing ", ln)
+                              for ln in failed), r.stdout
         assert unit_states(lab) == before
         [s] = sets(full)
         assert s.name.endswith(".partial")
@@ -66,3 +71,102 @@ def test_secrets_and_passwords_never_reach_output_plans_or_reports(lab, tmp_path
         assert len(value) >= 12
         assert not [t for t in texts if value in t]
     assert all(json.loads(p.read_text()) for p in s.rglob("*.json"))
+
+
+@pytest.fixture
+def tool_on(lab):
+    """Put a wrapper for a tool on a host's sudo PATH (/usr/local/bin); remove them all afterwards."""
+    placed = []
+
+    def install(host: str, tool: str, script: str) -> None:
+        lab.run(host, f"cat > /usr/local/bin/{tool} && chmod 755 /usr/local/bin/{tool}", input=script)
+        placed.append((host, tool))
+    yield install
+    for host, tool in placed:
+        lab.run(host, f"pkill -f /usr/local/bin/{tool}; rm -f /usr/local/bin/{tool}", check=False)
+
+
+def test_a_unit_that_will_not_start_again_is_the_top_line_with_the_command(lab, tmp_path):
+    lab.run("rack2", "touch /etc/maas-lab/fail-start/maas-http")
+    try:
+        r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
+        assert r.returncode == 1
+        first = r.stdout.splitlines()[0]
+        assert first.startswith("!!! rack2: MAAS units were NOT started again. Run on rack2 by hand: sudo systemctl "
+                                "start maas-rackd maas-dhcpd maas-http maas-agent"), r.stdout
+        assert "SERVICES DOWN" in next(ln for ln in r.stdout.splitlines() if ln.startswith("rack2"))
+    finally:
+        lab.run("rack2", "rm -f /etc/maas-lab/fail-start/maas-http && systemctl start maas-http")
+
+
+def test_database_down_fails_the_dump_clearly_and_stops_nothing(lab, tmp_path):
+    before = unit_states(lab)
+    journal = journal_lines(lab)
+    lab.run("region1", "systemctl stop postgresql")
+    try:
+        r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
+    finally:
+        lab.run("region1", "systemctl start postgresql")
+    assert r.returncode == 1
+    row = next(ln for ln in r.stdout.splitlines() if ln.startswith("region1"))
+    assert "FAILED" in row and "dump database" in row and "connection" in row.lower()
+    assert unit_states(lab) == before
+    assert journal_lines(lab)["region1"] == journal["region1"]  # the dump comes first: nothing was stopped
+    assert sets(tmp_path)[0].name.endswith(".partial")
+
+
+def test_a_cut_ssh_connection_fails_the_host_restarts_its_units_and_a_rerun_finishes(lab, tmp_path, tool_on):
+    before = unit_states(lab)
+    tool_on("rack1", "gzip", "#!/bin/sh\nsleep 30\nexec /usr/bin/gzip \"$@\"\n")
+    proc = subprocess.Popen([FAB, "backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while "inactive" not in lab.run("rack1", "systemctl is-active snap.maas.supervisor", check=False).stdout:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    lab.run("rack1", "pkill -f 'sshd: [u]buntu'")  # the link drops: every session of maasops on rack1 dies
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert "FAILED" in next(ln for ln in out.splitlines() if ln.startswith("rack1"))
+    assert unit_states(lab) == before
+    [partial] = sets(tmp_path)
+    assert partial.name.endswith(".partial") and not list((partial / "rack1").glob("config.tar*"))
+    lab.run("rack1", "pkill -f /usr/local/bin/gzip; rm -f /usr/local/bin/gzip", check=False)
+    r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
+    assert r.returncode == 0, r.stdout
+    assert fab("verify", str(sets(tmp_path)[-1])).returncode == 0
+
+
+def test_a_full_remote_disk_fails_the_upload_and_leaves_every_host_running(lab, tmp_path):
+    r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
+    assert r.returncode == 0, r.stdout
+    [s] = sets(tmp_path)
+    before = (unit_states(lab), journal_lines(lab))
+    lab.run("region1", "mkdir -p /var/lib/maasops && mount -t tmpfs -o size=256k tmpfs /var/lib/maasops")
+    try:
+        r = fab("restore", str(s), "--inventory", str(lab.inventory))
+        left = lab.run("region1", "find /var/lib/maasops -name 'upload-*'").stdout
+    finally:
+        lab.run("region1", "umount /var/lib/maasops")
+    assert r.returncode == 1
+    row = next(ln for ln in r.stdout.splitlines() if ln.startswith("region1"))
+    assert "FAILED" in row and "upload" in row and "No space left" in row, r.stdout
+    assert left == ""  # the partial upload was removed
+    assert (unit_states(lab), journal_lines(lab)) == before  # failed before any unit was stopped
+
+
+def test_quotes_and_spaces_in_a_sudo_password_neither_break_nor_inject(lab, cxn, tmp_path):
+    weird = "a b'c\"d$(touch /tmp/pwned)`x`;e"
+    hashed = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=weird, text=True, capture_output=True,
+                            check=True).stdout.strip()
+    old = lab.run("rack2", "getent shadow ubuntu | cut -d: -f2").stdout.strip()
+    lab.run("rack2", f"usermod -p {shlex.quote(hashed)} ubuntu")
+    try:
+        c = cxn("rack2")
+        c.config.sudo.password = weird
+        assert remote.run(c, "id -un", "whoami", sudo=True).stdout.strip() == "root"
+        got = stream.download(c, "cat /var/lib/maas/maas_id", tmp_path / "id", "stream", sudo_user="root")
+        assert got.size == 6
+        assert lab.run("rack2", "ls /tmp/pwned", check=False).returncode != 0
+    finally:
+        lab.run("rack2", f"usermod -p {shlex.quote(old)} ubuntu")
