@@ -38,19 +38,20 @@ BACKUP_HELP = {
     "db-only-maas": "dump only the MAAS database (pg_dump) even on a dedicated PostgreSQL server",
     "allow-vault": "back up although Vault holds MAAS secrets; the set records that they are missing",
     "compress": "gzip (default) or none, for the dump and the archive",
+    "encrypt-to": "age (age1...) or SSH public keys, comma-separated: archives and dumps are encrypted as they "
+                  "arrive; keep the identity safe and away from the backups",
 }
 
 
 @task(help=BACKUP_HELP, post=[cli.fleet_task("backup", cli.run_backup)])
 def backup(c, inventory=None, lab_dir=None, backup_dir="backups", parallel=8, dry_run=False,
            stop_postgresql=True, exclude_images=False, db_only_maas=False, allow_vault=False, compress="gzip",
-           accept_new_host_keys=False, deployment=None,
-           gateway=None):
+           encrypt_to=None, accept_new_host_keys=False, deployment=None, gateway=None):
     """2. Back up every controller: DB dump (live), stop units, archive config, start units."""
     cli.enlist(c, "backup",
         inventory=inventory, lab_dir=lab_dir, backup_dir=backup_dir, parallel=parallel, dry_run=dry_run,
         stop_postgresql=stop_postgresql, exclude_images=exclude_images, db_only_maas=db_only_maas,
-        allow_vault=allow_vault, compress=compress, accept_new_host_keys=accept_new_host_keys,
+        allow_vault=allow_vault, compress=compress, encrypt_to=encrypt_to, accept_new_host_keys=accept_new_host_keys,
         deployment=deployment, gateway=gateway)
 
 
@@ -65,25 +66,27 @@ RESTORE_HELP = {
     "skip-database": "restore files only; load the database yourself (a separate or shared server)",
     "dry-run": "verify, preflight and print every remote command per host; nothing is stopped",
     "rollback": "undo the last restore of this set: put back what it moved aside and the database it replaced",
+    "identity": "age identity file (or SSH private key) that decrypts an encrypted set",
 }
 
 
 @task(help=RESTORE_HELP, positional=["backup_set"], post=[cli.fleet_task("restore", cli.run_restore)])
 def restore(c, backup_set, inventory=None, lab_dir=None, map=None, allow_upgrade=False, maas_url=None,
             database_host=None, safety_dump=True, skip_database=False, dry_run=False, rollback=False, parallel=8,
-            accept_new_host_keys=False, deployment=None, gateway=None):
+            identity=None, accept_new_host_keys=False, deployment=None, gateway=None):
     """4. Restore a set: verify, preflight, stop, load DB, put trees back, sync secret, dbupgrade once, start."""
     cli.enlist(c, "restore",
         backup_set=backup_set, inventory=inventory, lab_dir=lab_dir, map=map, allow_upgrade=allow_upgrade,
         maas_url=maas_url, database_host=database_host, safety_dump=safety_dump, skip_database=skip_database,
-        dry_run=dry_run, rollback=rollback, parallel=parallel, accept_new_host_keys=accept_new_host_keys,
-        deployment=deployment, gateway=gateway)
+        dry_run=dry_run, rollback=rollback, parallel=parallel, identity=identity,
+        accept_new_host_keys=accept_new_host_keys, deployment=deployment, gateway=gateway)
 
 
-@task(help={"backup-set": RESTORE_HELP["backup-set"]}, positional=["backup_set"])
-def verify(c, backup_set):
+@task(help={"backup-set": RESTORE_HELP["backup-set"], "identity": RESTORE_HELP["identity"]},
+      positional=["backup_set"])
+def verify(c, backup_set, identity=None):
     """3. Check a backup set offline: checksums, sizes, dump completeness, layout; non-zero on any mismatch."""
-    cli.run_verify(backup_set)
+    cli.run_verify(backup_set, identity)
 
 
 PLAN_HELP = {**{k: v for k, v in {**BACKUP_HELP, **RESTORE_HELP}.items() if k not in ("dry-run", "rollback")},
@@ -95,15 +98,15 @@ PLAN_HELP = {**{k: v for k, v in {**BACKUP_HELP, **RESTORE_HELP}.items() if k no
 def plan(c, what, backup_set=None, inventory=None, lab_dir=None, backup_dir="backups", parallel=8,
          stop_postgresql=True, exclude_images=False, db_only_maas=False, allow_vault=False, compress="gzip",
          map=None, allow_upgrade=False, maas_url=None, database_host=None, safety_dump=True, skip_database=False,
-         accept_new_host_keys=False, deployment=None, gateway=None):
+         encrypt_to=None, identity=None, accept_new_host_keys=False, deployment=None, gateway=None):
     """0. Print every remote command an operation would run, per host (`fab plan backup`, `fab plan restore -b SET`)."""
     cli.enlist(c, "plan",
         what=what, backup_set=backup_set, inventory=inventory, lab_dir=lab_dir, backup_dir=backup_dir,
         parallel=parallel, stop_postgresql=stop_postgresql, exclude_images=exclude_images,
         db_only_maas=db_only_maas, allow_vault=allow_vault, compress=compress, map=map,
         allow_upgrade=allow_upgrade, maas_url=maas_url, database_host=database_host, safety_dump=safety_dump,
-        skip_database=skip_database, accept_new_host_keys=accept_new_host_keys, deployment=deployment,
-        gateway=gateway)
+        skip_database=skip_database, encrypt_to=encrypt_to, identity=identity,
+        accept_new_host_keys=accept_new_host_keys, deployment=deployment, gateway=gateway)
 
 
 @task(help={"lab-dir": "where the rehearsal's two lab sites live (default .lab-drill)",

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from maasops import __version__, backup_plan, backupset, fleet, hostlock, plan, probe, report, runner, stream
+from maasops import __version__, backup_plan, backupset, crypto, fleet, hostlock, plan, probe, report, runner, stream
 from maasops.remote import RemoteError
 
 
@@ -33,12 +33,21 @@ class HostResult:
     manual: list[str] = field(default_factory=list)
 
 
-def _host_manifest(hp: plan.HostPlan, outcome: runner.HostOutcome, host_dir: Path, target: fleet.Target,
+def _stored(got, encrypted: bool) -> dict:
+    """Checksums of a fetched file as stored, and of its plaintext when it is encrypted."""
+    out = {"size": got.size, "sha256": got.sha256, "encryption": "age" if encrypted else None}
+    if encrypted:
+        out["plain_sha256"] = got.plain_sha256
+    return out
+
+
+def _host_manifest(hp: plan.HostPlan, outcome: runner.HostOutcome, target: fleet.Target,
                    window: tuple[float, float] | None) -> dict:
-    """Verify what arrived against the streamed checksums and describe it; raise RemoteError if it does not match."""
+    """Describe what arrived (listing and dump tail were read as it streamed); RemoteError if the dump is cut."""
     facts = hp.facts
     meta = hp.meta
     compress = meta["compress"]
+    encrypted = bool(meta.get("encrypt_to"))
     manifest: dict = {
         "tool": "maasops", "tool_version": __version__, "host": hp.host, "address": target.connection.host,
         "install": facts.install, "maas_version": facts.version, "layout": meta["layout"],
@@ -48,23 +57,18 @@ def _host_manifest(hp: plan.HostPlan, outcome: runner.HostOutcome, host_dir: Pat
         "notes": list(hp.notes), "unit_states": facts.unit_states,
     }
     arch = meta["archive"]
-    rec = outcome.record("archive config trees")
-    files, sha, size = backupset.archive_listing(host_dir / arch["file"], compress)
-    if sha != rec.fetched.sha256 or size != rec.fetched.size:
-        raise RemoteError(hp.host, "verify archive", "archive on disk differs from what was received",
-                          "check the laptop's disk, then run the backup again")
-    manifest["archive"] = {**arch, "compression": compress, "size": size, "sha256": sha, "files": files}
+    fetched = {r.fetched.path.name: r.fetched for r in outcome.records if r.fetched}
+    got = fetched[arch["file"]]
+    files, _, _ = got.inspected
+    manifest["archive"] = {**arch, "compression": compress, **_stored(got, encrypted), "files": files}
     if "dump" in meta:
         d = meta["dump"]
-        rec = next(r for r in outcome.records if r.fetched and r.fetched.path.name == d["file"])
-        last, sha, size, plain = backupset.dump_tail(host_dir / d["file"], compress)
-        if sha != rec.fetched.sha256 or size != rec.fetched.size:
-            raise RemoteError(hp.host, "verify dump", "dump on disk differs from what was received",
-                              "check the laptop's disk, then run the backup again")
+        got = fetched[d["file"]]
+        last, _, _, plain = got.inspected
         if last != backupset.completion_line(d["kind"]):
             raise RemoteError(hp.host, "verify dump", f"dump is incomplete (last line {last[:60]!r})",
                               "check the database server's log and disk, then run the backup again")
-        manifest["dump"] = {**d, "compression": compress, "size": size, "sha256": sha, "last_line": last,
+        manifest["dump"] = {**d, "compression": compress, **_stored(got, encrypted), "last_line": last,
                             "uncompressed_size": plain}
     sessions = outcome.record("count other database sessions")
     if sessions:
@@ -75,11 +79,22 @@ def _host_manifest(hp: plan.HostPlan, outcome: runner.HostOutcome, host_dir: Pat
     return manifest
 
 
+def downloads(hp: plan.HostPlan) -> dict[str, dict]:
+    """Per fetched file: read the archive's listing or the dump's tail as it streams; encrypt if asked."""
+    meta = hp.meta
+    compress = meta["compress"]
+    extra = {"encrypt_to": crypto.recipients(meta["encrypt_to"])} if meta.get("encrypt_to") else {}
+    out = {meta["archive"]["file"]: {"inspect": lambda src: backupset.read_archive(src, compress), **extra}}
+    if "dump" in meta:
+        out[meta["dump"]["file"]] = {"inspect": lambda src: backupset.read_dump(src, compress), **extra}
+    return out
+
+
 def _run_host(target: fleet.Target, hp: plan.HostPlan, set_dir: Path, cancel: threading.Event,
               say: Callable[[str], None]) -> tuple[HostResult, dict | None]:
     started = time.time()
     host_dir = backupset.private_dir(set_dir / hp.host)
-    outcome = runner.run_plan(target.connection, hp, host_dir, cancel, say)
+    outcome = runner.run_plan(target.connection, hp, host_dir, cancel, say, downloads(hp))
     window = runner.downtime(outcome)
     result = HostResult(hp.host, "ok", duration=time.time() - started,
                         downtime=window[1] - window[0] if window else None, manual=outcome.undo_failures)
@@ -90,7 +105,7 @@ def _run_host(target: fleet.Target, hp: plan.HostPlan, set_dir: Path, cancel: th
         result.status, result.error = "INTERRUPTED", "cancelled by the user; units started again"
     else:
         try:
-            manifest = _host_manifest(hp, outcome, host_dir, target, window)
+            manifest = _host_manifest(hp, outcome, target, window)
             backupset.write_json(host_dir / backupset.MANIFEST, manifest)
             result.size = sum(p.stat().st_size for p in host_dir.iterdir())
         except RemoteError as exc:

@@ -13,6 +13,7 @@ from maasops.plan import (
     ARCHIVE,
     COMPRESSORS,
     DUMP,
+    ENCRYPTED,
     HostPlan,
     Step,
     actual,
@@ -33,6 +34,12 @@ class BackupOptions:
     db_only_maas: bool = False
     allow_vault: bool = False
     compress: str = "gzip"
+    encrypt_to: str | None = None  # age/SSH public keys: files are encrypted as they arrive
+
+
+def suffix(options: BackupOptions) -> str:
+    """What fetched files' names end with: compression, then .age when encrypted."""
+    return COMPRESSORS[options.compress][1] + (ENCRYPTED if options.encrypt_to else "")
 
 
 def dump_owners(facts: dict[str, HostFacts], addresses: dict[str, str]) -> dict[str, str]:
@@ -63,11 +70,11 @@ def _dump_step(facts: HostFacts, how: str, options: BackupOptions) -> tuple[Step
     flags = "--clean --create --if-exists"
     if how == "local" and db.dedicated and not options.db_only_maas:
         return Step("dump database (pg_dumpall -c)", pipe("pg_dumpall -c", options.compress),
-                    user=layouts.PG_SUPERUSER, fetch=DUMP + COMPRESSORS[options.compress][1]), "pg_dumpall"
+                    user=layouts.PG_SUPERUSER, fetch=DUMP + suffix(options)), "pg_dumpall"
     if how == "local":
         cmd = f"pg_dump {flags} {q(db.name)}"
         return Step("dump database (pg_dump)", pipe(cmd, options.compress), user=layouts.PG_SUPERUSER,
-                    fetch=DUMP + COMPRESSORS[options.compress][1]), "pg_dump"
+                    fetch=DUMP + suffix(options)), "pg_dump"
     if how == "maas-test-db":
         cmd = f"pg_dump {flags} -h {q(layouts.MAAS_TEST_DB_SOCKET)} -U {q(db.user)} {q(db.name)}"
     else:
@@ -75,7 +82,7 @@ def _dump_step(facts: HostFacts, how: str, options: BackupOptions) -> tuple[Step
         cmd = (f"PGPASSWORD=\"$(sed -n 's/^database_pass: *//p' {q(actual(lay.regiond_conf, facts.snap_data))})\" "
                f"pg_dump {flags} -h {q(db.host)} -p {db.port} -U {q(db.user)} {q(db.name)}")
     return Step(f"dump database (pg_dump from {how})", pipe(cmd, options.compress), user="root",
-                fetch=DUMP + COMPRESSORS[options.compress][1]), "pg_dump"
+                fetch=DUMP + suffix(options)), "pg_dump"
 
 
 def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> HostPlan:
@@ -95,9 +102,9 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
                 "restore it. Back up Vault (its storage snapshot and the MAAS approle) as well, then rerun "
                 "with --allow-vault to record this set as incomplete without them"))
         notes.append("Vault in use: secrets in Vault are NOT in this backup (--allow-vault)")
-    ext = COMPRESSORS[options.compress][1]
+    ext = suffix(options)
     steps: list[Step] = []
-    meta: dict = {"layout": lay.name, "compress": options.compress}
+    meta: dict = {"layout": lay.name, "compress": options.compress, "encrypt_to": options.encrypt_to}
     if dump:
         if dump == "local":
             sessions = ("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "

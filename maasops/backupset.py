@@ -100,65 +100,63 @@ def _open_compressed(raw, compress: str):
     return gzip.GzipFile(fileobj=raw, mode="rb") if compress == "gzip" else raw
 
 
-def archive_listing(path: Path, compress: str) -> tuple[list[dict], str, int]:
-    """Every member of a config archive (path, type, size, mode, owner, sha256), streamed once.
+def read_archive(src: BinaryIO, compress: str) -> tuple[list[dict], str, int]:
+    """Every member of a config archive read from ``src`` (path, type, size, mode, owner, sha256), in one pass.
 
-    Returns the listing and the sha256 and size of the archive file as stored.
+    Returns the listing and the sha256 and size of the bytes read.
     """
     files = []
-    with open(path, "rb") as f:
-        raw = HashingReader(f)
-        buffered = io.BufferedReader(raw, CHUNK)
-        with tarfile.open(fileobj=_open_compressed(buffered, compress), mode="r|") as tar:
-            for m in tar:
-                entry = {"path": "/" + m.name, "type": _kind(m), "mode": f"{m.mode:04o}", "uid": m.uid,
-                         "gid": m.gid, "user": m.uname, "group": m.gname}
-                if m.isfile():
-                    digest = hashlib.sha256()
-                    src = tar.extractfile(m)
-                    while chunk := src.read(CHUNK):
-                        digest.update(chunk)
-                    entry.update(size=m.size, sha256=digest.hexdigest())
-                elif m.issym() or m.islnk():
-                    entry["link"] = m.linkname
-                files.append(entry)
-        while buffered.read(CHUNK):
-            pass
+    raw = HashingReader(src)
+    buffered = io.BufferedReader(raw, CHUNK)
+    with tarfile.open(fileobj=_open_compressed(buffered, compress), mode="r|") as tar:
+        for m in tar:
+            entry = {"path": "/" + m.name, "type": _kind(m), "mode": f"{m.mode:04o}", "uid": m.uid,
+                     "gid": m.gid, "user": m.uname, "group": m.gname}
+            if m.isfile():
+                digest = hashlib.sha256()
+                member = tar.extractfile(m)
+                while chunk := member.read(CHUNK):
+                    digest.update(chunk)
+                entry.update(size=m.size, sha256=digest.hexdigest())
+            elif m.issym() or m.islnk():
+                entry["link"] = m.linkname
+            files.append(entry)
+    while buffered.read(CHUNK):
+        pass
     return files, raw.digest.hexdigest(), raw.size
 
 
+def read_dump(src: BinaryIO, compress: str) -> tuple[str, str, int, int]:
+    """A dump read from ``src``: its last meaningful line, sha256 and size of the bytes read, its own size."""
+    raw = HashingReader(src)
+    buffered = io.BufferedReader(raw, CHUNK)
+    plain_src = _open_compressed(buffered, compress)
+    tail = b""
+    plain = 0
+    while chunk := plain_src.read(CHUNK):
+        plain += len(chunk)
+        tail = (tail + chunk)[-4096:]
+    while buffered.read(CHUNK):
+        pass
+    # pg_dump frames its closing comment with "--" lines: skip those and blanks.
+    lines = [ln for ln in tail.decode(errors="replace").splitlines() if ln.strip() not in ("", "--")]
+    return (lines[-1] if lines else ""), raw.digest.hexdigest(), raw.size, plain
+
+
 @contextmanager
-def open_member(path: Path, member: str, compress: str) -> Iterator[BinaryIO]:
-    """One regular file of a (possibly compressed) tar archive, read by streaming, never extracted to disk."""
-    with open(path, "rb") as f, tarfile.open(fileobj=_open_compressed(f, compress), mode="r|") as tar:
+def open_member(src: BinaryIO, member: str, compress: str) -> Iterator[BinaryIO]:
+    """One regular file of a (possibly compressed) tar archive read from ``src``, streamed, never extracted."""
+    with tarfile.open(fileobj=_open_compressed(src, compress), mode="r|") as tar:
         for m in tar:
             if m.name == member and m.isfile():
                 yield tar.extractfile(m)
                 return
-    raise FileNotFoundError(f"/{member} is not in {path}")
+    raise FileNotFoundError(f"/{member} is not in the archive")
 
 
 def _kind(m: tarfile.TarInfo) -> str:
     return "file" if m.isfile() else "dir" if m.isdir() else "symlink" if m.issym() else \
         "hardlink" if m.islnk() else "other"
-
-
-def dump_tail(path: Path, compress: str) -> tuple[str, str, int, int]:
-    """The last meaningful line of a dump, the sha256 and size of the file and the dump's own size, streamed once."""
-    with open(path, "rb") as f:
-        raw = HashingReader(f)
-        buffered = io.BufferedReader(raw, CHUNK)
-        src = _open_compressed(buffered, compress)
-        tail = b""
-        plain = 0
-        while chunk := src.read(CHUNK):
-            plain += len(chunk)
-            tail = (tail + chunk)[-4096:]
-        while buffered.read(CHUNK):
-            pass
-    # pg_dump frames its closing comment with "--" lines: skip those and blanks.
-    lines = [ln for ln in tail.decode(errors="replace").splitlines() if ln.strip() not in ("", "--")]
-    return (lines[-1] if lines else ""), raw.digest.hexdigest(), raw.size, plain
 
 
 def file_sha256(path: Path) -> str:

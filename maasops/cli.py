@@ -16,7 +16,7 @@ from pathlib import Path
 from fabric import Connection
 from invoke import Context, Exit, Task
 
-from maasops import backup, backup_plan, fleet, inventory, plan, probe, report, restore, restore_plan, verify
+from maasops import backup, backup_plan, crypto, fleet, inventory, plan, probe, report, restore, restore_plan, verify
 from maasops.remote import RemoteError
 
 FLEET_KEY = "maasops_fleet"
@@ -115,7 +115,13 @@ def _backup_options(opts: dict) -> backup_plan.BackupOptions:
     compress = opts.get("compress") or "gzip"
     if compress not in plan.COMPRESSORS:
         raise Exit(f"--compress must be one of {', '.join(plan.COMPRESSORS)}", code=2)
-    return backup_plan.BackupOptions(stop_postgresql=bool(opts.get("stop_postgresql", True)),
+    encrypt_to = opts.get("encrypt_to") or None
+    if encrypt_to:
+        try:
+            crypto.recipients(encrypt_to)
+        except crypto.CryptoError as exc:
+            raise Exit(f"--encrypt-to: {exc}", code=2) from None
+    return backup_plan.BackupOptions(stop_postgresql=bool(opts.get("stop_postgresql", True)), encrypt_to=encrypt_to,
                               exclude_images=bool(opts.get("exclude_images")),
                               db_only_maas=bool(opts.get("db_only_maas")),
                               allow_vault=bool(opts.get("allow_vault")), compress=compress)
@@ -132,9 +138,13 @@ def run_backup(c: Context, req: FleetRequest, dry_run: bool | None = None) -> No
         raise Exit(code=code)
 
 
-def run_verify(backup_set: str) -> None:
+def run_verify(backup_set: str, identity: str | None = None) -> None:
     """Check a backup set offline and print a table; exit 1 when anything is wrong."""
-    sc = verify.verify_set(Path(backup_set))
+    try:
+        ids = crypto.identities(Path(identity)) if identity else None
+    except (OSError, crypto.CryptoError) as exc:
+        raise Exit(f"--identity: {exc}", code=2) from None
+    sc = verify.verify_set(Path(backup_set), ids=ids)
     print(report.table(verify.rows(sc)))
     for problem in sc.problems:
         print(f"set: {problem}")
@@ -147,7 +157,7 @@ def _restore_options(opts: dict) -> restore_plan.RestoreOptions:
     return restore_plan.RestoreOptions(
         allow_upgrade=bool(opts.get("allow_upgrade")), maas_url=opts.get("maas_url") or None,
         database_host=opts.get("database_host") or None, safety_dump=bool(opts.get("safety_dump", True)),
-        skip_database=bool(opts.get("skip_database")))
+        skip_database=bool(opts.get("skip_database")), identity=opts.get("identity") or None)
 
 
 def run_restore(c: Context, req: FleetRequest, dry_run: bool | None = None) -> None:

@@ -21,6 +21,7 @@ COMPRESSORS = {"gzip": ("gzip -1", ".gz"), "none": ("", "")}
 DECOMPRESSORS = {"gzip": "gzip -dc", "none": "cat"}
 ARCHIVE = "config.tar"
 DUMP = "maasdb.sql"
+ENCRYPTED = ".age"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Send:
     path: str
     member: str | None = None  # archive member name (no leading /)
     compress: str = "none"  # how the archive holding ``member`` is compressed
+    identity: str | None = None  # age/SSH identity file when ``path`` is encrypted
 
     def __str__(self) -> str:
         return f"{self.path}:/{self.member}" if self.member else self.path

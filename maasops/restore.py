@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maasops import backupset, fleet, hostlock, layouts, plan, probe, proof, remote, report, runner, verify
+from maasops import backupset, crypto, fleet, hostlock, layouts, plan, probe, proof, remote, report, runner, verify
 from maasops.plan import Send
 from maasops.restore_plan import (
     PHASES,
@@ -101,7 +101,14 @@ def preflight(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str
     loader and the dbupgrade region (target names). Raises Refused for set-wide
     problems; per-host problems are in ``Preflight.problems``.
     """
-    check = verify.verify_set(set_dir, parallel)
+    try:
+        ids = crypto.identities(Path(options.identity)) if options.identity else None
+    except (OSError, crypto.CryptoError) as exc:
+        raise Refused(f"--identity: {exc}") from None
+    check = verify.verify_set(set_dir, parallel, ids)
+    sealed = sorted(h.host for h in check.hosts.values() if h.notes)
+    if sealed and ids is None:
+        raise Refused(f"the set is encrypted ({', '.join(sealed)}): give the identity to decrypt it with --identity")
     if not check.ok:
         bad = check.problems + [f"{h.host}: {'; '.join(h.problems)}" for h in check.hosts.values() if not h.ok]
         raise Refused("the backup set does not verify: " + " | ".join(bad))
@@ -159,7 +166,8 @@ def preflight(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str
     return pf, target_of, loader, upgrader
 
 
-def secret_source(check: verify.SetCheck, target_of: dict[str, str], loader: str | None) -> tuple[str, Send] | None:
+def secret_source(check: verify.SetCheck, target_of: dict[str, str], loader: str | None,
+                  identity: str | None = None) -> tuple[str, Send] | None:
     """The region whose secret every rack gets (the database's region, else the first), as an archive member."""
     regions = sorted(s for s, h in check.hosts.items() if "region" in h.manifest.get("roles", []))
     if not regions:
@@ -169,7 +177,8 @@ def secret_source(check: verify.SetCheck, target_of: dict[str, str], loader: str
     lay = backupset.manifest_layout(m)
     member = plan.actual(lay.secret, m.get("snap_data")).lstrip("/")
     arch = m["archive"]
-    return source, Send(str(check.path / source / arch["file"]), member, arch.get("compression", "none"))
+    return source, Send(str(check.path / source / arch["file"]), member, arch.get("compression", "none"),
+                        identity if arch.get("encryption") else None)
 
 
 @dataclass
@@ -201,7 +210,7 @@ def run(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str], opt
     except Refused as exc:
         say(f"restore refused, nothing was touched: {exc}")
         return 2, {"status": "refused", "error": str(exc)}
-    secret = secret_source(pf.check, target_of, loader)
+    secret = secret_source(pf.check, target_of, loader, options.identity)
     plans = []
     for source, t in pf.pairs:
         f = pf.facts.get(t.name)

@@ -46,6 +46,7 @@ class RestoreOptions:
     database_host: str | None = None  # rewrite database_host of regions that use a remote database
     safety_dump: bool = True  # save the target's current database before loading, for rollback
     skip_database: bool = False
+    identity: str | None = None  # age/SSH identity file for an encrypted set
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,15 @@ def _tree_steps(manifest: dict, target: HostFacts, upload: str, rid: str, state:
     return steps
 
 
+def _plain_sha256(entry: dict) -> str:
+    """sha256 of a set file's bytes as they arrive on the host (decrypted on the laptop if encrypted)."""
+    return entry.get("plain_sha256") or entry["sha256"]
+
+
+def _identity(entry: dict, options: RestoreOptions) -> str | None:
+    return options.identity if entry.get("encryption") else None
+
+
 def _receive(dest: str, sha256: str) -> str:
     """Write stdin to ``dest`` (private) and check it against the manifest's sha256."""
     return f"umask 077 && cat > {q(dest)} && echo {q(sha256 + '  ' + dest)} | sha256sum -c --quiet"
@@ -171,15 +181,16 @@ def restore_plan(manifest: dict, host_dir: Path, target: HostFacts, role: FleetR
         Step("prepare private run directory", phase="upload", user="root",
              command=(f"umask 077 && mkdir -p {q(RUN_ROOT)} && mkdir {q(rdir)} && "
                       f"ln -sfn {q(run_id)} {q(RUN_ROOT + '/latest')}")),
-        Step("upload config archive", _receive(upload, arch["sha256"]), phase="upload", user="root",
-             send=Send(str(host_dir / arch["file"])), undo=f"rm -f {q(rdir)}/upload-*"),
+        Step("upload config archive", _receive(upload, _plain_sha256(arch)), phase="upload", user="root",
+             send=Send(str(host_dir / arch["file"]), identity=_identity(arch, options)),
+             undo=f"rm -f {q(rdir)}/upload-*"),
     ]
     dump = manifest.get("dump")
     dump_upload = ""
     if role.loads_database:
         dump_upload = f"{rdir}/{UPLOAD_DUMP}{'.gz' if dump['file'].endswith('.gz') else ''}"
-        steps.append(Step("upload database dump", _receive(dump_upload, dump["sha256"]), phase="upload", user="root",
-                          send=Send(str(host_dir / dump["file"]))))
+        steps.append(Step("upload database dump", _receive(dump_upload, _plain_sha256(dump)), phase="upload",
+                          user="root", send=Send(str(host_dir / dump["file"]), identity=_identity(dump, options))))
     running = tuple(u for u in lay.units(set(target.roles) or roles) if target.unit_states.get(u) == "active")
     now = unit_commands(target.install, running)
     if now:

@@ -19,14 +19,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from fabric import Connection
 
-from maasops import backupset, remote, stream
-from maasops.plan import HostPlan, Step
+from maasops import backupset, crypto, remote, stream
+from maasops.plan import HostPlan, Send, Step
 
 UNDO_TRIES = 3
 STOP_STEPS = ("stop MAAS units", "stop postgresql")
@@ -103,35 +104,51 @@ def downtime(outcome: HostOutcome) -> tuple[float, float] | None:
     return min(stops), max(starts) if starts else time.time()
 
 
-def run_step(c: Connection, step: Step, dest_dir: Path | None, cancel: threading.Event, report=None) -> StepRecord:
-    """Run one step on the host; a fetch step streams its stdout into ``dest_dir``, a send step its stdin."""
+def run_step(c: Connection, step: Step, dest_dir: Path | None, cancel: threading.Event, report=None,
+             downloads: dict[str, dict] | None = None) -> StepRecord:
+    """Run one step on the host; a fetch step streams its stdout into ``dest_dir``, a send step its stdin.
+
+    ``downloads`` gives, per fetched file name, more options for :func:`stream.download` (encryption,
+    an inspector of the plaintext).
+    """
     host = remote.host_label(c)
     started = time.time()
     tick = _progress(cancel, host, step.name, report)
     if step.fetch:
-        got = stream.download(c, step.command, dest_dir / step.fetch, step.name, sudo_user=step.user, progress=tick)
+        got = stream.download(c, step.command, dest_dir / step.fetch, step.name, sudo_user=step.user, progress=tick,
+                              **(downloads or {}).get(step.fetch, {}))
         return StepRecord(step.name, started, time.time(), fetched=got, phase=step.phase)
     if step.send:
-        opener = (backupset.open_member(Path(step.send.path), step.send.member, step.send.compress)
-                  if step.send.member else open(step.send.path, "rb"))
-        with opener as src:
+        with _open_send(step.send) as src:
             sent = stream.upload(c, step.command, src, step.name, sudo_user=step.user, progress=tick)
         return StepRecord(step.name, started, time.time(), sent=sent, phase=step.phase)
     result = remote.run(c, step.command, step.name, user=step.user, check=step.check)
     return StepRecord(step.name, started, time.time(), output=result.stdout.strip(), phase=step.phase)
 
 
+@contextmanager
+def _open_send(send: Send) -> Iterator[BinaryIO]:
+    """The bytes a send step streams: a local file or one archive member, decrypted on the fly if need be."""
+    path = Path(send.path)
+    with ExitStack() as stack:
+        src = (stack.enter_context(crypto.decrypted(path, crypto.identities(Path(send.identity))))
+               if send.identity else stack.enter_context(open(path, "rb")))
+        yield stack.enter_context(backupset.open_member(src, send.member, send.compress)) if send.member else src
+
+
 def run_steps(c: Connection, steps: list[Step] | tuple[Step, ...], outcome: HostOutcome, dest_dir: Path | None,
-              cancel: threading.Event, report=None) -> bool:
+              cancel: threading.Event, report=None, downloads: dict[str, dict] | None = None) -> bool:
     """Run ``steps`` in order, keeping ``outcome.pending`` up to date; False when one failed or was cancelled."""
+    step_name = "run"
     try:
         for step in steps:
+            step_name = step.name
             if cancel.is_set():
                 raise Cancelled(f"{outcome.host}: interrupted before {step.name}")
             if step.undo:
                 # Pushed before running: a stop that half-worked must still be undone.
                 outcome.pending.append(Pending(step.phase, step.name, step.undo))
-            outcome.records.append(run_step(c, step, dest_dir, cancel, report))
+            outcome.records.append(run_step(c, step, dest_dir, cancel, report, downloads))
             if step.resolves:
                 outcome.pending = [p for p in outcome.pending if p.step not in step.resolves]
     except Cancelled:
@@ -139,7 +156,7 @@ def run_steps(c: Connection, steps: list[Step] | tuple[Step, ...], outcome: Host
     except remote.RemoteError as exc:
         outcome.error = exc
     except Exception as exc:  # anything else is still this host's failure, with undo
-        outcome.error = remote.RemoteError(outcome.host, "run", f"{type(exc).__name__}: {exc}")
+        outcome.error = remote.RemoteError(outcome.host, step_name, f"{type(exc).__name__}: {exc}")
     return outcome.error is None and not outcome.cancelled
 
 
@@ -153,11 +170,12 @@ def unwind(c: Connection, outcome: HostOutcome, phase: str | None = None) -> Non
             outcome.undo_failures.append(p.command)
 
 
-def run_plan(c: Connection, plan: HostPlan, dest_dir: Path, cancel: threading.Event, report=None) -> HostOutcome:
+def run_plan(c: Connection, plan: HostPlan, dest_dir: Path, cancel: threading.Event, report=None,
+             downloads: dict[str, dict] | None = None) -> HostOutcome:
     """Run ``plan`` on ``c``'s host, undoing what is pending on any failure or cancel."""
     outcome = HostOutcome(plan.host)
     try:
-        run_steps(c, plan.steps, outcome, dest_dir, cancel, report)
+        run_steps(c, plan.steps, outcome, dest_dir, cancel, report, downloads)
     finally:
         unwind(c, outcome)
     return outcome

@@ -23,19 +23,23 @@ from typing import BinaryIO
 import paramiko
 from fabric import Connection
 
+from maasops import crypto
+from maasops.pipes import BLOCK, FileSink, PipeConsumer
 from maasops.remote import RemoteError, connect_error, host_label, shell
 
-BLOCK = 1 << 20
 LOCAL_FULL_HINT = "free space on the laptop (or pick another --backup-dir), then run the backup again"
 
 
 @dataclass(frozen=True)
 class Streamed:
-    """What arrived: size in bytes and sha256 of the bytes as written locally."""
+    """What arrived: size and sha256 of the file as stored (encrypted or not), of the bytes as sent,
+    and what the ``inspect`` consumer made of them."""
 
-    path: Path
+    path: Path | None  # None for an upload
     size: int
     sha256: str
+    plain_sha256: str = ""
+    inspected: object = None
 
 
 def sudo_prefix(c: Connection, user: str = "root") -> tuple[str, bytes]:
@@ -81,25 +85,34 @@ def _finish(c: Connection, chan, step: str) -> None:
 
 
 def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: str | None = None,
-             progress: Callable[[int], None] | None = None) -> Streamed:
-    """Run ``command`` on the host and stream its stdout into ``dest`` (0600, via dest.partial)."""
+             progress: Callable[[int], None] | None = None, encrypt_to: list | None = None,
+             inspect: Callable[[BinaryIO], object] | None = None) -> Streamed:
+    """Run ``command`` on the host and stream its stdout into ``dest`` (0600, via dest.partial).
+
+    With ``encrypt_to`` the file is age-encrypted as it is written; ``inspect``
+    reads the plaintext on the side (a listing, a dump's last line), in one pass.
+    """
     chan = open_channel(c, command, step, sudo_user)
     partial = dest.with_name(dest.name + ".partial")
     digest = hashlib.sha256()
     size = 0
+    sinks: list = []
     try:
         chan.shutdown_write()
+        fd = private_open(partial)
+        sinks = [PipeConsumer(crypto.encrypt_into(fd, encrypt_to)) if encrypt_to else FileSink(fd)]
+        if inspect:
+            sinks.append(PipeConsumer(inspect))
         try:
-            with os.fdopen(private_open(partial), "wb") as out:
-                while True:
-                    data = chan.recv(BLOCK)
-                    if not data:
-                        break
-                    digest.update(data)
-                    out.write(data)
-                    size += len(data)
-                    if progress:
-                        progress(size)
+            while data := chan.recv(BLOCK):
+                digest.update(data)
+                for sink in sinks:
+                    sink.write(data)
+                size += len(data)
+                if progress:
+                    progress(size)
+            results = [sink.close() for sink in sinks]
+            sinks = []
         except OSError as exc:
             if isinstance(exc, (socket.timeout, paramiko.SSHException)):
                 raise
@@ -107,12 +120,18 @@ def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: s
                               LOCAL_FULL_HINT) from None
         _finish(c, chan, step)
     except BaseException:
+        for sink in sinks:
+            try:
+                sink.close()
+            except BaseException:  # already failing: the first error is the one to report
+                pass
         partial.unlink(missing_ok=True)
         raise
     finally:
         chan.close()
     partial.rename(dest)
-    return Streamed(dest, size, digest.hexdigest())
+    (stored_sha, stored_size), inspected = results[0], (results[1] if inspect else None)
+    return Streamed(dest, stored_size, stored_sha, digest.hexdigest(), inspected)
 
 
 def upload(c: Connection, command: str, source: BinaryIO, step: str, *, sudo_user: str | None = None,
@@ -137,4 +156,4 @@ def upload(c: Connection, command: str, source: BinaryIO, step: str, *, sudo_use
         _finish(c, chan, step)
     finally:
         chan.close()
-    return Streamed(Path(getattr(source, "name", "-")), size, digest.hexdigest())
+    return Streamed(None, size, digest.hexdigest())

@@ -16,9 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maasops import backupset, layouts, report
+from maasops import backupset, crypto, layouts, report
 from maasops.plan import actual
 
+SEALED = "encrypted: checksums only, --identity checks the contents"
 # What a damaged gzip or tar stream raises while it is read.
 UNREADABLE = (OSError, EOFError, ValueError, tarfile.TarError, zlib.error)
 
@@ -30,6 +31,7 @@ class HostCheck:
     host: str
     manifest: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     files: int = 0
     size: int = 0
 
@@ -59,22 +61,52 @@ def _load_json(path: Path) -> dict:
         return json.load(f)
 
 
-def _check_archive(hc: HostCheck, host_dir: Path) -> None:
-    m = hc.manifest
-    arch = m.get("archive") or {}
-    path = host_dir / arch.get("file", "")
-    if not arch or not path.is_file():
-        hc.problems.append(f"archive {arch.get('file', '?')} is missing")
-        return
+def _read(hc: HostCheck, what: str, path: Path, entry: dict, reader, ids: list | None):
+    """Run ``reader(src, compress)`` over a set file's plaintext and check the file's sha256/size.
+
+    Returns the reader's result, or None when the file is missing, unreadable, or encrypted with no
+    identity given (then only the stored checksums are checked).
+    """
+    if not path.is_file():
+        hc.problems.append(f"{what} {path.name} is missing")
+        return None
+    compress = entry.get("compression", "none")
     try:
-        files, sha, size = backupset.archive_listing(path, arch.get("compression", "none"))
+        if not entry.get("encryption"):
+            with open(path, "rb") as f:
+                got = reader(f, compress)
+            stored, want = got[1:3], entry.get("sha256")  # both readers return (result, sha256, size, ...)
+        else:
+            stored, want = (backupset.file_sha256(path), path.stat().st_size), entry.get("sha256")
+            got = None
+            if ids is not None:
+                with crypto.decrypted(path, ids) as src:
+                    got = reader(src, compress)
+                if got[1] != entry.get("plain_sha256"):
+                    hc.problems.append(f"{what}'s decrypted sha256 differs from the manifest")
+            elif SEALED not in hc.notes:
+                hc.notes.append(SEALED)
     except UNREADABLE as exc:
-        hc.problems.append(f"archive cannot be read: {exc}")
+        hc.problems.append(f"{what} cannot be read: {exc}")
+        return None
+    hc.size += stored[1]
+    if (stored[0], stored[1]) != (want, entry.get("size")):
+        hc.problems.append(f"{what} sha256/size differ from the manifest")
+        return None
+    return got
+
+
+def _check_archive(hc: HostCheck, host_dir: Path, ids: list | None) -> None:
+    arch = hc.manifest.get("archive") or {}
+    if not arch:
+        hc.problems.append("the manifest lists no archive")
         return
-    hc.files, hc.size = len(files), hc.size + size
-    if (sha, size) != (arch.get("sha256"), arch.get("size")):
-        hc.problems.append("archive sha256/size differ from the manifest")
-    elif files != arch.get("files"):
+    got = _read(hc, "archive", host_dir / arch["file"], arch, backupset.read_archive, ids)
+    if got is None:
+        return
+    files = got[0]
+    hc.files = len(files)
+    if files != arch.get("files"):
         hc.problems.append("archive members differ from the manifest listing")
     roots = [t.lstrip("/") for t in arch.get("actual_trees", [])]
     stray = [f["path"] for f in files
@@ -98,28 +130,17 @@ def _check_layout(hc: HostCheck) -> None:
         hc.problems.append(f"archive trees {sorted(set(trees) - allowed)} are not {lay.name} trees")
 
 
-def _check_dump(hc: HostCheck, host_dir: Path) -> None:
+def _check_dump(hc: HostCheck, host_dir: Path, ids: list | None) -> None:
     d = hc.manifest.get("dump")
     if not d:
         return
-    path = host_dir / d.get("file", "")
-    if not path.is_file():
-        hc.problems.append(f"dump {d.get('file')} is missing")
-        return
-    try:
-        last, sha, size, _ = backupset.dump_tail(path, d.get("compression", "none"))
-    except UNREADABLE as exc:
-        hc.problems.append(f"dump cannot be read: {exc}")
-        return
-    hc.size += size
-    if (sha, size) != (d.get("sha256"), d.get("size")):
-        hc.problems.append("dump sha256/size differ from the manifest")
-    if last != backupset.completion_line(d.get("kind", "")):
-        hc.problems.append(f"dump is incomplete (last line {last[:50]!r})")
+    got = _read(hc, "dump", host_dir / d["file"], d, backupset.read_dump, ids)
+    if got is not None and got[0] != backupset.completion_line(d.get("kind", "")):
+        hc.problems.append(f"dump is incomplete (last line {got[0][:50]!r})")
 
 
-def check_host(set_dir: Path, host: str, entry: dict) -> HostCheck:
-    """Check one host's files in a set against its manifest (reads every byte once)."""
+def check_host(set_dir: Path, host: str, entry: dict, ids: list | None = None) -> HostCheck:
+    """Check one host's files in a set against its manifest (reads every byte once; decrypts with ``ids``)."""
     hc = HostCheck(host)
     host_dir = set_dir / host
     mpath = host_dir / backupset.MANIFEST
@@ -132,8 +153,8 @@ def check_host(set_dir: Path, host: str, entry: dict) -> HostCheck:
     if recorded and backupset.file_sha256(mpath) != recorded:
         hc.problems.append("manifest.json was changed after the backup (sha256 differs from the set's record)")
     _check_layout(hc)
-    _check_archive(hc, host_dir)
-    _check_dump(hc, host_dir)
+    _check_archive(hc, host_dir, ids)
+    _check_dump(hc, host_dir, ids)
     return hc
 
 
@@ -148,8 +169,8 @@ def secret_digest(manifest: dict) -> str | None:
     return entry.get("sha256") if entry else None
 
 
-def verify_set(set_dir: Path, parallel: int = 4) -> SetCheck:
-    """Check a whole set; never raises for a damaged set, it reports it."""
+def verify_set(set_dir: Path, parallel: int = 4, ids: list | None = None) -> SetCheck:
+    """Check a whole set (decrypting with ``ids`` if it is encrypted); never raises for a damaged set."""
     try:
         manifest = _load_json(set_dir / backupset.MANIFEST)
     except (OSError, ValueError) as exc:
@@ -159,7 +180,7 @@ def verify_set(set_dir: Path, parallel: int = 4) -> SetCheck:
         sc.problems.append("the set is incomplete: its backup did not finish on every host")
     entries = {h: e for h, e in manifest.get("hosts", {}).items() if e.get("status") == "ok"}
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        checks = pool.map(lambda item: check_host(set_dir, *item), entries.items())
+        checks = pool.map(lambda item: check_host(set_dir, *item, ids), entries.items())
         sc.hosts = {hc.host: hc for hc in checks}
     region_secrets = {secret_digest(h.manifest) for h in sc.hosts.values()
                       if "region" in h.manifest.get("roles", [])} - {None}
@@ -184,5 +205,6 @@ def rows(sc: SetCheck) -> list[dict]:
         out.append({"host": h.host, "layout": m.get("layout", "?"), "version": m.get("maas_version", "?"),
                     "roles": "+".join(m.get("roles", [])), "files": h.files,
                     "dump": "yes" if m.get("dump") else "-", "size": report.human_bytes(h.size),
-                    "result": "ok" if h.ok else "BAD: " + "; ".join(h.problems)})
+                    "result": ("ok" if h.ok else "BAD: " + "; ".join(h.problems))
+                    + "".join(f" ({n})" for n in h.notes)})
     return out

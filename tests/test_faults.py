@@ -8,9 +8,10 @@ import shlex
 import subprocess
 import time
 
+import pyrage
 import pytest
 
-from maasops import hostlock, remote, stream
+from maasops import crypto, hostlock, remote, stream
 from maasops.remote import RemoteError
 from tests.labtools import FAB, ROOT, fab, journal_lines, sets, unit_states
 
@@ -170,3 +171,35 @@ def test_quotes_and_spaces_in_a_sudo_password_neither_break_nor_inject(lab, cxn,
         assert lab.run("rack2", "ls /tmp/pwned", check=False).returncode != 0
     finally:
         lab.run("rack2", f"usermod -p {shlex.quote(old)} ubuntu")
+
+
+def test_encrypted_sets_hold_no_plaintext_and_restore_only_with_the_identity(lab, tmp_path):
+    key = pyrage.x25519.Identity.generate()
+    (tmp_path / "key.txt").write_text(f"{key}\n")
+    (tmp_path / "other.txt").write_text(f"{pyrage.x25519.Identity.generate()}\n")
+    inv = ["--inventory", str(lab.inventory)]
+    r = fab("backup", *inv, "--backup-dir", str(tmp_path / "b"), "--compress", "none", "--encrypt-to",
+            str(key.to_public()))
+    assert r.returncode == 0, r.stdout + r.stderr
+    [s] = sets(tmp_path / "b")
+    secret = lab.run("region1", "cat /var/lib/maas/secret").stdout.strip().encode()
+    data = [p for p in s.rglob("*") if p.is_file() and p.name != "manifest.json" and p.suffix == ".age"]
+    assert len(data) == 4  # 3 archives + 1 dump
+    for p in data:
+        raw = p.read_bytes()
+        assert raw.startswith(crypto.AGE_MAGIC)
+        assert secret not in raw and b"regiond.conf" not in raw and b"CREATE TABLE" not in raw
+    r = fab("verify", str(s))
+    assert r.returncode == 0 and "checksums only" in r.stdout
+    assert fab("verify", str(s), "--identity", str(tmp_path / "key.txt")).returncode == 0
+    r = fab("verify", str(s), "--identity", str(tmp_path / "other.txt"))
+    assert r.returncode == 1 and "does not decrypt" in r.stdout
+    journal = journal_lines(lab)
+    r = fab("restore", str(s), *inv)
+    assert r.returncode == 2 and "--identity" in r.stdout
+    assert journal_lines(lab) == journal
+    r = fab("restore", str(s), *inv, "--identity", str(tmp_path / "key.txt"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len({lab.run(h, f"sha256sum {p}").stdout.split()[0] for h, p in (
+        ("region1", "/var/lib/maas/secret"), ("rack1", "/var/snap/maas/common/maas/secret"),
+        ("rack2", "/var/lib/maas/secret"))}) == 1
