@@ -81,10 +81,15 @@ def decrypted(path: Path, ids: list) -> Iterator[BinaryIO]:
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
     reader = os.fdopen(r, "rb")
+    finished = False
     try:
         yield reader
-        if failure:
-            raise CryptoError(f"{path.name} does not decrypt with the given identity: {failure[0]}")
+        finished = True
     finally:
+        # A caller that stopped early (one archive member) does not care how the rest would have gone;
+        # one that read to the end, or failed reading, must hear that decryption failed.
+        judged = not finished or reader.read(1) == b""
         reader.close()  # a writer still running sees a broken pipe and ends
         thread.join()
+        if judged and failure:
+            raise CryptoError(f"{path.name} does not decrypt with the given identity: {failure[0]}") from None

@@ -111,6 +111,7 @@ def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: s
                 size += len(data)
                 if progress:
                     progress(size)
+            _finish(c, chan, step)  # a failed command says why before its partial output is judged
             results = [sink.close() for sink in sinks]
             sinks = []
         except OSError as exc:
@@ -118,7 +119,6 @@ def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: s
                 raise
             raise RemoteError(host_label(c), step, f"writing {dest.name} on this machine failed: {exc.strerror}",
                               LOCAL_FULL_HINT) from None
-        _finish(c, chan, step)
     except BaseException:
         for sink in sinks:
             try:
