@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := .stamps
 
-.PHONY: drill test lint lab-down deps
+.PHONY: drill test lint bench lab-down deps
 
 drill: deps
 	$(VENV)/bin/fab drill
@@ -16,6 +16,11 @@ test: deps
 
 lint: deps
 	$(VENV)/bin/ruff check .
+
+# All six benchmarks (+ memory); prints tables and ratios, rewrites benchmarks/RESULTS.md.
+# Sizes: BENCH_DB_MB=500 BENCH_TRANSFER_MB=1024 BENCH_BIG_DB_MB=1024 BENCH_RUNS=3
+bench: deps
+	$(PY) -m benchmarks.run_all
 
 deps: $(STAMPS)/venv
 

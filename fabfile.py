@@ -37,7 +37,7 @@ BACKUP_HELP = {
     "exclude-images": "MAAS 3.5+: leave image-storage out (there it is not a cache: custom images live only there)",
     "db-only-maas": "dump only the MAAS database (pg_dump) even on a dedicated PostgreSQL server",
     "allow-vault": "back up although Vault holds MAAS secrets; the set records that they are missing",
-    "compress": "gzip (default) or none, for the dump and the archive",
+    "compress": "gzip (default), zstd or none, for the dump and the archive (see benchmarks/RESULTS.md)",
     "encrypt-to": "age (age1...) or SSH public keys, comma-separated: archives and dumps are encrypted as they "
                   "arrive; keep the identity safe and away from the backups",
 }

@@ -25,3 +25,9 @@ def lab_up(c, lab_dir=".lab"):
 def lab_down(c, lab_dir=".lab"):
     """Tear the hand-made lab down."""
     c.run(f".venv/bin/fab lab.down --lab-dir {lab_dir}")
+
+
+@task
+def bench(c):
+    """All six benchmarks and the memory check; rewrites benchmarks/RESULTS.md (see make bench for sizes)."""
+    c.run(".venv/bin/python -m benchmarks.run_all", pty=False)

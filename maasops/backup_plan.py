@@ -95,6 +95,9 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
     except (layouts.UnknownLayout, ValueError) as exc:
         return HostPlan(host, facts, error=str(exc))
     notes = []
+    tool = COMPRESSORS[options.compress][0].split(" ")[0]
+    if tool and tool not in facts.tools:
+        return HostPlan(host, facts, error=f"{tool} is not installed on this host: install it, or use --compress gzip")
     if facts.vault:
         if not options.allow_vault:
             return HostPlan(host, facts, error=(

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+import zstandard
+
 from maasops import layouts
 
 PARTIAL = ".partial"
@@ -97,7 +99,11 @@ class HashingReader(io.RawIOBase):
 
 
 def _open_compressed(raw, compress: str):
-    return gzip.GzipFile(fileobj=raw, mode="rb") if compress == "gzip" else raw
+    if compress == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if compress == "zstd":
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    return raw
 
 
 def read_archive(src: BinaryIO, compress: str) -> tuple[list[dict], str, int]:

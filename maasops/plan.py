@@ -17,8 +17,9 @@ from maasops.probe import HostFacts
 
 q = shlex.quote
 
-COMPRESSORS = {"gzip": ("gzip -1", ".gz"), "none": ("", "")}
-DECOMPRESSORS = {"gzip": "gzip -dc", "none": "cat"}
+# How a stream is compressed on the host (command, file suffix) and decompressed again.
+COMPRESSORS = {"gzip": ("gzip -1", ".gz"), "zstd": ("zstd -q -T0", ".zst"), "none": ("", "")}
+DECOMPRESSORS = {"gzip": "gzip -dc", "zstd": "zstd -dc", "none": "cat"}
 ARCHIVE = "config.tar"
 DUMP = "maasdb.sql"
 ENCRYPTED = ".age"

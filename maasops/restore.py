@@ -80,6 +80,13 @@ def _role_problem(m: dict, f: probe.HostFacts) -> str | None:
     return None
 
 
+def _tool_problem(m: dict, f: probe.HostFacts) -> str | None:
+    tool = plan.DECOMPRESSORS[m["archive"].get("compression", "none")].split(" ")[0]
+    if tool != "cat" and tool not in f.tools:
+        return f"the set is {m['archive']['compression']}-compressed and {tool} is not installed on this host"
+    return None
+
+
 def _disk_problem(m: dict, f: probe.HostFacts, loads_db: bool) -> str | None:
     arch = m["archive"]
     need = arch["size"] + sum(e.get("size", 0) for e in arch["files"])
@@ -154,7 +161,7 @@ def preflight(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str
             continue
         m = check.hosts[source].manifest
         problem = (_version_problem(m, f, options.allow_upgrade) or _role_problem(m, f)
-                   or _disk_problem(m, f, t.name == loader))
+                   or _disk_problem(m, f, t.name == loader) or _tool_problem(m, f))
         if problem is None and t.name == loader:
             ok = remote.run(t.connection, "psql -XAtc 'SELECT 1'", "preflight: PostgreSQL answers",
                             user=layouts.PG_SUPERUSER, check=False)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maasops import backupset, layouts
-from maasops.plan import DECOMPRESSORS, HostPlan, Send, Step, actual, q, rebase, unit_commands
+from maasops.plan import COMPRESSORS, DECOMPRESSORS, HostPlan, Send, Step, actual, q, rebase, unit_commands
 from maasops.probe import HostFacts
 
 PHASES = ("upload", "stop", "database", "files", "secret", "dbupgrade", "commit", "start regions", "start racks",
@@ -175,7 +175,7 @@ def restore_plan(manifest: dict, host_dir: Path, target: HostFacts, role: FleetR
     rdir = run_dir(run_id)
     state = f"{rdir}/state"
     arch = manifest["archive"]
-    upload = f"{rdir}/{UPLOAD_ARCHIVE}{Path(arch['file']).suffix if arch['file'].endswith('.gz') else ''}"
+    upload = f"{rdir}/{UPLOAD_ARCHIVE}{COMPRESSORS[arch.get('compression', 'none')][1]}"
     notes: list[str] = []
     steps = [
         Step("prepare private run directory", phase="upload", user="root",
@@ -188,7 +188,7 @@ def restore_plan(manifest: dict, host_dir: Path, target: HostFacts, role: FleetR
     dump = manifest.get("dump")
     dump_upload = ""
     if role.loads_database:
-        dump_upload = f"{rdir}/{UPLOAD_DUMP}{'.gz' if dump['file'].endswith('.gz') else ''}"
+        dump_upload = f"{rdir}/{UPLOAD_DUMP}{COMPRESSORS[dump.get('compression', 'none')][1]}"
         steps.append(Step("upload database dump", _receive(dump_upload, _plain_sha256(dump)), phase="upload",
                           user="root", send=Send(str(host_dir / dump["file"]), identity=_identity(dump, options))))
     running = tuple(u for u in lay.units(set(target.roles) or roles) if target.unit_states.get(u) == "active")

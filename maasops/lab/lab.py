@@ -152,7 +152,7 @@ def _pg_version() -> str:
 
 
 def _plan_hosts(lab_id: str, net: ipaddress.IPv4Network, regions: int, racks: int, profile: str,
-                combined: bool) -> list[LabHost]:
+                combined: bool, sudo_password: bool = True) -> list[LabHost]:
     if regions < 1 and not racks:
         raise ValueError("a lab needs at least one region or rack")
     addr = list(net.hosts())
@@ -166,13 +166,16 @@ def _plan_hosts(lab_id: str, net: ipaddress.IPv4Network, regions: int, racks: in
         hosts.append(LabHost(name, str(addr[9 + i]), f"mo{lab_id}-{i}", f"mo{lab_id}v{i}",
                              profiles[name].name, roles, owns_db=name == "region1"))
     # One host asks for a sudo password: the last rack, or the last region when there is none.
-    hosts[-1].sudo_password = True
+    hosts[-1].sudo_password = sudo_password
     return hosts
 
 
 def up(lab_dir: str | Path = ".lab", regions: int = 1, racks: int = 2, profile: str = "deb-3.5",
-       db_mb: int = 4, combined: bool = False, bastion_only: bool = True) -> Lab:
-    """Bring a lab up (tearing down any lab already in ``lab_dir``) and return it."""
+       db_mb: int = 4, combined: bool = False, bastion_only: bool = True, sudo_password: bool = True) -> Lab:
+    """Bring a lab up (tearing down any lab already in ``lab_dir``) and return it.
+
+    ``sudo_password``: the last host asks for a sudo password, as some real hosts do.
+    """
     path = Path(lab_dir).resolve()
     if (path / STATE_FILE).exists() or (path / "ns").exists():
         down(path)
@@ -181,7 +184,7 @@ def up(lab_dir: str | Path = ".lab", regions: int = 1, racks: int = 2, profile: 
     lab_id = lab_id_for(path)
     net = _pick_subnet(lab_id)
     lab = Lab(str(path), lab_id, f"mo{lab_id}", str(net), _pg_version(), bastion_only,
-              _plan_hosts(lab_id, net, regions, racks, profile, combined))
+              _plan_hosts(lab_id, net, regions, racks, profile, combined, sudo_password))
     lab.save()
     try:
         _build(lab, db_mb)

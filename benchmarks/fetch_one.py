@@ -1,0 +1,32 @@
+"""Fetch one file from a lab host by one method (run as its own process, so its peak memory is its own).
+
+    python -m benchmarks.fetch_one LAB_DIR HOST REMOTE_PATH DEST METHOD
+METHOD: stream (maasops's raw exec channel) | sftp (paramiko get, prefetch on) | sftp-noprefetch
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from maasops import connect, stream
+from maasops.lab import lab as lab_mod
+
+
+def main(lab_dir: str, host: str, remote_path: str, dest: str, method: str) -> None:
+    """Fetch ``remote_path`` from ``host`` into ``dest`` by ``method``."""
+    the_lab = lab_mod.Lab.load(lab_dir)
+    cfg = connect.with_ssh_config(connect.fabric_config(), the_lab.ssh_config)
+    c = connect.connection(host, cfg)
+    if method == "stream":
+        stream.download(c, f"cat {shlex.quote(remote_path)}", Path(dest), "fetch")
+    else:
+        c.open()
+        sftp = c.client.open_sftp()
+        sftp.get(remote_path, dest, prefetch=method == "sftp")
+    c.close()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:6])
