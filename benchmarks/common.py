@@ -24,7 +24,7 @@ from maasops.lab import lab as lab_mod
 
 ROOT = Path(__file__).resolve().parent.parent
 FAB = str(Path(sys.executable).parent / "fab")
-WORK = Path(os.environ.get("BENCH_DIR", "/var/tmp/maasops-bench"))
+WORK = Path(os.environ.get("BENCH_DIR", str(ROOT / ".bench")))  # not under /etc, /var or /usr: the lab overlays those
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 DB_MB = int(os.environ.get("BENCH_DB_MB", "500"))

@@ -17,7 +17,7 @@ REMOTE = "/var/tmp/big.bin"
 
 def run() -> list[dict]:
     """Run benchmark 3; return its report."""
-    with site("transfer", regions=0, racks=1, profile="deb-3.5") as the_lab:
+    with site("transfer", regions=1, racks=1, profile="deb-3.5", db_mb=1) as the_lab:
         the_lab.run("rack1", f"head -c {SIZE_MB}M /dev/urandom > {REMOTE} && chmod 644 {REMOTE}")
         out = fresh_dir("transfer")
 

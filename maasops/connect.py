@@ -54,12 +54,28 @@ def _hops(c: Connection) -> list[Connection]:
     return hops
 
 
+GCM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+class GcmFirstTransport(paramiko.Transport):
+    """A Transport that offers AES-GCM first.
+
+    With paramiko, AES-GCM moves bulk data about twice as fast as its default
+    AES-CTR + HMAC (benchmarks/transfer.py); every OpenSSH since 6.2 offers it,
+    and the other ciphers stay in the list for servers that do not.
+    """
+
+    _preferred_ciphers = GCM_CIPHERS + tuple(
+        c for c in paramiko.Transport._preferred_ciphers if c not in GCM_CIPHERS)
+
+
 def make_strict(c: Connection, accept_new: bool = False) -> Connection:
-    """Make ``c`` and each of its gateways check host keys against known_hosts.
+    """Make ``c`` and each of its gateways check host keys against known_hosts (and prefer fast ciphers).
 
     Must be called before the connection opens. Returns ``c``.
     """
     for hop in _hops(c):
+        hop.connect_kwargs.setdefault("transport_factory", GcmFirstTransport)
         files = known_hosts_files(hop)
         for path in files:
             hop.client.load_system_host_keys(str(path))

@@ -177,6 +177,9 @@ def up(lab_dir: str | Path = ".lab", regions: int = 1, racks: int = 2, profile: 
     ``sudo_password``: the last host asks for a sudo password, as some real hosts do.
     """
     path = Path(lab_dir).resolve()
+    if any(path.is_relative_to(top) for top in namespaces.OVERLAID):
+        raise ValueError(f"{path}: a lab cannot live under {', '.join(namespaces.OVERLAID)} (its hosts overlay "
+                         "those directories); pick a directory elsewhere")
     if (path / STATE_FILE).exists() or (path / "ns").exists():
         down(path)
     path.mkdir(parents=True, exist_ok=True)
