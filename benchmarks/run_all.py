@@ -5,13 +5,15 @@ Sizes: BENCH_DB_MB (500), BENCH_TRANSFER_MB (1024), BENCH_BIG_DB_MB (1024), BENC
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
+import sys
 import time
 
 from benchmarks import compression, fleet, memory, single_controller, transfer
-from benchmarks.common import DB_MB, ROOT, RUNS
+from benchmarks.common import DB_MB, RESULTS, ROOT, RUNS
 
 ORDER = ("single_controller", "fleet", "transfer", "downtime", "compression", "restore", "memory")
 
@@ -27,7 +29,7 @@ def markdown(reports: dict[str, dict], seconds: float) -> str:
     """RESULTS.md from the reports of one run."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
-    out = [f"# Benchmark results\n\nOne real run of `make bench` ({seconds / 60:.0f} min) on "
+    out = [f"# Benchmark results\n\nFigures from `make bench` (last part: {seconds / 60:.0f} min) on "
            f"{time.strftime('%Y-%m-%d', time.gmtime())}, commit {commit}.\n\n- machine: {machine()}\n"
            f"- sizes: BENCH_DB_MB={DB_MB}, BENCH_RUNS={RUNS} (each figure is the median run), "
            f"BENCH_TRANSFER_MB={os.environ.get('BENCH_TRANSFER_MB', '1024')}, "
@@ -48,13 +50,19 @@ def markdown(reports: dict[str, dict], seconds: float) -> str:
     return "".join(out)
 
 
-def main() -> None:
-    """Run everything and write benchmarks/RESULTS.md (the analysis section is kept from the old file)."""
+MODULES = {"single_controller": single_controller, "fleet": fleet, "transfer": transfer,
+           "compression": compression, "memory": memory}
+
+
+def main(only: list[str]) -> None:
+    """Run the benchmarks (all, or those named) and write benchmarks/RESULTS.md from every result on record.
+
+    The analysis section of RESULTS.md is kept from the old file.
+    """
     started = time.monotonic()
-    reports = {}
-    for module in (single_controller, fleet, transfer, compression, memory):
-        for r in module.run():
-            reports[r["name"]] = r
+    for name in only or MODULES:
+        MODULES[name].run()
+    reports = {p.stem: json.loads(p.read_text()) for p in RESULTS.glob("*.json")}
     path = ROOT / "benchmarks" / "RESULTS.md"
     notes = ""
     if path.exists() and "\n## Analysis" in path.read_text():
@@ -64,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
