@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from maasops import backup_plan as bp
-from maasops import layouts, plan
+from maasops import layouts, plan, probe
 from maasops.probe import DatabaseFacts, HostFacts
 
 DB_LOCAL = DatabaseFacts("local", "localhost", 5432, "maasdb", "maas", dedicated=True)
@@ -15,6 +15,7 @@ def facts(host="region1", install="deb", version="1:3.5.3-1", roles=("region",),
     lay = layouts.layout_for(install, layouts.parse_version(version))
     states = {u: "active" for u in lay.units(set(roles))}
     present = lay.trees + lay.region_trees + lay.cache_excludes + lay.image_dirs
+    kw.setdefault("tools", probe.TOOLS)  # a host as the probe finds it: tar, gzip, zstd, pg_dump ...
     return HostFacts(host, install, version, roles, database=db, unit_states=states, present=present, **kw)
 
 
@@ -99,3 +100,8 @@ def test_probe_says_where_the_inventory_differs():
     declared = InventoryHost("region1", ("region",), "region1", install="snap", version="3.5", database="local")
     assert differences(declared, facts()) == ["inventory says install=snap, host has deb"]
     assert differences(None, facts()) == []
+
+
+def test_a_compressor_the_host_lacks_is_refused_before_anything_runs():
+    p = bp.backup_plan(facts(tools=("tar", "gzip")), "local", bp.BackupOptions(compress="zstd"))
+    assert p.error and "zstd is not installed" in p.error and not p.steps
