@@ -29,7 +29,7 @@ def markdown(reports: dict[str, dict], seconds: float) -> str:
     """RESULTS.md from the reports of one run."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
-    out = [f"# Benchmark results\n\nFigures from `make bench` (last part: {seconds / 60:.0f} min) on "
+    out = [f"# Benchmark results\n\nFigures from `make bench` (its last invocation took {seconds / 60:.0f} min) on "
            f"{time.strftime('%Y-%m-%d', time.gmtime())}, commit {commit}.\n\n- machine: {machine()}\n"
            f"- sizes: BENCH_DB_MB={DB_MB}, BENCH_RUNS={RUNS} (each figure is the median run), "
            f"BENCH_TRANSFER_MB={os.environ.get('BENCH_TRANSFER_MB', '1024')}, "
@@ -41,10 +41,11 @@ def markdown(reports: dict[str, dict], seconds: float) -> str:
         r = reports.get(name)
         if not r:
             continue
-        out.append(f"\n## {r['title']}\n")
+        out.append(f"\n## {r['title']}\n\n")
         head = list(r["rows"][0])
         out.append("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
-        out += ["| " + " | ".join(str(row.get(h, "")) for h in head) + " |\n" for row in r["rows"]]
+        out += ["| " + " | ".join(str(row.get(h, "")).replace("|", "\\|") for h in head) + " |\n"
+                for row in r["rows"]]
         out.append("\n")
         out += [f"- **{k}: {v['value']:.2f}×** (target {v['target']})\n" for k, v in r["ratios"].items()]
     return "".join(out)
