@@ -195,12 +195,17 @@ def _undo(c: Connection, pending: Pending, outcome: HostOutcome) -> bool:
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises KeyboardInterrupt like Ctrl-C does."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    """Within the block, SIGTERM and SIGINT raise KeyboardInterrupt.
+
+    SIGINT too, explicitly: a process started in the background inherits SIGINT
+    ignored, and a run that stops units must still be cancellable by it.
+    """
+    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def wait_all(futures: list[Future] | set[Future], cancel: threading.Event,
