@@ -15,6 +15,8 @@ from pathlib import Path
 import paramiko
 from fabric import Config, Connection
 
+from maasops import jump
+
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
 
 
@@ -72,7 +74,9 @@ class GcmFirstTransport(paramiko.Transport):
 def make_strict(c: Connection, accept_new: bool = False) -> Connection:
     """Make ``c`` and each of its gateways check host keys against known_hosts (and prefer fast ciphers).
 
-    Must be called before the connection opens. Returns ``c``.
+    A gateway OpenSSH can log in to is reached through ``ssh -W`` (:mod:`maasops.jump`),
+    which checks its host key and every hop beyond it itself. Must be called before the
+    connection opens. Returns ``c``.
     """
     for hop in _hops(c):
         hop.connect_kwargs.setdefault("transport_factory", GcmFirstTransport)
@@ -84,6 +88,9 @@ def make_strict(c: Connection, accept_new: bool = False) -> Connection:
             hop.client.set_missing_host_key_policy(AcceptNewHostKey(record))
         else:
             hop.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        if jump.usable(hop.gateway):
+            jump.via_openssh(hop, accept_new)
+            break
     return c
 
 
@@ -109,6 +116,7 @@ def with_ssh_config(config: Config, ssh_config: Path) -> Config:
     cfg = config.clone()
     # Clones share one SSHConfig object; give this one its own.
     cfg._set(base_ssh_config=paramiko.SSHConfig.from_path(str(ssh_config)))
+    cfg.set_runtime_ssh_path(str(ssh_config))  # what `ssh -F` gets for a jump host
     return cfg
 
 

@@ -15,6 +15,19 @@ from fabric import Connection
 from invoke.exceptions import AuthFailure
 from invoke.runners import Result
 
+from maasops.jump import JumpFailed
+
+CHANGED_KEY_HINT = "verify the host out of band, then fix known_hosts; do not just delete the line"
+UNKNOWN_KEY_HINT = "add the key to known_hosts (ssh-keyscan, checked) or pass --accept-new-host-keys"
+# What OpenSSH says when the hop to a jump host fails, first match wins: (says, what it means, hint).
+JUMP_FAILURES = (
+    ("IDENTIFICATION HAS CHANGED", "host key of jump host {gw} CHANGED since it was recorded", CHANGED_KEY_HINT),
+    ("Host key verification failed", "unknown host key of jump host {gw} (not in known_hosts)", UNKNOWN_KEY_HINT),
+    ("Permission denied", "SSH authentication failed at jump host {gw}",
+     "check the jump host's user and key in the ssh config; it is logged in to without prompts (keys or agent)"),
+    ("timed out", "timed out connecting to jump host {gw}", "check the jump host's address and firewalls"),
+)
+
 
 class RemoteError(RuntimeError):
     """A step failed on a host; the message names the host, the step and what it said."""
@@ -59,15 +72,19 @@ def run(c: Connection, command: str, step: str, *, sudo: bool = False, user: str
 def connect_error(c: Connection, step: str, exc: BaseException) -> RemoteError:
     """A RemoteError that says why SSH to the host failed and how to fix it."""
     host = host_label(c)
+    if isinstance(exc, JumpFailed):
+        for says, detail, hint in JUMP_FAILURES:
+            if says in exc.stderr:
+                return RemoteError(host, step, detail.format(gw=exc.gateway), hint)
+        return RemoteError(host, step, f"cannot reach {c.host}:{c.port} through jump host {exc.gateway}: {exc.stderr}",
+                           "check the address and that the jump host can reach it")
     if isinstance(exc, paramiko.BadHostKeyException):
-        return RemoteError(host, step, "host key CHANGED since it was recorded in known_hosts",
-                           "verify the host out of band, then fix known_hosts; do not just delete the line")
+        return RemoteError(host, step, "host key CHANGED since it was recorded in known_hosts", CHANGED_KEY_HINT)
     if isinstance(exc, paramiko.AuthenticationException):
         return RemoteError(host, step, f"SSH authentication failed as {c.user}",
                            "check the user and key in the inventory or ssh config")
     if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
-        return RemoteError(host, step, "unknown host key (not in known_hosts)",
-                           "add the key to known_hosts (ssh-keyscan, checked) or pass --accept-new-host-keys")
+        return RemoteError(host, step, "unknown host key (not in known_hosts)", UNKNOWN_KEY_HINT)
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return RemoteError(host, step, f"timed out connecting to {c.host}:{c.port}",
                            "check the address, the bastion and firewalls")
