@@ -1,6 +1,7 @@
 """``fab restore``: verify the set, preflight every target, run the phased restore plan, prove the secret.
 
-Nothing on any host is stopped until the set verified, every target answered
+Nothing on any host is stopped until the set's manifests checked out, every
+byte uploaded matched the sha256 its backup recorded, every target answered
 the probe, matched its source's install type and version, had the disk space and
 (for the database host) a working PostgreSQL. The restore is all-or-nothing up
 to its commit point: a failure before it puts every host back (aside copies
@@ -54,8 +55,9 @@ def parse_map(text: str | None) -> dict[str, str]:
 class Preflight:
     """Everything checked before anything stops: the set, the targets' facts, each host's source manifest."""
 
-    check: verify.SetCheck
+    check: verify.SetCheck  # manifests, layouts and sizes; the contents are checked while uploading
     pairs: list[tuple[str, fleet.Target]]  # (source host, target)
+    ids: list | None = None  # age identities for an encrypted set
     facts: dict[str, probe.HostFacts] = field(default_factory=dict)  # by target name
     problems: dict[str, str] = field(default_factory=dict)  # target name -> why it is refused
 
@@ -100,6 +102,12 @@ def _disk_problem(m: dict, f: probe.HostFacts, loads_db: bool) -> str | None:
     return None
 
 
+def set_problem(check: verify.SetCheck) -> str | None:
+    """Why a checked set must not be restored, or None."""
+    bad = check.problems + [f"{h.host}: {'; '.join(h.problems)}" for h in check.hosts.values() if not h.ok]
+    return "the backup set does not verify: " + " | ".join(bad) if bad else None
+
+
 def preflight(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str], options: RestoreOptions,
               parallel: int) -> tuple[Preflight, dict[str, str], str | None, str | None]:
     """Verify the set, pair source hosts with targets, probe and check them.
@@ -112,13 +120,12 @@ def preflight(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str
         ids = crypto.identities(Path(options.identity)) if options.identity else None
     except (OSError, crypto.CryptoError) as exc:
         raise Refused(f"--identity: {exc}") from None
-    check = verify.verify_set(set_dir, parallel, ids)
+    check = verify.verify_set(set_dir, parallel, ids, content=False)
     sealed = sorted(h.host for h in check.hosts.values() if h.notes)
     if sealed and ids is None:
         raise Refused(f"the set is encrypted ({', '.join(sealed)}): give the identity to decrypt it with --identity")
-    if not check.ok:
-        bad = check.problems + [f"{h.host}: {'; '.join(h.problems)}" for h in check.hosts.values() if not h.ok]
-        raise Refused("the backup set does not verify: " + " | ".join(bad))
+    if set_problem(check):
+        raise Refused(set_problem(check))
     by_name = {t.name: t for t in targets}
     pairs, missing = [], []
     for source in sorted(check.hosts):
@@ -133,7 +140,7 @@ def preflight(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str
     unknown = set(mapping) - set(check.hosts)
     if unknown:
         raise Refused(f"--map names hosts that are not in the set: {', '.join(sorted(unknown))}")
-    pf = Preflight(check, pairs)
+    pf = Preflight(check, pairs, ids)
     probed = fleet.each([t for _, t in pairs], lambda t: probe.probe(t.connection), parallel)
     for name, f in probed.items():
         if isinstance(f, probe.HostFacts):
@@ -230,6 +237,9 @@ def run(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str], opt
     refused = [p for p in plans if p.error]
     say(f"restore of {set_dir} (run {run_id}): database loaded on {loader or 'no host'}, dbupgrade on "
         f"{upgrader or 'no host'}, secret from {secret[0] if secret else 'no region'}")
+    if dry_run and not refused:  # a dry run reads the whole set now: nothing else will
+        problem = set_problem(verify.verify_set(set_dir, parallel, pf.ids))
+        refused = [plan.HostPlan("the set", None, error=problem)] if problem else []
     if dry_run or refused:
         say(plan.render(plans))
         if refused:
@@ -284,6 +294,7 @@ def _run_locked(set_dir: Path, run_id: str, started: float, plans: list[plan.Hos
 
 def _rows(plans: list[plan.HostPlan], fo: runner.FleetOutcome, started: float) -> list[HostRow]:
     rows = []
+    untouched = fo.failed_phase in PHASES[:PHASES.index("stop")]  # failed before anything stopped
     for p in plans:
         o = fo.hosts[p.host]
         took = max((r.ended for r in o.records), default=started) - min((r.started for r in o.records),
@@ -295,10 +306,12 @@ def _rows(plans: list[plan.HostPlan], fo: runner.FleetOutcome, started: float) -
             row.status, row.error = "FAILED", str(o.error)
         elif o.cancelled or fo.interrupted:
             row.status, row.error = "INTERRUPTED", "cancelled by the user"
+        elif untouched:
+            row.status, row.error = "NOT CHANGED", f"another host failed in phase {fo.failed_phase}"
         elif fo.failed_phase:
             row.status = "ROLLED BACK" if o.undone else "NOT STARTED"
             row.error = f"another host failed in phase {fo.failed_phase}"
-        if o.undone and row.status != "ROLLED BACK":
+        if o.undone and row.status != "ROLLED BACK" and not untouched:
             row.error += f"; put back: {', '.join(o.undone)}"
         if o.undo_failures:
             row.status = "SERVICES DOWN"
@@ -313,6 +326,9 @@ def _print(rows: list[HostRow], fo: runner.FleetOutcome, say: Callable[[str], No
     say(report.table([{"host": r.host, "from": r.source, "status": r.status, "duration": f"{r.duration:.1f}s",
                        "downtime": f"{r.downtime:.1f}s" if r.downtime is not None else "", "error": r.error}
                       for r in rows]))
+    if fo.failed_phase in PHASES[:PHASES.index("stop")]:
+        say(f"Nothing was stopped or changed on any host: the restore failed in its {fo.failed_phase} phase, "
+            "and what it had uploaded was removed.")
     if fo.failed_phase and "commit" in fo.phases_run:
         say("The restore failed after its commit point: restored files and database were kept. "
             "To go back to the state before it: fab restore --rollback (same hosts)")

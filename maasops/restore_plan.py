@@ -157,9 +157,17 @@ def _identity(entry: dict, options: RestoreOptions) -> str | None:
     return options.identity if entry.get("encryption") else None
 
 
+DAMAGED = "the bytes received differ from the backup's sha256: the set is damaged (fab verify names the file)"
+
+
 def _receive(dest: str, sha256: str) -> str:
-    """Write stdin to ``dest`` (private) and check it against the manifest's sha256."""
-    return f"umask 077 && cat > {q(dest)} && echo {q(sha256 + '  ' + dest)} | sha256sum -c --quiet"
+    """Write stdin to ``dest`` (private) and check it against the manifest's sha256.
+
+    This is where a restore reads every byte of the set: before anything stops, each
+    file's bytes must be the ones the backup recorded.
+    """
+    return (f"umask 077 && cat > {q(dest)} && {{ echo {q(sha256 + '  ' + dest)} | sha256sum -c --status "
+            f"|| {{ echo {q(DAMAGED)} >&2; exit 1; }}; }}")
 
 
 def _set_conf_key(path: str, key: str, value: str) -> str:

@@ -117,14 +117,19 @@ def test_targets_are_reachable_only_through_the_bastion(cxn, lab):
     assert "authentication failed" in str(err.value)
 
 
-def test_unknown_host_key_is_refused(cxn, lab, tmp_path):
-    cfg_text = lab.ssh_config.read_text().replace(str(lab.known_hosts), str(tmp_path / "empty"))
-    (tmp_path / "empty").write_text("")
-    (tmp_path / "ssh_config").write_text(cfg_text)
+@pytest.mark.parametrize("known", ["nothing", "only the bastion"])
+def test_unknown_host_key_is_refused(cxn, lab, tmp_path, known):
+    """OpenSSH checks the bastion's key (the jump), paramiko the target's; both refuse an unknown key."""
+    bastion = lab.host(lab_mod.BASTION).address
+    lines = [ln for ln in lab.known_hosts.read_text().splitlines() if known != "nothing" and ln.split()[0] == bastion]
+    (tmp_path / "known").write_text("".join(ln + "\n" for ln in lines))
+    (tmp_path / "ssh_config").write_text(lab.ssh_config.read_text().replace(str(lab.known_hosts),
+                                                                            str(tmp_path / "known")))
     cfg = connect.with_ssh_config(connect.fabric_config(), tmp_path / "ssh_config")
     with pytest.raises(remote.RemoteError) as err:
         remote.run(connect.connection("region1", cfg), "true", "connect")
-    assert "unknown host key" in str(err.value)
+    says = "unknown host key of jump host bastion" if known == "nothing" else "unknown host key (not in known_hosts)"
+    assert str(err.value).startswith(f"region1: connect: {says}")
 
 
 def _running(pid: int) -> bool:
