@@ -87,6 +87,12 @@ def _read(hc: HostCheck, what: str, path: Path, entry: dict, reader, how: Readin
             hc.problems.append(f"{what} size differs from the manifest")
         if entry.get("encryption") and ids is None and SEALED not in hc.notes:
             hc.notes.append(SEALED)
+        elif entry.get("encryption"):  # the identity must open it: decrypt the first block
+            try:
+                with crypto.decrypted(path, ids) as src:
+                    src.read(backupset.CHUNK)
+            except UNREADABLE as exc:
+                hc.problems.append(f"{what} cannot be read: {exc}")
         return None
     compress = entry.get("compression", "none")
     try:

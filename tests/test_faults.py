@@ -197,6 +197,8 @@ def test_encrypted_sets_hold_no_plaintext_and_restore_only_with_the_identity(lab
     journal = journal_lines(lab)
     r = fab("restore", str(s), *inv)
     assert r.returncode == 2 and "--identity" in r.stdout
+    r = fab("restore", str(s), *inv, "--identity", str(tmp_path / "other.txt"))
+    assert r.returncode == 2 and "does not decrypt" in r.stdout
     assert journal_lines(lab) == journal
     r = fab("restore", str(s), *inv, "--identity", str(tmp_path / "key.txt"))
     assert r.returncode == 0, r.stdout + r.stderr
