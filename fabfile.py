@@ -32,8 +32,9 @@ BACKUP_HELP = {
     **FLEET_HELP,
     "backup-dir": "where backup sets are written: <dir>/<deployment>/<UTC time>/<host>/ (default ./backups)",
     "dry-run": "print every remote command per host and stop; nothing is touched",
-    "stop-postgresql": "stop PostgreSQL on the database host while config is archived, as the MAAS doc does "
-                       "(default: yes; --no-stop-postgresql keeps it up). The dump is taken before, live.",
+    "stop-postgresql": "also stop PostgreSQL on the database host while config is archived, as the MAAS doc "
+                       "does; the dump then runs first instead of alongside. Default: PostgreSQL stays up "
+                       "(the dump is a live snapshot and its data directory is not archived)",
     "exclude-images": "MAAS 3.5+: leave image-storage out (there it is not a cache: custom images live only there)",
     "db-only-maas": "dump only the MAAS database (pg_dump) even on a dedicated PostgreSQL server",
     "allow-vault": "back up although Vault holds MAAS secrets; the set records that they are missing",
@@ -45,7 +46,7 @@ BACKUP_HELP = {
 
 @task(help=BACKUP_HELP, post=[cli.fleet_task("backup", cli.run_backup)])
 def backup(c, inventory=None, lab_dir=None, backup_dir="backups", parallel=8, dry_run=False,
-           stop_postgresql=True, exclude_images=False, db_only_maas=False, allow_vault=False, compress="gzip",
+           stop_postgresql=False, exclude_images=False, db_only_maas=False, allow_vault=False, compress="gzip",
            encrypt_to=None, accept_new_host_keys=False, deployment=None, gateway=None):
     """2. Back up every controller: DB dump (live), stop units, archive config, start units."""
     cli.enlist(c, "backup",
@@ -96,7 +97,7 @@ PLAN_HELP = {**{k: v for k, v in {**BACKUP_HELP, **RESTORE_HELP}.items() if k no
 @task(help=PLAN_HELP, positional=["what"],
       post=[cli.fleet_task("plan", cli.run_plan)])
 def plan(c, what, backup_set=None, inventory=None, lab_dir=None, backup_dir="backups", parallel=8,
-         stop_postgresql=True, exclude_images=False, db_only_maas=False, allow_vault=False, compress="gzip",
+         stop_postgresql=False, exclude_images=False, db_only_maas=False, allow_vault=False, compress="gzip",
          map=None, allow_upgrade=False, maas_url=None, database_host=None, safety_dump=True, skip_database=False,
          encrypt_to=None, identity=None, accept_new_host_keys=False, deployment=None, gateway=None):
     """0. Print every remote command an operation would run, per host (`fab plan backup`, `fab plan restore -b SET`)."""

@@ -70,7 +70,7 @@ def _host_manifest(hp: plan.HostPlan, outcome: runner.HostOutcome, target: fleet
                               "check the database server's log and disk, then run the backup again")
         manifest["dump"] = {**d, "compression": compress, **_stored(got, encrypted), "last_line": last,
                             "uncompressed_size": plain}
-    sessions = outcome.record("count other database sessions")
+    sessions = outcome.record(backup_plan.SESSIONS_STEP)
     if sessions:
         manifest["other_db_sessions"] = sessions.output
     if window:

@@ -29,7 +29,7 @@ from maasops.probe import HostFacts
 class BackupOptions:
     """What the user chose for a backup."""
 
-    stop_postgresql: bool = True
+    stop_postgresql: bool = False  # as the MAAS doc does; not needed: the dump is live, the data dir not archived
     exclude_images: bool = False
     db_only_maas: bool = False
     allow_vault: bool = False
@@ -64,25 +64,35 @@ def dump_owners(facts: dict[str, HostFacts], addresses: dict[str, str]) -> dict[
     return owners
 
 
-def _dump_step(facts: HostFacts, how: str, options: BackupOptions) -> tuple[Step, str]:
+SESSIONS_STEP = "dump database: check PostgreSQL answers"
+SESSIONS_SQL = ("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend'")
+
+
+def _dump_steps(facts: HostFacts, how: str, options: BackupOptions, background: bool) -> tuple[list[Step], str]:
+    """Check that the database answers (counting its other sessions), then dump it; and the dump's kind.
+
+    Both connect the same way, so a database that is down fails the check, before anything stops.
+    """
     db = facts.database
-    lay = facts.layout
     flags = "--clean --create --if-exists"
-    if how == "local" and db.dedicated and not options.db_only_maas:
-        return Step("dump database (pg_dumpall -c)", pipe("pg_dumpall -c", options.compress),
-                    user=layouts.PG_SUPERUSER, fetch=DUMP + suffix(options)), "pg_dumpall"
-    if how == "local":
-        cmd = f"pg_dump {flags} {q(db.name)}"
-        return Step("dump database (pg_dump)", pipe(cmd, options.compress), user=layouts.PG_SUPERUSER,
-                    fetch=DUMP + suffix(options)), "pg_dump"
+    env, conn, user = "", "", layouts.PG_SUPERUSER
     if how == "maas-test-db":
-        cmd = f"pg_dump {flags} -h {q(layouts.MAAS_TEST_DB_SOCKET)} -U {q(db.user)} {q(db.name)}"
-    else:
+        conn, user = f"-h {q(layouts.MAAS_TEST_DB_SOCKET)} -U {q(db.user)} ", "root"
+    elif how != "local":
         # The password stays on the host: read from regiond.conf by the remote shell.
-        cmd = (f"PGPASSWORD=\"$(sed -n 's/^database_pass: *//p' {q(actual(lay.regiond_conf, facts.snap_data))})\" "
-               f"pg_dump {flags} -h {q(db.host)} -p {db.port} -U {q(db.user)} {q(db.name)}")
-    return Step(f"dump database (pg_dump from {how})", pipe(cmd, options.compress), user="root",
-                fetch=DUMP + suffix(options)), "pg_dump"
+        conf = q(actual(facts.layout.regiond_conf, facts.snap_data))
+        env = f"PGPASSWORD=\"$(sed -n 's/^database_pass: *//p' {conf})\" "
+        conn, user = f"-h {q(db.host)} -p {db.port} -U {q(db.user)} ", "root"
+    if how == "local" and db.dedicated and not options.db_only_maas:
+        name, cmd, kind = "dump database (pg_dumpall -c)", "pg_dumpall -c", "pg_dumpall"
+    else:
+        name = "dump database (pg_dump)" if how == "local" else f"dump database (pg_dump from {how})"
+        cmd, kind = f"pg_dump {flags} {conn}{q(db.name)}", "pg_dump"
+    check = Step(SESSIONS_STEP, f"{env}psql -XAt {conn}-d {q(db.name)} -c {q(SESSIONS_SQL)}", user=user)
+    dump = Step(name, pipe(env + cmd, options.compress), user=user, fetch=DUMP + suffix(options),
+                background=background)
+    return [check, dump], kind
 
 
 def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> HostPlan:
@@ -106,17 +116,15 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
                 "with --allow-vault to record this set as incomplete without them"))
         notes.append("Vault in use: secrets in Vault are NOT in this backup (--allow-vault)")
     ext = suffix(options)
+    stop_pg = options.stop_postgresql and facts.database is not None and facts.database.location == "local"
     steps: list[Step] = []
     meta: dict = {"layout": lay.name, "compress": options.compress, "encrypt_to": options.encrypt_to}
     if dump:
-        if dump == "local":
-            sessions = ("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
-                        "AND backend_type = 'client backend'")
-            steps.append(Step("count other database sessions", f"psql -XAtc {q(sessions)}",
-                              user=layouts.PG_SUPERUSER, check=False))
-        step, kind = _dump_step(facts, dump, options)
-        steps.append(step)
-        meta["dump"] = {"file": step.fetch, "kind": kind, "database": facts.database.name}
+        # The dump reads one snapshot while MAAS runs: it need not wait for, nor delay, the config
+        # archive (unless PostgreSQL itself is stopped for the archive).
+        dump_steps, kind = _dump_steps(facts, dump, options, background=not stop_pg)
+        steps += dump_steps
+        meta["dump"] = {"file": dump_steps[-1].fetch, "kind": kind, "database": facts.database.name}
     roles = set(facts.roles)
     wanted = lay.trees + (lay.region_trees if "region" in roles else ())
     trees = [p for p in wanted if p in facts.present]
@@ -128,7 +136,6 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
     if services:
         steps.append(Step("stop MAAS units", services.stop, user="root", undo=services.start))
         meta["units"] = list(services.units)
-    stop_pg = options.stop_postgresql and facts.database is not None and facts.database.location == "local"
     if stop_pg:
         steps.append(Step("stop postgresql", postgresql_command("stop"), user="root",
                           undo=postgresql_command("start")))

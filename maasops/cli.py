@@ -121,7 +121,7 @@ def _backup_options(opts: dict) -> backup_plan.BackupOptions:
             crypto.recipients(encrypt_to)
         except crypto.CryptoError as exc:
             raise Exit(f"--encrypt-to: {exc}", code=2) from None
-    return backup_plan.BackupOptions(stop_postgresql=bool(opts.get("stop_postgresql", True)), encrypt_to=encrypt_to,
+    return backup_plan.BackupOptions(stop_postgresql=bool(opts.get("stop_postgresql")), encrypt_to=encrypt_to,
                               exclude_images=bool(opts.get("exclude_images")),
                               db_only_maas=bool(opts.get("db_only_maas")),
                               allow_vault=bool(opts.get("allow_vault")), compress=compress)

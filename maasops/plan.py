@@ -45,7 +45,9 @@ class Step:
     ``undo`` reverses the step and is run (as root) on every path out unless a
     later step that ``resolves`` it succeeded first. ``phase`` groups steps of
     a fleet operation: every host finishes a phase before any host starts the
-    next (a backup is one phase).
+    next (a backup is one phase). A ``background`` step (never one with an undo)
+    runs alongside the steps after it, on its own channel; the host's run waits
+    for it before it ends.
     """
 
     name: str
@@ -57,6 +59,7 @@ class Step:
     resolves: tuple[str, ...] = ()
     check: bool = True
     phase: str = ""
+    background: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ def render(plans: list[HostPlan]) -> str:
                 phase = s.phase
                 out.append(f"   [{phase}]")
             who = f"sudo -u {s.user} " if s.user else ""
-            line = f"   {i}. {s.name}: {who}{s.command}"
+            line = f"   {i}. {s.name}{' (alongside the next steps)' if s.background else ''}: {who}{s.command}"
             if s.fetch:
                 line += f"  > {p.host}/{s.fetch}"
             if s.send:

@@ -82,7 +82,7 @@ class HostOutcome:
         return next((r for r in self.records if r.name == name), None)
 
 
-def _progress(cancel: threading.Event, host: str, step: str, report) -> Callable[[int], None]:
+def _progress(cancel: threading.Event | _Either, host: str, step: str, report) -> Callable[[int], None]:
     last = [time.monotonic()]
 
     def tick(done: int) -> None:
@@ -104,7 +104,7 @@ def downtime(outcome: HostOutcome) -> tuple[float, float] | None:
     return min(stops), max(starts) if starts else time.time()
 
 
-def run_step(c: Connection, step: Step, dest_dir: Path | None, cancel: threading.Event, report=None,
+def run_step(c: Connection, step: Step, dest_dir: Path | None, cancel: threading.Event | _Either, report=None,
              downloads: dict[str, dict] | None = None) -> StepRecord:
     """Run one step on the host; a fetch step streams its stdout into ``dest_dir``, a send step its stdin.
 
@@ -136,27 +136,73 @@ def _open_send(send: Send) -> Iterator[BinaryIO]:
         yield stack.enter_context(backupset.open_member(src, send.member, send.compress)) if send.member else src
 
 
+class _Either:
+    """Set when either event is: a background step stops when the run is cancelled or its host failed."""
+
+    def __init__(self, a: threading.Event, b: threading.Event):
+        self.a, self.b = a, b
+
+    def is_set(self) -> bool:
+        return self.a.is_set() or self.b.is_set()
+
+
+def _settle(outcome: HostOutcome, step_name: str, exc: BaseException, lock: threading.Lock) -> None:
+    """Record why a host's run ended early (the first reason wins)."""
+    with lock:
+        _settle_locked(outcome, step_name, exc)
+
+
+def _settle_locked(outcome: HostOutcome, step_name: str, exc: BaseException) -> None:
+    if outcome.error or outcome.cancelled:
+        return
+    if isinstance(exc, Cancelled):
+        outcome.cancelled = True
+    elif isinstance(exc, remote.RemoteError):
+        outcome.error = exc
+    else:  # anything else is still this host's failure, with undo
+        outcome.error = remote.RemoteError(outcome.host, step_name, f"{type(exc).__name__}: {exc}")
+
+
 def run_steps(c: Connection, steps: list[Step] | tuple[Step, ...], outcome: HostOutcome, dest_dir: Path | None,
               cancel: threading.Event, report=None, downloads: dict[str, dict] | None = None) -> bool:
-    """Run ``steps`` in order, keeping ``outcome.pending`` up to date; False when one failed or was cancelled."""
+    """Run ``steps`` in order (``background`` ones alongside), keeping ``outcome.pending`` up to date.
+
+    Returns False when a step failed or the run was cancelled.
+    """
     step_name = "run"
+    failed = threading.Event()  # stops the background steps when the host's own steps failed
+    lock = threading.Lock()
+    background: list[threading.Thread] = []
+
+    def alongside(step: Step) -> None:
+        try:
+            outcome.records.append(run_step(c, step, dest_dir, _Either(cancel, failed), report, downloads))
+        except Exception as exc:
+            failed.set()
+            _settle(outcome, step.name, exc, lock)
     try:
         for step in steps:
             step_name = step.name
-            if cancel.is_set():
+            if cancel.is_set() or failed.is_set():
                 raise Cancelled(f"{outcome.host}: interrupted before {step.name}")
+            if step.background:
+                if step.undo:
+                    raise ValueError(f"background step {step.name!r} has an undo")
+                background.append(threading.Thread(target=alongside, args=(step,), name=f"{outcome.host}: {step.name}"))
+                background[-1].start()
+                continue
             if step.undo:
                 # Pushed before running: a stop that half-worked must still be undone.
                 outcome.pending.append(Pending(step.phase, step.name, step.undo))
             outcome.records.append(run_step(c, step, dest_dir, cancel, report, downloads))
             if step.resolves:
                 outcome.pending = [p for p in outcome.pending if p.step not in step.resolves]
-    except Cancelled:
-        outcome.cancelled = True
-    except remote.RemoteError as exc:
-        outcome.error = exc
-    except Exception as exc:  # anything else is still this host's failure, with undo
-        outcome.error = remote.RemoteError(outcome.host, step_name, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        if not failed.is_set():
+            failed.set()
+            _settle(outcome, step_name, exc, lock)
+    for t in background:
+        t.join()
     return outcome.error is None and not outcome.cancelled
 
 

@@ -19,17 +19,33 @@ def facts(host="region1", install="deb", version="1:3.5.3-1", roles=("region",),
     return HostFacts(host, install, version, roles, database=db, unit_states=states, present=present, **kw)
 
 
-def test_region_backup_dumps_live_then_stops_only_for_the_archive():
+def test_region_backup_dumps_live_alongside_and_stops_only_for_the_archive():
     p = bp.backup_plan(facts(), "local", bp.BackupOptions())
     names = [s.name for s in p.steps]
-    assert names == ["count other database sessions", "dump database (pg_dumpall -c)", "stop MAAS units",
-                     "stop postgresql", "archive config trees", "start postgresql", "start MAAS units",
-                     "check MAAS units are active"]
-    dump = p.steps[1]
-    assert dump.user == "postgres" and dump.command == "pg_dumpall -c | gzip -1"
-    stop = p.steps[2]
-    assert stop.undo == p.steps[6].command and p.steps[6].resolves == (stop.name,)
+    assert names == [bp.SESSIONS_STEP, "dump database (pg_dumpall -c)", "stop MAAS units",
+                     "archive config trees", "start MAAS units", "check MAAS units are active"]
+    check, dump, stop = p.steps[:3]
+    assert check.user == dump.user == "postgres" and check.check and "pg_stat_activity" in check.command
+    assert dump.command == "pg_dumpall -c | gzip -1" and dump.background and not dump.undo
+    assert stop.undo == p.steps[4].command and p.steps[4].resolves == (stop.name,)
     assert "maas-apiserver" in stop.command and "maas-temporal-worker" in stop.command
+    assert "(alongside the next steps)" in plan.render([p])
+
+
+def test_stopping_postgresql_as_the_doc_does_makes_the_dump_finish_first():
+    p = bp.backup_plan(facts(), "local", bp.BackupOptions(stop_postgresql=True))
+    assert [s.name for s in p.steps] == [bp.SESSIONS_STEP, "dump database (pg_dumpall -c)", "stop MAAS units",
+                                         "stop postgresql", "archive config trees", "start postgresql",
+                                         "start MAAS units", "check MAAS units are active"]
+    assert not p.steps[1].background
+
+
+def test_a_network_database_is_checked_and_dumped_the_same_way():
+    db = DatabaseFacts("remote", "10.0.0.5", 5433, "maasdb", "maas", dedicated=False)
+    check, dump = bp.backup_plan(facts(db=db), "network", bp.BackupOptions()).steps[:2]
+    conn = "-h 10.0.0.5 -p 5433 -U maas "
+    assert conn in check.command and conn in dump.command and dump.name == "dump database (pg_dump from network)"
+    assert check.command.startswith("PGPASSWORD=") and dump.command.startswith("PGPASSWORD=")
 
 
 def test_postgresql_stays_up_when_asked_and_shared_servers_get_pg_dump():

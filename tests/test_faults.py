@@ -112,7 +112,7 @@ def test_database_down_fails_the_dump_clearly_and_stops_nothing(lab, tmp_path):
     row = next(ln for ln in r.stdout.splitlines() if ln.startswith("region1"))
     assert "FAILED" in row and "dump database" in row and "connection" in row.lower()
     assert unit_states(lab) == before
-    assert journal_lines(lab)["region1"] == journal["region1"]  # the dump comes first: nothing was stopped
+    assert journal_lines(lab)["region1"] == journal["region1"]  # PostgreSQL is checked first: nothing was stopped
     assert sets(tmp_path)[0].name.endswith(".partial")
 
 
