@@ -28,16 +28,19 @@ def prepare(the_lab) -> None:
 
 
 def pipeline(the_lab, out) -> str:
-    """The admin's hand-written backup: dump, stop, tar, start, each over ssh, gzip -1 like maasops."""
+    """The admin's hand-written backup: dump, stop the MAAS units, tar, start, each over ssh, gzip -1 like maasops.
+
+    PostgreSQL stays up, as in maasops's default (the dump is live and its data directory is not archived).
+    """
     lay = PROFILES[PROFILE].layout
     units = " ".join(lay.units({"region"}))
     trees = " ".join(t.lstrip("/") for t in lay.trees + lay.region_trees)
     excl = " ".join(f"--exclude={t.lstrip('/')}" for t in lay.cache_excludes)
     return " && ".join([
         ssh(the_lab, "region1", "sudo -u postgres pg_dumpall -c | gzip -1") + f" > {out}/dump.sql.gz",
-        ssh(the_lab, "region1", f"sudo systemctl stop {units} && sudo systemctl stop postgresql"),
+        ssh(the_lab, "region1", f"sudo systemctl stop {units}"),
         ssh(the_lab, "region1", f"sudo tar cpf - -C / {excl} {trees} | gzip -1") + f" > {out}/config.tgz",
-        ssh(the_lab, "region1", f"sudo systemctl start postgresql && sudo systemctl start {units}"),
+        ssh(the_lab, "region1", f"sudo systemctl start {units}"),
     ])
 
 

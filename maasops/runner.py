@@ -137,7 +137,7 @@ def _open_send(send: Send) -> Iterator[BinaryIO]:
 
 
 class _Either:
-    """Set when either event is: a background step stops when the run is cancelled or its host failed."""
+    """Set when either event is: a host's steps stop when the run is cancelled or one of them failed."""
 
     def __init__(self, a: threading.Event, b: threading.Event):
         self.a, self.b = a, b
@@ -170,20 +170,21 @@ def run_steps(c: Connection, steps: list[Step] | tuple[Step, ...], outcome: Host
     Returns False when a step failed or the run was cancelled.
     """
     step_name = "run"
-    failed = threading.Event()  # stops the background steps when the host's own steps failed
+    failed = threading.Event()  # a step of this host failed: the others stop at their next block
+    either = _Either(cancel, failed)
     lock = threading.Lock()
     background: list[threading.Thread] = []
 
     def alongside(step: Step) -> None:
         try:
-            outcome.records.append(run_step(c, step, dest_dir, _Either(cancel, failed), report, downloads))
+            outcome.records.append(run_step(c, step, dest_dir, either, report, downloads))
         except Exception as exc:
             failed.set()
             _settle(outcome, step.name, exc, lock)
     try:
         for step in steps:
             step_name = step.name
-            if cancel.is_set() or failed.is_set():
+            if either.is_set():
                 raise Cancelled(f"{outcome.host}: interrupted before {step.name}")
             if step.background:
                 if step.undo:
@@ -194,7 +195,7 @@ def run_steps(c: Connection, steps: list[Step] | tuple[Step, ...], outcome: Host
             if step.undo:
                 # Pushed before running: a stop that half-worked must still be undone.
                 outcome.pending.append(Pending(step.phase, step.name, step.undo))
-            outcome.records.append(run_step(c, step, dest_dir, cancel, report, downloads))
+            outcome.records.append(run_step(c, step, dest_dir, either, report, downloads))
             if step.resolves:
                 outcome.pending = [p for p in outcome.pending if p.step not in step.resolves]
     except Exception as exc:

@@ -27,6 +27,7 @@ from maasops import crypto
 from maasops.pipes import BLOCK, FileSink, PipeConsumer
 from maasops.remote import RemoteError, connect_error, host_label, shell
 
+POLL = 0.5  # seconds a download waits for data before it checks for a cancel
 LOCAL_FULL_HINT = "free space on the laptop (or pick another --backup-dir), then run the backup again"
 
 
@@ -103,8 +104,17 @@ def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: s
         sinks = [PipeConsumer(crypto.encrypt_into(fd, encrypt_to)) if encrypt_to else FileSink(fd)]
         if inspect:
             sinks.append(PipeConsumer(inspect))
+        chan.settimeout(POLL)
         try:
-            while data := chan.recv(BLOCK):
+            while True:
+                try:
+                    data = chan.recv(BLOCK)
+                except TimeoutError:  # the command is quiet: still, a cancel is heard
+                    if progress:
+                        progress(size)
+                    continue
+                if not data:
+                    break
                 digest.update(data)
                 for sink in sinks:
                     sink.write(data)

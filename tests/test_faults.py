@@ -84,7 +84,12 @@ def tool_on(lab):
         placed.append((host, tool))
     yield install
     for host, tool in placed:
-        lab.run(host, f"pkill -f /usr/local/bin/{tool}; rm -f /usr/local/bin/{tool}", check=False)
+        remove_tool(lab, host, tool)
+
+
+def remove_tool(lab, host: str, tool: str) -> None:
+    """Remove a tool_on wrapper and end its processes (the pattern does not match this command itself)."""
+    lab.run(host, f"rm -f /usr/local/bin/{tool}; pkill -f '/usr/local/bin/[{tool[0]}]{tool[1:]}'", check=False)
 
 
 def test_a_unit_that_will_not_start_again_is_the_top_line_with_the_command(lab, tmp_path):
@@ -116,6 +121,25 @@ def test_database_down_fails_the_dump_clearly_and_stops_nothing(lab, tmp_path):
     assert sets(tmp_path)[0].name.endswith(".partial")
 
 
+def test_a_dump_failing_while_the_units_are_stopped_fails_the_host_and_starts_them_again(lab, tmp_path, tool_on):
+    """The dump runs alongside the archive: its failure stops the host's run and its units come back."""
+    before = unit_states(lab)
+    tool_on("region1", "pg_dumpall", "#!/bin/sh\necho '-- partial'\nsleep 3\n"
+                                     "echo 'pg_dumpall: error: connection lost' >&2\nexit 1\n")
+    tool_on("region1", "tar", "#!/bin/sh\nsleep 8\nexec /usr/bin/tar \"$@\"\n")  # units stay stopped meanwhile
+    journal = journal_lines(lab)
+    r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
+    assert r.returncode == 1
+    row = next(ln for ln in r.stdout.splitlines() if ln.startswith("region1"))
+    assert "FAILED" in row and "dump database (pg_dumpall -c)" in row and "connection lost" in row
+    assert unit_states(lab) == before
+    new = lab.run("region1", "cat /var/log/maas-lab/units.log").stdout.splitlines()[journal["region1"]:]
+    actions = [ln.split()[2] for ln in new]  # "<time> region1 stop maas-regiond"
+    assert "stop" in actions and actions == sorted(actions, key=lambda a: a != "stop"), new
+    [s] = sets(tmp_path)
+    assert s.name.endswith(".partial") and not list(s.glob("region1/maasdb*"))
+
+
 def test_a_cut_ssh_connection_fails_the_host_restarts_its_units_and_a_rerun_finishes(lab, tmp_path, tool_on):
     before = unit_states(lab)
     tool_on("rack1", "gzip", "#!/bin/sh\nsleep 30\nexec /usr/bin/gzip \"$@\"\n")
@@ -132,7 +156,7 @@ def test_a_cut_ssh_connection_fails_the_host_restarts_its_units_and_a_rerun_fini
     assert unit_states(lab) == before
     [partial] = sets(tmp_path)
     assert partial.name.endswith(".partial") and not list((partial / "rack1").glob("config.tar*"))
-    lab.run("rack1", "pkill -f /usr/local/bin/gzip; rm -f /usr/local/bin/gzip", check=False)
+    remove_tool(lab, "rack1", "gzip")
     r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
     assert r.returncode == 0, r.stdout
     assert fab("verify", str(sets(tmp_path)[-1])).returncode == 0
