@@ -149,18 +149,14 @@ class _Either:
 def _settle(outcome: HostOutcome, step_name: str, exc: BaseException, lock: threading.Lock) -> None:
     """Record why a host's run ended early (the first reason wins)."""
     with lock:
-        _settle_locked(outcome, step_name, exc)
-
-
-def _settle_locked(outcome: HostOutcome, step_name: str, exc: BaseException) -> None:
-    if outcome.error or outcome.cancelled:
-        return
-    if isinstance(exc, Cancelled):
-        outcome.cancelled = True
-    elif isinstance(exc, remote.RemoteError):
-        outcome.error = exc
-    else:  # anything else is still this host's failure, with undo
-        outcome.error = remote.RemoteError(outcome.host, step_name, f"{type(exc).__name__}: {exc}")
+        if outcome.error or outcome.cancelled:
+            return
+        if isinstance(exc, Cancelled):
+            outcome.cancelled = True
+        elif isinstance(exc, remote.RemoteError):
+            outcome.error = exc
+        else:  # anything else is still this host's failure, with undo
+            outcome.error = remote.RemoteError(outcome.host, step_name, f"{type(exc).__name__}: {exc}")
 
 
 def run_steps(c: Connection, steps: list[Step] | tuple[Step, ...], outcome: HostOutcome, dest_dir: Path | None,
