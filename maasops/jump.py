@@ -67,7 +67,7 @@ class JumpSocket:
         """Bytes from the target; at end of stream, ssh's error if it failed."""
         try:
             data = self._sock.recv(size)
-        except (ConnectionError, BrokenPipeError):
+        except ConnectionError:  # BrokenPipeError and ConnectionResetError too
             self._raise_if_failed()
             raise
         if not data:
@@ -78,7 +78,7 @@ class JumpSocket:
         """Bytes to the target; if ssh is gone, its error."""
         try:
             return self._sock.send(data)
-        except (ConnectionError, BrokenPipeError):
+        except ConnectionError:  # BrokenPipeError and ConnectionResetError too
             self._raise_if_failed()
             raise
 
