@@ -21,6 +21,7 @@ from pathlib import Path
 from maasops import backupset, crypto, fleet, hostlock, layouts, plan, probe, proof, remote, report, runner, verify
 from maasops.plan import Send
 from maasops.restore_plan import (
+    BEFORE_STOP,
     PHASES,
     ROLLED_BACK,
     RUN_ROOT,
@@ -124,8 +125,9 @@ def preflight(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str
     sealed = sorted(h.host for h in check.hosts.values() if h.notes)
     if sealed and ids is None:
         raise Refused(f"the set is encrypted ({', '.join(sealed)}): give the identity to decrypt it with --identity")
-    if set_problem(check):
-        raise Refused(set_problem(check))
+    problem = set_problem(check)
+    if problem:
+        raise Refused(problem)
     by_name = {t.name: t for t in targets}
     pairs, missing = [], []
     for source in sorted(check.hosts):
@@ -294,7 +296,7 @@ def _run_locked(set_dir: Path, run_id: str, started: float, plans: list[plan.Hos
 
 def _rows(plans: list[plan.HostPlan], fo: runner.FleetOutcome, started: float) -> list[HostRow]:
     rows = []
-    untouched = fo.failed_phase in PHASES[:PHASES.index("stop")]  # failed before anything stopped
+    untouched = fo.failed_phase in BEFORE_STOP
     for p in plans:
         o = fo.hosts[p.host]
         took = max((r.ended for r in o.records), default=started) - min((r.started for r in o.records),
@@ -326,7 +328,7 @@ def _print(rows: list[HostRow], fo: runner.FleetOutcome, say: Callable[[str], No
     say(report.table([{"host": r.host, "from": r.source, "status": r.status, "duration": f"{r.duration:.1f}s",
                        "downtime": f"{r.downtime:.1f}s" if r.downtime is not None else "", "error": r.error}
                       for r in rows]))
-    if fo.failed_phase in PHASES[:PHASES.index("stop")]:
+    if fo.failed_phase in BEFORE_STOP:
         say(f"Nothing was stopped or changed on any host: the restore failed in its {fo.failed_phase} phase, "
             "and what it had uploaded was removed.")
     if fo.failed_phase and "commit" in fo.phases_run:

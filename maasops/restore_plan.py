@@ -27,6 +27,7 @@ from maasops.probe import HostFacts
 
 PHASES = ("upload", "stop", "database", "files", "secret", "dbupgrade", "commit", "start regions", "start racks",
           "cleanup")
+BEFORE_STOP = PHASES[:PHASES.index("stop")]  # phases that change nothing MAAS runs on
 RUN_ROOT = "/var/lib/maasops/restore"
 UPLOAD_ARCHIVE = "upload-config.tar"
 UPLOAD_DUMP = "upload-maasdb.sql"
