@@ -8,21 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from maasops import layouts
-from maasops.plan import (
-    ARCHIVE,
-    COMPRESSORS,
-    DUMP,
-    ENCRYPTED,
-    HostPlan,
-    Step,
-    actual,
-    pipe,
-    postgresql_command,
-    q,
-    service_commands,
-)
-from maasops.probe import HostFacts
+from maasops import layouts, services
+from maasops.command import Cmd, Q, group
+from maasops.compression import codec, compressed
+from maasops.manifest import ARCHIVE, DUMP, ENCRYPTED
+from maasops.plan import HostPlan, Step, StepId
+from maasops.probe import DatabaseFacts, HostFacts, conf_value
+
+ASIDE_PATTERN = ".maasops-aside-*"  # a restore's aside copy inside a tree that is a mount point
+STREAM_MARGIN = 64 << 20  # bytes a stream may carry beyond what the probe measured (headers, growth)
 
 
 @dataclass(frozen=True)
@@ -35,122 +29,221 @@ class BackupOptions:
     allow_vault: bool = False
     compress: str = "gzip"
     encrypt_to: str | None = None  # age/SSH public keys: files are encrypted as they arrive
+    database_name: str | None = None  # when regiond.conf does not say (Vault keeps it)
+    database_elsewhere: bool = False  # the operator backs the database up another way
+
+
+@dataclass(frozen=True)
+class ArchiveSpec:
+    """What the archive step fetches."""
+
+    file: str
+    trees: tuple[str, ...]
+    actual_trees: tuple[str, ...]
+    excluded: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DumpSpec:
+    """What the dump step fetches."""
+
+    file: str
+    kind: str
+    database: str
+    how: str
+
+
+@dataclass(frozen=True)
+class BackupSpec:
+    """What a host's backup needs after its steps ran: to describe what arrived."""
+
+    layout: str
+    compress: str
+    encrypt_to: str | None
+    archive: ArchiveSpec
+    dump: DumpSpec | None
+    units: tuple[str, ...]
 
 
 def suffix(options: BackupOptions) -> str:
     """What fetched files' names end with: compression, then .age when encrypted."""
-    return COMPRESSORS[options.compress][1] + (ENCRYPTED if options.encrypt_to else "")
+    return codec(options.compress).suffix + (ENCRYPTED if options.encrypt_to else "")
 
 
-def dump_owners(facts: dict[str, HostFacts], addresses: dict[str, str]) -> dict[str, str]:
+class DatabaseConflict(ValueError):
+    """The fleet reports more than one database for one deployment."""
+
+
+def dump_owners(facts: dict[str, HostFacts], addresses: dict[str, str], dump_from: str | None = None) -> dict[str, str]:
     """Which host dumps the database, and how: ``{host: "local" | "network" | "maas-test-db"}``.
 
-    A database is dumped once: by the region on whose host it runs, or, when
-    that host is not in the fleet, by the first region (by name) that uses it.
+    A deployment has one database, dumped once: by the region on whose host it
+    runs, or, when that host is not in the fleet, by the first region (by name)
+    that uses it. Regions that report different databases are refused
+    (DatabaseConflict naming them) unless ``dump_from`` names the region to dump from.
     """
-    local_hosts = {h for h, f in facts.items() if f.database and f.database.location == "local"}
-    names_of_local = {n for h in local_hosts for n in (h, addresses.get(h, h))}
-    owners: dict[str, str] = {}
-    seen_remote: set[tuple[str, int, str]] = set()
+    local = sorted(h for h, f in facts.items() if f.database and f.database.location in ("local", "maas-test-db"))
+    names_of_local = {n for h in local for n in (h, addresses.get(h, h))}
+    remote: dict[tuple[str, int, str], str] = {}
     for host in sorted(facts):
         db = facts[host].database
-        if db is None:
-            continue
-        if db.location in ("local", "maas-test-db"):
-            owners[host] = db.location
-        elif db.host not in names_of_local and (db.host, db.port, db.name) not in seen_remote:
-            seen_remote.add((db.host, db.port, db.name))
-            owners[host] = "network"
-    return owners
+        if db and db.location == "remote" and db.host not in names_of_local:
+            remote.setdefault((db.host, db.port, db.name), host)
+    candidates = {h: facts[h].database.location for h in local} | {h: "network" for h in remote.values()}
+    if dump_from:
+        if dump_from not in candidates:
+            raise DatabaseConflict(f"--dump-from {dump_from}: not a region of this fleet whose database could be "
+                                   f"dumped (those are: {', '.join(sorted(candidates)) or 'none'})")
+        return {dump_from: candidates[dump_from]}
+    if len(candidates) > 1:
+        said = "; ".join(f"{h}: {_where(facts[h].database)}" for h in sorted(candidates))
+        raise DatabaseConflict(f"the regions report {len(candidates)} different databases ({said}): a deployment "
+                               "has one. Fix their regiond.conf (database_host), or name the region to dump from "
+                               "with --dump-from")
+    return candidates
 
 
-SESSIONS_STEP = "dump database: check PostgreSQL answers"
+def _where(db: DatabaseFacts) -> str:
+    return f"{db.location} {db.name}" if db.location != "remote" else f"{db.name} on {db.host}:{db.port}"
+
+
 SESSIONS_SQL = ("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
                 "AND backend_type = 'client backend'")
 
 
-def _dump_steps(facts: HostFacts, how: str, options: BackupOptions, background: bool) -> tuple[list[Step], str]:
-    """Check that the database answers (counting its other sessions), then dump it; and the dump's kind.
+def as_postgres(command: Cmd) -> Cmd:
+    """``command`` run as the PostgreSQL superuser (steps run as root)."""
+    return Cmd("runuser -u", Q(layouts.PG_SUPERUSER), "--", command)
+
+
+def _connection(facts: HostFacts, how: str) -> tuple[Cmd, Cmd, bool]:
+    """(environment, psql/pg_dump connection options, runs as the superuser) for a dump taken ``how``."""
+    db = facts.database
+    if how == "maas-test-db":
+        return Cmd(), Cmd("-h", Q(db.host), "-U", Q(db.user)), False
+    if how == "network":
+        # The password stays on the host: read from regiond.conf by the remote shell.
+        conf = facts.on_host(facts.layout.regiond_conf)
+        env = Cmd("PGPASSWORD=\"$(", conf_value(conf, "database_pass"), ")\"")
+        return env, Cmd("-h", Q(db.host), "-p", Q(str(db.port)), "-U", Q(db.user)), False
+    return Cmd(), Cmd(), True
+
+
+def _dump_command(facts: HostFacts, how: str, name: str, options: BackupOptions) -> tuple[Cmd, str, str]:
+    """(command, kind, label) of the dump."""
+    env, conn, superuser = _connection(facts, how)
+    if how == "local" and facts.database.dedicated and not options.db_only_maas:
+        # The MAAS role (its password is regiond.conf's) and the MAAS database: what a restore needs.
+        cmd = group(Cmd("pg_dumpall --roles-only && pg_dump --clean --create --if-exists", Q(name)))
+        return as_postgres(Cmd("bash -o pipefail -c", Q(cmd))), "roles+pg_dump", "dump database (roles + pg_dump)"
+    flags = "--clean --create --if-exists" if how == "local" else "--clean --if-exists"
+    cmd = Cmd(env, "pg_dump", flags, conn, Q(name))
+    label = "dump database (pg_dump)" if how == "local" else f"dump database (pg_dump from {how})"
+    return (as_postgres(cmd) if superuser else cmd), "pg_dump", label
+
+
+def _dump_limit(db: DatabaseFacts) -> int | None:
+    """The most a dump of this database may carry: 4x its size (bytea and large objects go as hex) + margin."""
+    return 4 * db.size + STREAM_MARGIN if db.size else None
+
+
+def dump_steps(facts: HostFacts, how: str, name: str, options: BackupOptions,
+               background: bool) -> tuple[list[Step], DumpSpec]:
+    """Check that the database answers (counting its other sessions), then dump it.
 
     Both connect the same way, so a database that is down fails the check, before anything stops.
     """
-    db = facts.database
-    flags = "--clean --create --if-exists"
-    env, conn, user = "", "", layouts.PG_SUPERUSER
-    if how == "maas-test-db":
-        conn, user = f"-h {q(layouts.MAAS_TEST_DB_SOCKET)} -U {q(db.user)} ", "root"
-    elif how != "local":
-        # The password stays on the host: read from regiond.conf by the remote shell.
-        conf = q(actual(facts.layout.regiond_conf, facts.snap_data))
-        env = f"PGPASSWORD=\"$(sed -n 's/^database_pass: *//p' {conf})\" "
-        conn, user = f"-h {q(db.host)} -p {db.port} -U {q(db.user)} ", "root"
-    if how == "local" and db.dedicated and not options.db_only_maas:
-        name, cmd, kind = "dump database (pg_dumpall -c)", "pg_dumpall -c", "pg_dumpall"
-    else:
-        name = "dump database (pg_dump)" if how == "local" else f"dump database (pg_dump from {how})"
-        cmd, kind = f"pg_dump {flags} {conn}{q(db.name)}", "pg_dump"
-    check = Step(SESSIONS_STEP, f"{env}psql -XAt {conn}-d {q(db.name)} -c {q(SESSIONS_SQL)}", user=user)
-    dump = Step(name, pipe(env + cmd, options.compress), user=user, fetch=DUMP + suffix(options),
-                background=background)
-    return [check, dump], kind
+    env, conn, superuser = _connection(facts, how)
+    check = Cmd(env, "psql -XAt", conn, "-d", Q(name), "-c", Q(SESSIONS_SQL))
+    cmd, kind, label = _dump_command(facts, how, name, options)
+    file = DUMP + suffix(options)
+    check = as_postgres(check) if superuser else check
+    steps = [Step(StepId.DB_CHECK, "dump database: check PostgreSQL answers", check),
+             Step(StepId.DUMP, label, compressed(cmd, options.compress), fetch=file, background=background,
+                  limit=_dump_limit(facts.database))]
+    return steps, DumpSpec(file, kind, name, how)
+
+
+def database_name(facts: HostFacts, options: BackupOptions) -> str | None:
+    """The name of the database to dump: the option's, else regiond.conf's (None when neither says)."""
+    return options.database_name or (facts.database.name if facts.database else None) or None
+
+
+def refusal(facts: HostFacts, options: BackupOptions, dumps: bool) -> str | None:
+    """Why this host cannot be backed up as asked, or None."""
+    if facts.install is None:
+        return "no MAAS here (no maas deb packages, no maas snap)"
+    try:
+        _ = facts.layout
+    except (layouts.UnknownLayout, ValueError) as exc:
+        return str(exc)
+    tool = codec(options.compress).tool
+    if tool and tool not in facts.tools:
+        return f"{tool} is not installed on this host: install it, or use --compress gzip"
+    if facts.vault and not options.allow_vault:
+        return ("Vault holds this MAAS's secrets (vault_url in regiond.conf): files + database alone cannot restore "
+                "it. Back up Vault (its storage snapshot and the MAAS approle) as well, then rerun with "
+                "--allow-vault to record this set as incomplete without them")
+    if dumps and not database_name(facts, options):
+        return ("regiond.conf names no database (Vault keeps the database credentials): give its name with "
+                "--database-name (on the server: psql -l), never a guess")
+    return None
+
+
+def _archive_step(facts: HostFacts, options: BackupOptions, ext: str) -> tuple[Step, ArchiveSpec, list[str]]:
+    lay = facts.layout
+    wanted = lay.archived_trees(set(facts.roles))
+    trees = tuple(p for p in wanted if p in facts.present)
+    missing = [p for p in wanted if p not in facts.present]
+    excludes = lay.cache_excludes + (lay.image_dirs if options.exclude_images else ())
+    tar = Cmd("tar --create --file=- --directory=/ --anchored",
+              *(Q("--exclude=" + facts.on_host(p).lstrip("/")) for p in excludes),
+              "--no-anchored", Q("--exclude=" + ASIDE_PATTERN), "--anchored",
+              *(Q(facts.on_host(p).lstrip("/")) for p in trees))
+    size = sum(facts.sizes.get(p, 0) for p in trees) - sum(facts.sizes.get(p, 0) for p in excludes)
+    step = Step(StepId.ARCHIVE, "archive config trees", compressed(tar, options.compress), fetch=ARCHIVE + ext,
+                limit=int(size * 1.5) + STREAM_MARGIN if facts.sizes else None)
+    spec = ArchiveSpec(ARCHIVE + ext, trees, tuple(facts.on_host(p) for p in trees),
+                       tuple(facts.on_host(p) for p in excludes))
+    notes = [f"not present, not archived: {', '.join(missing)}"] if missing else []
+    return step, spec, notes
 
 
 def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> HostPlan:
-    """The steps that back up one host: dump (live), stop, archive, start, check."""
-    host = facts.host
-    if facts.install is None:
-        return HostPlan(host, facts, error="no MAAS here (no maas deb packages, no maas snap)")
-    try:
-        lay = facts.layout
-    except (layouts.UnknownLayout, ValueError) as exc:
-        return HostPlan(host, facts, error=str(exc))
-    notes = []
-    tool = COMPRESSORS[options.compress][0].split(" ")[0]
-    if tool and tool not in facts.tools:
-        return HostPlan(host, facts, error=f"{tool} is not installed on this host: install it, or use --compress gzip")
-    if facts.vault:
-        if not options.allow_vault:
-            return HostPlan(host, facts, error=(
-                "Vault holds this MAAS's secrets (vault_url in regiond.conf): files + database alone cannot "
-                "restore it. Back up Vault (its storage snapshot and the MAAS approle) as well, then rerun "
-                "with --allow-vault to record this set as incomplete without them"))
-        notes.append("Vault in use: secrets in Vault are NOT in this backup (--allow-vault)")
-    ext = suffix(options)
-    stop_pg = options.stop_postgresql and facts.database is not None and facts.database.location == "local"
+    """The steps that back up one host: dump (live), stop, archive, start, check.
+
+    ``dump`` says how this host dumps the deployment's database (see :func:`dump_owners`), or None.
+    """
+    problem = refusal(facts, options, bool(dump))
+    if problem:
+        return HostPlan(facts.host, facts, error=problem)
+    notes = ["Vault in use: secrets in Vault are NOT in this backup (--allow-vault)"] if facts.vault else []
+    stop_pg = options.stop_postgresql and dump == "local"
     steps: list[Step] = []
-    meta: dict = {"layout": lay.name, "compress": options.compress, "encrypt_to": options.encrypt_to}
+    dump_spec = None
     if dump:
         # The dump reads one snapshot while MAAS runs: it need not wait for, nor delay, the config
         # archive (unless PostgreSQL itself is stopped for the archive).
-        dump_steps, kind = _dump_steps(facts, dump, options, background=not stop_pg)
-        steps += dump_steps
-        meta["dump"] = {"file": dump_steps[-1].fetch, "kind": kind, "database": facts.database.name}
-    roles = set(facts.roles)
-    wanted = lay.trees + (lay.region_trees if "region" in roles else ())
-    trees = [p for p in wanted if p in facts.present]
-    missing = [p for p in wanted if p not in facts.present]
-    if missing:
-        notes.append(f"not present, not archived: {', '.join(missing)}")
-    excludes = lay.cache_excludes + (lay.image_dirs if options.exclude_images else ())
-    services = service_commands(facts)
-    if services:
-        steps.append(Step("stop MAAS units", services.stop, user="root", undo=services.start))
-        meta["units"] = list(services.units)
+        db_steps, dump_spec = dump_steps(facts, dump, database_name(facts, options), options, not stop_pg)
+        steps += db_steps
+        if db_steps[-1].limit is None:
+            notes.append("the database's size is unknown here: its dump has no size bound")
+    archive, archive_spec, missing = _archive_step(facts, options, suffix(options))
+    services_now = services.running_units(facts)
+    if services_now:
+        steps.append(Step(StepId.STOP_UNITS, "stop MAAS units", services_now.stop, undo=services_now.start))
     if stop_pg:
-        steps.append(Step("stop postgresql", postgresql_command("stop"), user="root",
-                          undo=postgresql_command("start")))
-    tar = ["tar", "--create", "--file=-", "--directory=/", "--anchored"]
-    tar += [f"--exclude={q(actual(p, facts.snap_data).lstrip('/'))}" for p in excludes]
-    tar += [q(actual(p, facts.snap_data).lstrip("/")) for p in trees]
-    steps.append(Step("archive config trees", pipe(" ".join(tar), options.compress), user="root",
-                      fetch=ARCHIVE + ext))
+        steps.append(Step(StepId.STOP_POSTGRESQL, "stop postgresql", services.postgresql("stop"),
+                          undo=services.postgresql("start")))
+    steps.append(archive)
     if stop_pg:
-        steps.append(Step("start postgresql", postgresql_command("start"), user="root",
-                          resolves=("stop postgresql",)))
-    if services:
-        steps.append(Step("start MAAS units", services.start, user="root", resolves=("stop MAAS units",)))
-        steps.append(Step("check MAAS units are active", services.check))
-    meta.update(archive={"file": ARCHIVE + ext, "trees": trees,
-                         "actual_trees": [actual(p, facts.snap_data) for p in trees],
-                         "excluded": [actual(p, facts.snap_data) for p in excludes]})
-    return HostPlan(host, facts, tuple(steps), tuple(notes), meta=meta)
+        steps.append(Step(StepId.START_POSTGRESQL, "start postgresql", services.postgresql("start"),
+                          resolves=(StepId.STOP_POSTGRESQL,)))
+    if services_now:
+        steps += [Step(StepId.START_UNITS, "start MAAS units", services_now.start, resolves=(StepId.STOP_UNITS,)),
+                  Step(StepId.CHECK_UNITS, "check MAAS units are active", services_now.check, sudo=False)]
+        if "region" in facts.roles and any(u in services_now.units for u in facts.layout.region_units):
+            steps.append(Step(StepId.CHECK_REGION, "check the region answers", services.region_ready(), sudo=False))
+    spec = BackupSpec(facts.layout.name, options.compress, options.encrypt_to, archive_spec, dump_spec,
+                      services_now.units if services_now else ())
+    return HostPlan(facts.host, facts, tuple(steps), tuple(notes + missing), spec=spec)

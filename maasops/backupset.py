@@ -9,7 +9,6 @@ looks complete.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
@@ -21,12 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-import zstandard
-
-from maasops import layouts
+from maasops import compression, layouts
 
 PARTIAL = ".partial"
-MANIFEST = "manifest.json"
 CHUNK = 1 << 20
 
 
@@ -98,14 +94,6 @@ class HashingReader(io.RawIOBase):
         return n
 
 
-def _open_compressed(raw, compress: str):
-    if compress == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    if compress == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-    return raw
-
-
 def read_archive(src: BinaryIO, compress: str) -> tuple[list[dict], str, int]:
     """Every member of a config archive read from ``src`` (path, type, size, mode, owner, sha256), in one pass.
 
@@ -114,7 +102,7 @@ def read_archive(src: BinaryIO, compress: str) -> tuple[list[dict], str, int]:
     files = []
     raw = HashingReader(src)
     buffered = io.BufferedReader(raw, CHUNK)
-    with tarfile.open(fileobj=_open_compressed(buffered, compress), mode="r|") as tar:
+    with tarfile.open(fileobj=compression.reader(buffered, compress), mode="r|") as tar:
         for m in tar:
             entry = {"path": "/" + m.name, "type": _kind(m), "mode": f"{m.mode:04o}", "uid": m.uid,
                      "gid": m.gid, "user": m.uname, "group": m.gname}
@@ -136,7 +124,7 @@ def read_dump(src: BinaryIO, compress: str) -> tuple[str, str, int, int]:
     """A dump read from ``src``: its last meaningful line, sha256 and size of the bytes read, its own size."""
     raw = HashingReader(src)
     buffered = io.BufferedReader(raw, CHUNK)
-    plain_src = _open_compressed(buffered, compress)
+    plain_src = compression.reader(buffered, compress)
     tail = b""
     plain = 0
     while chunk := plain_src.read(CHUNK):
@@ -152,7 +140,7 @@ def read_dump(src: BinaryIO, compress: str) -> tuple[str, str, int, int]:
 @contextmanager
 def open_member(src: BinaryIO, member: str, compress: str) -> Iterator[BinaryIO]:
     """One regular file of a (possibly compressed) tar archive read from ``src``, streamed, never extracted."""
-    with tarfile.open(fileobj=_open_compressed(src, compress), mode="r|") as tar:
+    with tarfile.open(fileobj=compression.reader(src, compress), mode="r|") as tar:
         for m in tar:
             if m.name == member and m.isfile():
                 yield tar.extractfile(m)
@@ -174,11 +162,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def manifest_layout(manifest: dict) -> layouts.Layout:
-    """The layout of the MAAS a host manifest describes (KeyError, ValueError or UnknownLayout if none)."""
-    return layouts.layout_for(manifest["install"], layouts.parse_version(manifest["maas_version"]))
-
-
 def completion_line(kind: str) -> str:
-    """The last line a complete dump of ``kind`` (pg_dumpall or pg_dump) ends with."""
+    """The last line a complete dump of ``kind`` ends with (a roles+pg_dump dump ends with pg_dump's)."""
     return layouts.DUMPALL_COMPLETE_LINE if kind == "pg_dumpall" else layouts.DUMP_COMPLETE_LINE

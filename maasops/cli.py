@@ -1,10 +1,11 @@
-"""What the ``fab`` tasks do, behind the thin fabfile.
+"""What the tasks do, behind the thin task definitions in :mod:`maasops.namespace`.
 
-``fab task -H a,b,c`` calls a task once per host, serially. maasops tasks that
-act on a fleet therefore only *enlist* each host in that call, and a post-task
-(run once, after the last host) runs the whole fleet in parallel, as one
-operation with one table. Without ``-H`` the fleet comes from ``--inventory``
-or, failing that, from the lab in ``--lab-dir``.
+``fab task -H a,b,c`` (and ``maasops task -H ...``) calls a task once per host,
+serially. maasops tasks that act on a fleet therefore only *enlist* each host in
+that call, and a post-task (run once, after the last host) runs the whole fleet
+in parallel, as one operation with one table. Without ``-H`` the fleet comes from
+``--inventory`` or, failing that, from the lab in ``--lab-dir``. Every connection
+is closed when the operation ends.
 """
 
 from __future__ import annotations
@@ -16,8 +17,27 @@ from pathlib import Path
 from fabric import Connection
 from invoke import Context, Exit, Task
 
-from maasops import backup, backup_plan, crypto, fleet, inventory, plan, probe, report, restore, restore_plan, verify
-from maasops.remote import RemoteError
+from maasops import (
+    backup,
+    backup_plan,
+    crypto,
+    fleet,
+    hostfiles,
+    inventory,
+    metrics,
+    output,
+    preflight,
+    probe,
+    report,
+    restore,
+    rollback,
+    stream,
+    verify,
+)
+from maasops import manifest as mf
+from maasops.compression import CODECS
+from maasops.restore_plan import RestoreOptions
+from maasops.results import REFUSED, RunResult
 
 FLEET_KEY = "maasops_fleet"
 DEFAULT_LAB_DIR = ".lab"
@@ -31,24 +51,39 @@ class FleetRequest:
     options: dict = field(default_factory=dict)
 
 
-def enlist(c: Context, task: str, **options) -> None:
-    """Record this call's host (a ``-H`` Connection) and options for ``task``'s fleet run."""
-    store = c.config.get(FLEET_KEY) or {}
-    req = store.setdefault(task, FleetRequest(options=options))
-    if isinstance(c, Connection):
-        req.connections.append(c)
-    c.config[FLEET_KEY] = store
+def enlist(task: str) -> Callable[..., None]:
+    """A task body that records this call's host (a ``-H`` Connection) and options for ``task``'s fleet run."""
+    def body(c: Context, **options) -> None:
+        store = c.config.get(FLEET_KEY) or {}
+        req = store.setdefault(task, FleetRequest(options=options))
+        if isinstance(c, Connection):
+            req.connections.append(c)
+        c.config[FLEET_KEY] = store
+    return body
 
 
-def fleet_task(task: str, body: Callable[[Context, FleetRequest], None]) -> Task:
-    """The post-task that runs ``body`` once over everything ``task`` enlisted."""
+def fleet_task(task: str, run: Callable[[Context, FleetRequest], None]) -> Task:
+    """The post-task that runs ``run`` once over everything ``task`` enlisted (closing every connection after)."""
     def run_fleet(c: Context) -> None:
         store = c.config.get(FLEET_KEY) or {}
         req = store.pop(task, FleetRequest())
         c.config[FLEET_KEY] = store
-        body(c, req)
+        if req.options.get("help_requested"):
+            return
+        try:
+            run(c, req)
+        finally:
+            for conn in req.connections:
+                fleet.close(conn)
     run_fleet.__name__ = f"{task}_fleet"
     return Task(run_fleet, name=f"{task}-fleet")
+
+
+def _safe(name: str, what: str) -> str:
+    try:
+        return mf.safe_name(name, what)
+    except mf.ManifestError as exc:
+        raise Exit(f"{exc}: it names a directory of the backup set", code=REFUSED) from None
 
 
 def targets(c: Context, req: FleetRequest) -> tuple[str, list[fleet.Target]]:
@@ -56,128 +91,164 @@ def targets(c: Context, req: FleetRequest) -> tuple[str, list[fleet.Target]]:
     opts = req.options
     accept = bool(opts.get("accept_new_host_keys"))
     if req.connections:
-        return opts.get("deployment") or "default", fleet.from_connections(req.connections, accept,
-                                                                           opts.get("gateway"))
+        if opts.get("inventory"):
+            raise Exit("give hosts with -H or with --inventory, not both", code=REFUSED)
+        tgts = fleet.from_connections(req.connections, accept, opts.get("jump_host"))
+        for t in tgts:
+            _safe(t.name, "host name")
+        return _safe(opts.get("deployment") or "default", "--deployment"), tgts
     inv = opts.get("inventory")
     if not inv:
         lab_inv = Path(opts.get("lab_dir") or DEFAULT_LAB_DIR) / "inventory.yaml"
         if not lab_inv.exists():
-            raise Exit("No hosts: give -H host1,host2, --inventory FILE, or bring the lab up "
-                       "(fab lab.up).", code=2)
+            raise Exit("No hosts: give -H host1,host2, --inventory FILE, or bring the lab up (maasops lab.up).",
+                       code=REFUSED)
         inv = lab_inv
     try:
         dep = inventory.load(inv)
     except inventory.InventoryError as exc:
-        raise Exit(str(exc), code=2) from None
-    return opts.get("deployment") or dep.name, fleet.from_deployment(dep, c.config, accept)
+        raise Exit(str(exc), code=REFUSED) from None
+    return _safe(opts.get("deployment") or dep.name, "--deployment"), fleet.from_deployment(dep, c.config, accept)
 
 
-def error_text(exc: BaseException) -> str:
-    """One line for a failure in a table cell."""
-    return str(exc) if isinstance(exc, RemoteError) else f"{type(exc).__name__}: {exc}"
+def finish(result: RunResult, out: output.Output, opts: dict, deployment: str | None = None) -> None:
+    """Print the JSON document (``--json``), write the metrics file, and exit with the result's code."""
+    out.emit(result.to_json())
+    if opts.get("metrics_file"):
+        metrics.write(Path(opts["metrics_file"]), result, deployment or "")
+    if result.code:
+        raise Exit(code=result.code)
 
 
 def probe_rows(results: dict[str, probe.HostFacts | BaseException]) -> list[dict]:
     """Table rows for probe results."""
     rows = []
-    for name, facts in results.items():
+    for name, facts in sorted(results.items()):
         if isinstance(facts, BaseException):
             rows.append({"host": name, "install": "", "version": "", "roles": "", "database": "",
-                         "units active": "", "free /var": "", "error": error_text(facts)})
+                         "units active": "", "error": str(facts)})
             continue
         db = facts.database
         active = [u for u, s in facts.unit_states.items() if s == "active"]
         rows.append({
             "host": name, "install": facts.install or "none", "version": facts.short_version,
-            "roles": "+".join(facts.roles) or "-",
-            "database": f"{db.location}:{db.host}" if db else "-",
-            "units active": f"{len(active)}/{len(facts.unit_states)}",
-            "free /var": f"{facts.free_mib.get('/var', 0)} MiB",
-            "error": "vault in use" if facts.vault else "",
+            "roles": "+".join(facts.roles) or "-", "database": f"{db.location}:{db.host}" if db else "-",
+            "units active": f"{len(active)}/{len(facts.unit_states)}", "error": "vault in use" if facts.vault else "",
         })
     return rows
 
 
 def run_probe(c: Context, req: FleetRequest) -> None:
     """Probe every target in parallel and print a table; exit 1 when any host failed."""
-    _, tgts = targets(c, req)
-    results = fleet.each(tgts, lambda t: probe.probe(t.connection), int(req.options.get("parallel") or 8))
+    out = output.Output(bool(req.options.get("json")))
+    name, tgts = targets(c, req)
+    results = fleet.probe_all(tgts, int(req.options.get("parallel") or fleet.PARALLEL))
     for t in tgts:
         if isinstance(results[t.name], probe.HostFacts):
             for d in probe.differences(t.declared, results[t.name]):
-                print(f"warning: {t.name}: {d}")
-    print(report.table(probe_rows(results)))
-    if any(isinstance(r, BaseException) for r in results.values()):
+                out.say(f"warning: {t.name}: {d}")
+    out.say(report.table(probe_rows(results)))
+    failed = any(isinstance(r, BaseException) for r in results.values())
+    out.emit({"operation": "probe", "deployment": name, "status": "failed" if failed else "ok",
+              "hosts": {n: output.facts_json(r) for n, r in sorted(results.items())}})
+    if failed:
         raise Exit(code=1)
 
 
-def _backup_options(opts: dict) -> backup_plan.BackupOptions:
+def backup_options(opts: dict) -> backup_plan.BackupOptions:
+    """The backup options the user gave (Exit with code 2 for values that cannot work)."""
     compress = opts.get("compress") or "gzip"
-    if compress not in plan.COMPRESSORS:
-        raise Exit(f"--compress must be one of {', '.join(plan.COMPRESSORS)}", code=2)
+    if compress not in CODECS:
+        raise Exit(f"--compress must be one of {', '.join(CODECS)}", code=REFUSED)
     encrypt_to = opts.get("encrypt_to") or None
     if encrypt_to:
         try:
             crypto.recipients(encrypt_to)
         except crypto.CryptoError as exc:
-            raise Exit(f"--encrypt-to: {exc}", code=2) from None
-    return backup_plan.BackupOptions(stop_postgresql=bool(opts.get("stop_postgresql")), encrypt_to=encrypt_to,
-                              exclude_images=bool(opts.get("exclude_images")),
-                              db_only_maas=bool(opts.get("db_only_maas")),
-                              allow_vault=bool(opts.get("allow_vault")), compress=compress)
+            raise Exit(f"--encrypt-to: {exc}", code=REFUSED) from None
+    name = opts.get("database_name") or None
+    if name is not None and (len(name.encode()) > mf.MAX_IDENTIFIER or "\0" in name):
+        raise Exit("--database-name is not a PostgreSQL database name", code=REFUSED)
+    return backup_plan.BackupOptions(
+        stop_postgresql=bool(opts.get("stop_postgresql")), exclude_images=bool(opts.get("exclude_images")),
+        db_only_maas=bool(opts.get("db_only_maas")), allow_vault=bool(opts.get("allow_vault")), compress=compress,
+        encrypt_to=encrypt_to, database_name=name, database_elsewhere=bool(opts.get("database_elsewhere")))
 
 
 def run_backup(c: Context, req: FleetRequest, dry_run: bool | None = None) -> None:
     """Back up every target (or print the plan); exit non-zero when any host failed."""
     opts = req.options
+    out = output.Output(bool(opts.get("json")))
     name, tgts = targets(c, req)
-    code = backup.run(tgts, name, Path(opts.get("backup_dir") or "backups"), _backup_options(opts),
-                      parallel=int(opts.get("parallel") or 8),
-                      dry_run=bool(opts.get("dry_run")) if dry_run is None else dry_run).code
-    if code:
-        raise Exit(code=code)
+    result = backup.run(tgts, name, Path(opts.get("backup_dir") or "backups"), backup_options(opts),
+                        parallel=int(opts.get("parallel") or fleet.PARALLEL),
+                        dry_run=bool(opts.get("dry_run")) if dry_run is None else dry_run, say=out.say,
+                        dump_from=opts.get("dump_from") or None,
+                        idle=float(opts.get("idle_timeout") or stream.IDLE_TIMEOUT))
+    finish(result, out, opts, name)
 
 
-def run_verify(backup_set: str, identity: str | None = None) -> None:
+def run_verify(c: Context, req: FleetRequest) -> None:
     """Check a backup set offline and print a table; exit 1 when anything is wrong."""
+    opts = req.options
+    out = output.Output(bool(opts.get("json")))
+    backup_set = opts.get("backup_set")
+    if not backup_set:
+        raise Exit("maasops verify: which backup set? (maasops verify backups/<deployment>/<time>)", code=REFUSED)
+    identity = opts.get("decrypt_key")
     try:
         ids = crypto.identities(Path(identity)) if identity else None
     except (OSError, crypto.CryptoError) as exc:
-        raise Exit(f"--identity: {exc}", code=2) from None
-    sc = verify.verify_set(Path(backup_set), ids=ids)
-    print(report.table(verify.rows(sc)))
+        raise Exit(f"--decrypt-key: {exc}", code=REFUSED) from None
+    sc = verify.verify_set(Path(backup_set), int(opts.get("parallel") or 4), ids,
+                           database_elsewhere=bool(opts.get("database_elsewhere")))
+    out.say(report.table(verify.rows(sc)))
     for problem in sc.problems:
-        print(f"set: {problem}")
-    print(f"\n{backup_set}: {'OK' if sc.ok else 'DAMAGED OR INCOMPLETE: do not restore from it'}")
+        out.say(f"set: {problem}")
+    for note in sc.notes:
+        out.say(f"note: {note}")
+    out.say(f"\n{backup_set}: {'OK' if sc.ok else 'DAMAGED OR INCOMPLETE: do not restore from it'}")
+    out.emit(output.verify_json(sc))
     if not sc.ok:
         raise Exit(code=1)
 
 
-def _restore_options(opts: dict) -> restore_plan.RestoreOptions:
-    return restore_plan.RestoreOptions(
-        allow_upgrade=bool(opts.get("allow_upgrade")), maas_url=opts.get("maas_url") or None,
-        database_host=opts.get("database_host") or None, safety_dump=bool(opts.get("safety_dump", True)),
-        skip_database=bool(opts.get("skip_database")), identity=opts.get("identity") or None)
+def restore_options(opts: dict) -> RestoreOptions:
+    """The restore options the user gave (Exit with code 2 for values that cannot work)."""
+    url, db_host = opts.get("maas_url") or None, opts.get("database_host") or None
+    if url and not hostfiles.valid_url(url):
+        raise Exit(f"--maas-url {url[:80]!r} is not an http(s) URL maasops will write into rackd.conf",
+                   code=REFUSED)
+    if db_host and not hostfiles.valid_host(db_host):
+        raise Exit(f"--database-host {db_host[:80]!r} is not a host name or address", code=REFUSED)
+    keep = int(opts.get("keep") or 1)
+    if keep < 1:
+        raise Exit("--keep must be 1 or more: the last restore's copies are what --rollback puts back", code=REFUSED)
+    return RestoreOptions(
+        allow_upgrade=bool(opts.get("allow_upgrade")), maas_url=url, database_host=db_host,
+        rollback_copy=bool(opts.get("rollback_copy", True)), skip_database=bool(opts.get("skip_database")),
+        identity=opts.get("decrypt_key") or None, keep=keep, database_elsewhere=bool(opts.get("database_elsewhere")))
 
 
 def run_restore(c: Context, req: FleetRequest, dry_run: bool | None = None) -> None:
     """Restore a set onto the targets, or roll the last restore back (--rollback)."""
     opts = req.options
-    _, tgts = targets(c, req)
-    parallel = int(opts.get("parallel") or 8)
-    dry_run = bool(opts.get("dry_run")) if dry_run is None else dry_run
+    out = output.Output(bool(opts.get("json")))
     if not opts.get("backup_set"):
-        raise Exit("fab restore: which backup set? (fab restore backups/<deployment>/<time>)", code=2)
+        raise Exit("maasops restore: which backup set? (maasops restore backups/<deployment>/<time>)", code=REFUSED)
+    options = restore_options(opts)
+    name, tgts = targets(c, req)
+    parallel = int(opts.get("parallel") or fleet.PARALLEL)
+    dry_run = bool(opts.get("dry_run")) if dry_run is None else dry_run
     if opts.get("rollback"):
-        code = restore.rollback(Path(opts["backup_set"]), tgts, parallel, dry_run)
+        result = rollback.run(Path(opts["backup_set"]), tgts, parallel, dry_run, out.say)
     else:
         try:
-            mapping = restore.parse_map(opts.get("map"))
+            mapping = preflight.parse_map(opts.get("map"))
         except ValueError as exc:
-            raise Exit(str(exc), code=2) from None
-        code, _ = restore.run(Path(opts["backup_set"]), tgts, mapping, _restore_options(opts), parallel, dry_run)
-    if code:
-        raise Exit(code=code)
+            raise Exit(str(exc), code=REFUSED) from None
+        result = restore.run(Path(opts["backup_set"]), tgts, mapping, options, parallel, dry_run, out.say)
+    finish(result, out, opts, name)
 
 
 def run_plan(c: Context, req: FleetRequest) -> None:
@@ -188,4 +259,5 @@ def run_plan(c: Context, req: FleetRequest) -> None:
     elif what == "restore":
         run_restore(c, req, dry_run=True)
     else:
-        raise Exit(f"fab plan: unknown operation {what!r} (known: backup, restore)", code=2)
+        raise Exit(f"maasops plan: unknown operation {what!r} (known: backup, restore)", code=REFUSED)
+

@@ -7,15 +7,18 @@ pool; one host failing never stops the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
 from fabric import Config, Connection
 
-from maasops import connect
+from maasops import connect, probe
 from maasops.inventory import Deployment, InventoryHost
+
+PARALLEL = 8  # hosts worked on at once, unless --parallel says otherwise
 
 T = TypeVar("T")
 
@@ -55,7 +58,7 @@ def from_deployment(deployment: Deployment, config: Config, accept_new_host_keys
     return targets
 
 
-def each(targets: list[Target], fn: Callable[[Target], T], parallel: int = 8) -> dict[str, T | BaseException]:
+def each(targets: list[Target], fn: Callable[[Target], T], parallel: int = PARALLEL) -> dict[str, T | BaseException]:
     """Run ``fn`` for every target, at most ``parallel`` at once; exceptions are returned, not raised."""
     def guarded(t: Target) -> T | BaseException:
         try:
@@ -64,3 +67,25 @@ def each(targets: list[Target], fn: Callable[[Target], T], parallel: int = 8) ->
             return exc
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         return dict(zip([t.name for t in targets], pool.map(guarded, targets), strict=True))
+
+
+def probe_all(targets: list[Target], parallel: int = PARALLEL) -> dict[str, probe.HostFacts | BaseException]:
+    """Probe every target (read-only), at most ``parallel`` at once; a failure is that host's result."""
+    return each(targets, lambda t: probe.probe(t.connection), parallel)
+
+
+def close(c: Connection) -> None:
+    """Close a Connection and every gateway hop behind it (Fabric closes only the first)."""
+    while isinstance(c, Connection):
+        c.close()
+        c = c.gateway
+
+
+@contextmanager
+def closing(targets: list[Target]) -> Iterator[list[Target]]:
+    """The targets, every connection and jump tunnel closed at the end of the block, whatever happens."""
+    try:
+        yield targets
+    finally:
+        for t in targets:
+            close(t.connection)

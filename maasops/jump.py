@@ -29,17 +29,24 @@ from fabric import Connection
 from fabric.connection import derive_shorthand
 
 EXIT_WAIT = 5  # seconds to let ssh exit after the tunnel closed, before it is killed
+STDERR_KEEP = 64 * 1024  # what ssh said, kept whole: its key warnings span many lines
 
 
 class JumpFailed(paramiko.ProxyCommandFailure):
-    """``ssh -W`` to the gateway exited with an error; ``stderr`` says why, in OpenSSH's words."""
+    """``ssh -W`` to the gateway exited with an error; ``stderr`` says why, in OpenSSH's words (all of it)."""
 
     def __init__(self, gateway: str, stderr: str):
         super().__init__(f"ssh -W via {gateway}", stderr)
         self.gateway, self.stderr = gateway, stderr
 
+    @property
+    def summary(self) -> str:
+        """The last lines of what ssh said, as one line."""
+        lines = [ln for ln in self.stderr.strip().splitlines() if ln.strip() and not ln.startswith("@@@")]
+        return " / ".join(lines[-3:])
+
     def __str__(self) -> str:
-        return f"jump host {self.gateway}: {self.stderr}"
+        return f"jump host {self.gateway}: {self.summary}"
 
 
 class JumpSocket:
@@ -111,8 +118,8 @@ class JumpSocket:
             return
         if code != 0:
             self._stderr.seek(0)
-            lines = self._stderr.read().decode(errors="replace").strip().splitlines()
-            raise JumpFailed(self.gateway, " / ".join(lines[-3:]) or f"ssh exited {code}")
+            said = self._stderr.read(STDERR_KEEP).decode(errors="replace").strip()
+            raise JumpFailed(self.gateway, said or f"ssh exited {code}")
 
 
 def ssh_config_path(c: Connection) -> str | None:

@@ -1,28 +1,79 @@
 """Plans as data: per host, the ordered steps an operation will run, and how to print them.
 
-A plan is data. ``--dry-run`` and ``fab plan`` print it; the runner executes it;
-tests assert on it without a host. The backup and restore plans are built in
-:mod:`maasops.backup_plan` and :mod:`maasops.restore_plan` from probe facts and
-:mod:`maasops.layouts`; the command builders they share live here. Every
-interpolated value is shell-quoted.
+A plan is data. ``--dry-run`` and ``maasops plan`` print it; the runner executes
+it; tests assert on it without a host. The backup, restore and rollback plans are
+built in :mod:`maasops.backup_plan`, :mod:`maasops.restore_plan` and
+:mod:`maasops.rollback_plan` from probe facts and :mod:`maasops.layouts`; the
+command builders they share live in :mod:`maasops.services`.
+
+A step has an identity (:class:`StepId`) apart from the label a person reads:
+undo pairing, the downtime window, the dbupgrade count and the drill's proofs use
+the id, so rewording a label changes nothing else.
 """
 
 from __future__ import annotations
 
-import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import StrEnum
 
-from maasops import layouts
+from maasops.command import Cmd
 from maasops.probe import HostFacts
 
-q = shlex.quote
 
-# How a stream is compressed on the host (command, file suffix) and decompressed again.
-COMPRESSORS = {"gzip": ("gzip -1", ".gz"), "zstd": ("zstd -q -T0", ".zst"), "none": ("", "")}
-DECOMPRESSORS = {"gzip": "gzip -dc", "zstd": "zstd -dc", "none": "cat"}
-ARCHIVE = "config.tar"
-DUMP = "maasdb.sql"
-ENCRYPTED = ".age"
+class StepId(StrEnum):
+    """What a step is, for the code (records keep the value; people read the label)."""
+
+    # backup
+    DB_CHECK = "db-check"
+    DUMP = "dump"
+    ARCHIVE = "archive"
+    # shared
+    STOP_UNITS = "stop-units"
+    STOP_POSTGRESQL = "stop-postgresql"
+    START_POSTGRESQL = "start-postgresql"
+    START_UNITS = "start-units"
+    CHECK_UNITS = "check-units"
+    CHECK_REGION = "check-region"
+    # restore
+    PREPARE = "prepare"
+    UPLOAD_ARCHIVE = "upload-archive"
+    UPLOAD_DUMP = "upload-dump"
+    KEEP_DATABASE = "keep-database"
+    LOAD_DATABASE = "load-database"
+    MOVE_ASIDE = "move-aside"
+    EXTRACT = "extract"
+    REUSE_EXCLUDED = "reuse-excluded"
+    SET_DATABASE_HOST = "set-database-host"
+    WRITE_SECRET = "write-secret"
+    REPOINT_RACK = "repoint-rack"
+    DBUPGRADE = "dbupgrade"
+    COMMIT = "commit"
+    CLEANUP = "cleanup"
+    PRUNE = "prune"
+    # rollback
+    RELOAD_DATABASE = "reload-database"
+    PUT_BACK = "put-back"
+    RECORD_ROLLBACK = "record-rollback"
+
+
+STOPS = (StepId.STOP_UNITS, StepId.STOP_POSTGRESQL)  # a window of downtime opens
+STARTS = (StepId.START_UNITS, StepId.START_POSTGRESQL)  # ... and closes (or their undos)
+
+
+class Phase(StrEnum):
+    """The phases of a fleet operation: every host finishes one before any starts the next."""
+
+    BACKUP = "backup"
+    UPLOAD = "upload"
+    STOP = "stop"
+    DATABASE = "database"
+    FILES = "files"
+    SECRET = "secret"
+    DBUPGRADE = "dbupgrade"
+    COMMIT = "commit"
+    START_REGIONS = "start regions"
+    START_RACKS = "start racks"
+    CLEANUP = "cleanup"
 
 
 @dataclass(frozen=True)
@@ -43,112 +94,72 @@ class Step:
     """One remote command; stdout streams into ``fetch``, stdin from ``send``, when set.
 
     ``undo`` reverses the step and is run (as root) on every path out unless a
-    later step that ``resolves`` it succeeded first. ``phase`` groups steps of
-    a fleet operation: every host finishes a phase before any host starts the
-    next (a backup is one phase). A ``background`` step (never one with an undo)
-    runs alongside the steps after it, on its own channel; the host's run waits
-    for it before it ends.
+    later step that ``resolves`` its id succeeded first. ``phase`` groups steps of
+    a fleet operation. A ``background`` step (never one with an undo) runs
+    alongside the steps after it, on its own channel; the host's run waits for it
+    before it ends. ``key`` tells apart steps of one id on one host (the tree a
+    move-aside step moves). ``limit`` bounds what a fetch may carry (bytes).
     """
 
-    name: str
-    command: str
-    user: str | None = None  # run with sudo as this user; None: as the login user
+    id: StepId
+    label: str
+    command: Cmd
+    phase: Phase = Phase.BACKUP
+    sudo: bool = True  # as root; False: as the login user (read-only checks)
     fetch: str | None = None
     send: Send | None = None
-    undo: str | None = None
-    resolves: tuple[str, ...] = ()
+    undo: Cmd | None = None
+    resolves: tuple[StepId, ...] = ()
     check: bool = True
-    phase: str = ""
     background: bool = False
+    key: str = ""
+    limit: int | None = None
+    inspect_upload: bool = False  # the restore's member check reads the bytes as they go up
 
 
 @dataclass(frozen=True)
 class HostPlan:
-    """What will happen on one host, or why nothing will."""
+    """What will happen on one host, or why nothing will; ``spec`` is what the operation needs afterwards."""
 
     host: str
     facts: HostFacts | None
     steps: tuple[Step, ...] = ()
     notes: tuple[str, ...] = ()
     error: str | None = None
-    meta: dict = field(default_factory=dict)
+    spec: object = None
 
-
-def pipe(command: str, compress: str) -> str:
-    """``command`` with its output compressed as chosen (``compress`` in COMPRESSORS)."""
-    tool = COMPRESSORS[compress][0]
-    return f"{command} | {tool}" if tool else command
-
-
-def actual(path: str, snap_data: str | None) -> str:
-    """A layout path as it is on a host ($SNAP_DATA resolved to the host's revision directory)."""
-    if snap_data and path.startswith(layouts.SNAP_DATA):
-        return snap_data + path[len(layouts.SNAP_DATA):]
-    return path
-
-
-def rebase(path: str, from_snap_data: str | None, to_snap_data: str | None) -> str:
-    """A path under one host's snap revision directory, as it is under another host's."""
-    if from_snap_data and to_snap_data and (path == from_snap_data or path.startswith(from_snap_data + "/")):
-        return to_snap_data + path[len(from_snap_data):]
-    return path
-
-
-@dataclass(frozen=True)
-class UnitCommands:
-    """How to stop, start and check a set of MAAS units on one host."""
-
-    units: tuple[str, ...]
-    stop: str
-    start: str
-    check: str
-
-
-def unit_commands(install: str, units: tuple[str, ...]) -> UnitCommands | None:
-    """Stop/start/is-active commands for ``units`` (snap: ``snap stop/start maas``); None for no units."""
-    if not units:
-        return None
-    names = " ".join(map(q, units))
-    check = f"{layouts.SYSTEMCTL} is-active --quiet {names}"
-    if install == "snap":
-        return UnitCommands(units, f"snap stop {layouts.SNAP_NAME}", f"snap start {layouts.SNAP_NAME}", check)
-    return UnitCommands(units, f"{layouts.SYSTEMCTL} stop {names}", f"{layouts.SYSTEMCTL} start {names}", check)
-
-
-def service_commands(facts: HostFacts) -> UnitCommands | None:
-    """Commands for the MAAS units running on the host now (None when none runs)."""
-    active = tuple(u for u in facts.layout.units(set(facts.roles)) if facts.unit_states.get(u) == "active")
-    return unit_commands(facts.install, active)
-
-
-def postgresql_command(verb: str) -> str:
-    """``systemctl start|stop postgresql``."""
-    return f"{layouts.SYSTEMCTL} {verb} {layouts.POSTGRESQL_UNIT}"
+    def step(self, step_id: StepId) -> Step | None:
+        """The first step with this id, or None."""
+        return next((s for s in self.steps if s.id == step_id), None)
 
 
 def render(plans: list[HostPlan]) -> str:
-    """The plan as a person reads it: every remote command per host, in order, by phase."""
+    """The plan as a person reads it: every remote command per host, in order, by phase; secrets masked."""
     out = []
     for p in plans:
-        head = f"== {p.host}"
-        if p.facts and p.facts.install:
-            head += f" ({p.facts.install} {p.facts.short_version}, {'+'.join(p.facts.roles) or 'no role'})"
-        out.append(head)
-        if p.error:
-            out.append(f"   REFUSED: {p.error}")
-        phase = ""
-        for i, s in enumerate(p.steps, 1):
-            if s.phase and s.phase != phase:
-                phase = s.phase
-                out.append(f"   [{phase}]")
-            who = f"sudo -u {s.user} " if s.user else ""
-            line = f"   {i}. {s.name}{' (alongside the next steps)' if s.background else ''}: {who}{s.command}"
-            if s.fetch:
-                line += f"  > {p.host}/{s.fetch}"
-            if s.send:
-                line += f"  < {s.send}"
-            out.append(line)
-            if s.undo:
-                out.append(f"      on any failure after this: {s.undo}")
-        out += [f"   note: {n}" for n in p.notes]
+        out += _render_host(p)
     return "\n".join(out)
+
+
+def _render_host(p: HostPlan) -> list[str]:
+    head = f"== {p.host}"
+    if p.facts and p.facts.install:
+        head += f" ({p.facts.install} {p.facts.short_version}, {'+'.join(p.facts.roles) or 'no role'})"
+    out = [head]
+    if p.error:
+        out.append(f"   REFUSED: {p.error}")
+    phase = None
+    for i, s in enumerate(p.steps, 1):
+        if s.phase != Phase.BACKUP and s.phase != phase:
+            phase = s.phase
+            out.append(f"   [{phase}]")
+        line = f"   {i}. {s.label}{' (alongside the next steps)' if s.background else ''}: " \
+               f"{'sudo ' if s.sudo else ''}{s.command.shown()}"
+        if s.fetch:
+            line += f"  > {p.host}/{s.fetch}"
+        if s.send:
+            line += f"  < {s.send}"
+        out.append(line)
+        if s.undo:
+            out.append(f"      on any failure after this: {s.undo.shown()}")
+    return out + [f"   note: {n}" for n in p.notes]

@@ -1,36 +1,53 @@
-"""Probe a host over SSH, read-only: which MAAS it runs and where its state lives.
+"""Probe a host over SSH, read-only: which MAAS it runs, its roles, where its state and database live.
 
-Two round trips: the first (no sudo) finds the install type and version from
-dpkg and snap as a real host shows them; the second (sudo, reads only) reads
-the layout's config files, snap mode, unit states and disk space. Secrets are
-never read into the facts: only database location and whether Vault is used.
+Two round trips: the first (no sudo) reads dpkg and snap as a real host shows
+them; the second (sudo, reads only) reads the layout's files, unit states, sizes
+and free space. A host's output is not trusted: every fact travels as its own
+NUL-delimited record (a file without a final newline, a value with odd spaces or
+bytes cannot run into the next one), configuration files are parsed as YAML on
+the laptop, and a probe that cannot tell a host's roles fails that host rather
+than guess. Secrets stay on the host: regiond.conf's password keys are dropped
+there before anything is sent.
 """
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 
+import yaml
 from fabric import Connection
 
 from maasops import layouts
-from maasops.inventory import InventoryHost
-from maasops.remote import RemoteError, host_label, run
+from maasops.command import Cmd, Q
+from maasops.errors import RemoteError, host_label
+from maasops.remote import run
 
-TOOLS = ("tar", "gzip", "zstd", "pg_dump", "pg_dumpall", "psql", "sha256sum")
+TOOLS = ("tar", "gzip", "zstd", "pg_dump", "pg_dumpall", "psql", "sha256sum", "flock", "setsid", "python3")
 LOCAL_DB_HOSTS = ("", "localhost", "127.0.0.1", "::1")
+END = "end"
+
+
+@dataclass(frozen=True)
+class Space:
+    """Free bytes on the filesystem that holds a path, and that filesystem's mount point."""
+
+    free: int
+    mount: str
 
 
 @dataclass(frozen=True)
 class DatabaseFacts:
-    """Where a region's database lives, as its regiond.conf says."""
+    """Where a region's database lives, as its regiond.conf says (and, for a local server, what it holds)."""
 
-    location: str  # local | remote | maas-test-db
+    location: str  # local | remote | maas-test-db | snap-postgres
     host: str
     port: int
-    name: str
+    name: str  # "" when regiond.conf does not say (Vault keeps it)
     user: str
     dedicated: bool | None = None  # local server holds only MAAS's database
+    size: int | None = None  # bytes, as PostgreSQL reports it (local servers)
+    data_directory: str | None = None  # the local server's data directory
+    data_space: Space | None = None  # free space where that directory is
 
 
 @dataclass(frozen=True)
@@ -47,10 +64,12 @@ class HostFacts:
     maas_url: str | None = None
     database: DatabaseFacts | None = None
     vault: bool = False
-    free_mib: dict[str, int] = field(default_factory=dict)
     tools: tuple[str, ...] = ()
     unit_states: dict[str, str] = field(default_factory=dict)
     present: tuple[str, ...] = ()  # layout paths (trees, caches, images) that exist on the host
+    mountpoints: tuple[str, ...] = ()  # archived trees that are mount points themselves
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes under each present layout path
+    space: dict[str, Space] = field(default_factory=dict)  # per path a restore writes
 
     @property
     def layout(self) -> layouts.Layout:
@@ -64,118 +83,266 @@ class HostFacts:
         """major.minor, or '-' when MAAS is absent."""
         return ".".join(map(str, layouts.parse_version(self.version))) if self.version else "-"
 
+    def on_host(self, path: str) -> str:
+        """A layout path as it is on this host (its snap revision directory)."""
+        return layouts.on_host(path, self.snap_data)
 
-def _sections(text: str) -> list[list[str]]:
-    out: list[list[str]] = [[]]
+
+def records(data: str) -> list[tuple[str, str]]:
+    """``key\\0value\\0...`` pairs; the last must be the end record, or the output was cut or garbled."""
+    parts = data.split("\0")
+    if len(parts) < 3 or parts[-1] != "" or len(parts) % 2 != 1 or parts[-3:-1] != [END, "ok"]:
+        raise ValueError("the probe's output is cut short or garbled")
+    return [(parts[i], parts[i + 1]) for i in range(0, len(parts) - 3, 2)]
+
+
+def _rec(key: str, producer: Cmd) -> Cmd:
+    """Print one record: the key, NUL, what ``producer`` prints (anything but NUL), NUL."""
+    return Cmd("printf '%s\\0'", Q(key), ";", producer, "; printf '\\0';")
+
+
+def _end() -> Cmd:
+    return Cmd("printf '%s\\0%s\\0'", Q(END), "ok")
+
+
+def _install_script() -> Cmd:
+    pkgs = Cmd(*map(Q, layouts.DEB_REGION_PACKAGES + layouts.DEB_RACK_PACKAGES + layouts.DEB_COMMON_PACKAGES))
+    tools = Cmd(*map(Q, TOOLS))
+    return Cmd(
+        _rec("dpkg", Cmd("dpkg-query -W -f='${Package}\\t${Version}\\t${db:Status-Status}\\n'", pkgs, "2>/dev/null")),
+        _rec("snap", Cmd("snap list", Q(layouts.SNAP_NAME), "2>/dev/null")),
+        _rec("tools", Cmd("for t in", tools, "; do command -v \"$t\" >/dev/null && echo \"$t\"; done")),
+        _end())
+
+
+def _deb_facts(c: Connection, text: str) -> tuple[str, tuple[str, ...]] | None:
+    version, roles = None, set()
     for line in text.splitlines():
-        if line == "---":
-            out.append([])
-        elif line.strip():
-            out[-1].append(line)
+        name, version_, status = ([p.strip() for p in line.split("\t")] + ["", ""])[:3]
+        if status != "installed":
+            continue
+        if name in layouts.DEB_REGION_PACKAGES:
+            roles.add("region")
+        elif name in layouts.DEB_RACK_PACKAGES:
+            roles.add("rack")
+        if version and version_ != version:
+            raise RemoteError(host_label(c), "probe", f"MAAS packages of two versions are installed ({version}, "
+                              f"{version_})", "finish the upgrade (apt) before backing up")
+        version = version_
+    if version is None:
+        return None
+    if not roles:
+        raise RemoteError(host_label(c), "probe", "MAAS packages are installed but neither "
+                          f"{' nor '.join(layouts.DEB_REGION_PACKAGES + layouts.DEB_RACK_PACKAGES)}: cannot tell "
+                          "this host's roles", "install the region or rack package, or leave the host out")
+    return version, tuple(sorted(roles, reverse=True))
+
+
+def _snap_facts(text: str) -> tuple[str, str] | None:
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0] == layouts.SNAP_NAME:
+            return words[1], words[2]
+    return None
+
+
+def installed(c: Connection) -> tuple[str | None, str | None, tuple[str, ...], str | None, tuple[str, ...]]:
+    """Install type, version, deb roles, snap revision and tools of the host (no sudo)."""
+    try:
+        found = dict(records(run(c, _install_script(), "probe: installed MAAS").stdout))
+    except ValueError as exc:
+        raise RemoteError(host_label(c), "probe: installed MAAS", str(exc)) from None
+    tools = tuple(t.strip() for t in found.get("tools", "").splitlines() if t.strip() in TOOLS)
+    deb = _deb_facts(c, found.get("dpkg", ""))
+    snap = _snap_facts(found.get("snap", ""))
+    if deb and snap:
+        raise RemoteError(host_label(c), "probe", "MAAS is installed both as deb packages and as a snap",
+                          "remove the one that is not in use before backing up")
+    if deb:
+        return "deb", deb[0], deb[1], None, tools
+    if snap:
+        return "snap", snap[0], (), snap[1], tools
+    return None, None, (), None, tools
+
+
+def conf_value(conf: str, key: str) -> Cmd:
+    """Print a top-level scalar of a YAML file (quotes, spaces, CR and a missing final newline are fine), on the host.
+
+    For values that must stay on the host (the database password), used inside ``$( )``.
+    """
+    program = ('index($0, k ":") == 1 { v = substr($0, length(k) + 2); sub(/^[ \\t]+/, "", v); '
+               'sub(/[ \\t\\r]+$/, "", v); if (v ~ /^".*"$/ || v ~ /^\'.*\'$/) v = substr(v, 2, length(v) - 2); '
+               'print v; exit }')
+    return Cmd("awk -v", Q(f"k={key}"), Q(program), Q(conf))
+
+
+def _layout_script(lay: layouts.Layout, units: tuple[str, ...], paths: tuple[str, ...], write: tuple[str, ...],
+                   snap_data: str | None) -> Cmd:
+    def here(p: str) -> str:
+        return layouts.on_host(p, snap_data) if snap_data else p
+    secret_keys = "|".join(layouts.REGIOND_SECRET_KEYS)
+    regiond, rackd = Q(here(lay.regiond_conf)), Q(here(lay.rackd_conf))
+    parts = [
+        Cmd("if [ -f", regiond, "]; then",
+            _rec("regiond", Cmd("grep -avE", Q(f"^[[:space:]]*({secret_keys})[[:space:]]*:"), regiond)), "fi;"),
+        Cmd("if [ -f", rackd, "]; then", _rec("rackd", Cmd("cat", rackd)), "fi;"),
+        _rec("units", Cmd("for u in", *map(Q, units), "; do printf '%s %s\\n' \"$u\" \"$(", layouts.SYSTEMCTL,
+                          "is-active \"$u\")\"; done")),
+    ]
+    if lay.snap_mode:
+        parts.append(Cmd("if [ -f", Q(lay.snap_mode), "]; then", _rec("snap_mode", Cmd("cat", Q(lay.snap_mode))),
+                         "fi;"))
+    for p in paths:
+        parts.append(Cmd("if [ -e", Q(here(p)), "]; then", _rec("present", Cmd("printf %s", Q(p))),
+                         _rec("du " + p, Cmd("du -s -B1", Q(here(p)), "2>/dev/null | cut -f1")),
+                         "if mountpoint -q", Q(here(p)), "; then", _rec("mountpoint", Cmd("printf %s", Q(p))),
+                         "fi; fi;"))
+    for p in write:
+        parts.append(_rec("df " + p, Cmd("set --", Q(here(p)), "; d=$1; while [ ! -e \"$d\" ]; do d=$(dirname \"$d\");"
+                                         " done; df -B1 --output=avail,target \"$d\" | tail -n 1")))
+    return Cmd(*parts, _end())
+
+
+def _resolve_snap_data(c: Connection) -> str:
+    out = run(c, Cmd("readlink -f", Q(layouts.SNAP_DATA)), "probe: snap revision", user="root").stdout.strip()
+    if not layouts.SNAP_REVISION_DIR.match(out):
+        raise RemoteError(host_label(c), "probe: snap revision", f"{layouts.SNAP_DATA} points at {out[:80]!r}, not a "
+                          "revision directory", "repair the snap (snap revert / snap refresh)")
     return out
 
 
-def _install_facts(c: Connection) -> tuple[str | None, str | None, tuple[str, ...], str | None, tuple, dict]:
-    pkgs = " ".join(layouts.DEB_REGION_PACKAGES[-1:] + layouts.DEB_RACK_PACKAGES)
-    script = (f"dpkg-query -W -f='${{Package}}\\t${{Version}}\\t${{db:Status-Status}}\\n' {pkgs} 2>/dev/null;"
-              f" echo ---; snap list {layouts.SNAP_NAME} 2>/dev/null; echo ---;"
-              f" for t in {' '.join(TOOLS)}; do command -v $t >/dev/null && echo $t; done; echo ---;"
-              " df -Pm /var /tmp | tail -n +2")
-    deb, snap, tools, df = (_sections(run(c, script, "probe: installed MAAS", check=False).stdout) + [[]] * 4)[:4]
-    free = {}
-    for line in df:
-        parts = line.split()
-        if len(parts) >= 6:
-            free[parts[5]] = int(parts[3])
-    deb_roles, deb_version = [], None
-    for line in deb:
-        name, version, status = (line.split("\t") + ["", ""])[:3]
-        if status == "installed":
-            deb_version = version
-            deb_roles.append("region" if name in layouts.DEB_REGION_PACKAGES else "rack")
-    snap_line = next((line.split() for line in snap if line.split()[0] == layouts.SNAP_NAME), None)
-    if deb_version and snap_line:
-        raise RemoteError(host_label(c), "probe", "MAAS is installed both as deb packages and as a snap",
-                          "remove the one that is not in use before backing up")
-    if deb_version:
-        return "deb", deb_version, tuple(sorted(deb_roles, reverse=True)), None, tuple(tools), free
-    if snap_line:
-        return "snap", snap_line[1], (), snap_line[2], tuple(tools), free
-    return None, None, (), None, tuple(tools), free
+def _roles_of_snap(c: Connection, mode: str | None) -> tuple[str, ...]:
+    mode = (mode or "").strip()
+    if mode == layouts.SNAP_MODE_ALL:
+        raise RemoteError(host_label(c), "probe", "the snap runs in 'all' mode (MAAS 2.7/2.8 with PostgreSQL inside "
+                          f"the snap, {layouts.SNAP_POSTGRES}): maasops does not back this up",
+                          "move the database out of the snap (MAAS 2.9 helpers/migrate-snap-database) first, or "
+                          "use snap save")
+    if mode not in layouts.SNAP_MODES:
+        raise RemoteError(host_label(c), "probe", f"cannot tell this host's roles: snap_mode is {mode[:40]!r}",
+                          f"{layouts.SNAP_COMMON}/snap_mode must say region, rack or region+rack (maas init)")
+    return tuple(sorted(layouts.SNAP_MODES[mode], reverse=True))
+
+
+RESTORE_WRITES = ("/var/lib/maasops",)  # where a restore keeps its uploads and records (besides the trees)
 
 
 def probe(c: Connection) -> HostFacts:
-    """Find out, read-only, which MAAS ``c``'s host runs, its roles, database, units and disk."""
+    """Find out, read-only, which MAAS ``c``'s host runs, its roles, database, units, sizes and disk."""
     host = host_label(c)
-    install, version, roles, revision, tools, free = _install_facts(c)
+    install, version, roles, revision, tools = installed(c)
     if install is None:
-        return HostFacts(host, None, None, tools=tools, free_mib=free)
+        return HostFacts(host, None, None, tools=tools)
     lay = layouts.layout_for(install, layouts.parse_version(version))
-    q = shlex.quote
-    units = lay.units(set(roles) or {"region", "rack"})
-    keys = "|".join(("maas_url", "database_host", "database_port", "database_name", "database_user",
-                     "vault_url"))
-    script = "; ".join([
-        f"[ -f {q(lay.regiond_conf)} ] && echo regiond=1 && grep -E '^({keys}):' {q(lay.regiond_conf)}"
-        " | sed 's/: */=/'",
-        f"[ -f {q(lay.rackd_conf)} ] && echo rackd=1 && sed -n 's/^- *\\(.*\\)/rack_url=\\1/p;"
-        f"s/^maas_url: *\\(..*\\)/rack_url=\\1/p' {q(lay.rackd_conf)}",
-        f"[ -n {q(lay.snap_mode or '')} ] && [ -f {q(lay.snap_mode or '/nonexistent')} ] && "
-        f"echo snap_mode=$(cat {q(lay.snap_mode or '/nonexistent')})",
-        f"[ -e {q(layouts.SNAP_DATA)} ] && echo snap_data=$(readlink -f {q(layouts.SNAP_DATA)})",
-        f"for u in {' '.join(q(u) for u in units)}; do echo unit:$u=$({layouts.SYSTEMCTL} is-active $u); done",
-        f"for p in {' '.join(q(p) for p in _layout_paths(lay))}; do [ -e $p ] && echo present=$p; done",
-        "true",
-    ])
-    facts: dict[str, str] = {}
-    states: dict[str, str] = {}
-    present: list[str] = []
-    for line in run(c, script, "probe: layout", sudo=True).stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if not sep:
-            continue
-        if key.startswith("unit:"):
-            states[key[5:]] = value
-        elif key == "present":
-            present.append(value)
-        else:
-            facts.setdefault(key, value.strip().strip("'\""))
+    snap_data = _resolve_snap_data(c) if install == "snap" else None
+    paths = lay.trees + lay.region_trees + lay.cache_excludes + lay.image_dirs
+    units = lay.units({"region", "rack"})
+    write = RESTORE_WRITES + tuple(dict.fromkeys(lay.trees + lay.region_trees))
+    try:
+        found = records(run(c, _layout_script(lay, units, paths, write, snap_data), "probe: layout",
+                            user="root").stdout)
+    except ValueError as exc:
+        raise RemoteError(host, "probe: layout", str(exc)) from None
+    one = {k: v for k, v in found}
     if install == "snap":
-        roles = tuple(sorted(layouts.SNAP_MODES.get(facts.get("snap_mode", "none"), ()), reverse=True))
-    database = None
-    if facts.get("regiond") and "region" in roles:
-        database = _database_facts(c, facts)
+        roles = _roles_of_snap(c, one.get("snap_mode"))
+    regiond = _yaml(c, "regiond.conf", one.get("regiond")) if "regiond" in one else {}
+    rackd = _yaml(c, "rackd.conf", one.get("rackd")) if "rackd" in one else {}
+    database = _database_facts(c, regiond) if "region" in roles and "regiond" in one else None
     return HostFacts(
-        host, install, version, roles, revision, facts.get("snap_mode"), facts.get("snap_data"),
-        facts.get("maas_url") or facts.get("rack_url"), database, bool(facts.get("vault_url")),
-        free, tools, states, tuple(present))
+        host, install, version, roles, revision, (one.get("snap_mode") or "").strip() or None, snap_data,
+        _maas_url(regiond, rackd), database, bool(regiond.get("vault_url")), tools,
+        _unit_states(one.get("units", ""), units), tuple(v for k, v in found if k == "present"),
+        tuple(v for k, v in found if k == "mountpoint"),
+        {k[3:]: _int(v) for k, v in found if k.startswith("du ")},
+        {k[3:]: s for k, v in found if k.startswith("df ") and (s := _space(v))})
 
 
-def _layout_paths(lay: layouts.Layout) -> tuple[str, ...]:
-    return lay.trees + lay.region_trees + lay.cache_excludes + lay.image_dirs
+def _yaml(c: Connection, name: str, text: str | None) -> dict:
+    try:
+        data = yaml.safe_load(text or "") or {}
+    except yaml.YAMLError as exc:
+        raise RemoteError(host_label(c), "probe: layout", f"{name} is not valid YAML: {str(exc).splitlines()[0]}",
+                          f"fix {name} on the host") from None
+    if not isinstance(data, dict):
+        raise RemoteError(host_label(c), "probe: layout", f"{name} is not a YAML mapping", f"fix {name} on the host")
+    return data
 
 
-def _database_facts(c: Connection, facts: dict[str, str]) -> DatabaseFacts:
-    host = facts.get("database_host", "localhost")
-    if host.startswith("/var/snap/maas-test-db"):
-        location = "maas-test-db"
-    elif host in LOCAL_DB_HOSTS:
-        location = "local"
-    else:
-        location = "remote"
-    name = facts.get("database_name", layouts.DB_NAME_DEFAULT)
-    dedicated = None
+def _maas_url(regiond: dict, rackd: dict) -> str | None:
+    url = regiond.get("maas_url") or rackd.get(layouts.RACKD_URL_KEY)
+    if isinstance(url, list):
+        url = url[0] if url else None
+    return str(url) if url else None
+
+
+def _unit_states(text: str, units: tuple[str, ...]) -> dict[str, str]:
+    states = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] in units:
+            states[words[0]] = words[1]
+    return states
+
+
+def _int(text: str) -> int:
+    text = text.strip()
+    return int(text) if text.isdigit() else 0
+
+
+def _space(text: str) -> Space | None:
+    words = text.split(None, 1)
+    if len(words) == 2 and words[0].isdigit():
+        return Space(int(words[0]), words[1].strip())
+    return None
+
+
+def classify(host: str) -> str:
+    """Where a database_host puts the database: local, maas-test-db, snap-postgres or remote."""
+    if host in LOCAL_DB_HOSTS:
+        return "local"
+    if host.startswith("/"):
+        if host.rstrip("/") == layouts.MAAS_TEST_DB_SOCKET:
+            return "maas-test-db"
+        if host.startswith(layouts.SNAP_POSTGRES + "/"):
+            return "snap-postgres"
+        return "local"  # a socket directory of this host's own server
+    return "remote"
+
+
+DATABASES_SQL = ("SELECT datname || ' ' || pg_database_size(datname) FROM pg_database WHERE NOT datistemplate "
+                 "UNION ALL SELECT 'data_directory ' || current_setting('data_directory')")
+
+
+def _database_facts(c: Connection, conf: dict) -> DatabaseFacts:
+    host = str(conf.get("database_host") or "localhost")
+    location = classify(host)
+    name = str(conf["database_name"]) if conf.get("database_name") is not None else layouts.DB_NAME_DEFAULT
+    port = conf.get("database_port", layouts.DB_PORT_DEFAULT)
+    if not isinstance(port, int) and not str(port).isdigit():
+        raise RemoteError(host_label(c), "probe", f"regiond.conf's database_port is {str(port)[:20]!r}",
+                          "fix regiond.conf")
+    user = str(conf.get("database_user") or "")
+    if conf.get("database_user") is None and not conf.get("vault_url"):
+        user = layouts.DB_USER_DEFAULT
+    dedicated = size = data_dir = space = None
     if location == "local":
-        out = run(c, f"psql -XAtc {shlex.quote('SELECT datname FROM pg_database WHERE NOT datistemplate')}",
-                  "probe: databases on the local server", user=layouts.PG_SUPERUSER, check=False)
+        out = run(c, Cmd("psql -XAt -p", Q(str(port)), "-c", Q(DATABASES_SQL)), "probe: databases on the local server",
+                  user=layouts.PG_SUPERUSER, check=False)
         if out.exited == 0:
-            dedicated = set(out.stdout.split()) <= {name, layouts.PG_SUPERUSER}
-    return DatabaseFacts(location, host, int(facts.get("database_port", layouts.DB_PORT_DEFAULT)), name,
-                         facts.get("database_user", layouts.DB_USER_DEFAULT), dedicated)
+            sizes = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+            data_dir = sizes.pop("data_directory", None)
+            dedicated = set(sizes) <= {name, layouts.PG_SUPERUSER}
+            size = _int(sizes.get(name, "")) or None
+        if data_dir:
+            df = run(c, Cmd("df -B1 --output=avail,target", Q(data_dir), "| tail -n 1"),
+                     "probe: free space for the database", user="root", check=False)
+            space = _space(df.stdout) if df.exited == 0 else None
+    return DatabaseFacts(location, host, int(port), name, user, dedicated, size, data_dir, space)
 
 
-def differences(declared: InventoryHost | None, facts: HostFacts) -> list[str]:
-    """Where the inventory's word about a host differs from what the probe found."""
+def differences(declared, facts: HostFacts) -> list[str]:
+    """Where the inventory's word about a host (an InventoryHost, or None) differs from what the probe found."""
     if declared is None:
         return []
     found = {"install": facts.install, "version": facts.short_version if facts.version else None,

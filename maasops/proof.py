@@ -8,16 +8,16 @@ state of every unit.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 
 from fabric import Connection
 
 from maasops import dbcheck, layouts, remote
-from maasops.plan import actual, rebase
+from maasops.command import Cmd, Q
+from maasops.database import Server
+from maasops.manifest import HostManifest
 from maasops.probe import HostFacts
 
-q = shlex.quote
 FIELDS = ("path", "type", "mode", "user", "group", "size", "link")
 FIND_TYPES = {"f": "file", "d": "dir", "l": "symlink"}
 
@@ -31,24 +31,25 @@ class HostProof:
     differences: list[str] = field(default_factory=list)
     secret_sha256: str = ""
     units_down: list[str] = field(default_factory=list)
+    started_at: float | None = None  # when the host's first MAAS unit last became active (its systemd says)
 
 
-def db_fingerprint(c: Connection, database: str) -> dict[str, str]:
-    """``{table: "rows:md5"}`` of a database on the host, read as the PostgreSQL superuser."""
-    out = remote.run(c, f"psql -XAt -d {q(database)} -c {q(dbcheck.FINGERPRINT_SQL)}", "prove: database fingerprint",
-                     user=layouts.PG_SUPERUSER)
+def db_fingerprint(c: Connection, server: Server, database: str) -> dict[str, str]:
+    """``{table: "rows:md5"}`` of a database, read through the host (as the superuser on its own server)."""
+    out = remote.run(c, server.client("psql", "-XAt -d", Q(database), "-c", Q(dbcheck.FINGERPRINT_SQL)),
+                     "prove: database fingerprint", user="root")
     return dbcheck.parse_fingerprint(out.stdout)
 
 
 def tree_listing(c: Connection, trees: list[str], prune: list[str]) -> dict[str, dict]:
     """Every path under ``trees`` on the host (not under ``prune``): type, mode, owner, size, link, sha256."""
-    skip = " -o ".join(f"-path {q(p)}" for p in prune)
-    select = f"\\( {skip} \\) -prune -o" if prune else ""
-    roots = " ".join(q(t) for t in trees)
-    cmd = (f"for t in {roots}; do [ -e \"$t\" ] || [ -L \"$t\" ] || continue; "
-           f"find \"$t\" {select} -printf 'M\\t%p\\t%y\\t%m\\t%u\\t%g\\t%s\\t%l\\n'; "
-           f"find \"$t\" {select} -type f -exec sha256sum {{}} + | sed 's/^/H\\t/'; done")
-    out = remote.run(c, cmd, "prove: list restored files", sudo=True).stdout
+    # A restore's aside copies inside a tree that is a mount point are its leftovers, not MAAS's files.
+    select = Cmd("\\( -name", Q(".maasops-aside-*"), "-o -name", Q(".maasops-rolledback-*"),
+                 *[Cmd("-o -path", Q(p)) for p in prune], "\\) -prune -o")
+    cmd = Cmd("for t in", *map(Q, trees), "; do [ -e \"$t\" ] || [ -L \"$t\" ] || continue;",
+              "find \"$t\"", select, "-printf 'M\\t%p\\t%y\\t%m\\t%u\\t%g\\t%s\\t%l\\n';",
+              "find \"$t\"", select, "-type f -exec sha256sum {} + | sed 's/^/H\\t/'; done")
+    out = remote.run(c, cmd, "prove: list restored files", user="root").stdout
     listing: dict[str, dict] = {}
     for line in out.splitlines():
         if line.startswith("M\t"):
@@ -61,10 +62,9 @@ def tree_listing(c: Connection, trees: list[str], prune: list[str]) -> dict[str,
     return listing
 
 
-def expected_listing(manifest: dict, target: HostFacts) -> dict[str, dict]:
+def expected_listing(m: HostManifest, target: HostFacts) -> dict[str, dict]:
     """The manifest's archive listing with paths as they are on the target (its snap revision)."""
-    src = manifest.get("snap_data")
-    return {rebase(e["path"], src, target.snap_data): e for e in manifest["archive"]["files"]}
+    return {layouts.rebase(e.path, m.snap_data, target.snap_data): e.__dict__ for e in m.archive.files}
 
 
 def compare(expected: dict[str, dict], got: dict[str, dict], allowed: set[str]) -> list[str]:
@@ -92,26 +92,39 @@ def compare(expected: dict[str, dict], got: dict[str, dict], allowed: set[str]) 
 
 def secret_sha256(c: Connection, facts: HostFacts) -> str:
     """sha256 of the host's MAAS secret file (never the secret itself)."""
-    path = actual(facts.layout.secret, facts.snap_data)
-    out = remote.run(c, f"sha256sum {q(path)}", "compare secrets", sudo=True).stdout.split()
-    return out[0] if out else ""
+    out = remote.run(c, Cmd("sha256sum", Q(facts.on_host(facts.layout.secret))), "compare secrets", user="root")
+    words = out.stdout.split()
+    return words[0] if words else ""
 
 
-def prove_host(c: Connection, manifest: dict, target: HostFacts, allowed: set[str]) -> HostProof:
-    """Compare one restored host with its manifest: files, secret hash, units."""
+def unit_states(c: Connection, units: tuple[str, ...]) -> dict[str, tuple[str, float | None]]:
+    """Per unit: its state and when it last became active (systemd's ActiveEnterTimestamp, as a Unix time)."""
+    cmd = Cmd("for u in", *map(Q, units), "; do printf '%s %s %s\\n' \"$u\" \"$(", layouts.SYSTEMCTL,
+              "is-active \"$u\")\" \"$(", layouts.SYSTEMCTL,
+              "show --timestamp=unix -p ActiveEnterTimestamp --value \"$u\")\"; done")
+    out = {}
+    for line in remote.run(c, cmd, "prove: unit states").stdout.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] in units:
+            stamp = words[2].lstrip("@") if len(words) > 2 else ""
+            out[words[0]] = (words[1], float(stamp) if stamp.replace(".", "", 1).isdigit() else None)
+    return out
+
+
+def prove_host(c: Connection, m: HostManifest, target: HostFacts, allowed: set[str]) -> HostProof:
+    """Compare one restored host with its manifest: files, secret hash, units and when they started."""
     proof = HostProof(target.host)
     lay = target.layout
-    trees = [actual(t, target.snap_data) for t in manifest["archive"]["trees"]]
-    prune = [rebase(p, manifest.get("snap_data"), target.snap_data) for p in manifest["archive"].get("excluded", [])]
-    expected = expected_listing(manifest, target)
+    trees = [target.on_host(t) for t in m.archive.trees]
+    prune = [layouts.rebase(p, m.snap_data, target.snap_data) for p in m.archive.excluded]
+    expected = expected_listing(m, target)
     got = tree_listing(c, trees, prune)
     proof.files_checked = len(expected)
     proof.differences = compare(expected, got, allowed)
-    proof.secret_sha256 = got.get(actual(lay.secret, target.snap_data), {}).get("sha256", "")
-    units = lay.units(set(manifest.get("roles", [])))
-    states = remote.run(c, f"for u in {' '.join(map(q, units))}; do echo \"$u $({layouts.SYSTEMCTL} is-active $u)\"; "
-                           "done", "prove: unit states").stdout.split("\n")
-    wanted = {u for u, s in (manifest.get("unit_states") or {}).items() if s == "active"}
-    proof.units_down = [line.split()[0] for line in states if line.strip() and line.split()[-1] != "active"
-                        and line.split()[0] in wanted]
+    proof.secret_sha256 = got.get(target.on_host(lay.secret), {}).get("sha256", "")
+    states = unit_states(c, lay.units(set(m.roles)))
+    wanted = {u for u, s in m.unit_states.items() if s == "active"}
+    proof.units_down = [u for u, (s, _) in states.items() if s != "active" and u in wanted]
+    started = [t for u, (s, t) in states.items() if u in wanted and t]
+    proof.started_at = min(started) if started else None
     return proof

@@ -3,17 +3,21 @@
 Every host goes through the same phases; the runner finishes a phase on every
 host before starting the next (see :mod:`maasops.runner`)::
 
-    upload      private run dir, archive (and the dump on the database host), sha256 checked
+    upload      private run dir, archive (and the dump on the database loader), sha256 checked on the host;
+                every archive member checked on the laptop as it goes (maasops.confine)
     stop        stop the MAAS units (PostgreSQL stays up)
-    database    save the current database, load the dump             (database host only)
-    files       move each tree aside under a run-stamped name, extract with owners and modes
+    database    keep the current database for rollback, load the dump           (the loader only)
+    files       move each tree aside under a run-stamped name, extract with owners and modes,
+                re-point regiond.conf / rackd.conf when asked
     secret      write the region's secret to every rack, 0640
     dbupgrade   on exactly one region
     commit      from here on a failure no longer puts the old state back
-    start regions, start racks
-    cleanup     remove the uploaded files
+    start regions, start racks (each waits until its units are active, and a region until its API answers)
+    cleanup     remove the uploaded files, prune what older restores left (the newest few stay)
 
 Everything a ``--rollback`` needs is recorded on the host in ``RUN_ROOT/<run id>/state``.
+Where files are written is decided by the target's layout (:mod:`maasops.layouts`),
+never by the set.
 """
 
 from __future__ import annotations
@@ -21,21 +25,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from maasops import backupset, layouts
-from maasops.plan import COMPRESSORS, DECOMPRESSORS, HostPlan, Send, Step, actual, q, rebase, unit_commands
+from maasops import compression, confine, database, layouts, services
+from maasops.command import Cmd, Q, Word
+from maasops.hostfiles import record, recorded, replace_yaml_key
+from maasops.manifest import HostManifest
+from maasops.plan import HostPlan, Phase, Send, Step, StepId
 from maasops.probe import HostFacts
 
-PHASES = ("upload", "stop", "database", "files", "secret", "dbupgrade", "commit", "start regions", "start racks",
-          "cleanup")
-BEFORE_STOP = PHASES[:PHASES.index("stop")]  # phases that change nothing MAAS runs on
+PHASES = (Phase.UPLOAD, Phase.STOP, Phase.DATABASE, Phase.FILES, Phase.SECRET, Phase.DBUPGRADE, Phase.COMMIT,
+          Phase.START_REGIONS, Phase.START_RACKS, Phase.CLEANUP)
+BEFORE_STOP = PHASES[:PHASES.index(Phase.STOP)]  # phases that change nothing MAAS runs on
 RUN_ROOT = "/var/lib/maasops/restore"
 UPLOAD_ARCHIVE = "upload-config.tar"
 UPLOAD_DUMP = "upload-maasdb.sql"
-SAVED_DB = "pre-restore-maasdb.sql.gz"
 ASIDE = ".maasops-aside-"
 ROLLED_BACK = ".maasops-rolledback-"
-# psql errors a pg_dumpall -c load always prints for the superuser it runs as; anything else fails the load.
-HARMLESS_LOAD_ERRORS = ("current user cannot be dropped", f'role "{layouts.PG_SUPERUSER}" already exists')
+KEEP = 2  # restores whose leftovers (aside copies, kept databases, run records) stay on a host
+DAMAGED = "the bytes received differ from the backup's sha256: the set is damaged (maasops verify names the file)"
 
 
 @dataclass(frozen=True)
@@ -45,9 +51,11 @@ class RestoreOptions:
     allow_upgrade: bool = False
     maas_url: str | None = None  # re-point racks whose maas_url differs
     database_host: str | None = None  # rewrite database_host of regions that use a remote database
-    safety_dump: bool = True  # save the target's current database before loading, for rollback
+    rollback_copy: bool = True  # keep the target's current database for rollback
     skip_database: bool = False
     identity: str | None = None  # age/SSH identity file for an encrypted set
+    keep: int = KEEP
+    database_elsewhere: bool = False  # a set without the database may be restored (its files only)
 
 
 @dataclass(frozen=True)
@@ -59,200 +67,258 @@ class FleetRole:
     secret_from: Send | None = None  # the region's secret, for racks
 
 
+@dataclass(frozen=True)
+class RestoreSpec:
+    """What the restore needs after the plan ran: the source host, the run directory, the units started."""
+
+    source: str
+    run_dir: str
+    units: tuple[str, ...]
+
+
 def run_dir(run_id: str) -> str:
     """The host's private directory for one restore run."""
     return f"{RUN_ROOT}/{run_id}"
 
 
-def _record(state: str, line: str) -> str:
-    return f"(umask 077 && printf '%s\\n' {q(line)} >> {q(state)})"
+def state_file(run_id: str) -> str:
+    """The host's record of one restore run (what --rollback reads)."""
+    return f"{run_dir(run_id)}/state"
 
 
-def load_command(dump: str, compress: str, log: str) -> str:
-    """Load a plain SQL dump (pg_dumpall -c or pg_dump --create) as the PostgreSQL superuser; fail on real errors."""
-    harmless = " ".join(f"-e {q(e)}" for e in HARMLESS_LOAD_ERRORS)
-    return (f"umask 077; {DECOMPRESSORS[compress]} {q(dump)} | runuser -u {layouts.PG_SUPERUSER} -- "
-            f"psql -X -q -o /dev/null -f - postgres 2> {q(log)}; rc=$?; "
-            f"errors=$(grep 'ERROR:' {q(log)} | grep -v {harmless} | head -n 3); "
-            f"[ \"$rc\" = 0 ] && [ -z \"$errors\" ] || "
-            f"{{ echo \"loading {dump} failed (psql exit $rc): $errors\" >&2; exit 1; }}")
+def aside_path(path: str, run_id: str, inside: bool) -> str:
+    """Where a tree is moved aside: beside it, or (a mount point) inside it."""
+    return f"{path}/{ASIDE}{run_id}" if inside else f"{path}{ASIDE}{run_id}"
 
 
-def _save_db_command(kind: str, database: str, dest: str, state: str) -> str:
-    if kind == "pg_dumpall":
-        dump = f"runuser -u {layouts.PG_SUPERUSER} -- pg_dumpall -c"
-        return f"umask 077 && {dump} | gzip -1 > {q(dest)} && {_record(state, 'saved-db ' + dest)}"
-    exists = f"SELECT 1 FROM pg_database WHERE datname = '{database}'"
-    dump = f"runuser -u {layouts.PG_SUPERUSER} -- pg_dump --clean --create --if-exists {q(database)}"
-    return (f"umask 077; if runuser -u {layouts.PG_SUPERUSER} -- psql -XAtc {q(exists)} | grep -q 1; then "
-            f"{dump} | gzip -1 > {q(dest)} && {_record(state, 'saved-db ' + dest)}; fi")
+def upload_names(rdir: str) -> tuple[str, ...]:
+    """Every name an upload may have in a run directory (each compression)."""
+    return tuple(f"{rdir}/{name}{c.suffix}" for name in (UPLOAD_ARCHIVE, UPLOAD_DUMP)
+                 for c in compression.CODECS.values())
 
 
-def _terminate_sessions(database: str) -> str:
-    sql = (f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-           f"WHERE datname = '{database}' AND pid <> pg_backend_pid()")
-    return f"psql -XAtc {q(sql)}"
-
-
-def _units_to_start(manifest: dict, target: HostFacts) -> tuple[str, ...]:
-    """The units that ran on the source at backup time, as the target's layout names them."""
-    lay = target.layout
-    roles = set(manifest.get("roles", []))
-    states = manifest.get("unit_states") or {}
-    wanted = lay.units(roles)
-    if not states:
-        return wanted
-    source_lay = backupset.manifest_layout(manifest)
-    was_active = {u for u in source_lay.units(roles) if states.get(u) == "active"}
-    # A unit the source's layout did not have (a newer MAAS) starts like its siblings.
-    return tuple(u for u in wanted if u in was_active or u not in source_lay.units(roles))
-
-
-def _transform(manifest: dict, target: HostFacts) -> str:
-    src, dst = manifest.get("snap_data"), target.snap_data
-    if src and dst and src != dst:
-        expr = "s,^{},{},".format(src.lstrip("/"), dst.lstrip("/"))
-        return f" --transform={q(expr)}"
-    return ""
-
-
-def _tree_steps(manifest: dict, target: HostFacts, upload: str, rid: str, state: str) -> list[Step]:
-    arch = manifest["archive"]
-    steps = []
-    asides: dict[str, str] = {}
-    for tree in arch["trees"]:
-        path = actual(tree, target.snap_data)
-        aside = f"{path}{ASIDE}{rid}"
-        asides[path] = aside
-        moved, new = f"aside {path} {aside}", f"new {path}"
-        steps.append(Step(
-            f"move {path} aside", phase="files", user="root",
-            command=(f"if [ -e {q(path)} ] || [ -L {q(path)} ]; then "
-                     f"if [ -e {q(aside)} ]; then echo {q(aside + ' already exists')} >&2; exit 1; fi; "
-                     f"mv -T {q(path)} {q(aside)} && {_record(state, moved)}; "
-                     f"else {_record(state, new)}; fi"),
-            undo=(f"if grep -qxF {q(moved)} {q(state)}; then rm -rf {q(path)} && mv -T {q(aside)} {q(path)}; "
-                  f"elif grep -qxF {q(new)} {q(state)}; then rm -rf {q(path)}; fi")))
-    compress = arch.get("compression", "none")
-    steps.append(Step("extract config archive", phase="files", user="root",
-                      command=(f"{DECOMPRESSORS[compress]} {q(upload)} | tar -x -p --same-owner -f - -C /"
-                               f"{_transform(manifest, target)}")))
-    for excluded in arch.get("excluded", []):
-        path = rebase(excluded, manifest.get("snap_data"), target.snap_data)
-        tree = next((t for t in asides if path.startswith(t + "/")), None)
-        if tree is None:
-            continue
-        kept = asides[tree] + path[len(tree):]
-        steps.append(Step(f"reuse {path} from the aside copy (hard links)", phase="files", user="root",
-                          command=(f"if [ -d {q(kept)} ] && [ ! -e {q(path)} ]; then "
-                                   f"cp -al {q(kept)} {q(path)}; fi")))
-    return steps
-
-
-def _plain_sha256(entry: dict) -> str:
-    """sha256 of a set file's bytes as they arrive on the host (decrypted on the laptop if encrypted)."""
-    return entry.get("plain_sha256") or entry["sha256"]
-
-
-def _identity(entry: dict, options: RestoreOptions) -> str | None:
-    return options.identity if entry.get("encryption") else None
-
-
-DAMAGED = "the bytes received differ from the backup's sha256: the set is damaged (fab verify names the file)"
-
-
-def _receive(dest: str, sha256: str) -> str:
+def _receive(dest: str, sha256: str) -> Cmd:
     """Write stdin to ``dest`` (private) and check it against the manifest's sha256.
 
     This is where a restore reads every byte of the set: before anything stops, each
     file's bytes must be the ones the backup recorded.
     """
-    return (f"umask 077 && cat > {q(dest)} && {{ echo {q(sha256 + '  ' + dest)} | sha256sum -c --status "
-            f"|| {{ echo {q(DAMAGED)} >&2; exit 1; }}; }}")
+    return Cmd("umask 077 && cat >", Q(dest), "&& { echo", Q(sha256 + "  " + dest), "| sha256sum -c --status ||",
+               "{ echo", Q(DAMAGED), ">&2; exit 1; }; }")
 
 
-def _set_conf_key(path: str, key: str, value: str) -> str:
-    return f"sed -i {q(f's|^{key}:.*|{key}: {value}|')} {q(path)}"
-
-
-def restore_plan(manifest: dict, host_dir: Path, target: HostFacts, role: FleetRole, options: RestoreOptions,
-                 run_id: str) -> HostPlan:
-    """The steps that restore one host from its backup files (``host_dir``) onto the probed ``target``."""
-    host = target.host
+def confinement(m: HostManifest, target: HostFacts) -> confine.Rules:
+    """What the target's layout lets this host's archive write, as member names of the archive."""
     lay = target.layout
-    roles = set(manifest.get("roles", []))
-    rdir = run_dir(run_id)
-    state = f"{rdir}/state"
-    arch = manifest["archive"]
-    upload = f"{rdir}/{UPLOAD_ARCHIVE}{COMPRESSORS[arch.get('compression', 'none')][1]}"
-    notes: list[str] = []
+    roots = tuple(layouts.rebase(target.on_host(t), target.snap_data, m.snap_data).lstrip("/")
+                  for t in lay.archived_trees(set(m.roles)))
+    return confine.Rules(roots, frozenset(lay.owners))
+
+
+def server_for(m: HostManifest, target: HostFacts) -> database.Server:
+    """How the loading host reaches the database server the dump goes into."""
+    db = target.database
+    how = m.dump.how
+    if how == "local":
+        host = db.host if db and db.host.startswith("/") else "localhost"
+        return database.Server("local", host, db.port if db else layouts.DB_PORT_DEFAULT, layouts.PG_SUPERUSER)
+    return database.Server(how, db.host, db.port, db.user, target.on_host(target.layout.regiond_conf))
+
+
+def database_name(m: HostManifest, target: HostFacts) -> str:
+    """The database the dump goes into: the dump's own (local), else the one the target's regiond.conf names."""
+    if m.dump.how == "local" or not (target.database and target.database.name):
+        return m.dump.database
+    return target.database.name
+
+
+def _upload_steps(m: HostManifest, host_dir: Path, role: FleetRole, options: RestoreOptions,
+                  rid: str) -> tuple[list[Step], str, str]:
+    rdir = run_dir(rid)
+    arch = m.archive
+    upload = f"{rdir}/{UPLOAD_ARCHIVE}{compression.codec(arch.compression).suffix}"
     steps = [
-        Step("prepare private run directory", phase="upload", user="root",
-             command=(f"umask 077 && mkdir -p {q(RUN_ROOT)} && mkdir {q(rdir)} && "
-                      f"ln -sfn {q(run_id)} {q(RUN_ROOT + '/latest')}")),
-        Step("upload config archive", _receive(upload, _plain_sha256(arch)), phase="upload", user="root",
-             send=Send(str(host_dir / arch["file"]), identity=_identity(arch, options)),
-             undo=f"rm -f {q(rdir)}/upload-*"),
+        Step(StepId.PREPARE, "prepare private run directory", Cmd(
+            "umask 077 && mkdir -p", Q(RUN_ROOT), "&& mkdir", Q(rdir), "&& ln -sfn", Q(rid), Q(RUN_ROOT + "/latest")),
+            Phase.UPLOAD),
+        Step(StepId.UPLOAD_ARCHIVE, "upload config archive", _receive(upload, arch.plain_sha256 or arch.sha256),
+             Phase.UPLOAD, send=Send(str(host_dir / arch.file), identity=options.identity if arch.encryption else None),
+             undo=Cmd("rm -f --", *map(Q, upload_names(rdir))), inspect_upload=True),
     ]
-    dump = manifest.get("dump")
     dump_upload = ""
     if role.loads_database:
-        dump_upload = f"{rdir}/{UPLOAD_DUMP}{COMPRESSORS[dump.get('compression', 'none')][1]}"
-        steps.append(Step("upload database dump", _receive(dump_upload, _plain_sha256(dump)), phase="upload",
-                          user="root", send=Send(str(host_dir / dump["file"]), identity=_identity(dump, options))))
-    running = tuple(u for u in lay.units(set(target.roles) or roles) if target.unit_states.get(u) == "active")
-    now = unit_commands(target.install, running)
+        dump = m.dump
+        dump_upload = f"{rdir}/{UPLOAD_DUMP}{compression.codec(dump.compression).suffix}"
+        steps.append(Step(StepId.UPLOAD_DUMP, "upload database dump", _receive(dump_upload,
+                                                                                dump.plain_sha256 or dump.sha256),
+                          Phase.UPLOAD, send=Send(str(host_dir / dump.file),
+                                                  identity=options.identity if dump.encryption else None)))
+    return steps, upload, dump_upload
+
+
+def _database_steps(m: HostManifest, target: HostFacts, options: RestoreOptions, rid: str,
+                    dump_upload: str) -> tuple[list[Step], list[str]]:
+    server, name = server_for(m, target), database_name(m, target)
+    rdir, state = run_dir(rid), state_file(rid)
+    steps, notes = [], []
+    undo = None
+    if options.rollback_copy:
+        how = "renamed" if server.superuser else "dumped into the run directory"
+        steps.append(Step(StepId.KEEP_DATABASE, f"keep the current database for rollback ({how})",
+                          database.keep(server, name, rid, rdir, state), Phase.DATABASE))
+        undo = database.put_back(server, name, rid, rdir, state)
+    else:
+        notes.append("--no-rollback-copy: a failure after the load keeps the loaded database")
+    steps.append(Step(StepId.LOAD_DATABASE, "load database dump",
+                      database.load(server, dump_upload, compression.codec(m.dump.compression), name,
+                                    f"{rdir}/load.log"), Phase.DATABASE, undo=undo))
+    return steps, notes
+
+
+def _aside_step(path: str, rid: str, state: str, inside: bool) -> Step:
+    aside = aside_path(path, rid, inside)
+    if inside:  # a mount point cannot be renamed: its contents move into a directory inside it
+        moved = f"aside-in {path} {aside}"
+        others = Cmd("find", Q(path), "-mindepth 1 -maxdepth 1 ! -name", Q(ASIDE + rid))
+        command = Cmd("mkdir -m 0700", Q(aside), "&&", others, "-exec mv -t", Q(aside), "-- {} + &&",
+                      record(state, moved))
+        undo = Cmd("if", recorded(state, moved), "; then", others, "-exec rm -rf -- {} + && find", Q(aside),
+                   "-mindepth 1 -maxdepth 1 -exec mv -t", Q(path), "-- {} + && rmdir", Q(aside), "; fi")
+        return Step(StepId.MOVE_ASIDE, f"move the contents of {path} aside (a mount point)", command, Phase.FILES,
+                    undo=undo, key=path)
+    moved, new = f"aside {path} {aside}", f"new {path}"
+    command = Cmd("if [ -e", Q(path), "] || [ -L", Q(path), "]; then if [ -e", Q(aside), "]; then echo",
+                  Q(aside + " already exists"), ">&2; exit 1; fi; mv -T", Q(path), Q(aside), "&&",
+                  record(state, moved), "; else", record(state, new), "; fi")
+    undo = Cmd("if", recorded(state, moved), "; then rm -rf", Q(path), "&& mv -T", Q(aside), Q(path), "; elif",
+               recorded(state, new), "; then rm -rf", Q(path), "; fi")
+    return Step(StepId.MOVE_ASIDE, f"move {path} aside", command, Phase.FILES, undo=undo, key=path)
+
+
+def _tree_steps(m: HostManifest, target: HostFacts, upload: str, rid: str) -> list[Step]:
+    state = state_file(rid)
+    steps, asides = [], {}
+    for tree in m.archive.trees:
+        path = target.on_host(tree)
+        inside = tree in target.mountpoints
+        asides[path] = aside_path(path, rid, inside)
+        steps.append(_aside_step(path, rid, state, inside))
+    transform = None
+    if m.snap_data and target.snap_data and m.snap_data != target.snap_data:
+        transform = "s,^{},{},".format(m.snap_data.lstrip("/"), target.snap_data.lstrip("/"))
+    members = tuple(t.lstrip("/") for t in m.archive.actual_trees)
+    steps.append(Step(StepId.EXTRACT, "extract config archive", confine.extract_command(
+        compression.codec(m.archive.compression).decompress, upload, members, target.layout.owners, transform),
+        Phase.FILES))
+    for excluded in m.archive.excluded:
+        path = layouts.rebase(excluded, m.snap_data, target.snap_data)
+        tree = next((t for t in asides if path.startswith(t + "/")), None)
+        if tree is not None:
+            kept = asides[tree] + path[len(tree):]
+            steps.append(Step(StepId.REUSE_EXCLUDED, f"reuse {path} from the aside copy (hard links)", Cmd(
+                "if [ -d", Q(kept), "] && [ ! -e", Q(path), "]; then cp -al", Q(kept), Q(path), "; fi"),
+                Phase.FILES, key=path))
+    return steps
+
+
+def _repoint_steps(m: HostManifest, target: HostFacts, options: RestoreOptions) -> list[Step]:
+    lay, roles, steps = target.layout, set(m.roles), []
+    if options.database_host and "region" in roles and (m.database or {}).get("location") == "remote":
+        conf = target.on_host(lay.regiond_conf)
+        steps.append(Step(StepId.SET_DATABASE_HOST, "point regiond.conf at the new database host",
+                          replace_yaml_key(conf, "database_host", f"database_host: {options.database_host}\n"),
+                          Phase.FILES))
+    if options.maas_url and "region" not in roles and m.maas_url != options.maas_url:
+        # What `maas-rack register` writes, without what it also does: delete maas_id (the restored
+        # rack would register as a new controller), and take the secret on its command line.
+        conf = target.on_host(lay.rackd_conf)
+        steps.append(Step(StepId.REPOINT_RACK, f"re-point rack to {options.maas_url}",
+                          replace_yaml_key(conf, layouts.RACKD_URL_KEY,
+                                           f"{layouts.RACKD_URL_KEY}:\n- {options.maas_url}\n"), Phase.FILES))
+    return steps
+
+
+def _secret_step(m: HostManifest, target: HostFacts, role: FleetRole) -> list[Step]:
+    if not role.secret_from or "region" in m.roles:
+        return []
+    lay = target.layout
+    secret = target.on_host(lay.secret)
+    return [Step(StepId.WRITE_SECRET, "write the region's secret", Cmd(
+        "umask 077 && t=$(mktemp", Q(secret + ".XXXXXX"), ") && cat > \"$t\" && chown", Q(lay.state_owner),
+        "\"$t\" && chmod 0640 \"$t\" && mv -f \"$t\"", Q(secret)), Phase.SECRET, send=role.secret_from)]
+
+
+def units_to_start(m: HostManifest, target: HostFacts) -> tuple[str, ...]:
+    """The units that ran on the source at backup time, as the target's layout names them."""
+    lay, roles = target.layout, set(m.roles)
+    wanted = lay.units(roles)
+    if not m.unit_states:
+        return wanted
+    source_units = m.lay.units(roles)
+    was_active = {u for u in source_units if m.unit_states.get(u) == "active"}
+    # A unit the source's layout did not have (a newer MAAS) starts like its siblings.
+    return tuple(u for u in wanted if u in was_active or u not in source_units)
+
+
+def _start_steps(m: HostManifest, target: HostFacts) -> list[Step]:
+    phase = Phase.START_REGIONS if "region" in m.roles else Phase.START_RACKS
+    start = services.unit_commands(target.install, units_to_start(m, target))
+    if not start:
+        return []
+    steps = [Step(StepId.START_UNITS, "start MAAS units", start.start, phase, resolves=(StepId.STOP_UNITS,)),
+             Step(StepId.CHECK_UNITS, "check MAAS units are active", start.check, phase, sudo=False)]
+    if "region" in m.roles and any(u in start.units for u in target.layout.region_units):
+        steps.append(Step(StepId.CHECK_REGION, "check the region answers", services.region_ready(), phase,
+                          sudo=False))
+    return steps
+
+
+def prune_command(target: HostFacts, keep: int, server: database.Server | None) -> Cmd:
+    """Remove what older restores left on the host (aside and rolled-back copies, run records, kept
+    databases), all but the newest ``keep`` of each kind; print each thing removed."""
+    n = max(1, int(keep))
+    prefixes = [f"{RUN_ROOT}/"]
+    for tree in target.layout.archived_trees(set(target.roles)):
+        path = target.on_host(tree)
+        prefixes += [f"{path}{ASIDE}", f"{path}{ROLLED_BACK}", f"{path}/{ASIDE}", f"{path}/{ROLLED_BACK}"]
+    parts = [Cmd("ls -1d --", Word(Q(prefix), "[0-9]*"), "2>/dev/null | sort -r | tail -n", f"+{n + 1}",
+                 "| while IFS= read -r p; do rm -rf -- \"$p\" && echo \"removed $p\"; done;") for prefix in prefixes]
+    if server is not None:
+        parts.append(database.prune(server, n))
+    return Cmd(*parts, "true")
+
+
+def restore_plan(m: HostManifest, host_dir: Path, target: HostFacts, role: FleetRole, options: RestoreOptions,
+                 run_id: str) -> HostPlan:
+    """The steps that restore one host from its backup files (``host_dir``) onto the probed ``target``."""
+    state = state_file(run_id)
+    steps, upload, dump_upload = _upload_steps(m, host_dir, role, options, run_id)
+    notes: list[str] = []
+    running = tuple(u for u in target.layout.units(set(target.roles)) if target.unit_states.get(u) == "active")
+    now = services.unit_commands(target.install, running)
     if now:
-        stop = f"{_record(state, 'stopped ' + ' '.join(now.units))} && {now.stop}"
-        steps.append(Step("stop MAAS units", stop, user="root", undo=now.start, phase="stop"))
+        steps.append(Step(StepId.STOP_UNITS, "stop MAAS units", Cmd(record(state, "stopped " + " ".join(now.units)),
+                                                                    "&&", now.stop), Phase.STOP, undo=now.start))
     if role.loads_database:
-        saved = f"{rdir}/{SAVED_DB}"
-        steps.append(Step(f"disconnect sessions from {dump['database']}", _terminate_sessions(dump["database"]),
-                          user=layouts.PG_SUPERUSER, phase="database"))
-        undo = None
-        if options.safety_dump:
-            steps.append(Step("save the current database (for rollback)", phase="database", user="root",
-                              command=_save_db_command(dump["kind"], dump["database"], saved, state)))
-            undo = (f"if [ -f {q(saved)} ]; then {load_command(saved, 'gzip', rdir + '/undo-load.log')} && "
-                    f"{_record(state, 'db-rolled-back')}; fi")
-        else:
-            notes.append("--no-safety-dump: a failure after the load keeps the loaded database")
-        steps.append(Step("load database dump", load_command(dump_upload, dump["compression"], f"{rdir}/load.log"),
-                          user="root", undo=undo, phase="database"))
-    steps += _tree_steps(manifest, target, upload, run_id, state)
-    if options.database_host and "region" in roles:
-        db = manifest.get("database") or {}
-        if db.get("location") == "remote":
-            conf = actual(lay.regiond_conf, target.snap_data)
-            steps.append(Step("point regiond.conf at the new database host", phase="files", user="root",
-                              command=_set_conf_key(conf, "database_host", options.database_host)))
-    if role.secret_from and "region" not in roles:
-        secret = actual(lay.secret, target.snap_data)
-        steps.append(Step("write the region's secret", phase="secret", user="root", send=role.secret_from,
-                          command=(f"umask 077 && t=$(mktemp {q(secret)}.XXXXXX) && cat > \"$t\" && "
-                                   f"chown {q(lay.state_owner)} \"$t\" && chmod 0640 \"$t\" && "
-                                   f"mv -f \"$t\" {q(secret)}")))
+        db_steps, db_notes = _database_steps(m, target, options, run_id, dump_upload)
+        steps += db_steps
+        notes += db_notes
+    steps += _tree_steps(m, target, upload, run_id) + _repoint_steps(m, target, options)
+    steps += _secret_step(m, target, role)
     if role.runs_dbupgrade:
-        steps.append(Step("dbupgrade (this region only)", " ".join(map(q, lay.dbupgrade)), user="root",
-                          phase="dbupgrade"))
-    resolves = tuple(s.name for s in steps if s.phase in ("files", "database") and s.undo)
-    if resolves:
-        steps.append(Step("commit", _record(state, "committed"), user="root", phase="commit", resolves=resolves))
-    phase = "start regions" if "region" in roles else "start racks"
-    if options.maas_url and "region" not in roles and manifest.get("maas_url") != options.maas_url:
-        secret = actual(lay.secret, target.snap_data)
-        # The secret is read on the host from the file just written: it never appears in a command line we build.
-        cmd = " ".join(f"\"$(cat {q(secret)})\"" if a == "{secret}" else q(a.format(url=options.maas_url))
-                       for a in lay.register_rack)
-        steps.append(Step(f"re-point rack to {options.maas_url}", cmd, user="root", phase=phase))
-    start = unit_commands(target.install, _units_to_start(manifest, target))
-    if start:
-        steps.append(Step("start MAAS units", start.start, user="root", phase=phase,
-                          resolves=("stop MAAS units",)))
-        steps.append(Step("check MAAS units are active", start.check, phase=phase))
-    elif now:
+        steps.append(Step(StepId.DBUPGRADE, "dbupgrade (this region only)", Cmd(*map(Q, target.layout.dbupgrade)),
+                          Phase.DBUPGRADE))
+    steps.append(Step(StepId.COMMIT, "commit", record(state, "committed"), Phase.COMMIT,
+                      resolves=(StepId.MOVE_ASIDE, StepId.LOAD_DATABASE)))
+    start = _start_steps(m, target)
+    if not start and now:
         notes.append("no units ran on the source: the units stopped here stay stopped")
-    steps.append(Step("remove uploaded files", f"rm -f {q(rdir)}/upload-*", user="root", phase="cleanup",
-                      resolves=("upload config archive",)))
-    meta = {"source": manifest["host"], "run_dir": rdir, "units": list(start.units) if start else []}
-    return HostPlan(host, target, tuple(steps), tuple(notes), meta=meta)
+    steps += start
+    server = server_for(m, target) if role.loads_database else None
+    steps += [Step(StepId.CLEANUP, "remove uploaded files", Cmd("rm -f --", *map(Q, upload_names(run_dir(run_id)))),
+                   Phase.CLEANUP, resolves=(StepId.UPLOAD_ARCHIVE,)),
+              Step(StepId.PRUNE, f"prune what older restores left (keep the newest {options.keep})",
+                   prune_command(target, options.keep, server if server and server.superuser else None),
+                   Phase.CLEANUP)]
+    spec = RestoreSpec(m.host, run_dir(run_id), units_to_start(m, target) if start else ())
+    return HostPlan(target.host, target, tuple(steps), tuple(notes), spec=spec)

@@ -27,11 +27,12 @@ from typing import BinaryIO
 from fabric import Connection
 
 from maasops import backupset, crypto, remote, stream
-from maasops.plan import HostPlan, Send, Step
+from maasops.command import Cmd
+from maasops.errors import RemoteError, host_label
+from maasops.plan import STARTS, STOPS, HostPlan, Phase, Send, Step, StepId
 
 UNDO_TRIES = 3
-STOP_STEPS = ("stop MAAS units", "stop postgresql")
-START_STEPS = ("start MAAS units", "start postgresql", "undo stop MAAS units", "undo stop postgresql")
+StreamOptions = Callable[[Step], dict]  # extra keyword arguments for a step's download or upload
 
 
 class Cancelled(Exception):
@@ -40,15 +41,23 @@ class Cancelled(Exception):
 
 @dataclass
 class StepRecord:
-    """What one step did and when."""
+    """What one step (or undo) did and when."""
 
-    name: str
+    id: StepId
+    label: str
     started: float
     ended: float
     output: str = ""
     fetched: stream.Streamed | None = None
     sent: stream.Streamed | None = None
     phase: str = ""
+    key: str = ""
+    undo: bool = False
+
+    def to_json(self) -> dict:
+        """What a report keeps of the step."""
+        return {"id": str(self.id), "name": self.label, "phase": str(self.phase), "key": self.key,
+                "undo": self.undo, "started": self.started, "ended": self.ended}
 
 
 @dataclass
@@ -56,8 +65,10 @@ class Pending:
     """An undo waiting to run unless a later step resolves it."""
 
     phase: str
-    step: str
-    command: str
+    step: StepId
+    label: str
+    key: str
+    command: Cmd
 
 
 @dataclass
@@ -66,9 +77,9 @@ class HostOutcome:
 
     host: str
     records: list[StepRecord] = field(default_factory=list)
-    error: remote.RemoteError | None = None
+    error: RemoteError | None = None
     cancelled: bool = False
-    undone: list[str] = field(default_factory=list)  # steps whose undo ran
+    undone: list[str] = field(default_factory=list)  # labels of the steps whose undo ran
     undo_failures: list[str] = field(default_factory=list)  # commands to run by hand
     pending: list[Pending] = field(default_factory=list)
 
@@ -77,9 +88,9 @@ class HostOutcome:
         """True when every step ran and nothing needed undoing by hand."""
         return self.error is None and not self.cancelled and not self.undo_failures
 
-    def record(self, name: str) -> StepRecord | None:
-        """The record of a step by name."""
-        return next((r for r in self.records if r.name == name), None)
+    def record(self, step_id: StepId) -> StepRecord | None:
+        """The record of the first step with this id that ran forward."""
+        return next((r for r in self.records if r.id == step_id and not r.undo), None)
 
 
 def _progress(cancel: threading.Event | _Either, host: str, step: str, report) -> Callable[[int], None]:
@@ -97,33 +108,37 @@ def _progress(cancel: threading.Event | _Either, host: str, step: str, report) -
 
 def downtime(outcome: HostOutcome) -> tuple[float, float] | None:
     """(first stop, last start) times of a host's run, or None when nothing was stopped."""
-    stops = [r.started for r in outcome.records if r.name in STOP_STEPS]
-    starts = [r.ended for r in outcome.records if r.name in START_STEPS]
+    stops = [r.started for r in outcome.records if r.id in STOPS and not r.undo]
+    starts = [r.ended for r in outcome.records if r.id in STARTS or (r.undo and r.id in STOPS)]
     if not stops:
         return None
     return min(stops), max(starts) if starts else time.time()
 
 
 def run_step(c: Connection, step: Step, dest_dir: Path | None, cancel: threading.Event | _Either, report=None,
-             downloads: dict[str, dict] | None = None) -> StepRecord:
+             stream_options: StreamOptions | None = None) -> StepRecord:
     """Run one step on the host; a fetch step streams its stdout into ``dest_dir``, a send step its stdin.
 
-    ``downloads`` gives, per fetched file name, more options for :func:`stream.download` (encryption,
-    an inspector of the plaintext).
+    ``stream_options(step)`` gives more keyword arguments for :func:`stream.download` or
+    :func:`stream.upload` (encryption, an inspector of the bytes, limits).
     """
-    host = remote.host_label(c)
+    host = host_label(c)
     started = time.time()
-    tick = _progress(cancel, host, step.name, report)
+    tick = _progress(cancel, host, step.label, report)
+    user = "root" if step.sudo else None
+    extra = stream_options(step) if stream_options else {}
+    record = StepRecord(step.id, step.label, started, started, phase=step.phase, key=step.key)
     if step.fetch:
-        got = stream.download(c, step.command, dest_dir / step.fetch, step.name, sudo_user=step.user, progress=tick,
-                              **(downloads or {}).get(step.fetch, {}))
-        return StepRecord(step.name, started, time.time(), fetched=got, phase=step.phase)
-    if step.send:
+        record.fetched = stream.download(c, step.command, dest_dir / step.fetch, step.label, sudo_user=user,
+                                         progress=tick, **extra)
+    elif step.send:
         with _open_send(step.send) as src:
-            sent = stream.upload(c, step.command, src, step.name, sudo_user=step.user, progress=tick)
-        return StepRecord(step.name, started, time.time(), sent=sent, phase=step.phase)
-    result = remote.run(c, step.command, step.name, user=step.user, check=step.check)
-    return StepRecord(step.name, started, time.time(), output=result.stdout.strip(), phase=step.phase)
+            record.sent = stream.upload(c, step.command, src, step.label, sudo_user=user, progress=tick, **extra)
+    else:
+        result = remote.run(c, step.command, step.label, user=user, check=step.check, hold_work_lock=True)
+        record.output = result.stdout.strip()
+    record.ended = time.time()
+    return record
 
 
 @contextmanager
@@ -146,26 +161,26 @@ class _Either:
         return self.a.is_set() or self.b.is_set()
 
 
-def _settle(outcome: HostOutcome, step_name: str, exc: BaseException, lock: threading.Lock) -> None:
+def _settle(outcome: HostOutcome, step_label: str, exc: BaseException, lock: threading.Lock) -> None:
     """Record why a host's run ended early (the first reason wins)."""
     with lock:
         if outcome.error or outcome.cancelled:
             return
         if isinstance(exc, Cancelled):
             outcome.cancelled = True
-        elif isinstance(exc, remote.RemoteError):
+        elif isinstance(exc, RemoteError):
             outcome.error = exc
         else:  # anything else is still this host's failure, with undo
-            outcome.error = remote.RemoteError(outcome.host, step_name, f"{type(exc).__name__}: {exc}")
+            outcome.error = RemoteError(outcome.host, step_label, f"{type(exc).__name__}: {exc}")
 
 
 def run_steps(c: Connection, steps: list[Step] | tuple[Step, ...], outcome: HostOutcome, dest_dir: Path | None,
-              cancel: threading.Event, report=None, downloads: dict[str, dict] | None = None) -> bool:
+              cancel: threading.Event, report=None, stream_options: StreamOptions | None = None) -> bool:
     """Run ``steps`` in order (``background`` ones alongside), keeping ``outcome.pending`` up to date.
 
     Returns False when a step failed or the run was cancelled.
     """
-    step_name = "run"
+    step_label = "run"
     failed = threading.Event()  # a step of this host failed: the others stop at their next block
     either = _Either(cancel, failed)
     lock = threading.Lock()
@@ -173,31 +188,31 @@ def run_steps(c: Connection, steps: list[Step] | tuple[Step, ...], outcome: Host
 
     def alongside(step: Step) -> None:
         try:
-            outcome.records.append(run_step(c, step, dest_dir, either, report, downloads))
+            outcome.records.append(run_step(c, step, dest_dir, either, report, stream_options))
         except Exception as exc:
             failed.set()
-            _settle(outcome, step.name, exc, lock)
+            _settle(outcome, step.label, exc, lock)
     try:
         for step in steps:
-            step_name = step.name
+            step_label = step.label
             if either.is_set():
-                raise Cancelled(f"{outcome.host}: interrupted before {step.name}")
+                raise Cancelled(f"{outcome.host}: interrupted before {step.label}")
             if step.background:
                 if step.undo:
-                    raise ValueError(f"background step {step.name!r} has an undo")
-                background.append(threading.Thread(target=alongside, args=(step,), name=f"{outcome.host}: {step.name}"))
+                    raise ValueError(f"background step {step.label!r} has an undo")
+                background.append(threading.Thread(target=alongside, args=(step,), name=f"{outcome.host}: {step.id}"))
                 background[-1].start()
                 continue
             if step.undo:
                 # Pushed before running: a stop that half-worked must still be undone.
-                outcome.pending.append(Pending(step.phase, step.name, step.undo))
-            outcome.records.append(run_step(c, step, dest_dir, either, report, downloads))
+                outcome.pending.append(Pending(step.phase, step.id, step.label, step.key, step.undo))
+            outcome.records.append(run_step(c, step, dest_dir, either, report, stream_options))
             if step.resolves:
                 outcome.pending = [p for p in outcome.pending if p.step not in step.resolves]
     except Exception as exc:
         if not failed.is_set():
             failed.set()
-            _settle(outcome, step_name, exc, lock)
+            _settle(outcome, step_label, exc, lock)
     for t in background:
         t.join()
     return outcome.error is None and not outcome.cancelled
@@ -208,17 +223,17 @@ def unwind(c: Connection, outcome: HostOutcome, phase: str | None = None) -> Non
     for p in reversed([p for p in outcome.pending if phase is None or p.phase == phase]):
         outcome.pending.remove(p)
         if _undo(c, p, outcome):
-            outcome.undone.append(p.step)
+            outcome.undone.append(p.label)
         else:
-            outcome.undo_failures.append(p.command)
+            outcome.undo_failures.append(p.command.shown())
 
 
 def run_plan(c: Connection, plan: HostPlan, dest_dir: Path, cancel: threading.Event, report=None,
-             downloads: dict[str, dict] | None = None) -> HostOutcome:
+             stream_options: StreamOptions | None = None) -> HostOutcome:
     """Run ``plan`` on ``c``'s host, undoing what is pending on any failure or cancel."""
     outcome = HostOutcome(plan.host)
     try:
-        run_steps(c, plan.steps, outcome, dest_dir, cancel, report, downloads)
+        run_steps(c, plan.steps, outcome, dest_dir, cancel, report, stream_options)
     finally:
         unwind(c, outcome)
     return outcome
@@ -228,8 +243,9 @@ def _undo(c: Connection, pending: Pending, outcome: HostOutcome) -> bool:
     for attempt in range(UNDO_TRIES):
         try:
             started = time.time()
-            remote.run(c, pending.command, f"undo {pending.step}", user="root")
-            outcome.records.append(StepRecord(f"undo {pending.step}", started, time.time(), phase=pending.phase))
+            remote.run(c, pending.command, f"undo {pending.label}", user="root", hold_work_lock=True)
+            outcome.records.append(StepRecord(pending.step, f"undo {pending.label}", started, time.time(),
+                                              phase=pending.phase, key=pending.key, undo=True))
             return True
         except Exception:  # retried, then reported with the command to run by hand
             time.sleep(0.5 * (attempt + 1))
@@ -277,8 +293,8 @@ class FleetOutcome:
     interrupted: bool = False
 
 
-def run_phases(items: list[tuple[Connection, HostPlan]], phases: tuple[str, ...], dest_dirs: dict[str, Path | None],
-               parallel: int = 8, report=None) -> FleetOutcome:
+def run_phases(items: list[tuple[Connection, HostPlan]], phases: tuple[Phase, ...], parallel: int = 8, report=None,
+               stream_options: dict[str, StreamOptions] | None = None) -> FleetOutcome:
     """Run every host's steps phase by phase; on the first failure, undo every host, phase by phase in reverse."""
     cancel = threading.Event()
     fleet = FleetOutcome({p.host: HostOutcome(p.host) for _, p in items}, [])
@@ -291,8 +307,8 @@ def run_phases(items: list[tuple[Connection, HostPlan]], phases: tuple[str, ...]
             if cancel.is_set():
                 break
             fleet.phases_run.append(phase)
-            futures = [pool.submit(run_steps, c, steps, fleet.hosts[p.host], dest_dirs.get(p.host), cancel, report)
-                       for c, p, steps in work]
+            futures = [pool.submit(run_steps, c, steps, fleet.hosts[p.host], None, cancel, report,
+                                   (stream_options or {}).get(p.host)) for c, p, steps in work]
             fleet.interrupted |= wait_all(futures, cancel, report)
             if not all(f.result() for f in futures):
                 fleet.failed_phase = phase

@@ -1,20 +1,22 @@
 """Move bytes between a remote command and a local file over a raw SSH channel.
 
-Fabric's ``run()`` decodes and buffers output as text, so data never travels
-through it. Here a command's stdout is read in blocks straight into a local
-file (sha256 computed on the fly, never more than one block in memory), the
-file is written as ``NAME.partial`` with mode 0600 and renamed only when the
-command succeeded. The other way, a local file (or one member of a local tar
-archive, such as the region's secret) is written block by block into a
-command's stdin.
+Data never travels through a command's collected output. A command's stdout is
+read in blocks straight into a local file (sha256 computed on the fly, never more
+than one block in memory), written as ``NAME.partial`` with mode 0600 and renamed
+only when the command succeeded. A host that stops sending for ``idle`` seconds, or
+sends more than the plan allows, is stopped: a controller that never stops
+streaming cannot keep MAAS down until the laptop's disk is full. The other way, a
+local file (or one member of a local tar archive, such as the region's secret) is
+written block by block into a command's stdin, while an inspector may read the
+same bytes (the restore's member check).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shlex
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +25,13 @@ from typing import BinaryIO
 import paramiko
 from fabric import Connection
 
-from maasops import crypto
+from maasops import channel, crypto
+from maasops.command import Cmd
+from maasops.errors import RemoteError, connect_error, host_label
 from maasops.pipes import BLOCK, FileSink, PipeConsumer
-from maasops.remote import RemoteError, connect_error, host_label, shell
 
 POLL = 0.5  # seconds a download waits for data before it checks for a cancel
+IDLE_TIMEOUT = 300.0  # seconds without a byte before a stream is given up
 LOCAL_FULL_HINT = "free space on the laptop (or pick another --backup-dir), then run the backup again"
 
 
@@ -43,12 +47,12 @@ class Streamed:
     inspected: object = None
 
 
-def sudo_prefix(c: Connection, user: str = "root") -> tuple[str, bytes]:
-    """The sudo prefix for a raw channel, and what to send first on its stdin (the password, if any)."""
-    password = c.config.sudo.password
-    if password:
-        return f"sudo -S -p '' -u {shlex.quote(user)} -- ", f"{password}\n".encode()
-    return f"sudo -n -u {shlex.quote(user)} -- ", b""
+@dataclass(frozen=True)
+class Limits:
+    """How long a stream may be quiet, and how many bytes it may carry (None: no bound)."""
+
+    idle: float = IDLE_TIMEOUT
+    max_bytes: int | None = None
 
 
 def private_open(path: Path) -> int:
@@ -56,77 +60,69 @@ def private_open(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 
 
-def open_channel(c: Connection, command: str, step: str, sudo_user: str | None):
-    """Start ``command`` on a fresh channel, under sudo as ``sudo_user`` if given (password first on stdin)."""
-    stdin = b""
-    full = shell(command)
-    if sudo_user:
-        prefix, stdin = sudo_prefix(c, sudo_user)
-        full = prefix + full
-    try:
-        c.open()
-        chan = c.client.get_transport().open_session()
-    except Exception as exc:  # paramiko raises a zoo of exceptions on connect
-        raise connect_error(c, step, exc) from None
-    chan.exec_command(full)
-    if stdin:
-        chan.sendall(stdin)
-    return chan
+def _too_big(c: Connection, step: str, limit: int) -> RemoteError:
+    return RemoteError(host_label(c), step, f"the host sent more than {limit / 1048576:.0f} MiB, the most the probe's "
+                       "sizes allow: stopped", "check what grew on the host (du of its trees, the database size), "
+                       "then run again")
 
 
-def _finish(c: Connection, chan, step: str) -> None:
-    """Wait for the command's exit; raise RemoteError with the tail of its stderr when it failed."""
-    status = chan.recv_exit_status()
+def _receive(c: Connection, chan: paramiko.Channel, step: str, sinks: list, progress: Callable[[int], None] | None,
+             limits: Limits) -> tuple[hashlib._Hash, int, bytes]:
+    """Read the command's stdout into ``sinks`` until it ends; returns the sha256, size and stderr."""
+    digest = hashlib.sha256()
+    size = 0
     err = b""
-    while chan.recv_stderr_ready():
-        err += chan.recv_stderr(BLOCK)
-    if status != 0:
-        lines = err.decode(errors="replace").strip().splitlines() or [f"exit {status}"]
-        raise RemoteError(host_label(c), step, " / ".join(lines[-3:]) + f" (exit {status})")
+    last = time.monotonic()
+    chan.settimeout(POLL)
+    while True:
+        if chan.recv_stderr_ready():
+            err = (err + chan.recv_stderr(BLOCK))[-channel.STDERR_KEEP:]
+        try:
+            data = chan.recv(BLOCK)
+        except TimeoutError:  # the command is quiet: still, a cancel and the idle bound are heard
+            if progress:
+                progress(size)
+            if time.monotonic() - last > limits.idle:
+                raise RemoteError(host_label(c), step, f"the host sent nothing for {limits.idle:.0f}s: stopped",
+                                  "check the host's load and disk; raise --idle-timeout for very slow hosts") from None
+            continue
+        if not data:
+            return digest, size, err
+        last = time.monotonic()
+        size += len(data)
+        if limits.max_bytes is not None and size > limits.max_bytes:
+            raise _too_big(c, step, limits.max_bytes)
+        digest.update(data)
+        for sink in sinks:
+            sink.write(data)
+        if progress:
+            progress(size)
 
 
-def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: str | None = None,
+def download(c: Connection, command: Cmd, dest: Path, step: str, *, sudo_user: str | None = None,
              progress: Callable[[int], None] | None = None, encrypt_to: list | None = None,
-             inspect: Callable[[BinaryIO], object] | None = None) -> Streamed:
+             inspect: Callable[[BinaryIO], object] | None = None, limits: Limits = Limits()) -> Streamed:
     """Run ``command`` on the host and stream its stdout into ``dest`` (0600, via dest.partial).
 
     With ``encrypt_to`` the file is age-encrypted as it is written; ``inspect``
     reads the plaintext on the side (a listing, a dump's last line), in one pass.
     """
-    chan = open_channel(c, command, step, sudo_user)
+    chan, err = channel.open_command(c, command, step, user=sudo_user, hold_work_lock=True)
     partial = dest.with_name(dest.name + ".partial")
-    digest = hashlib.sha256()
-    size = 0
     sinks: list = []
     try:
-        chan.shutdown_write()
         fd = private_open(partial)
         sinks = [PipeConsumer(crypto.encrypt_into(fd, encrypt_to)) if encrypt_to else FileSink(fd)]
         if inspect:
             sinks.append(PipeConsumer(inspect))
-        chan.settimeout(POLL)
         try:
-            while True:
-                try:
-                    data = chan.recv(BLOCK)
-                except TimeoutError:  # the command is quiet: still, a cancel is heard
-                    if progress:
-                        progress(size)
-                    continue
-                if not data:
-                    break
-                digest.update(data)
-                for sink in sinks:
-                    sink.write(data)
-                size += len(data)
-                if progress:
-                    progress(size)
-            _finish(c, chan, step)  # a failed command says why before its partial output is judged
+            digest, _, more = _receive(c, chan, step, sinks, progress, limits)
+            channel.finish(c, chan, step, err + more)  # a failed command says why before its output is judged
             results = [sink.close() for sink in sinks]
             sinks = []
         except OSError as exc:
             if isinstance(exc, (socket.timeout, paramiko.SSHException)):
-                raise
+                raise connect_error(c, step, exc) from None
             raise RemoteError(host_label(c), step, f"writing {dest.name} on this machine failed: {exc.strerror}",
                               LOCAL_FULL_HINT) from None
     except BaseException:
@@ -144,26 +140,43 @@ def download(c: Connection, command: str, dest: Path, step: str, *, sudo_user: s
     return Streamed(dest, stored_size, stored_sha, digest.hexdigest(), inspected)
 
 
-def upload(c: Connection, command: str, source: BinaryIO, step: str, *, sudo_user: str | None = None,
-           progress: Callable[[int], None] | None = None) -> Streamed:
-    """Run ``command`` on the host with ``source``'s bytes as its stdin; returns what was sent."""
-    chan = open_channel(c, command, step, sudo_user)
+def upload(c: Connection, command: Cmd, source: BinaryIO, step: str, *, sudo_user: str | None = None,
+           progress: Callable[[int], None] | None = None,
+           inspect: Callable[[BinaryIO], object] | None = None) -> Streamed:
+    """Run ``command`` on the host with ``source``'s bytes as its stdin; returns what was sent.
+
+    ``inspect`` reads the same bytes as they go; when it fails (a member the restore must not
+    write) the upload stops and its error is the step's.
+    """
+    chan, err = channel.open_command(c, command, step, user=sudo_user, reads_stdin=True, hold_work_lock=True)
     digest = hashlib.sha256()
     size = 0
+    checker = PipeConsumer(inspect) if inspect else None
     try:
         try:
             while data := source.read(BLOCK):
+                if checker:
+                    checker.write(data)
                 chan.sendall(data)
                 digest.update(data)
                 size += len(data)
                 if progress:
                     progress(size)
+            inspected = checker.close() if checker else None
+            checker = None
             chan.shutdown_write()
-        except OSError:
-            pass  # the command stopped reading (it failed): its exit status says why
+        except (OSError, paramiko.SSHException) as exc:
+            if checker is None or isinstance(exc, RemoteError):
+                raise
+            # the command stopped reading (it failed): its exit status says why
         while chan.recv(BLOCK):  # drain stdout so the command never blocks on a full window
             pass
-        _finish(c, chan, step)
+        channel.finish(c, chan, step, err)
     finally:
+        if checker:
+            try:
+                checker.close()
+            except BaseException:  # the checker's failure is raised where it was met
+                pass
         chan.close()
-    return Streamed(None, size, digest.hexdigest())
+    return Streamed(None, size, digest.hexdigest(), inspected=inspected)

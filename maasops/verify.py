@@ -1,27 +1,30 @@
-"""``fab verify``: check a backup set on the laptop, offline, against its manifests.
+"""``maasops verify``: check a backup set on the laptop, offline, against its manifests.
 
-Every archive and dump is read once, streaming: its sha256 and size must match
-the host manifest, every archive member must match the listing (bytes, mode,
-owner), the archive must hold only the trees of the layout the manifest names,
-and every dump must end with PostgreSQL's completion line. The set manifest
-records each host manifest's sha256, so an edited manifest is caught too.
+The manifests are read and validated once (:func:`maasops.manifest.read_set`). Every
+archive and dump is then read once, streaming: its sha256 and size must match the
+host manifest and the set manifest's record, every archive member must match the
+listing (bytes, mode, owner) and be one the layout lets a restore write
+(:mod:`maasops.confine`), and every dump must end with PostgreSQL's completion
+line. A set is complete only when it holds the deployment's database (or the
+caller says the database is backed up elsewhere).
 """
 
 from __future__ import annotations
 
-import json
 import tarfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maasops import backupset, crypto, layouts, report
-from maasops.plan import actual
+from maasops import backupset, confine, crypto, report
+from maasops import manifest as mf
 
 SEALED = "encrypted: checksums only, --identity checks the contents"
 # What a damaged gzip or tar stream raises while it is read.
 UNREADABLE = (OSError, EOFError, ValueError, tarfile.TarError, zlib.error)
+NO_DATABASE = ("the set holds no database dump: a deployment cannot be restored from it (give "
+               "--database-elsewhere if its database is backed up another way)")
 
 
 @dataclass
@@ -29,7 +32,7 @@ class HostCheck:
     """One host of a set: its manifest and what is wrong with its files (nothing, when ok)."""
 
     host: str
-    manifest: dict = field(default_factory=dict)
+    manifest: mf.HostManifest | None = None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     files: int = 0
@@ -43,17 +46,23 @@ class HostCheck:
 
 @dataclass
 class SetCheck:
-    """A whole set: its manifest, its hosts and set-wide problems."""
+    """A whole set: its records (None when they cannot be read), its hosts and set-wide problems."""
 
     path: Path
-    manifest: dict
+    records: mf.SetRecords | None
     hosts: dict[str, HostCheck]
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when the set and every host in it are intact."""
         return not self.problems and all(h.ok for h in self.hosts.values())
+
+    def problem(self) -> str | None:
+        """Why this set must not be restored, in one line, or None."""
+        bad = self.problems + [f"{h.host}: {'; '.join(h.problems)}" for h in self.hosts.values() if not h.ok]
+        return "the backup set does not verify: " + " | ".join(bad) if bad else None
 
 
 @dataclass(frozen=True)
@@ -64,12 +73,7 @@ class Reading:
     content: bool = True
 
 
-def _load_json(path: Path) -> dict:
-    with open(path) as f:
-        return json.load(f)
-
-
-def _read(hc: HostCheck, what: str, path: Path, entry: dict, reader, how: Reading):
+def _read(hc: HostCheck, what: str, path: Path, entry, reader, how: Reading):
     """Run ``reader(src, compress)`` over a set file's plaintext and check the file's sha256/size.
 
     Returns the reader's result, or None when the file is missing, unreadable, encrypted with no
@@ -79,34 +83,19 @@ def _read(hc: HostCheck, what: str, path: Path, entry: dict, reader, how: Readin
     if not path.is_file():
         hc.problems.append(f"{what} {path.name} is missing")
         return None
-    ids = how.ids
     if not how.content:
-        size = path.stat().st_size
-        hc.size += size
-        if size != entry.get("size"):
-            hc.problems.append(f"{what} size differs from the manifest")
-        if entry.get("encryption") and ids is None and SEALED not in hc.notes:
-            hc.notes.append(SEALED)
-        elif entry.get("encryption"):  # the identity must open it: decrypt the first block
-            try:
-                with crypto.decrypted(path, ids) as src:
-                    src.read(backupset.CHUNK)
-            except UNREADABLE as exc:
-                hc.problems.append(f"{what} cannot be read: {exc}")
-        return None
-    compress = entry.get("compression", "none")
+        return _read_size(hc, what, path, entry, how)
     try:
-        if not entry.get("encryption"):
+        if not entry.encryption:
             with open(path, "rb") as f:
-                got = reader(f, compress)
-            stored, want = got[1:3], entry.get("sha256")  # both readers return (result, sha256, size, ...)
+                got = reader(f, entry.compression)
+            stored = got[1:3]  # both readers return (result, sha256, size, ...)
         else:
-            stored, want = (backupset.file_sha256(path), path.stat().st_size), entry.get("sha256")
-            got = None
-            if ids is not None:
-                with crypto.decrypted(path, ids) as src:
-                    got = reader(src, compress)
-                if got[1] != entry.get("plain_sha256"):
+            stored, got = (backupset.file_sha256(path), path.stat().st_size), None
+            if how.ids is not None:
+                with crypto.decrypted(path, how.ids) as src:
+                    got = reader(src, entry.compression)
+                if got[1] != entry.plain_sha256:
                     hc.problems.append(f"{what}'s decrypted sha256 differs from the manifest")
             elif SEALED not in hc.notes:
                 hc.notes.append(SEALED)
@@ -114,122 +103,108 @@ def _read(hc: HostCheck, what: str, path: Path, entry: dict, reader, how: Readin
         hc.problems.append(f"{what} cannot be read: {exc}")
         return None
     hc.size += stored[1]
-    if (stored[0], stored[1]) != (want, entry.get("size")):
+    if (stored[0], stored[1]) != (entry.sha256, entry.size):
         hc.problems.append(f"{what} sha256/size differ from the manifest")
         return None
     return got
 
 
+def _read_size(hc: HostCheck, what: str, path: Path, entry, how: Reading) -> None:
+    size = path.stat().st_size
+    hc.size += size
+    if size != entry.size:
+        hc.problems.append(f"{what} size differs from the manifest")
+    if entry.encryption and how.ids is None and SEALED not in hc.notes:
+        hc.notes.append(SEALED)
+    elif entry.encryption:  # the identity must open it: decrypt the first block
+        try:
+            with crypto.decrypted(path, how.ids) as src:
+                src.read(backupset.CHUNK)
+        except UNREADABLE as exc:
+            hc.problems.append(f"{what} cannot be read: {exc}")
+
+
 def _check_archive(hc: HostCheck, host_dir: Path, how: Reading) -> None:
-    arch = hc.manifest.get("archive") or {}
-    if not arch:
-        hc.problems.append("the manifest lists no archive")
-        return
-    got = _read(hc, "archive", host_dir / arch["file"], arch, backupset.read_archive, how)
-    if got is not None:
-        files = got[0]
-        if files != arch.get("files"):
-            hc.problems.append("archive members differ from the manifest listing")
-    elif how.content or hc.problems:
-        return
-    else:  # the listing stands for the members: a restore checks the bytes against the sha256 as it uploads
-        files = arch.get("files", [])
-    hc.files = len(files)
-    roots = [t.lstrip("/") for t in arch.get("actual_trees", [])]
-    stray = [f["path"] for f in files
-             if not any(f["path"].lstrip("/") == r or f["path"].lstrip("/").startswith(r + "/") for r in roots)]
-    if stray:
-        hc.problems.append(f"archive holds paths outside its trees: {', '.join(stray[:3])}")
-
-
-def _check_layout(hc: HostCheck) -> None:
     m = hc.manifest
-    try:
-        lay = backupset.manifest_layout(m)
-    except (KeyError, ValueError, layouts.UnknownLayout) as exc:
-        hc.problems.append(f"manifest names no known MAAS layout: {exc}")
-        return
-    if lay.name != m.get("layout"):
-        hc.problems.append(f"manifest says layout {m.get('layout')}, MAAS {m['maas_version']} is {lay.name}")
-    allowed = set(lay.trees + lay.region_trees)
-    trees = (m.get("archive") or {}).get("trees", [])
-    if not set(trees) <= allowed:
-        hc.problems.append(f"archive trees {sorted(set(trees) - allowed)} are not {lay.name} trees")
+    arch = m.archive
+    got = _read(hc, "archive", host_dir / arch.file, arch, backupset.read_archive, how)
+    if got is not None and tuple(mf.Member(**e) for e in got[0]) != arch.files:
+        hc.problems.append("archive members differ from the manifest listing")
+    hc.files = len(arch.files)
+    lay = m.lay
+    rules = confine.Rules(tuple(t.lstrip("/") for t in (m.on_host(p) for p in lay.archived_trees(set(m.roles)))),
+                          frozenset(lay.owners))
+    violations = confine.check_listing(arch.files, rules)
+    if violations:
+        hc.problems.append("a restore must not write " + "; ".join(violations[:3]))
 
 
 def _check_dump(hc: HostCheck, host_dir: Path, how: Reading) -> None:
-    d = hc.manifest.get("dump")
+    d = hc.manifest.dump
     if not d:
         return
-    got = _read(hc, "dump", host_dir / d["file"], d, backupset.read_dump, how)
-    if got is not None and got[0] != backupset.completion_line(d.get("kind", "")):
+    got = _read(hc, "dump", host_dir / d.file, d, backupset.read_dump, how)
+    if got is not None and got[0] != backupset.completion_line(d.kind):
         hc.problems.append(f"dump is incomplete (last line {got[0][:50]!r})")
 
 
-def check_host(set_dir: Path, host: str, entry: dict, how: Reading = Reading()) -> HostCheck:
-    """Check one host's files in a set against its manifest.
+def _check_records(hc: HostCheck, set_dir: Path, entry: mf.HostEntry) -> None:
+    """The set manifest's record of this host's files must be what is on disk and what its manifest says."""
+    mpath = set_dir / hc.host / mf.MANIFEST
+    if entry.manifest_sha256 and backupset.file_sha256(mpath) != entry.manifest_sha256:
+        hc.problems.append("manifest.json was changed after the backup (sha256 differs from the set's record)")
+    m = hc.manifest
+    said = {m.archive.file: m.archive.sha256} | ({m.dump.file: m.dump.sha256} if m.dump else {})
+    if entry.files and entry.files != said:
+        hc.problems.append("the set manifest's checksums differ from the host manifest's")
+
+
+def check_host(set_dir: Path, records: mf.SetRecords, host: str, how: Reading = Reading()) -> HostCheck:
+    """Check one host's files in a set against its (validated) manifest.
 
     Reads every byte once (decrypting with ``how.ids``); with ``how.content`` False, only
-    the manifest, the layout and the files' sizes are checked, in no time.
+    the records and the files' sizes are checked, in no time.
     """
-    hc = HostCheck(host)
-    host_dir = set_dir / host
-    mpath = host_dir / backupset.MANIFEST
-    try:
-        hc.manifest = _load_json(mpath)
-    except (OSError, ValueError) as exc:
-        hc.problems.append(f"manifest cannot be read: {exc}")
-        return hc
-    recorded = entry.get("manifest_sha256")
-    if recorded and backupset.file_sha256(mpath) != recorded:
-        hc.problems.append("manifest.json was changed after the backup (sha256 differs from the set's record)")
-    _check_layout(hc)
-    _check_archive(hc, host_dir, how)
-    _check_dump(hc, host_dir, how)
+    hc = HostCheck(host, records.hosts[host])
+    _check_records(hc, set_dir, records.set.hosts[host])
+    _check_archive(hc, set_dir / host, how)
+    _check_dump(hc, set_dir / host, how)
     return hc
 
 
-def secret_digest(manifest: dict) -> str | None:
-    """sha256 of the host's MAAS secret file as archived (from the listing), or None when not archived."""
-    try:
-        lay = backupset.manifest_layout(manifest)
-    except (KeyError, ValueError, layouts.UnknownLayout):
+def _database_problem(records: mf.SetRecords, database_elsewhere: bool) -> str | None:
+    db = records.set.database
+    holder = records.hosts.get(db.dumped_by) if db.dumped_by else None
+    if holder is not None and holder.dump is not None:
         return None
-    path = actual(lay.secret, manifest.get("snap_data"))
-    entry = next((f for f in (manifest.get("archive") or {}).get("files", []) if f["path"] == path), None)
-    return entry.get("sha256") if entry else None
+    return None if database_elsewhere else NO_DATABASE
 
 
-def verify_set(set_dir: Path, parallel: int = 4, ids: list | None = None, content: bool = True) -> SetCheck:
+def verify_set(set_dir: Path, parallel: int = 4, ids: list | None = None, content: bool = True,
+               database_elsewhere: bool = False) -> SetCheck:
     """Check a whole set (decrypting with ``ids`` if it is encrypted); never raises for a damaged set.
 
     ``content`` False checks everything but the files' bytes (see :func:`check_host`).
     """
-    how = Reading(ids, content)
     try:
-        manifest = _load_json(set_dir / backupset.MANIFEST)
-    except (OSError, ValueError) as exc:
-        return SetCheck(set_dir, {}, {}, [f"{set_dir}: not a backup set ({exc})"])
-    sc = SetCheck(set_dir, manifest, {})
-    if not manifest.get("complete") or set_dir.name.endswith(backupset.PARTIAL):
+        records = mf.read_set(set_dir)
+    except mf.ManifestError as exc:
+        return SetCheck(set_dir, None, {}, [f"not a backup set maasops can trust: {exc}"])
+    sc = SetCheck(set_dir, records, {})
+    if not records.set.complete or set_dir.name.endswith(backupset.PARTIAL):
         sc.problems.append("the set is incomplete: its backup did not finish on every host")
-    entries = {h: e for h, e in manifest.get("hosts", {}).items() if e.get("status") == "ok"}
+    problem = _database_problem(records, database_elsewhere)
+    if problem:
+        sc.problems.append(problem)
+    elif records.set.database.elsewhere or not records.set.database.dumped_by:
+        sc.notes.append("the set holds no database: it is backed up elsewhere (--database-elsewhere)")
+    how = Reading(ids, content)
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        checks = pool.map(lambda item: check_host(set_dir, *item, how), entries.items())
-        sc.hosts = {hc.host: hc for hc in checks}
-    region_secrets = {secret_digest(h.manifest) for h in sc.hosts.values()
-                      if "region" in h.manifest.get("roles", [])} - {None}
+        sc.hosts = {hc.host: hc for hc in pool.map(lambda h: check_host(set_dir, records, h, how), records.hosts)}
+    region_secrets = {m.secret_sha256() for m in records.hosts.values() if "region" in m.roles} - {None}
     if len(region_secrets) > 1:
         sc.problems.append("the regions in this set have different secrets")
     return sc
-
-
-def read_manifests(set_dir: Path) -> SetCheck:
-    """The set's and its hosts' manifests as written, without reading archives or dumps (see verify_set)."""
-    manifest = _load_json(set_dir / backupset.MANIFEST)
-    hosts = {h: HostCheck(h, _load_json(set_dir / h / backupset.MANIFEST))
-             for h, e in manifest.get("hosts", {}).items() if e.get("status") == "ok"}
-    return SetCheck(set_dir, manifest, hosts)
 
 
 def rows(sc: SetCheck) -> list[dict]:
@@ -237,9 +212,8 @@ def rows(sc: SetCheck) -> list[dict]:
     out = []
     for h in sorted(sc.hosts.values(), key=lambda h: h.host):
         m = h.manifest
-        out.append({"host": h.host, "layout": m.get("layout", "?"), "version": m.get("maas_version", "?"),
-                    "roles": "+".join(m.get("roles", [])), "files": h.files,
-                    "dump": "yes" if m.get("dump") else "-", "size": report.human_bytes(h.size),
+        out.append({"host": h.host, "layout": m.layout, "version": m.maas_version, "roles": "+".join(m.roles),
+                    "files": h.files, "dump": "yes" if m.dump else "-", "size": report.human_bytes(h.size),
                     "result": ("ok" if h.ok else "BAD: " + "; ".join(h.problems))
                     + "".join(f" ({n})" for n in h.notes)})
     return out

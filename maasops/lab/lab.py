@@ -30,6 +30,7 @@ from maasops.lab.profiles import PROFILES, parse_profiles
 
 STATE_FILE = "lab.json"
 BASTION = "bastion"
+DB_HOST = "db1"  # --dedicated-db: the PostgreSQL host every region uses over the lab network
 
 
 @dataclass
@@ -171,12 +172,15 @@ def _plan_hosts(lab_id: str, net: ipaddress.IPv4Network, regions: int, racks: in
 
 
 def up(lab_dir: str | Path = ".lab", regions: int = 1, racks: int = 2, profile: str = "deb-3.5",
-       db_mb: int = 4, combined: bool = False, bastion_only: bool = True, sudo_password: bool = True) -> Lab:
+       db_mb: int = 4, combined: bool = False, bastion_only: bool = True, sudo_password: bool = True,
+       dedicated_db: bool = False) -> Lab:
     """Bring a lab up (tearing down any lab already in ``lab_dir``) and return it.
 
     ``sudo_password``: the last host asks for a sudo password, as some real hosts do.
     """
     path = Path(lab_dir).resolve()
+    if dedicated_db:
+        raise ValueError("--dedicated-db is not built yet")
     if any(path.is_relative_to(top) for top in namespaces.OVERLAID):
         raise ValueError(f"{path}: a lab cannot live under {', '.join(namespaces.OVERLAID)} (its hosts overlay "
                          "those directories); pick a directory elsewhere")

@@ -1,0 +1,77 @@
+"""``maasops cleanup``: what older restores left on the hosts, listed (``--dry-run``) or removed.
+
+A restore keeps, on each host, the trees it replaced (aside copies), the
+database it replaced (renamed) and its run records, so that ``--rollback`` can
+put them back; each restore prunes what is older than the newest ``--keep``.
+This task shows the rest, or removes it on demand, keeping the newest ``--keep``.
+"""
+
+from __future__ import annotations
+
+from invoke import Context, Exit
+
+from maasops import cli, database, fleet, layouts, output, probe, remote, report
+from maasops.command import Cmd, Q, Word
+from maasops.restore_plan import ASIDE, KEEP, ROLLED_BACK, RUN_ROOT, prune_command
+
+
+def _prefixes(f: probe.HostFacts) -> list[str]:
+    out = [f"{RUN_ROOT}/"]
+    for tree in f.layout.archived_trees(set(f.roles)):
+        path = f.on_host(tree)
+        out += [f"{path}{ASIDE}", f"{path}{ROLLED_BACK}", f"{path}/{ASIDE}", f"{path}/{ROLLED_BACK}"]
+    return out
+
+
+def _server(f: probe.HostFacts) -> database.Server | None:
+    db = f.database
+    if db is None or db.location != "local":
+        return None
+    return database.Server("local", db.host if db.host.startswith("/") else "localhost", db.port, layouts.PG_SUPERUSER)
+
+
+def list_command(f: probe.HostFacts) -> Cmd:
+    """Print every leftover on the host (with its size), and every kept database."""
+    parts = [Cmd("ls -1d --", Word(Q(p), "[0-9]*"), "2>/dev/null | while IFS= read -r p; do du -sh -- \"$p\"; done;")
+             for p in _prefixes(f)]
+    server = _server(f)
+    if server:
+        listing = database.sql(server, "SELECT datname FROM pg_database WHERE left(datname, "
+                                       f"{len(database.KEPT_PREFIX)}) = '{database.KEPT_PREFIX}' ORDER BY datname")
+        parts.append(Cmd(listing, "| sed 's/^/database\\t/';"))
+    return Cmd(*parts, "true")
+
+
+def _one(t: fleet.Target, keep: int, dry_run: bool) -> list[str]:
+    f = probe.probe(t.connection)
+    if f.install is None:
+        return []
+    cmd = list_command(f) if dry_run else prune_command(f, keep, _server(f))
+    return remote.run(t.connection, cmd, "cleanup", user="root").stdout.splitlines()
+
+
+def run_task(c: Context, req: cli.FleetRequest) -> None:
+    """List or remove leftovers of older restores on every target."""
+    opts = req.options
+    out = output.Output(bool(opts.get("json")))
+    keep = int(opts.get("keep") or KEEP)
+    if keep < 1:
+        raise Exit("--keep must be 1 or more: the last restore's copies are what --rollback puts back", code=2)
+    _, tgts = cli.targets(c, req)
+    dry_run = bool(opts.get("dry_run"))
+    with fleet.closing(tgts):
+        got = fleet.each(tgts, lambda t: _one(t, keep, dry_run), int(opts.get("parallel") or fleet.PARALLEL))
+    rows = []
+    for name, lines in sorted(got.items()):
+        if isinstance(lines, BaseException):
+            rows.append({"host": name, "leftover": "", "error": str(lines)})
+            continue
+        rows += [{"host": name, "leftover": line, "error": ""} for line in lines] or \
+            [{"host": name, "leftover": "(none)" if dry_run else "(nothing to remove)", "error": ""}]
+    out.say(report.table(rows))
+    if not dry_run:
+        out.say(f"kept the newest {keep} of each kind: what --rollback needs")
+    out.emit({"operation": "cleanup", "dry_run": dry_run, "keep": keep,
+              "hosts": {n: (v if isinstance(v, list) else {"error": str(v)}) for n, v in got.items()}})
+    if any(isinstance(v, BaseException) for v in got.values()):
+        raise Exit(code=1)

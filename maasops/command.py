@@ -1,0 +1,136 @@
+"""Remote commands built from parts, so that quoting is never forgotten.
+
+A :class:`Cmd` is a sequence of parts joined by spaces, in the manner of
+pyinfra's ``StringCommand``:
+
+- a plain ``str`` is shell syntax written in this code base (``tar``, ``|``,
+  ``&&``, ``2>``): never data;
+- :class:`Q` is a value (a path, a URL, a database name, anything that came
+  from a host, a set, an inventory or the user): always shell-quoted;
+- :class:`Secret` is a value quoted the same way but shown as ``***`` when a
+  command is printed (a plan, an error);
+- a nested :class:`Cmd` is spliced in as it is.
+
+``str(cmd)`` is what runs; ``cmd.shown()`` is what a person sees.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class Q:
+    """A value passed to the shell as data: quoted, whatever it holds.
+
+    A :class:`Cmd` value becomes one argument (for ``bash -c``), its secrets still masked when shown.
+    """
+
+    value: object
+
+    def text(self, shown: bool) -> str:
+        """The quoted value; a nested command is shown with its secrets masked."""
+        if isinstance(self.value, Cmd):
+            return shlex.quote(self.value.shown() if shown else str(self.value))
+        return shlex.quote(str(self.value))
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value passed as data that must never be shown: printed as ``***``."""
+
+    value: str
+
+    def text(self, shown: bool) -> str:
+        """The quoted value, or the mask when shown."""
+        return MASK if shown else shlex.quote(self.value)
+
+
+class Cmd:
+    """A shell command made of syntax (``str``), quoted values (:class:`Q`, :class:`Secret`) and commands."""
+
+    __slots__ = ("parts",)
+    SEP = " "
+
+    def __init__(self, *parts: str | Q | Secret | Cmd):
+        for p in parts:
+            if not isinstance(p, (str, Q, Secret, Cmd)):
+                raise TypeError(f"a command part must be shell syntax (str), Q, Secret or Cmd, not {type(p).__name__}")
+        self.parts = parts
+
+    def _text(self, shown: bool) -> str:
+        out = []
+        for p in self.parts:
+            if isinstance(p, str):
+                out.append(p)
+            elif isinstance(p, Cmd):
+                out.append(p._text(shown))
+            else:
+                out.append(p.text(shown))
+        return self.SEP.join(x for x in out if x)
+
+    def __str__(self) -> str:
+        return self._text(shown=False)
+
+    def shown(self) -> str:
+        """The command as a person may see it: secrets masked."""
+        return self._text(shown=True)
+
+    def __repr__(self) -> str:
+        return f"Cmd({self.shown()!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cmd) and str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+
+class Word(Cmd):
+    """Parts glued into one shell word: ``Word("KEY=", Q(value))`` is ``KEY='value'``."""
+
+    __slots__ = ()
+    SEP = ""
+
+
+def _joined(sep: str, cmds: Iterable[Cmd | str]) -> Cmd:
+    parts: list[str | Cmd] = []
+    for c in cmds:
+        if not c:
+            continue
+        if parts:
+            parts.append(sep)
+        parts.append(c if isinstance(c, Cmd) else Cmd(c))
+    return Cmd(*parts)
+
+
+def all_of(*cmds: Cmd | str) -> Cmd:
+    """``a && b && c``: each runs only when the one before succeeded."""
+    return _joined("&&", cmds)
+
+
+def seq(*cmds: Cmd | str) -> Cmd:
+    """``a; b; c``: one after another, whatever each exits with."""
+    return _joined(";", cmds)
+
+
+def pipe(*cmds: Cmd | str) -> Cmd:
+    """``a | b | c`` (run under ``pipefail`` by :mod:`maasops.remote`, so a failure anywhere fails it)."""
+    return _joined("|", cmds)
+
+
+def group(cmd: Cmd) -> Cmd:
+    """``{ cmd; }``: one unit for ``&&``, ``||`` and redirections."""
+    return Cmd("{", cmd, "; }")
+
+
+def shell(cmd: Cmd) -> Cmd:
+    """``bash -o pipefail -c CMD``: one argument for sudo, a failure anywhere in a pipeline fails the whole."""
+    return Cmd("bash", "-o", "pipefail", "-c", Q(cmd))

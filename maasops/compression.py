@@ -1,0 +1,58 @@
+"""How archives and dumps are compressed: on the host as they are written, on the laptop or host when read.
+
+One codec per ``--compress`` choice: the host command that compresses a stream,
+the one that decompresses it, the file suffix, the tool the host needs, and how
+the laptop reads it back (streaming, never a whole file in memory).
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import zstandard
+
+from maasops.command import Cmd
+
+
+@dataclass(frozen=True)
+class Codec:
+    """One way of compressing a stream."""
+
+    name: str
+    compress: Cmd | None  # None: the stream goes as it is
+    decompress: Cmd
+    suffix: str
+    tool: str | None  # what the host must have
+
+
+CODECS = {
+    "gzip": Codec("gzip", Cmd("gzip -1"), Cmd("gzip -dc"), ".gz", "gzip"),
+    "zstd": Codec("zstd", Cmd("zstd -q -T0"), Cmd("zstd -dc"), ".zst", "zstd"),
+    "none": Codec("none", None, Cmd("cat"), "", None),
+}
+
+
+def codec(name: str) -> Codec:
+    """The codec called ``name`` (ValueError naming the known ones otherwise)."""
+    try:
+        return CODECS[name]
+    except KeyError:
+        raise ValueError(f"unknown compression {name!r} (known: {', '.join(CODECS)})") from None
+
+
+def compressed(command: Cmd, name: str) -> Cmd:
+    """``command`` with its output compressed as ``name`` says."""
+    c = codec(name).compress
+    return Cmd(command, "|", c) if c else command
+
+
+def reader(raw: BinaryIO, name: str) -> BinaryIO:
+    """A reader of the decompressed bytes of ``raw`` (streaming)."""
+    if name == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if name == "zstd":
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    codec(name)
+    return raw

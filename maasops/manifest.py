@@ -1,0 +1,428 @@
+"""The backup set's records, typed: host manifests, the set manifest, and the one reader that validates them.
+
+A set is hostile input until proven otherwise: whoever can write to the
+laptop's backups directory can write these files. :func:`read_set` is the single
+place a set's manifests are read: it refuses a format it does not know, a field
+of the wrong type, a host or file name that would leave the set's directory, a
+database name that is no identifier, trees and excludes that are not what the
+layout table gives for that MAAS (rebased for the snap revision), and a listing
+whose paths leave those trees. Nothing downstream reads a manifest's JSON itself.
+
+Format 2 adds ``format_version``, each host's file checksums in the set manifest
+(so a signature over the set manifest covers every byte) and the set's
+``database`` record. Format 1 (no ``format_version``, sets written before
+signing) is read too; such a set is unsigned, which the caller must allow.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from maasops import compression, layouts
+
+FORMAT_VERSION = 2
+KNOWN_FORMATS = (1, 2)
+MANIFEST = "manifest.json"
+ARCHIVE = "config.tar"
+DUMP = "maasdb.sql"
+ENCRYPTED = ".age"
+DUMP_KINDS = ("pg_dump", "pg_dumpall", "roles+pg_dump")
+DUMP_HOW = ("local", "network", "maas-test-db")
+MEMBER_TYPES = ("file", "dir", "symlink", "hardlink", "other")
+ROLES = ("region", "rack")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._:@-]{0,127}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MODE = re.compile(r"^0?[0-7]{3,4}$")
+MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
+MAX_MANIFEST = 256 * 1024 * 1024  # a listing of millions of files still fits; a bigger file is not a manifest
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be trusted or understood; the message names the file and the field."""
+
+
+def safe_name(name: object, what: str) -> str:
+    """``name`` when it can be one path component (a host or deployment name), else ManifestError."""
+    if not isinstance(name, str) or not SAFE_NAME.match(name) or name in (".", ".."):
+        raise ManifestError(f"{what} {str(name)[:40]!r} is not a safe name (letters, digits and ._:@- only)")
+    return name
+
+
+@dataclass(frozen=True)
+class Member:
+    """One archive member as the backup listed it."""
+
+    path: str
+    type: str
+    mode: str
+    uid: int
+    gid: int
+    user: str
+    group: str
+    size: int | None = None
+    sha256: str | None = None
+    link: str | None = None
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A host's config archive."""
+
+    file: str
+    compression: str
+    size: int
+    sha256: str
+    encryption: str | None
+    plain_sha256: str | None
+    trees: tuple[str, ...]  # layout paths
+    actual_trees: tuple[str, ...]  # as on the host (snap revision)
+    excluded: tuple[str, ...]  # as on the host
+    files: tuple[Member, ...]
+
+
+@dataclass(frozen=True)
+class Dump:
+    """A database dump."""
+
+    file: str
+    compression: str
+    size: int
+    sha256: str
+    encryption: str | None
+    plain_sha256: str | None
+    kind: str
+    database: str
+    how: str  # local | network | maas-test-db
+    last_line: str
+    uncompressed_size: int
+
+
+@dataclass(frozen=True)
+class Downtime:
+    """When a backup stopped and started the host's units."""
+
+    units: tuple[str, ...]
+    stopped_at: float
+    started_at: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class HostManifest:
+    """What one host's backup holds and the facts of the host it came from."""
+
+    host: str
+    address: str
+    install: str
+    maas_version: str
+    layout: str
+    roles: tuple[str, ...]
+    snap_revision: str | None
+    snap_data: str | None
+    snap_mode: str | None
+    maas_url: str | None
+    database: dict | None
+    vault: bool
+    notes: tuple[str, ...]
+    unit_states: dict[str, str]
+    archive: Archive
+    dump: Dump | None = None
+    other_db_sessions: str | None = None
+    downtime: Downtime | None = None
+    tool: str = "maasops"
+    tool_version: str = ""
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def lay(self) -> layouts.Layout:
+        """The layout of the MAAS this manifest describes."""
+        return layouts.layout_for(self.install, layouts.parse_version(self.maas_version))
+
+    def on_host(self, path: str) -> str:
+        """A layout path as it was on the backed-up host."""
+        return layouts.on_host(path, self.snap_data)
+
+    def secret_sha256(self) -> str | None:
+        """sha256 of the host's MAAS secret file as archived, or None when it was not archived."""
+        path = self.on_host(self.lay.secret)
+        return next((m.sha256 for m in self.archive.files if m.path == path), None)
+
+    def to_json(self) -> dict:
+        """The manifest as written to disk."""
+        return {"format_version": self.format_version, **{k: v for k, v in asdict(self).items()
+                                                          if k != "format_version"}}
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    """A host's line in the set manifest."""
+
+    status: str
+    error: str = ""
+    manifest_sha256: str | None = None
+    files: dict[str, str] = field(default_factory=dict)  # file name -> sha256 as stored
+
+
+@dataclass(frozen=True)
+class DatabaseRecord:
+    """Where the deployment's database is in this set: dumped by a host, or backed up elsewhere."""
+
+    dumped_by: str | None
+    elsewhere: bool = False
+
+
+@dataclass(frozen=True)
+class SetManifest:
+    """The whole set: when, which deployment, each host and the database."""
+
+    deployment: str
+    created: str
+    complete: bool
+    options: dict
+    dump_owners: dict[str, str]
+    database: DatabaseRecord
+    hosts: dict[str, HostEntry]
+    tool: str = "maasops"
+    tool_version: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict:
+        """The manifest as written to disk."""
+        return {"format_version": self.format_version, **{k: v for k, v in asdict(self).items()
+                                                          if k != "format_version"}}
+
+
+# --- reading ----------------------------------------------------------------------------------------------------
+
+
+class _Obj:
+    """Typed access to one JSON object, every error naming where it is."""
+
+    def __init__(self, data: object, where: str):
+        if not isinstance(data, dict):
+            raise ManifestError(f"{where}: not a JSON object")
+        self.data, self.where = data, where
+
+    def _get(self, key: str, kinds: tuple[type, ...], optional: bool):
+        if key not in self.data or self.data[key] is None:
+            if optional:
+                return None
+            raise ManifestError(f"{self.where}: {key} is missing")
+        value = self.data[key]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise ManifestError(f"{self.where}: {key} is a {type(value).__name__}, not a {kinds[0].__name__}")
+        return value
+
+    def str(self, key: str, optional: bool = False) -> str | None:
+        return self._get(key, (str,), optional)
+
+    def int(self, key: str, optional: bool = False) -> int | None:
+        value = self._get(key, (int,), optional)
+        if value is not None and value < 0:
+            raise ManifestError(f"{self.where}: {key} is negative")
+        return value
+
+    def num(self, key: str) -> float:
+        return float(self._get(key, (int, float), False))
+
+    def bool(self, key: str) -> bool:
+        return bool(self._get(key, (bool,), True))
+
+    def strs(self, key: str) -> tuple[str, ...]:
+        items = self._get(key, (list,), True) or []
+        if not all(isinstance(i, str) for i in items):
+            raise ManifestError(f"{self.where}: {key} must be a list of strings")
+        return tuple(items)
+
+    def obj(self, key: str, optional: bool = False) -> _Obj | None:
+        value = self._get(key, (dict,), optional)
+        return None if value is None else _Obj(value, f"{self.where}: {key}")
+
+    def str_map(self, key: str) -> dict[str, str]:
+        value = self._get(key, (dict,), True) or {}
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ManifestError(f"{self.where}: {key} must map strings to strings")
+        return dict(value)
+
+    def sha(self, key: str, optional: bool = False) -> str | None:
+        value = self.str(key, optional)
+        if value is not None and not SHA256.match(value):
+            raise ManifestError(f"{self.where}: {key} is not a sha256")
+        return value
+
+
+def _format(o: _Obj) -> int:
+    version = o.int("format_version", optional=True) or 1
+    if version not in KNOWN_FORMATS:
+        raise ManifestError(f"{o.where}: format_version {version} is not one this maasops reads "
+                            f"({', '.join(map(str, KNOWN_FORMATS))}): use a newer maasops")
+    return version
+
+
+def _stored(o: _Obj, base: str) -> dict:
+    comp = o.str("compression")
+    try:
+        codec = compression.codec(comp)
+    except ValueError as exc:
+        raise ManifestError(f"{o.where}: {exc}") from None
+    encryption = o.str("encryption", optional=True)
+    if encryption not in (None, "age"):
+        raise ManifestError(f"{o.where}: unknown encryption {encryption!r}")
+    expected = base + codec.suffix + (ENCRYPTED if encryption else "")
+    if o.str("file") != expected:
+        raise ManifestError(f"{o.where}: file is {o.str('file')[:60]!r}, must be {expected!r}")
+    return {"file": expected, "compression": comp, "size": o.int("size"), "sha256": o.sha("sha256"),
+            "encryption": encryption, "plain_sha256": o.sha("plain_sha256", optional=not encryption)}
+
+
+def _member(data: object, where: str, roots: tuple[str, ...]) -> Member:
+    o = _Obj(data, where)
+    path = o.str("path")
+    if not path.startswith("/") or "\0" in path or any(p in ("..", ".") for p in path.split("/")[1:]):
+        raise ManifestError(f"{where}: path {path[:80]!r} is not a clean absolute path")
+    if not within(path, roots):
+        raise ManifestError(f"{where}: {path[:80]} is outside the archived trees")
+    kind = o.str("type")
+    mode = o.str("mode")
+    if kind not in MEMBER_TYPES or not MODE.match(mode):
+        raise ManifestError(f"{where}: type {kind!r} or mode {mode!r} is not one a listing has")
+    return Member(path, kind, mode, o.int("uid"), o.int("gid"), o.str("user"), o.str("group"),
+                  o.int("size", optional=True), o.sha("sha256", optional=kind != "file"),
+                  o.str("link", optional=kind not in ("symlink", "hardlink")))
+
+
+def within(path: str, roots: tuple[str, ...]) -> bool:
+    """True when ``path`` is one of ``roots`` or below one of them."""
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _archive(o: _Obj, lay: layouts.Layout, roles: set[str], snap_data: str | None) -> Archive:
+    stored = _stored(o, ARCHIVE)
+    trees = o.strs("trees")
+    allowed = lay.archived_trees(roles)
+    if not trees or not set(trees) <= set(allowed):
+        raise ManifestError(f"{o.where}: trees {list(trees)} are not {lay.name} trees for a {'+'.join(roles)}")
+    actual = tuple(layouts.on_host(t, snap_data) for t in trees)
+    if o.strs("actual_trees") != actual:
+        raise ManifestError(f"{o.where}: actual_trees are not the trees on the host it names")
+    always = {layouts.on_host(p, snap_data) for p in lay.cache_excludes}
+    excluded = o.strs("excluded")
+    if not always <= set(excluded) <= always | {layouts.on_host(p, snap_data) for p in lay.image_dirs}:
+        raise ManifestError(f"{o.where}: excluded {list(excluded)} is not what {lay.name} leaves out")
+    items = o._get("files", (list,), False)
+    files = tuple(_member(m, f"{o.where}: files[{i}]", actual) for i, m in enumerate(items))
+    return Archive(**stored, trees=trees, actual_trees=actual, excluded=excluded, files=files)
+
+
+def _dump(o: _Obj) -> Dump:
+    stored = _stored(o, DUMP)
+    kind, how, database = o.str("kind"), o.str("how", optional=True) or "local", o.str("database")
+    if kind not in DUMP_KINDS or how not in DUMP_HOW:
+        raise ManifestError(f"{o.where}: a dump of kind {kind!r} taken {how!r} is not one maasops makes")
+    if not database or len(database.encode()) > MAX_IDENTIFIER or "\0" in database:
+        raise ManifestError(f"{o.where}: database {database[:70]!r} is not a PostgreSQL database name")
+    return Dump(**stored, kind=kind, database=database, how=how, last_line=o.str("last_line"),
+                uncompressed_size=o.int("uncompressed_size"))
+
+
+def parse_host(data: object, host: str, where: str) -> HostManifest:
+    """A host manifest from its JSON, validated against the layout table (ManifestError otherwise)."""
+    o = _Obj(data, where)
+    version = _format(o)
+    if o.str("host") != host:
+        raise ManifestError(f"{where}: says host {o.str('host')[:40]!r}, but is in {host}/")
+    install, maas_version = o.str("install"), o.str("maas_version")
+    try:
+        lay = layouts.layout_for(install, layouts.parse_version(maas_version))
+    except (ValueError, layouts.UnknownLayout) as exc:
+        raise ManifestError(f"{where}: names no known MAAS layout: {exc}") from None
+    if o.str("layout") != lay.name:
+        raise ManifestError(f"{where}: says layout {o.str('layout')}, MAAS {maas_version} is {lay.name}")
+    roles = o.strs("roles")
+    if not roles or not set(roles) <= set(ROLES):
+        raise ManifestError(f"{where}: roles {list(roles)} are not region and/or rack")
+    snap_data = o.str("snap_data", optional=True)
+    if (install == "snap") != bool(snap_data) or (snap_data and not layouts.SNAP_REVISION_DIR.match(snap_data)):
+        raise ManifestError(f"{where}: snap_data {str(snap_data)[:60]!r} is not a snap revision directory")
+    dump = o.obj("dump", optional=True)
+    downtime = o.obj("downtime", optional=True)
+    return HostManifest(
+        host=host, address=o.str("address", optional=True) or host, install=install, maas_version=maas_version,
+        layout=lay.name, roles=roles, snap_revision=o.str("snap_revision", optional=True), snap_data=snap_data,
+        snap_mode=o.str("snap_mode", optional=True), maas_url=o.str("maas_url", optional=True),
+        database=o.data.get("database") if isinstance(o.data.get("database"), dict) else None,
+        vault=o.bool("vault"), notes=o.strs("notes"), unit_states=o.str_map("unit_states"),
+        archive=_archive(o.obj("archive"), lay, set(roles), snap_data),
+        dump=_dump(dump) if dump else None, other_db_sessions=o.str("other_db_sessions", optional=True),
+        downtime=Downtime(downtime.strs("units"), downtime.num("stopped_at"), downtime.num("started_at"),
+                          downtime.num("seconds")) if downtime else None,
+        tool=o.str("tool", optional=True) or "maasops", tool_version=o.str("tool_version", optional=True) or "",
+        format_version=version)
+
+
+def parse_set(data: object, where: str) -> SetManifest:
+    """A set manifest from its JSON, validated (ManifestError otherwise)."""
+    o = _Obj(data, where)
+    version = _format(o)
+    hosts_obj = o.obj("hosts")
+    hosts = {}
+    for name, entry in hosts_obj.data.items():
+        e = _Obj(entry, f"{where}: hosts.{safe_name(name, 'host name')}")
+        files = e.str_map("files")
+        for f, digest in files.items():
+            if "/" in f or f.startswith(".") or not SHA256.match(digest):
+                raise ManifestError(f"{e.where}: files has {f[:40]!r}: not a file name with a sha256")
+        hosts[name] = HostEntry(e.str("status"), e.str("error", optional=True) or "",
+                                e.sha("manifest_sha256", optional=True), files)
+    owners = o.str_map("dump_owners")
+    for host, how in owners.items():
+        if host not in hosts or how not in DUMP_HOW:
+            raise ManifestError(f"{where}: dump_owners names {host[:40]!r} ({how[:20]!r}): not a host of this set")
+    db = o.obj("database", optional=True)
+    if db is not None:
+        record = DatabaseRecord(db.str("dumped_by", optional=True), db.bool("elsewhere"))
+        if record.dumped_by is not None and record.dumped_by not in hosts:
+            raise ManifestError(f"{where}: database.dumped_by {record.dumped_by[:40]!r} is not a host of this set")
+    else:  # format 1: the dump owners say it
+        record = DatabaseRecord(next(iter(sorted(owners)), None))
+    return SetManifest(
+        deployment=safe_name(o.str("deployment"), "deployment"), created=o.str("created"),
+        complete=o.bool("complete"), options=o.data.get("options") if isinstance(o.data.get("options"), dict) else {},
+        dump_owners=owners, database=record, hosts=hosts, tool=o.str("tool", optional=True) or "maasops",
+        tool_version=o.str("tool_version", optional=True) or "", format_version=version)
+
+
+def load_json(path: Path) -> object:
+    """A JSON file's data (ManifestError naming the file when it cannot be read, is too big or is no JSON)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_MANIFEST + 1)
+        if len(data) > MAX_MANIFEST:
+            raise ValueError(f"larger than {MAX_MANIFEST >> 20} MiB")
+        return json.loads(data.decode())
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"{path.parent.name}/{path.name}: cannot be read: {exc}") from None
+
+
+@dataclass
+class SetRecords:
+    """A set's manifests as read and validated: the set's, and each ok host's."""
+
+    path: Path
+    set: SetManifest
+    hosts: dict[str, HostManifest]
+
+
+def read_set(set_dir: Path) -> SetRecords:
+    """Read and validate a set's manifest and every ok host's manifest (ManifestError on the first fault)."""
+    sm = parse_set(load_json(set_dir / MANIFEST), MANIFEST)
+    hosts = {}
+    for name, entry in sorted(sm.hosts.items()):
+        if entry.status != "ok":
+            continue
+        where = f"{name}/{MANIFEST}"
+        hosts[name] = parse_host(load_json(set_dir / name / MANIFEST), name, where)
+    return SetRecords(set_dir, sm, hosts)

@@ -1,0 +1,168 @@
+"""The one table of command-line options, and the tasks made from it.
+
+Every option is written once, here: its name, default, help and (only where it
+helps) a short flag. A short flag means the same in every task and never one of
+Fabric's core flags (``-c -d -D -e -f -F -h -H -i -l -p -r -R -S -t -T -V -w``).
+Tasks are built from a :class:`TaskSpec` naming the options they take, so a
+task's signature, help and the options it passes on cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from invoke import Task
+
+from maasops import compression, fleet, stream
+from maasops.lab.profiles import PROFILES
+from maasops.restore_plan import KEEP
+
+CORE_SHORT_FLAGS = frozenset("cdDeFfhHilprRStTVw")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option."""
+
+    name: str  # the Python name; the flag is --name-with-dashes
+    default: object
+    help: str
+    short: str | None = None
+
+    @property
+    def flag(self) -> str:
+        """``--the-flag``."""
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS: dict[str, Option] = {o.name: o for o in (
+    # where the hosts are
+    Option("inventory", None, "inventory YAML file (instead of -H; the two together are refused)", "I"),
+    Option("lab_dir", None, "lab directory used when neither -H nor --inventory is given (default .lab)"),
+    Option("deployment", None, "deployment name for -H runs (default: the inventory's, or 'default')"),
+    Option("jump_host", None, "maasops's own: a jump host for -H runs ([user@]host[:port]), like ssh -J / "
+                              "ProxyJump; inventories use defaults.gateway, ssh_config its ProxyJump", "j"),
+    Option("accept_new_host_keys", False, "trust and record host keys not yet known, where OpenSSH would record "
+                                          "them (a changed key is still refused)"),
+    Option("parallel", fleet.PARALLEL, "hosts worked on at once", "P"),
+    # output
+    Option("json", False, "print one JSON document on stdout (human text goes to stderr, no progress)"),
+    Option("metrics_file", None, "write the run's outcome for the node exporter's textfile collector (.prom)"),
+    Option("dry_run", False, "print every remote command per host and stop; nothing is touched", "n"),
+    # backup
+    Option("backup_dir", "backups", "where backup sets are written: <dir>/<deployment>/<UTC time>/<host>/", "b"),
+    Option("stop_postgresql", False, "also stop PostgreSQL on the database host while config is archived, as the "
+                                     "MAAS doc does; the dump then runs first instead of alongside"),
+    Option("exclude_images", False, "MAAS 3.5+: leave image-storage out (there it is not a cache: custom images "
+                                    "live only there)"),
+    Option("db_only_maas", False, "dump only the MAAS database (pg_dump) even on a dedicated PostgreSQL server"),
+    Option("allow_vault", False, "back up although Vault holds MAAS secrets; the set records that they are missing"),
+    Option("compress", "gzip", f"{', '.join(compression.CODECS)} for the dump and the archive"),
+    Option("encrypt_to", None, "age (age1...) or SSH public keys, comma-separated: archives and dumps are encrypted "
+                               "as they arrive; keep the identity safe and away from the backups"),
+    Option("database_name", None, "the MAAS database's name, when regiond.conf does not say (Vault keeps it)"),
+    Option("database_elsewhere", False, "the deployment's database is backed up another way: a set without it is "
+                                        "made (and verified, restored) anyway, and records this"),
+    Option("dump_from", None, "the region whose database is the deployment's, when the regions disagree"),
+    Option("idle_timeout", int(stream.IDLE_TIMEOUT), "seconds a host may send nothing before its stream is stopped"),
+    Option("sign_key", None, "SSH private key (or public key, with the private one in ssh-agent) that signs the "
+                             "set (default: the inventory's signing_key, then ~/.ssh/id_ed25519)"),
+    # verify and restore
+    Option("backup_set", None, "the set: backups/<deployment>/<UTC time>", "s"),
+    Option("decrypt_key", None, "age identity file (or SSH private key) that decrypts an encrypted set"),
+    Option("allowed_signers", None, "OpenSSH allowed_signers file that says whose signatures to trust "
+                                    "(default: ~/.config/maasops/allowed_signers, or the inventory's)"),
+    Option("trust_unsigned", False, "accept a set that is not signed (sets from before signing): NOTHING then "
+                                    "proves who made it"),
+    Option("map", None, "restore onto other hosts: old=new,old2=new2 (default: each archive to its own host)", "m"),
+    Option("allow_upgrade", False, "restore onto a newer MAAS major.minor and let dbupgrade migrate (never older)"),
+    Option("maas_url", None, "re-point every rack whose maas_url differs to this region URL (a DR site)"),
+    Option("database_host", None, "rewrite database_host in the regiond.conf of regions that use a remote database"),
+    Option("rollback_copy", True, "keep each target's current database for rollback (renamed: no copy is made)"),
+    Option("skip_database", False, "restore files only; load the database yourself (a separate or shared server)"),
+    Option("rollback", False, "undo the last restore of this set: put back what it moved aside and the database it "
+                              "replaced"),
+    Option("keep", KEEP, "restores whose leftovers (aside copies, kept databases) stay on each host"),
+    # plan
+    Option("what", None, "the operation to plan: backup or restore"),
+    # drill and lab
+    Option("keep_lab", False, "leave both lab sites up afterwards"),
+    Option("regions", 1, "region controllers per lab site"),
+    Option("racks", 2, "rack controllers per lab site"),
+    Option("profile", None, f"MAAS per host: one of {', '.join(PROFILES)}, or P,host=P2,... per host (default "
+                            "deb-3.5; the drill's deb-3.5,rack1=snap-3.5)"),
+    Option("db_mb", 8, "megabytes of raw dump seeded into the lab's maasdb"),
+    Option("dedicated_db", False, "put the database on its own host (db1), used by every region over the network"),
+    Option("combined", False, "make region1 a region+rack controller"),
+    Option("direct", False, "let the laptop reach lab hosts directly too (default: only through the bastion)"),
+    Option("repo", None, "a restic repository to keep sets in (see docs/keeping-backups.md)"),
+)}
+
+
+def help_text(name: str, doc: str, option_names: tuple[str, ...], positional: tuple[str, ...]) -> str:
+    """A task's help as ``maasops TASK --help`` prints it (also when ``fab`` would take -h for a value)."""
+    lines = [f"Usage: maasops {name} " + " ".join(f"[{p.upper()}]" for p in positional) + " [options]", "",
+             doc.strip(), "", "Options:"]
+    for n in option_names:
+        o = OPTIONS[n]
+        flags = (f"-{o.short}, " if o.short else "    ") + ("--[no-]" + o.flag[2:] if o.default is True else o.flag)
+        default = f" (default {o.default})" if o.default not in (None, False, True) else ""
+        lines.append(f"  {flags:34} {o.help}{default}")
+    return "\n".join(lines)
+
+
+class OptionTask(Task):
+    """An Invoke task whose flags come from :data:`OPTIONS` (no automatic short flags)."""
+
+    def __init__(self, body: Callable, **kwargs):
+        super().__init__(body, auto_shortflags=False, **kwargs)
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict:
+        """Invoke's options for one argument, with the table's short flag."""
+        opts = super().arg_opts(name, default, taken_names)
+        short = OPTIONS[name].short if name in OPTIONS else None
+        if short:
+            opts["names"] = [*opts["names"], short]
+        return opts
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task: its name, what it does (the first line is what --list shows), its options."""
+
+    name: str
+    doc: str
+    options: tuple[str, ...]
+    positional: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", tuple(dict.fromkeys(o for o in self.options if o not in self.positional)))
+
+    def help(self) -> str:
+        """This task's help text."""
+        return help_text(self.name, self.doc, self.positional + self.options, self.positional)
+
+
+HELP_WORDS = ("-h", "--help")
+
+
+def make_task(spec: TaskSpec, body: Callable[..., None], post: list | None = None) -> OptionTask:
+    """An Invoke task calling ``body(c, **options)``, its signature, help and flags from the table.
+
+    A positional that reads ``-h``/``--help`` prints the task's help and runs nothing.
+    """
+    def call(c, **kwargs) -> None:
+        if any(kwargs.get(p) in HELP_WORDS for p in spec.positional):
+            print(spec.help())
+            kwargs["help_requested"] = True
+        body(c, **kwargs)
+    params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=OPTIONS[n].default)
+               for n in spec.positional + spec.options]
+    call.__signature__ = inspect.Signature(params)
+    call.__name__ = spec.name.replace("-", "_")
+    call.__doc__ = spec.doc
+    help_ = {OPTIONS[n].flag[2:]: OPTIONS[n].help for n in spec.positional + spec.options}
+    return OptionTask(call, name=spec.name, positional=list(spec.positional), help=help_, post=post or [])

@@ -1,0 +1,48 @@
+"""Where a command's words go: a person's text, or (``--json``) one JSON document on stdout.
+
+In JSON mode everything meant for a person goes to stderr, so stdout carries the
+document alone and a script can parse it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+
+from maasops import probe, verify
+
+
+class Output:
+    """A command's output: text for people, and the JSON document when asked for."""
+
+    def __init__(self, json_mode: bool = False):
+        self.json_mode = json_mode
+
+    def say(self, text: str) -> None:
+        """A line (or lines) for a person: stdout, or stderr in JSON mode."""
+        print(text, file=sys.stderr if self.json_mode else sys.stdout, flush=True)
+
+    def emit(self, document: dict) -> None:
+        """The JSON document, on stdout (JSON mode only)."""
+        if self.json_mode:
+            json.dump(document, sys.stdout, indent=2, default=str)
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
+def facts_json(facts: probe.HostFacts | BaseException) -> dict:
+    """What the probe found on a host, or why it failed."""
+    if isinstance(facts, BaseException):
+        return {"status": "failed", "error": str(facts)}
+    data = asdict(facts)
+    data["status"] = "ok"
+    return data
+
+
+def verify_json(sc: verify.SetCheck) -> dict:
+    """A set check as a JSON document."""
+    return {"operation": "verify", "set": str(sc.path), "status": "ok" if sc.ok else "failed",
+            "problems": sc.problems, "notes": sc.notes,
+            "hosts": {h.host: {"ok": h.ok, "problems": h.problems, "notes": h.notes, "files": h.files,
+                               "size": h.size} for h in sc.hosts.values()}}

@@ -1,0 +1,103 @@
+"""``maasops restore --rollback``: put back what the last restore of a set replaced, on every host it ran on.
+
+What to put back is read from each host's own record of the restore (see
+:mod:`maasops.rollback_plan`), never from the laptop's report alone: the report
+only names the run and its hosts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from fabric import Connection
+
+from maasops import fleet, hostlock, plan, probe, remote, report, runner
+from maasops.command import Cmd, Q
+from maasops.restore_plan import PHASES, RUN_ROOT
+from maasops.results import FAILED, OK, REFUSED, HostResult, RunResult, refused
+from maasops.rollback_plan import rollback_plan
+
+MAX_STATE = 1 << 20  # bytes of a host's record read back
+
+
+def read_state(c: Connection, step: str = "rollback: read the last restore's record") -> tuple[str, list[str]] | None:
+    """The last restore's run id and record lines on a host, or None when it never had one."""
+    latest = Q(RUN_ROOT + "/latest")
+    cmd = Cmd("[ -L", latest, "] || exit 0; id=$(readlink", latest, "); printf '%s\\n' \"$id\"; head -c",
+              str(MAX_STATE), Q(RUN_ROOT) + "/\"$id\"/state 2>/dev/null || true")
+    out = remote.run(c, cmd, step, user="root").stdout.splitlines()
+    return (out[0].strip(), [line.strip() for line in out[1:]]) if out else None
+
+
+def last_restore(set_dir: Path) -> dict | None:
+    """The report of the last restore run from this set, or None."""
+    reports = sorted(set_dir.glob("restore-*.json"))
+    try:
+        return json.loads(reports[-1].read_text()) if reports else None
+    except (OSError, ValueError):
+        return None
+
+
+def _plans(targets: list[fleet.Target], run_id: str, parallel: int) -> tuple[list[plan.HostPlan], dict]:
+    def look(t: fleet.Target):
+        return probe.probe(t.connection), read_state(t.connection)
+    found = fleet.each(targets, look, parallel)
+    plans, rows = [], {}
+    for t in targets:
+        got = found[t.name]
+        if isinstance(got, BaseException):
+            rows[t.name] = HostResult(t.name, "UNREACHABLE", error=str(got))
+        elif got[1] is None:
+            rows[t.name] = HostResult(t.name, "nothing to roll back")
+        elif got[1][0] != run_id:
+            plans.append(plan.HostPlan(t.name, got[0], error=(
+                f"the last restore on this host is {got[1][0][:40]}, not {run_id} from this set")))
+        else:
+            plans.append(rollback_plan(got[0], *got[1]))
+    return plans, rows
+
+
+def run(set_dir: Path, targets: list[fleet.Target], parallel: int = fleet.PARALLEL, dry_run: bool = False,
+        say: Callable[[str], None] = print) -> RunResult:
+    """Undo the last restore of ``set_dir`` on the hosts it ran on."""
+    last = last_restore(set_dir)
+    if last is None or not isinstance(last.get("run_id"), str):
+        say(f"rollback refused: no restore from {set_dir} is on record (restore-*.json)")
+        return refused("rollback", "no restore of this set is on record")
+    run_id = last["run_id"]
+    by_name = {t.name: t for t in targets}
+    missing = sorted(set(last.get("hosts") or {}) - set(by_name))
+    if missing:
+        say(f"rollback refused: restore {run_id} ran on {', '.join(missing)} too; give every one of its hosts")
+        return refused("rollback", f"hosts missing: {', '.join(missing)}")
+    targets = [by_name[n] for n in sorted(last.get("hosts") or {})]
+    plans, rows = _plans(targets, run_id, parallel)
+    bad = [p for p in plans if p.error] + [r for r in rows.values() if r.status == "UNREACHABLE"]
+    if dry_run or bad:
+        say(plan.render(plans))
+        if dry_run:
+            return RunResult("rollback", OK, rows, set_dir, details={"status": "planned", "run_id": run_id})
+        rows.update({p.host: HostResult(p.host, "REFUSED", error=p.error) for p in plans if p.error})
+        say(report.table([{"host": r.host, "status": r.status, "error": r.error} for r in rows.values()]))
+        return RunResult("rollback", REFUSED, rows, set_dir, error="; ".join(r.error for r in rows.values()
+                                                                             if r.error))
+    locks, busy = hostlock.acquire_all([by_name[p.host] for p in plans], "rollback", parallel)
+    try:
+        if busy:
+            error = "; ".join(str(e) for e in busy.values())
+            say("rollback refused, nothing was touched: " + error)
+            return refused("rollback", error)
+        fo = runner.run_phases([(by_name[p.host].connection, p) for p in plans], PHASES, parallel, say)
+    finally:
+        hostlock.release_all(locks)
+    for p in plans:
+        o = fo.hosts[p.host]
+        status = "rolled back" if o.ok and not fo.failed_phase else "SERVICES DOWN" if o.undo_failures else "FAILED"
+        rows[p.host] = HostResult(p.host, status, error=str(o.error or ""), manual=o.undo_failures)
+        for cmd in o.undo_failures:
+            say(f"!!! {p.host}: could not start units again. Run on {p.host} by hand: sudo {cmd}")
+    say(report.table([{"host": r.host, "status": r.status, "error": r.error} for r in rows.values()]))
+    ok = all(r.status in ("rolled back", "nothing to roll back") for r in rows.values())
+    return RunResult("rollback", OK if ok else FAILED, rows, set_dir, details={"run_id": run_id})
