@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import shlex
 
+import pytest
+
 from maasops import backup_plan as bp
 from maasops import layouts, plan, probe
+from maasops.plan import StepId
 from maasops.probe import DatabaseFacts, HostFacts
 
 DB_LOCAL = DatabaseFacts("local", "localhost", 5432, "maasdb", "maas", dedicated=True)
@@ -19,24 +22,28 @@ def facts(host="region1", install="deb", version="1:3.5.3-1", roles=("region",),
     return HostFacts(host, install, version, roles, database=db, unit_states=states, present=present, **kw)
 
 
+def text(step) -> str:
+    return str(step.command)
+
+
 def test_region_backup_dumps_live_alongside_and_stops_only_for_the_archive():
     p = bp.backup_plan(facts(), "local", bp.BackupOptions())
-    names = [s.name for s in p.steps]
-    assert names == [bp.SESSIONS_STEP, "dump database (pg_dumpall -c)", "stop MAAS units",
-                     "archive config trees", "start MAAS units", "check MAAS units are active"]
+    assert [s.id for s in p.steps] == [StepId.DB_CHECK, StepId.DUMP, StepId.STOP_UNITS, StepId.ARCHIVE,
+                                       StepId.START_UNITS, StepId.CHECK_UNITS, StepId.CHECK_REGION]
     check, dump, stop = p.steps[:3]
-    assert check.user == dump.user == "postgres" and check.check and "pg_stat_activity" in check.command
-    assert dump.command == "pg_dumpall -c | gzip -1" and dump.background and not dump.undo
-    assert stop.undo == p.steps[4].command and p.steps[4].resolves == (stop.name,)
-    assert "maas-apiserver" in stop.command and "maas-temporal-worker" in stop.command
+    assert text(check).startswith("runuser -u postgres --") and check.check and "pg_stat_activity" in text(check)
+    assert "pg_dumpall --roles-only && pg_dump --clean --create --if-exists maasdb" in text(dump)
+    assert text(dump).endswith("| gzip -1") and dump.background and not dump.undo
+    assert stop.undo == p.steps[4].command and p.steps[4].resolves == (stop.id,)
+    assert "maas-apiserver" in text(stop) and "maas-temporal-worker" in text(stop)
     assert "(alongside the next steps)" in plan.render([p])
 
 
 def test_stopping_postgresql_as_the_doc_does_makes_the_dump_finish_first():
     p = bp.backup_plan(facts(), "local", bp.BackupOptions(stop_postgresql=True))
-    assert [s.name for s in p.steps] == [bp.SESSIONS_STEP, "dump database (pg_dumpall -c)", "stop MAAS units",
-                                         "stop postgresql", "archive config trees", "start postgresql",
-                                         "start MAAS units", "check MAAS units are active"]
+    assert [s.id for s in p.steps] == [StepId.DB_CHECK, StepId.DUMP, StepId.STOP_UNITS, StepId.STOP_POSTGRESQL,
+                                       StepId.ARCHIVE, StepId.START_POSTGRESQL, StepId.START_UNITS,
+                                       StepId.CHECK_UNITS, StepId.CHECK_REGION]
     assert not p.steps[1].background
 
 
@@ -44,33 +51,34 @@ def test_a_network_database_is_checked_and_dumped_the_same_way():
     db = DatabaseFacts("remote", "10.0.0.5", 5433, "maasdb", "maas", dedicated=False)
     check, dump = bp.backup_plan(facts(db=db), "network", bp.BackupOptions()).steps[:2]
     conn = "-h 10.0.0.5 -p 5433 -U maas "
-    assert conn in check.command and conn in dump.command and dump.name == "dump database (pg_dump from network)"
-    assert check.command.startswith("PGPASSWORD=") and dump.command.startswith("PGPASSWORD=")
+    assert conn in text(check) and conn in text(dump) and dump.label == "dump database (pg_dump from network)"
+    assert text(check).startswith("PGPASSWORD=") and text(dump).startswith("PGPASSWORD=")
+    assert "--create" not in text(dump)  # the MAAS role loads it into its database; it cannot create one
 
 
 def test_postgresql_stays_up_when_asked_and_shared_servers_get_pg_dump():
     db = DatabaseFacts("local", "localhost", 5432, "maas db", "maas", dedicated=False)
     p = bp.backup_plan(facts(db=db), "local", bp.BackupOptions(stop_postgresql=False))
-    assert not any("postgresql" in s.name for s in p.steps)
-    dump = next(s for s in p.steps if s.fetch and s.fetch.startswith("maasdb"))
-    assert shlex.split(dump.command.split("|")[0])[-1] == "maas db"  # quoted
+    assert not any("postgresql" in s.label for s in p.steps)
+    dump = p.step(StepId.DUMP)
+    assert shlex.split(text(dump).split("|")[0])[-1] == "maas db"  # quoted
 
 
 def test_cache_is_excluded_and_images_only_on_request():
     old = bp.backup_plan(facts(version="1:2.9.2", roles=("rack",), db=None), None, bp.BackupOptions())
-    tar = next(s for s in old.steps if s.name == "archive config trees").command
-    assert "--exclude=var/lib/maas/boot-resources" in tar
+    assert "--exclude=var/lib/maas/boot-resources" in text(old.step(StepId.ARCHIVE))
     new = bp.backup_plan(facts(roles=("rack",), db=None), None, bp.BackupOptions())
-    assert "image-storage" not in next(s.command for s in new.steps if s.fetch)
+    assert "image-storage" not in text(new.step(StepId.ARCHIVE))
+    assert "--exclude=var/lib/maas/tftp_root" in text(new.step(StepId.ARCHIVE))
     new = bp.backup_plan(facts(roles=("rack",), db=None), None, bp.BackupOptions(exclude_images=True))
-    assert "--exclude=var/lib/maas/image-storage" in next(s.command for s in new.steps if s.fetch)
+    assert "--exclude=var/lib/maas/image-storage" in text(new.step(StepId.ARCHIVE))
 
 
 def test_snap_uses_snap_stop_and_resolves_snap_data_revision():
     f = facts(install="snap", version="3.4.2-1", roles=("rack",), db=None, snap_data="/var/snap/maas/32469")
     p = bp.backup_plan(f, None, bp.BackupOptions())
-    assert p.steps[0].command == "snap stop maas" and p.steps[0].undo == "snap start maas"
-    tar = next(s.command for s in p.steps if s.fetch)
+    assert text(p.steps[0]) == "snap stop maas" and str(p.steps[0].undo) == "snap start maas"
+    tar = text(p.step(StepId.ARCHIVE))
     assert "var/snap/maas/32469" in tar and "snap/maas/current" not in tar.replace("var/snap/maas/current", "")
     assert "/snap/maas/current" not in tar
 
@@ -85,7 +93,7 @@ def test_inactive_units_are_neither_stopped_nor_started():
     f = facts(roles=("rack",), db=None)
     f.unit_states["maas-dhcpd6"] = "inactive"
     p = bp.backup_plan(f, None, bp.BackupOptions())
-    assert "maas-dhcpd6" not in p.steps[0].command and "maas-dhcpd6" not in p.steps[0].undo
+    assert "maas-dhcpd6" not in text(p.steps[0]) and "maas-dhcpd6" not in str(p.steps[0].undo)
 
 
 def test_database_is_dumped_once_by_its_owner():
@@ -97,17 +105,25 @@ def test_database_is_dumped_once_by_its_owner():
     assert owners == {"region2": "network"}
 
 
+def test_two_regions_with_a_database_each_are_refused_unless_told_which():
+    two = {"region1": facts(), "region2": facts("region2")}
+    with pytest.raises(bp.DatabaseConflict, match="region1: local maasdb; region2: local maasdb"):
+        bp.dump_owners(two, {})
+    assert bp.dump_owners(two, {}, dump_from="region2") == {"region2": "local"}
+
+
 def test_network_dump_reads_the_password_on_the_host_only():
     remote = DatabaseFacts("remote", "db.example", 5432, "maasdb", "maas")
     p = bp.backup_plan(facts(db=remote), "network", bp.BackupOptions())
-    dump = next(s for s in p.steps if s.fetch and "maasdb" in s.fetch)
-    assert "sed -n 's/^database_pass" in dump.command and "/etc/maas/regiond.conf" in dump.command
+    dump = p.step(StepId.DUMP)
+    assert "k=database_pass" in text(dump) and "/etc/maas/regiond.conf" in text(dump)
+    assert "database_pass" not in plan.render([p]).replace("k=database_pass", "")
 
 
 def test_render_shows_every_command_and_refusals():
-    text = plan.render([bp.backup_plan(facts(), "local", bp.BackupOptions()),
-                        plan.HostPlan("rack9", None, error="no MAAS here")])
-    assert "pg_dumpall -c" in text and "systemctl start" in text and "REFUSED: no MAAS here" in text
+    shown = plan.render([bp.backup_plan(facts(), "local", bp.BackupOptions()),
+                         plan.HostPlan("rack9", None, error="no MAAS here")])
+    assert "pg_dumpall --roles-only" in shown and "systemctl start" in shown and "REFUSED: no MAAS here" in shown
 
 
 def test_probe_says_where_the_inventory_differs():
@@ -116,6 +132,15 @@ def test_probe_says_where_the_inventory_differs():
     declared = InventoryHost("region1", ("region",), "region1", install="snap", version="3.5", database="local")
     assert differences(declared, facts()) == ["inventory says install=snap, host has deb"]
     assert differences(None, facts()) == []
+
+
+def test_a_vault_region_without_a_database_name_is_refused_never_dumping_postgres():
+    vault_db = DatabaseFacts("local", "localhost", 5432, "", "", dedicated=True)
+    p = bp.backup_plan(facts(db=vault_db, vault=True), "local", bp.BackupOptions(allow_vault=True))
+    assert p.error and "--database-name" in p.error and not p.steps
+    p = bp.backup_plan(facts(db=vault_db, vault=True), "local", bp.BackupOptions(allow_vault=True,
+                                                                                  database_name="maasdb"))
+    assert p.error is None and text(p.step(StepId.DUMP)).count("maasdb") == 1
 
 
 def test_a_compressor_the_host_lacks_is_refused_before_anything_runs():

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from maasops import connect, jump, remote
+from maasops import connect, errors, jump
 
 
 def lab_like_config(tmp_path, extra=""):
@@ -75,5 +75,5 @@ def test_ssh_failing_raises_its_own_words():
 ])
 def test_jump_failures_are_explained_naming_the_host_and_the_jump_host(tmp_path, stderr, says):
     config, _ = lab_like_config(tmp_path)
-    err = remote.connect_error(connect.connection("region1", config), "probe", jump.JumpFailed("bastion", stderr))
+    err = errors.connect_error(connect.connection("region1", config), "probe", jump.JumpFailed("bastion", stderr))
     assert str(err).startswith(f"region1: probe: {says}")

@@ -13,7 +13,7 @@ def test_parse_version(text, version):
 
 
 @pytest.mark.parametrize("install,version,name", [
-    ("deb", (2, 7), "deb-2.7"), ("deb", (3, 2), "deb-2.7"), ("deb", (3, 4), "deb-3.3"), ("deb", (3, 6), "deb-3.5"),
+    ("deb", (2, 7), "deb-2.7"), ("deb", (3, 1), "deb-2.7"), ("deb", (3, 2), "deb-3.2"), ("deb", (3, 4), "deb-3.3"), ("deb", (3, 6), "deb-3.5"),
     ("snap", (2, 7), "snap-2.7"), ("snap", (2, 9), "snap-2.8"), ("snap", (3, 5), "snap-3.5")])
 def test_layout_for(install, version, name):
     assert layouts.layout_for(install, version).name == name
@@ -30,6 +30,7 @@ def test_facts_from_the_fact_sheet():
     assert snap.dbupgrade == ("maas", "migrate")
     deb35 = layouts.layout_for("deb", (3, 5))
     assert "maas-agent" in deb35.units({"rack"}) and "maas-agent" not in deb35.units({"region"})
-    assert deb35.image_dirs == ("/var/lib/maas/image-storage",) and not deb35.cache_excludes
+    assert deb35.image_dirs == ("/var/lib/maas/image-storage",)
+    assert deb35.cache_excludes == ("/var/lib/maas/tftp_root",)  # rebuilt by rackd on start (3.5 config.py)
     assert layouts.layout_for("snap", (3, 5)).units({"region"}) == ("snap.maas.pebble",)
     assert not any(t.startswith(layouts.SNAP_ROOT) for lay in layouts.LAYOUTS for t in lay.trees)

@@ -5,28 +5,37 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from maasops import layouts, restore
-from maasops.plan import Send
-from maasops.probe import HostFacts
+from maasops import layouts, preflight
+from maasops import manifest as mf
+from maasops.plan import Send, StepId
+from maasops.probe import DatabaseFacts, HostFacts
 from maasops.restore_plan import PHASES, FleetRole, RestoreOptions, restore_plan
 
 SECRET = Send("/sets/x/region1/config.tar.gz", "var/lib/maas/secret", "gzip")
 
 
 def manifest(host="rack1", install="snap", version="3.4.2-1", roles=("rack",), snap_data="/var/snap/maas/32469",
-             **kw) -> dict:
+             dump=None) -> mf.HostManifest:
     lay = layouts.layout_for(install, layouts.parse_version(version))
-    return {"host": host, "install": install, "maas_version": version, "layout": lay.name, "roles": list(roles),
-            "snap_data": snap_data if install == "snap" else None, "maas_url": "http://10.0.0.1:5240/MAAS",
-            "unit_states": {u: "active" for u in lay.units(set(roles))},
-            "archive": {"file": "config.tar.gz", "compression": "gzip", "sha256": "ab" * 32, "size": 10,
-                        "trees": list(lay.trees), "excluded": [], "files": []}, **kw}
+    snap_data = snap_data if install == "snap" else None
+    trees = lay.archived_trees(set(roles))
+    archive = mf.Archive("config.tar.gz", "gzip", 10, "ab" * 32, None, None, trees,
+                         tuple(layouts.on_host(t, snap_data) for t in trees),
+                         tuple(layouts.on_host(p, snap_data) for p in lay.cache_excludes), ())
+    return mf.HostManifest(host, host, install, version, lay.name, roles, None, snap_data, None,
+                           "http://10.0.0.1:5240/MAAS", None, False, (),
+                           {u: "active" for u in lay.units(set(roles))}, archive, dump)
 
 
-def target(host="rack1", install="snap", version="3.5.3-1", roles=("rack",), snap_data="/var/snap/maas/37209"):
+def target(host="rack1", install="snap", version="3.5.3-1", roles=("rack",), snap_data="/var/snap/maas/37209",
+           **kw):
     lay = layouts.layout_for(install, layouts.parse_version(version))
     return HostFacts(host, install, version, roles, snap_data=snap_data if install == "snap" else None,
-                     unit_states={u: "active" for u in lay.units(set(roles))})
+                     unit_states={u: "active" for u in lay.units(set(roles))}, **kw)
+
+
+def text(step) -> str:
+    return str(step.command)
 
 
 def test_phases_are_in_the_procedures_order_and_a_rack_gets_the_regions_secret():
@@ -34,48 +43,60 @@ def test_phases_are_in_the_procedures_order_and_a_rack_gets_the_regions_secret()
                      "20261128T000000Z")
     phases = [s.phase for s in p.steps]
     assert phases == sorted(phases, key=PHASES.index)
-    secret = next(s for s in p.steps if s.name == "write the region's secret")
-    assert secret.send == SECRET and "chmod 0640" in secret.command
-    assert "/var/snap/maas/common/maas/secret" in secret.command
-    assert not any("dbupgrade" in s.name or "database" in s.name for s in p.steps)
-    extract = next(s for s in p.steps if s.name == "extract config archive")
-    assert "--transform='s,^var/snap/maas/32469,var/snap/maas/37209,'" in extract.command
-    assert not any("/snap/maas/current" in s.command.replace("/var/snap/maas/current", "") for s in p.steps)
-    commit = next(s for s in p.steps if s.name == "commit")
-    assert set(commit.resolves) == {s.name for s in p.steps if s.name.startswith("move ")}
+    secret = p.step(StepId.WRITE_SECRET)
+    assert secret.send == SECRET and "chmod 0640" in text(secret)
+    assert "/var/snap/maas/common/maas/secret" in text(secret)
+    assert not p.step(StepId.DBUPGRADE) and not p.step(StepId.LOAD_DATABASE)
+    extract = p.step(StepId.EXTRACT)
+    assert "--transform=s,^var/snap/maas/32469,var/snap/maas/37209," in shlex.split(text(extract))
+    assert "--no-same-permissions" in text(extract) and "--delay-directory-restore" in text(extract)
+    assert text(extract).endswith("-- var/snap/maas/32469 var/snap/maas/common/maas var/snap/maas/common/snap_mode")
+    assert not any("/snap/maas/current" in text(s).replace("/var/snap/maas/current", "") for s in p.steps)
+    assert set(p.step(StepId.COMMIT).resolves) == {StepId.MOVE_ASIDE, StepId.LOAD_DATABASE}
 
 
 def test_only_the_chosen_region_loads_the_database_and_runs_dbupgrade():
-    m = manifest("region1", "deb", "1:3.5.3-1", ("region",),
-                 dump={"file": "maasdb.sql.gz", "compression": "gzip", "kind": "pg_dumpall", "database": "maasdb",
-                       "sha256": "cd" * 32, "size": 5})
-    t = target("region1", "deb", "1:3.5.3-1", ("region",))
+    dump = mf.Dump("maasdb.sql.gz", "gzip", 5, "cd" * 32, None, None, "roles+pg_dump", "maasdb", "local",
+                   layouts.DUMP_COMPLETE_LINE, 50)
+    m = manifest("region1", "deb", "1:3.5.3-1", ("region",), dump=dump)
+    db = DatabaseFacts("local", "localhost", 5432, "maasdb", "maas", True)
+    t = target("region1", "deb", "1:3.5.3-1", ("region",), database=db)
     loader = restore_plan(m, Path("/s/region1"), t, FleetRole(True, True), RestoreOptions(), "r")
     other = restore_plan(m, Path("/s/region1"), t, FleetRole(), RestoreOptions(), "r")
-    names = [s.name for s in loader.steps]
-    assert names.index("save the current database (for rollback)") < names.index("load database dump") < \
-        names.index("move /etc/maas aside") < names.index("dbupgrade (this region only)") < \
-        names.index("start MAAS units")
-    assert next(s for s in loader.steps if s.name.startswith("dbupgrade")).command == "maas-region dbupgrade"
-    assert not any(s.name.startswith("dbupgrade") or s.name == "load database dump" for s in other.steps)
-    load = next(s for s in loader.steps if s.name == "load database dump")
-    assert load.undo and "pre-restore" in load.undo
+    ids = [s.id for s in loader.steps]
+    assert ids.index(StepId.KEEP_DATABASE) < ids.index(StepId.LOAD_DATABASE) < ids.index(StepId.MOVE_ASIDE) < \
+        ids.index(StepId.DBUPGRADE) < ids.index(StepId.START_UNITS)
+    assert text(loader.step(StepId.DBUPGRADE)) == "maas-region dbupgrade"
+    assert not other.step(StepId.DBUPGRADE) and not other.step(StepId.LOAD_DATABASE)
+    keep, load = loader.step(StepId.KEEP_DATABASE), loader.step(StepId.LOAD_DATABASE)
+    assert "RENAME TO" in text(keep) and "db=maasdb" in text(keep)  # the name goes as a psql variable
+    assert load.undo and "kept-db maasops_kept_r maasdb" in str(load.undo)
 
 
-def test_repointing_a_rack_never_puts_the_secret_or_a_hostile_url_on_the_command_line_unquoted():
+def test_repointing_a_rack_edits_rackd_conf_as_data_never_a_command_line():
     url = "http://x/'; rm -rf / #"
     p = restore_plan(manifest(), Path("/s"), target(), FleetRole(secret_from=SECRET), RestoreOptions(maas_url=url),
                      "r")
-    step = next(s for s in p.steps if s.name.startswith("re-point"))
-    words = shlex.split(step.command)
-    assert words[:5] == ["maas", "init", "rack", "--maas-url", url]
-    assert '"$(cat /var/snap/maas/common/maas/secret)"' in step.command
+    step = p.step(StepId.REPOINT_RACK)
+    words = shlex.split(text(step))
+    assert "MAASOPS_BLOCK=maas_url:\n- " + url + "\n" in words  # one word, handed to awk through its environment
+    assert "secret" not in text(step) and "register" not in text(step)
 
 
 def test_version_rules():
     m = manifest()
-    assert "--allow-upgrade" in restore._version_problem(m, target(), False)
-    assert restore._version_problem(m, target(), True) is None
-    assert "older" in restore._version_problem(manifest(version="3.5.1"), target(version="3.4.2"), True)
-    assert "install type" in restore._version_problem(m, target(install="deb", version="1:3.4.2"), True)
-    assert restore.parse_map("a=b, c=d") == {"a": "b", "c": "d"}
+    assert "--allow-upgrade" in preflight.version_problem(m, target(), False)
+    assert preflight.version_problem(m, target(), True) is None
+    assert "older" in preflight.version_problem(manifest(version="3.5.1"), target(version="3.4.2"), True)
+    assert "install type" in preflight.version_problem(m, target(install="deb", version="1:3.4.2"), True)
+    assert preflight.parse_map("a=b, c=d") == {"a": "b", "c": "d"}
+
+
+def test_a_tree_that_is_a_mount_point_is_emptied_into_an_aside_directory_inside_it():
+    m = manifest("rack1", "deb", "1:3.5.3-1", ("rack",))
+    t = target("rack1", "deb", "1:3.5.3-1", ("rack",), mountpoints=("/var/lib/maas",))
+    p = restore_plan(m, Path("/s"), t, FleetRole(), RestoreOptions(), "20261128T000000Z")
+    moves = {s.key: s for s in p.steps if s.id == StepId.MOVE_ASIDE}
+    assert "mv -T" in text(moves["/etc/maas"])
+    assert "mkdir -m 0700 /var/lib/maas/.maasops-aside-20261128T000000Z" in text(moves["/var/lib/maas"])
+    assert "mv -T" not in text(moves["/var/lib/maas"])

@@ -7,13 +7,15 @@ import time
 
 import pytest
 
-from maasops import remote, runner
-from maasops.plan import Step
+from maasops import runner
+from maasops.command import Cmd
+from maasops.errors import RemoteError
+from maasops.plan import Step, StepId
 
-STEPS = (Step("dump", "pg_dumpall", fetch="maasdb.sql.gz", background=True),
-         Step("stop", "systemctl stop maas", undo="systemctl start maas"),
-         Step("archive", "tar", fetch="config.tar.gz"),
-         Step("start", "systemctl start maas", resolves=("stop",)))
+STEPS = (Step(StepId.DUMP, "dump", Cmd("pg_dumpall"), fetch="maasdb.sql.gz", background=True),
+         Step(StepId.STOP_UNITS, "stop", Cmd("systemctl stop maas"), undo=Cmd("systemctl start maas")),
+         Step(StepId.ARCHIVE, "archive", Cmd("tar"), fetch="config.tar.gz"),
+         Step(StepId.START_UNITS, "start", Cmd("systemctl start maas"), resolves=(StepId.STOP_UNITS,)))
 
 
 @pytest.fixture
@@ -23,19 +25,19 @@ def pretend(monkeypatch):
     fails: set[str] = set()
     events: list[str] = []
 
-    def run_step(c, step, dest_dir, cancel, report=None, downloads=None):
-        events.append(f"begin {step.name}")
+    def run_step(c, step, dest_dir, cancel, report=None, stream_options=None):
+        events.append(f"begin {step.label}")
         started = time.time()
-        end = time.monotonic() + took.get(step.name, 0)
+        end = time.monotonic() + took.get(step.label, 0)
         while time.monotonic() < end:
             if cancel.is_set():
-                events.append(f"cancelled {step.name}")
-                raise runner.Cancelled(step.name)
+                events.append(f"cancelled {step.label}")
+                raise runner.Cancelled(step.label)
             time.sleep(0.01)
-        if step.name in fails:
-            raise remote.RemoteError("region1", step.name, "it broke")
-        events.append(f"end {step.name}")
-        return runner.StepRecord(step.name, started, time.time())
+        if step.label in fails:
+            raise RemoteError("region1", step.label, "it broke")
+        events.append(f"end {step.label}")
+        return runner.StepRecord(step.id, step.label, started, time.time())
     monkeypatch.setattr(runner, "run_step", run_step)
     return took, fails, events
 
@@ -52,7 +54,7 @@ def test_a_background_step_runs_alongside_and_the_host_waits_for_it(pretend):
     ok, outcome = run()
     assert ok and not outcome.pending
     assert events.index("end start") < events.index("end dump")  # the units were back before the dump ended
-    assert {r.name for r in outcome.records} == {"dump", "stop", "archive", "start"}
+    assert {r.label for r in outcome.records} == {"dump", "stop", "archive", "start"}
 
 
 def test_a_background_failure_stops_the_others_and_leaves_the_undo_to_run(pretend):
@@ -62,7 +64,7 @@ def test_a_background_failure_stops_the_others_and_leaves_the_undo_to_run(preten
     ok, outcome = run()
     assert not ok and outcome.error.step == "dump"
     assert "cancelled archive" in events and "begin start" not in events
-    assert [p.step for p in outcome.pending] == ["stop"]  # run_plan's unwind starts the units
+    assert [p.label for p in outcome.pending] == ["stop"]  # run_plan's unwind starts the units
 
 
 def test_a_failure_of_the_host_stops_its_background_step(pretend):
@@ -75,5 +77,5 @@ def test_a_failure_of_the_host_stops_its_background_step(pretend):
 
 
 def test_a_background_step_may_not_have_an_undo(pretend):
-    ok, outcome = run((Step("x", "true", undo="false", background=True),))
+    ok, outcome = run((Step(StepId.DUMP, "x", Cmd("true"), undo=Cmd("false"), background=True),))
     assert not ok and "background step 'x' has an undo" in str(outcome.error)

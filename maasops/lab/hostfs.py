@@ -260,7 +260,7 @@ def write_host_env(fs: HostFS, name: str, profile: Profile, roles: frozenset[str
         "LAB_MAAS_SERIES": series(profile),
         "LAB_REGION_UNIT": lay.region_units[0] if "region" in roles else "",
         "LAB_SECRET_FROM_DB": "1" if profile.layout_version >= layouts.SECRET_FROM_DB_SINCE else "",
-        "LAB_SECRET_CONFIG": layouts.SECRET_CONFIG_NAME,
+        "LAB_SECRET_SQL": secret_sql(lay),
         "LAB_SNAP_REVISION": profile.snap_revision, "LAB_SNAP_CHANNEL": profile.snap_channel,
         "LAB_REGIOND_CONF": lay.regiond_conf, "LAB_RACKD_CONF": lay.rackd_conf,
         "LAB_SECRET": lay.secret, "LAB_SNAP_MODE": lay.snap_mode or "",
@@ -269,6 +269,22 @@ def write_host_env(fs: HostFS, name: str, profile: Profile, roles: frozenset[str
     }
     fs.write("/etc/maas-lab/host.env", "".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
     fs.mkdir("/etc/maas-lab/fail-start")
+
+
+def secret_sql(lay: layouts.Layout) -> str:
+    """The query that reads the shared secret where this MAAS keeps it in its database."""
+    table, key = lay.secret_in_db
+    if table == layouts.SECRET_IN_SECRETS[0]:
+        return f"SELECT value ->> 'secret' FROM {table} WHERE path = '{key}'"
+    return f"SELECT value #>> '{{}}' FROM {table} WHERE name = '{key}'"
+
+
+def secret_seed(lay: layouts.Layout, secret: str) -> str:
+    """SQL that stores the shared secret where this MAAS keeps it."""
+    table, key = lay.secret_in_db
+    if table == layouts.SECRET_IN_SECRETS[0]:
+        return f"INSERT INTO {table} (path, value) VALUES ('{key}', jsonb_build_object('secret', '{secret}'));\n"
+    return f"INSERT INTO {table} (name, value) VALUES ('{key}', to_jsonb('{secret}'::text));\n"
 
 
 def series(profile: Profile) -> str:

@@ -290,8 +290,8 @@ def _start_database(lab: Lab, h: LabHost, pg_cluster: str, region: dict, db_mb: 
     migrated = ", ".join(sorted({f"('maasserver', '{hostfs.series(PROFILES[r.profile])}')"
                                  for r in lab.hosts if "region" in r.roles}))
     seed = (sql / "schema.sql").read_text() + (sql / "triggers.sql").read_text() + f"""
+{hostfs.secret_seed(PROFILES[h.profile].layout, region["secret"])}
 INSERT INTO maasserver_config (name, value) VALUES
-    ('{layouts.SECRET_CONFIG_NAME}', to_jsonb('{region["secret"]}'::text)),
     ('maas_name', '"{h.name}"'), ('commissioning_distro_series', '"jammy"');
 INSERT INTO django_migrations (app, name) VALUES {migrated};
 INSERT INTO maasserver_bootresourcefile (filename, sha256, content)

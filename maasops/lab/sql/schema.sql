@@ -25,6 +25,9 @@ CREATE TABLE maasserver_staticipaddress (
     interface_id integer REFERENCES maasserver_interface(id) ON DELETE CASCADE);
 CREATE TABLE maasserver_config (
     id serial PRIMARY KEY, name varchar(255) UNIQUE NOT NULL, value jsonb);
+CREATE TABLE maasserver_secret (
+    path text PRIMARY KEY, value jsonb NOT NULL, created timestamptz NOT NULL DEFAULT now(),
+    updated timestamptz NOT NULL DEFAULT now());
 CREATE TABLE maasserver_event (
     id bigserial PRIMARY KEY, node_id integer REFERENCES maasserver_node(id) ON DELETE CASCADE,
     action text NOT NULL, description text NOT NULL, created timestamptz NOT NULL DEFAULT now());

@@ -49,7 +49,7 @@ region_starts() {  # what regiond checks on start; an unreachable database is re
     if [ "$migrated" = 0 ]; then
         echo "regiond: the database has not been upgraded to $LAB_MAAS_SERIES: run dbupgrade first" >&2; return 1
     fi
-    secret=$(region_sql "SELECT value #>> '{}' FROM maasserver_config WHERE name = '$LAB_SECRET_CONFIG'") || return 0
+    secret=$(region_sql "$LAB_SECRET_SQL") || return 0
     [ -n "$secret" ] && [ "$secret" != "$(cat "$LAB_SECRET" 2>/dev/null)" ] || return 0
     if [ -n "$LAB_SECRET_FROM_DB" ]; then
         printf '%s' "$secret" | write_owned "$LAB_SECRET" "$LAB_STATE_OWNER" 0640
