@@ -2,50 +2,20 @@
 
 Fabric accepts any host key (it installs paramiko's AutoAddPolicy and never
 reads known_hosts) and ignores ``UserKnownHostsFile``. Here every Connection,
-and every ProxyJump gateway Fabric builds for it, loads the known_hosts files
-the ssh config names (plus the user's and the system's) and rejects a key they
-do not vouch for, unless the caller explicitly accepts new keys.
+and every ProxyJump gateway Fabric builds for it, checks host keys as OpenSSH
+would (:mod:`maasops.hostkeys`): against the known_hosts files the ssh config
+names, refusing unknown, changed and revoked keys unless the caller explicitly
+accepts new ones.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import paramiko
 from fabric import Config, Connection
 
-from maasops import jump
-
-DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
-
-
-class AcceptNewHostKey(paramiko.MissingHostKeyPolicy):
-    """Like OpenSSH's StrictHostKeyChecking=accept-new: trust and record an unknown key.
-
-    A key that differs from a recorded one is still rejected (paramiko raises
-    BadHostKeyException before asking the policy).
-    """
-
-    def __init__(self, record_to: Path | None):
-        self.record_to = record_to
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        """Accept ``key`` for ``hostname`` and append it to the user's known_hosts."""
-        client.get_host_keys().add(hostname, key.get_name(), key)
-        if self.record_to is not None:
-            self.record_to.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with open(self.record_to, "a") as f:
-                f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
-
-
-def known_hosts_files(c: Connection) -> list[Path]:
-    """The known_hosts files that vouch for ``c``: UserKnownHostsFile from the ssh config, else defaults."""
-    named = c.ssh_config.get("userknownhostsfile")
-    if isinstance(named, str):
-        named = named.split()
-    paths = [Path(os.path.expanduser(p)) for p in (named or DEFAULT_KNOWN_HOSTS)]
-    return [p for p in paths if p.exists()]
+from maasops import hostkeys, jump
 
 
 def _hops(c: Connection) -> list[Connection]:
@@ -80,14 +50,11 @@ def make_strict(c: Connection, accept_new: bool = False) -> Connection:
     """
     for hop in _hops(c):
         hop.connect_kwargs.setdefault("transport_factory", GcmFirstTransport)
-        files = known_hosts_files(hop)
-        for path in files:
-            hop.client.load_system_host_keys(str(path))
-        if accept_new:
-            record = files[0] if files else Path(os.path.expanduser(DEFAULT_KNOWN_HOSTS[0]))
-            hop.client.set_missing_host_key_policy(AcceptNewHostKey(record))
-        else:
-            hop.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        files = hostkeys.configured_files(hop.ssh_config)
+        known = hostkeys.KnownHosts(files)
+        known.install(hop.client)
+        hop.client.set_missing_host_key_policy(hostkeys.AcceptNew(known, files[0]) if accept_new
+                                               else hostkeys.RefuseUnknown(known))
         if jump.usable(hop.gateway):
             jump.via_openssh(hop, accept_new)
             break

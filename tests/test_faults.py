@@ -12,6 +12,7 @@ import pyrage
 import pytest
 
 from maasops import crypto, hostlock, remote, stream
+from maasops.command import Cmd
 from maasops.remote import RemoteError
 from tests.labtools import FAB, ROOT, fab, journal_lines, sets, unit_states
 
@@ -189,8 +190,8 @@ def test_quotes_and_spaces_in_a_sudo_password_neither_break_nor_inject(lab, cxn,
     try:
         c = cxn("rack2")
         c.config.sudo.password = weird
-        assert remote.run(c, "id -un", "whoami", sudo=True).stdout.strip() == "root"
-        got = stream.download(c, "cat /var/lib/maas/maas_id", tmp_path / "id", "stream", sudo_user="root")
+        assert remote.run(c, Cmd("id -un"), "whoami", user="root").stdout.strip() == "root"
+        got = stream.download(c, Cmd("cat /var/lib/maas/maas_id"), tmp_path / "id", "stream", sudo_user="root")
         assert got.size == 6
         assert lab.run("rack2", "ls /tmp/pwned", check=False).returncode != 0
     finally:

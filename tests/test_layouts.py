@@ -13,7 +13,8 @@ def test_parse_version(text, version):
 
 
 @pytest.mark.parametrize("install,version,name", [
-    ("deb", (2, 7), "deb-2.7"), ("deb", (3, 1), "deb-2.7"), ("deb", (3, 2), "deb-3.2"), ("deb", (3, 4), "deb-3.3"), ("deb", (3, 6), "deb-3.5"),
+    ("deb", (2, 7), "deb-2.7"), ("deb", (3, 1), "deb-2.7"), ("deb", (3, 2), "deb-3.2"), ("deb", (3, 4), "deb-3.3"),
+    ("deb", (3, 6), "deb-3.5"),
     ("snap", (2, 7), "snap-2.7"), ("snap", (2, 9), "snap-2.8"), ("snap", (3, 5), "snap-3.5")])
 def test_layout_for(install, version, name):
     assert layouts.layout_for(install, version).name == name
