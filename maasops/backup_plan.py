@@ -231,7 +231,8 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
     archive, archive_spec, missing = _archive_step(facts, options, suffix(options))
     services_now = services.running_units(facts)
     if services_now:
-        steps.append(Step(StepId.STOP_UNITS, "stop MAAS units", services_now.stop, undo=services_now.start))
+        steps.append(Step(StepId.STOP_UNITS, "stop MAAS units", services_now.stop, undo=services_now.start_and_wait,
+                          by_hand=services_now.start))
     if stop_pg:
         steps.append(Step(StepId.STOP_POSTGRESQL, "stop postgresql", services.postgresql("stop"),
                           undo=services.postgresql("start")))
@@ -240,8 +241,9 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
         steps.append(Step(StepId.START_POSTGRESQL, "start postgresql", services.postgresql("start"),
                           resolves=(StepId.STOP_POSTGRESQL,)))
     if services_now:
-        steps += [Step(StepId.START_UNITS, "start MAAS units", services_now.start, resolves=(StepId.STOP_UNITS,)),
-                  Step(StepId.CHECK_UNITS, "check MAAS units are active", services_now.check, sudo=False)]
+        steps += [Step(StepId.START_UNITS, "start MAAS units", services_now.start),
+                  Step(StepId.CHECK_UNITS, "check MAAS units are active", services_now.check, sudo=False,
+                       resolves=(StepId.STOP_UNITS,))]
         if "region" in facts.roles and any(u in services_now.units for u in facts.layout.region_units):
             steps.append(Step(StepId.CHECK_REGION, "check the region answers", services.region_ready(), sudo=False))
     spec = BackupSpec(facts.layout.name, options.compress, options.encrypt_to, archive_spec, dump_spec,

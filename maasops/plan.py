@@ -57,7 +57,7 @@ class StepId(StrEnum):
 
 
 STOPS = (StepId.STOP_UNITS, StepId.STOP_POSTGRESQL)  # a window of downtime opens
-STARTS = (StepId.START_UNITS, StepId.START_POSTGRESQL)  # ... and closes (or their undos)
+STARTS = (StepId.CHECK_UNITS, StepId.START_POSTGRESQL)  # ... and closes (or their undos): units are up
 
 
 class Phase(StrEnum):
@@ -115,6 +115,7 @@ class Step:
     key: str = ""
     limit: int | None = None
     inspect_upload: bool = False  # the restore's member check reads the bytes as they go up
+    by_hand: Cmd | None = None  # what a person runs when the undo keeps failing (default: the undo)
 
 
 @dataclass(frozen=True)

@@ -265,8 +265,9 @@ def _start_steps(m: HostManifest, target: HostFacts) -> list[Step]:
     start = services.unit_commands(target.install, units_to_start(m, target))
     if not start:
         return []
-    steps = [Step(StepId.START_UNITS, "start MAAS units", start.start, phase, resolves=(StepId.STOP_UNITS,)),
-             Step(StepId.CHECK_UNITS, "check MAAS units are active", start.check, phase, sudo=False)]
+    steps = [Step(StepId.START_UNITS, "start MAAS units", start.start, phase),
+             Step(StepId.CHECK_UNITS, "check MAAS units are active", start.check, phase, sudo=False,
+                  resolves=(StepId.STOP_UNITS,))]
     if "region" in m.roles and any(u in start.units for u in target.layout.region_units):
         steps.append(Step(StepId.CHECK_REGION, "check the region answers", services.region_ready(), phase,
                           sudo=False))
@@ -298,7 +299,8 @@ def restore_plan(m: HostManifest, host_dir: Path, target: HostFacts, role: Fleet
     now = services.unit_commands(target.install, running)
     if now:
         steps.append(Step(StepId.STOP_UNITS, "stop MAAS units", Cmd(record(state, "stopped " + " ".join(now.units)),
-                                                                    "&&", now.stop), Phase.STOP, undo=now.start))
+                                                                    "&&", now.stop), Phase.STOP,
+                          undo=now.start_and_wait, by_hand=now.start))
     if role.loads_database:
         db_steps, db_notes = _database_steps(m, target, options, run_id, dump_upload)
         steps += db_steps

@@ -100,7 +100,8 @@ def rollback_plan(f: HostFacts, run_id: str, state: list[str]) -> HostPlan:
     units = tuple(u for u in f.layout.units(set(f.roles)) if u in stopped | running)
     now = services.unit_commands(f.install, units)
     if now:
-        steps.append(Step(StepId.STOP_UNITS, "stop MAAS units", now.stop, Phase.STOP, undo=now.start))
+        steps.append(Step(StepId.STOP_UNITS, "stop MAAS units", now.stop, Phase.STOP, undo=now.start_and_wait,
+                          by_hand=now.start))
     db_step = _database_step(f, run_id, state)
     if db_step:
         steps.append(db_step)
@@ -109,6 +110,7 @@ def rollback_plan(f: HostFacts, run_id: str, state: list[str]) -> HostPlan:
                       Phase.FILES))
     if now:
         phase = Phase.START_REGIONS if "region" in f.roles else Phase.START_RACKS
-        steps += [Step(StepId.START_UNITS, "start MAAS units", now.start, phase, resolves=(StepId.STOP_UNITS,)),
-                  Step(StepId.CHECK_UNITS, "check MAAS units are active", now.check, phase, sudo=False)]
+        steps += [Step(StepId.START_UNITS, "start MAAS units", now.start, phase),
+                  Step(StepId.CHECK_UNITS, "check MAAS units are active", now.check, phase, sudo=False,
+                       resolves=(StepId.STOP_UNITS,))]
     return HostPlan(f.host, f, tuple(steps), spec=run_id)

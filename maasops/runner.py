@@ -69,6 +69,7 @@ class Pending:
     label: str
     key: str
     command: Cmd
+    by_hand: Cmd
 
 
 @dataclass
@@ -205,7 +206,8 @@ def run_steps(c: Connection, steps: list[Step] | tuple[Step, ...], outcome: Host
                 continue
             if step.undo:
                 # Pushed before running: a stop that half-worked must still be undone.
-                outcome.pending.append(Pending(step.phase, step.id, step.label, step.key, step.undo))
+                outcome.pending.append(Pending(step.phase, step.id, step.label, step.key, step.undo,
+                                               step.by_hand or step.undo))
             outcome.records.append(run_step(c, step, dest_dir, either, report, stream_options))
             if step.resolves:
                 outcome.pending = [p for p in outcome.pending if p.step not in step.resolves]
@@ -225,7 +227,7 @@ def unwind(c: Connection, outcome: HostOutcome, phase: str | None = None) -> Non
         if _undo(c, p, outcome):
             outcome.undone.append(p.label)
         else:
-            outcome.undo_failures.append(p.command.shown())
+            outcome.undo_failures.append(p.by_hand.shown())
 
 
 def run_plan(c: Connection, plan: HostPlan, dest_dir: Path, cancel: threading.Event, report=None,

@@ -27,6 +27,11 @@ class UnitCommands:
     start: Cmd
     check: Cmd
 
+    @property
+    def start_and_wait(self) -> Cmd:
+        """Start the units and wait until they are active (what undoes a stop)."""
+        return Cmd(self.start, "&&", self.check)
+
 
 def wait_active(units: tuple[str, ...], timeout: int = START_TIMEOUT) -> Cmd:
     """Wait until every unit is active; fail at once when one failed, or after ``timeout`` seconds."""

@@ -34,7 +34,9 @@ def test_region_backup_dumps_live_alongside_and_stops_only_for_the_archive():
     assert text(check).startswith("runuser -u postgres --") and check.check and "pg_stat_activity" in text(check)
     assert "pg_dumpall --roles-only && pg_dump --clean --create --if-exists maasdb" in text(dump)
     assert text(dump).endswith("| gzip -1") and dump.background and not dump.undo
-    assert stop.undo == p.steps[4].command and p.steps[4].resolves == (stop.id,)
+    start, check = p.steps[4:6]
+    assert str(stop.undo) == f"{start.command} && {check.command}" and check.resolves == (stop.id,)
+    assert "is-active" in str(check.command) and "sleep 1" in str(check.command)  # waits through "activating"
     assert "maas-apiserver" in text(stop) and "maas-temporal-worker" in text(stop)
     assert "(alongside the next steps)" in plan.render([p])
 
@@ -77,7 +79,7 @@ def test_cache_is_excluded_and_images_only_on_request():
 def test_snap_uses_snap_stop_and_resolves_snap_data_revision():
     f = facts(install="snap", version="3.4.2-1", roles=("rack",), db=None, snap_data="/var/snap/maas/32469")
     p = bp.backup_plan(f, None, bp.BackupOptions())
-    assert text(p.steps[0]) == "snap stop maas" and str(p.steps[0].undo) == "snap start maas"
+    assert text(p.steps[0]) == "snap stop maas" and str(p.steps[0].undo).startswith("snap start maas && ")
     tar = text(p.step(StepId.ARCHIVE))
     assert "var/snap/maas/32469" in tar and "snap/maas/current" not in tar.replace("var/snap/maas/current", "")
     assert "/snap/maas/current" not in tar

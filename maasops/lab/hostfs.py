@@ -162,6 +162,7 @@ def write_standins(fs: HostFS, profile: Profile | None) -> None:
     commands only where that install type puts them. ``None``: no MAAS.
     """
     fs.write("/usr/lib/maas-lab/common.sh", (STANDINS / "common.sh").read_text())
+    fs.write("/usr/lib/maas-lab/regiond-api", (STANDINS / "regiond-api").read_text(), mode=0o755)
     fs.write("/usr/lib/maas-lab/triggers.sql", (SQL / "triggers.sql").read_text())
     fs.write("/usr/bin/systemctl", (STANDINS / "systemctl").read_text(), mode=0o755)
     fs.write("/usr/bin/snap", (STANDINS / "snap").read_text(), mode=0o755)

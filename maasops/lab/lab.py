@@ -263,16 +263,15 @@ def _boot(lab: Lab, h: LabHost, pg_cluster: str, region: dict, db_mb: int) -> No
     """Start what runs on a host: its units' state, PostgreSQL (DB owner), sshd."""
     ver = lab.pg_version
     # The machine's own cluster shows through the overlay: hide it.
-    script = [f"rm -rf /etc/postgresql/{ver}/main /var/lib/postgresql/{ver}/main"]
-    if h.profile:
-        units = PROFILES[h.profile].layout.units(frozenset(h.roles))
-        for u in units:
-            # A rack serves DHCPv6 only when configured: start it inactive, as most are.
-            state = "inactive" if u == "maas-dhcpd6" else "active"
-            script.append(f"echo {state} > /run/maas-lab/units/{shlex.quote(u)}")
-    lab.run(h.name, " && ".join(script))
+    lab.run(h.name, f"rm -rf /etc/postgresql/{ver}/main /var/lib/postgresql/{ver}/main")
     if h.owns_db:
         _start_database(lab, h, pg_cluster, region, db_mb)
+    if h.profile:
+        # A rack serves DHCPv6 only when configured: it stays inactive, as on most racks.
+        units = [u for u in PROFILES[h.profile].layout.units(frozenset(h.roles)) if u != "maas-dhcpd6"]
+        started = f"systemctl start {shlex.join(units)}"
+        lab.run(h.name, f"{started} && for i in $(seq 100); do systemctl is-active -q {shlex.join(units)} && exit 0;"
+                        " sleep 0.1; done; systemctl is-active " + shlex.join(units) + " >&2; exit 1")
     lab.run(h.name, "/usr/sbin/sshd -f /etc/ssh/sshd_config -E /var/log/sshd.log")
 
 

@@ -5,6 +5,11 @@
 . /etc/maas-lab/host.env
 STATE_DIR=/run/maas-lab/units
 LOG_DIR=/var/log/maas-lab
+READY=/run/maas-lab/region-ready
+API_PID=/run/maas-lab/regiond-api.pid
+ACTIVATE_SECONDS=${LAB_ACTIVATE_SECONDS:-0.5}
+# A service is no child of whoever started it: nothing of the caller's (its locks) stays open in it.
+exec 9>&-
 
 die() { echo "$*" >&2; exit 1; }
 
@@ -42,19 +47,52 @@ region_sql() {  # region_sql SQL: run a query on the region's database as region
         -U "$(conf_get "$conf" database_user)" -d "$(conf_get "$conf" database_name)" -c "$1" 2>/dev/null
 }
 
-region_starts() {  # what regiond checks on start; an unreachable database is retried, as the real one does
-    [ -r "$LAB_REGIOND_CONF" ] || { echo "Unable to read $LAB_REGIOND_CONF" >&2; return 1; }
+region_checks() {  # what regiond's start-up needs: prints "ok", "nodb", "old" or "secret"
+    [ -r "$LAB_REGIOND_CONF" ] || { echo nodb; return; }
     local migrated secret
-    migrated=$(region_sql "SELECT count(*) FROM django_migrations WHERE name = '$LAB_MAAS_SERIES'") || return 0
-    if [ "$migrated" = 0 ]; then
-        echo "regiond: the database has not been upgraded to $LAB_MAAS_SERIES: run dbupgrade first" >&2; return 1
-    fi
-    secret=$(region_sql "$LAB_SECRET_SQL") || return 0
-    [ -n "$secret" ] && [ "$secret" != "$(cat "$LAB_SECRET" 2>/dev/null)" ] || return 0
-    if [ -n "$LAB_SECRET_FROM_DB" ]; then
+    migrated=$(region_sql "SELECT count(*) FROM django_migrations WHERE name = '$LAB_MAAS_SERIES'") || {
+        echo nodb; return; }
+    [ "$migrated" = 0 ] && { echo old; return; }
+    secret=$(region_sql "$LAB_SECRET_SQL") || { echo nodb; return; }
+    if [ -n "$secret" ] && [ "$secret" != "$(cat "$LAB_SECRET" 2>/dev/null)" ]; then
+        # 3.3+: the database wins and the file is rewritten; before, start-up retries forever.
+        [ -n "$LAB_SECRET_FROM_DB" ] || { echo secret; return; }
         printf '%s' "$secret" | write_owned "$LAB_SECRET" "$LAB_STATE_OWNER" 0640
-    else
-        echo "regiond: the shared secret in $LAB_SECRET differs from the database's" >&2; return 1
+    fi
+    echo ok
+}
+
+api_start() {  # the region's API on :5240, answering once start-up finished (a ready file says so)
+    [ -f "$API_PID" ] && kill -0 "$(cat "$API_PID")" 2>/dev/null && return 0
+    setsid -f python3 /usr/lib/maas-lab/regiond-api "$READY" "$API_PID" </dev/null >/dev/null 2>&1 8>&-
+}
+
+api_stop() {
+    rm -f "$READY"
+    [ -f "$API_PID" ] && kill "$(cat "$API_PID")" 2>/dev/null
+    rm -f "$API_PID"
+}
+
+activate() {  # runs detached, like systemd: after a moment the unit is active, or failed
+    local unit=$1 verdict=ok
+    sleep "$ACTIVATE_SECONDS"
+    exec 8>"$STATE_DIR/.lock"; flock 8
+    [ "$(unit_state "$unit")" = activating ] || return 0  # stopped meanwhile
+    if [ -e "/etc/maas-lab/fail-start/$unit" ]; then
+        echo failed > "$STATE_DIR/$unit"; journal "$LAB_HOST failed $unit"; return 0
+    fi
+    if [ "$unit" = "$LAB_REGION_UNIT" ]; then
+        verdict=$(region_checks)
+        # deb's regiond exits when it cannot start; the snap's supervisor keeps running around it.
+        if [ "$LAB_INSTALL" = deb ] && { [ "$verdict" = nodb ] || [ "$verdict" = old ]; }; then
+            echo failed > "$STATE_DIR/$unit"; journal "$LAB_HOST failed $unit ($verdict)"; return 0
+        fi
+    fi
+    echo active > "$STATE_DIR/$unit"
+    date +%s.%N > "$STATE_DIR/$unit.since"
+    if [ "$unit" = "$LAB_REGION_UNIT" ]; then
+        if [ "$verdict" = ok ]; then date +%s.%N > "$READY"; else rm -f "$READY"; fi
+        api_start
     fi
 }
 
@@ -63,22 +101,12 @@ unit_start() {
         # shellcheck disable=SC2086
         pg_ctlcluster $LAB_PG_CLUSTER start >/dev/null 2>&1 || [ "$(unit_state "$1")" = active ] || {
             echo "Job for $1.service failed because the control process exited with error code." >&2; return 1; }
-    elif [ -e "/etc/maas-lab/fail-start/$1" ]; then
-        echo failed > "$STATE_DIR/$1"
-        journal "$LAB_HOST failed $1"
-        echo "Job for $1.service failed because the control process exited with error code." >&2
-        echo "See \"systemctl status $1.service\" and \"journalctl -xeu $1.service\" for details." >&2
-        return 1
-    else
-        if [ "$1" = "$LAB_REGION_UNIT" ] && [ "$(unit_state "$1")" != active ] && ! region_starts; then
-            echo failed > "$STATE_DIR/$1"
-            journal "$LAB_HOST failed $1"
-            echo "Job for $1.service failed because the control process exited with error code." >&2
-            return 1
-        fi
-        [ "$(unit_state "$1")" = active ] || journal "$LAB_HOST start $1"
-        echo active > "$STATE_DIR/$1"
+        return 0
     fi
+    case $(unit_state "$1") in active|activating) return 0 ;; esac
+    echo activating > "$STATE_DIR/$1"
+    journal "$LAB_HOST start $1"
+    setsid -f bash -c '. /usr/lib/maas-lab/common.sh; activate "$1"' activate "$1" </dev/null >/dev/null 2>&1
 }
 
 unit_stop() {
@@ -86,8 +114,18 @@ unit_stop() {
         # shellcheck disable=SC2086
         [ "$(unit_state "$1")" = inactive ] || pg_ctlcluster $LAB_PG_CLUSTER stop -m fast >/dev/null
     else
-        [ "$(unit_state "$1")" = active ] && journal "$LAB_HOST stop $1"
+        exec 8>"$STATE_DIR/.lock"; flock 8
+        case $(unit_state "$1") in active|activating) journal "$LAB_HOST stop $1" ;; esac
         echo inactive > "$STATE_DIR/$1"
+        [ "$1" = "$LAB_REGION_UNIT" ] && api_stop
+        exec 8>&-
+    fi
+    return 0
+}
+
+unit_since() {  # when the unit last became active, as systemctl show --timestamp=unix prints it
+    if [ -f "$STATE_DIR/$1.since" ] && [ "$(unit_state "$1")" = active ]; then
+        echo "@$(cut -d. -f1 < "$STATE_DIR/$1.since")"
     fi
 }
 
