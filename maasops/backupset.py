@@ -132,8 +132,10 @@ def read_dump(src: BinaryIO, compress: str) -> tuple[str, str, int, int]:
         tail = (tail + chunk)[-4096:]
     while buffered.read(CHUNK):
         pass
-    # pg_dump frames its closing comment with "--" lines: skip those and blanks.
-    lines = [ln for ln in tail.decode(errors="replace").splitlines() if ln.strip() not in ("", "--")]
+    # pg_dump frames its closing comment with "--" lines: skip those and blanks. PostgreSQL 13.22, 14.19,
+    # 15.14, 16.10, 17.6 and later end a dump with "\unrestrict KEY" (psql's guard against hostile dumps).
+    lines = [ln for ln in tail.decode(errors="replace").splitlines()
+             if ln.strip() not in ("", "--") and not ln.startswith("\\unrestrict ")]
     return (lines[-1] if lines else ""), raw.digest.hexdigest(), raw.size, plain
 
 

@@ -151,9 +151,12 @@ class HostManifest:
         return next((m.sha256 for m in self.archive.files if m.path == path), None)
 
     def to_json(self) -> dict:
-        """The manifest as written to disk."""
+        """The manifest as written to disk (sections this host has none of are left out)."""
         return {"format_version": self.format_version, **{k: v for k, v in asdict(self).items()
-                                                          if k != "format_version"}}
+                                                          if k != "format_version" and not (v is None and k in OPTIONAL)}}
+
+
+OPTIONAL = ("dump", "downtime", "other_db_sessions")
 
 
 @dataclass(frozen=True)
