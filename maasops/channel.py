@@ -43,7 +43,7 @@ def _watched(cmd: Cmd, marker: str, reads_stdin: bool, hold_work_lock: bool) -> 
     """The script that prints ``marker`` and runs ``cmd`` so that it dies with the session."""
     lock = Cmd("umask 077 && mkdir -p", Q(WORK_LOCK_DIR), "&& exec 9>>", Q(WORK_LOCK), "&& flock -s 9 &&") \
         if hold_work_lock else Cmd()
-    ready = Cmd("printf '%s\\n'", Q(marker), ">&2 &&")
+    ready = Cmd("cd / && printf '%s\\n'", Q(marker), ">&2 &&")
     if reads_stdin:
         return Cmd(lock, ready, "exec", shell(cmd))
     # fd 3 keeps the channel's input for the watcher; the command gets none, in its own session.
@@ -59,11 +59,12 @@ def _sudo(c: Connection, user: str, prompt: str) -> Cmd:
 
 
 def open_command(c: Connection, cmd: Cmd, step: str, *, user: str | None = None, reads_stdin: bool = False,
-                 hold_work_lock: bool = False) -> tuple[paramiko.Channel, bytes]:
+                 hold_work_lock: bool = False) -> tuple[paramiko.Channel, bytes, bytes]:
     """Start ``cmd`` on the host (with sudo as ``user`` if given) on a fresh channel.
 
-    Returns the channel, ready for stdin (if ``reads_stdin``), and any stderr the command
-    already wrote. Raises RemoteError when SSH, sudo or the shell fail before it starts.
+    Returns the channel, ready for stdin (if ``reads_stdin``), and any stdout and stderr the
+    command already wrote (the two streams arrive in no fixed order). Raises RemoteError when
+    SSH, sudo or the shell fail before it starts.
     """
     token = secrets.token_hex(8)
     marker, prompt = f"maasops-ready-{token}", f"maasops-sudo-{token}:"
@@ -76,22 +77,24 @@ def open_command(c: Connection, cmd: Cmd, step: str, *, user: str | None = None,
     except Exception as exc:  # paramiko raises a zoo of exceptions on connect
         raise connect_error(c, step, exc) from None
     try:
-        rest = _await_ready(c, chan, step, marker.encode(), prompt.encode())
+        out, rest = _await_ready(c, chan, step, marker.encode(), prompt.encode())
     except BaseException:
         chan.close()
         raise
-    return chan, rest
+    return chan, out, rest
 
 
-def _await_ready(c: Connection, chan: paramiko.Channel, step: str, marker: bytes, prompt: bytes) -> bytes:
-    """Read stderr until the ready line; answer sudo's prompt once. Returns stderr that followed the line."""
-    err = b""
+def _await_ready(c: Connection, chan: paramiko.Channel, step: str, marker: bytes,
+                 prompt: bytes) -> tuple[bytes, bytes]:
+    """Read stderr until the ready line; answer sudo's prompt once. Returns the stdout and stderr read so far
+    (the command's, after the line)."""
+    err = out = b""
     answered = 0
     deadline = time.monotonic() + READY_TIMEOUT
     while True:
         line_at = err.find(marker + b"\n")
         if line_at >= 0:
-            return err[line_at + len(marker) + 1:]
+            return out, err[line_at + len(marker) + 1:]
         prompts = err.count(prompt)
         if prompts > answered:
             if answered:
@@ -102,6 +105,8 @@ def _await_ready(c: Connection, chan: paramiko.Channel, step: str, marker: bytes
             raise RemoteError(host_label(c), step, f"the command did not start within {READY_TIMEOUT}s "
                               f"({_text(err.replace(prompt, b''))})")
         select.select([chan], [], [], 0.5)
+        while chan.recv_ready():  # the command's first output may overtake the ready line
+            out += chan.recv(BLOCK)
         if chan.recv_stderr_ready():
             err += chan.recv_stderr(BLOCK)
         elif chan.exit_status_ready() and not chan.recv_stderr_ready():
@@ -110,14 +115,18 @@ def _await_ready(c: Connection, chan: paramiko.Channel, step: str, marker: bytes
             if "a password is required" in said:
                 raise RemoteError(host_label(c), step, "sudo needs a password on this host", SUDO_HINT)
             raise RemoteError(host_label(c), step, f"{said or 'the command could not start'} (exit {status})")
-        elif chan.recv_ready():  # nothing is written to stdout before the ready line
-            chan.recv(BLOCK)
 
 
-def _text(data: bytes, lines: int = 3) -> str:
-    """The last lines of a command's stderr, as one line."""
-    said = data.decode(errors="replace").strip().splitlines()
-    return " / ".join(said[-lines:])
+def summary(text: str) -> str:
+    """What a failed command said, as one line: its first lines (where a pipeline's cause usually is) and last."""
+    said = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if len(said) > 4:
+        said = said[:2] + ["..."] + said[-2:]
+    return " / ".join(said)
+
+
+def _text(data: bytes) -> str:
+    return summary(data.decode(errors="replace"))
 
 
 def finish(c: Connection, chan: paramiko.Channel, step: str, stderr: bytes = b"") -> int:
@@ -143,22 +152,19 @@ def run_collect(c: Connection, cmd: Cmd, step: str, *, user: str | None = None, 
 
     ``timeout`` bounds the whole run: the command is ended (its channel closed) when it passes.
     """
-    chan, err = open_command(c, cmd, step, user=user, hold_work_lock=hold_work_lock)
-    out = b""
+    chan, out, err = open_command(c, cmd, step, user=user, hold_work_lock=hold_work_lock)
     deadline = time.monotonic() + timeout if timeout else None
     try:
         while True:
             if deadline and time.monotonic() > deadline:
                 raise RemoteError(host_label(c), step, f"no answer within {timeout:.0f}s: stopped")
             select.select([chan], [], [], 0.5)
-            got = False
-            if chan.recv_ready():
+            # Every byte arrives before the end of output is signalled: once it is, what is buffered is all.
+            ended = chan.eof_received or chan.closed
+            while chan.recv_ready():
                 out += chan.recv(BLOCK)
-                got = True
-            if chan.recv_stderr_ready():
-                err = (err + chan.recv_stderr(BLOCK))[-STDERR_KEEP:]
-                got = True
-            if not got and chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+            err = (err + drain_stderr(chan))[-STDERR_KEEP:]
+            if ended:
                 break
         return chan.recv_exit_status(), out, err
     except (OSError, paramiko.SSHException) as exc:

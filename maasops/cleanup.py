@@ -32,7 +32,8 @@ def _server(f: probe.HostFacts) -> database.Server | None:
 
 def list_command(f: probe.HostFacts) -> Cmd:
     """Print every leftover on the host (with its size), and every kept database."""
-    parts = [Cmd("ls -1d --", Word(Q(p), "[0-9]*"), "2>/dev/null | while IFS= read -r p; do du -sh -- \"$p\"; done;")
+    parts = [Cmd("{ ls -1d --", Word(Q(p), "[0-9]*"), "2>/dev/null || true; } | while IFS= read -r p; do du -sh -- "
+                 "\"$p\"; done;")
              for p in _prefixes(f)]
     server = _server(f)
     if server:

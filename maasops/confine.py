@@ -31,12 +31,13 @@ from typing import BinaryIO
 
 from maasops import compression
 from maasops.command import Cmd, Q
+from maasops.errors import Unsafe
 from maasops.manifest import Member
 
 SPECIAL_BITS = 0o7000
 
 
-class Violation(ValueError):
+class Violation(Unsafe):
     """A member the restore must not write; the message names it and the rule."""
 
 
@@ -162,6 +163,7 @@ def extract_command(decompress: Cmd, upload: str, members: tuple[str, ...], owne
     """
     need = Cmd("for u in", *map(Q, sorted(owners)), "; do getent passwd \"$u\" >/dev/null || { echo \"no user $u "
                "on this host\" >&2; exit 1; }; done;")
-    tar = Cmd("umask 0 && tar -x --same-owner --no-same-permissions --delay-directory-restore",
+    tar = Cmd("tar -x --same-owner --no-same-permissions --delay-directory-restore",
               "-f - -C /", Q(f"--transform={transform}") if transform else Cmd(), "--", *map(Q, members))
-    return Cmd(need, decompress, Q(upload), "|", tar)
+    # umask 0: --no-same-permissions then drops only the special bits, never a mode bit the file had.
+    return Cmd(need, "umask 0 &&", decompress, Q(upload), "|", tar)

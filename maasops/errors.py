@@ -37,6 +37,10 @@ class RemoteError(RuntimeError):
         super().__init__(f"{msg} ({hint})" if hint else msg)
 
 
+class Unsafe(ValueError):
+    """Bytes that must not reach a host (an archive member the layout does not allow): the upload stops."""
+
+
 class HostKeyRefused(paramiko.SSHException):
     """A host key that known_hosts does not vouch for: ``why`` is changed, revoked or unknown."""
 

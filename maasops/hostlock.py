@@ -61,8 +61,7 @@ def acquire(c: Connection, what: str) -> HostLock:
     """Take the host's maasops lock for ``what`` or raise RemoteError naming who holds it."""
     inner = "echo locked; exec cat >/dev/null"
     cmd = Cmd("umask 077 && mkdir -p", Q(LOCK_DIR), "&& exec flock -n -E", str(HELD), Q(LOCK_FILE), "sh -c", Q(inner))
-    chan, _ = channel.open_command(c, cmd, "lock the host", user="root", reads_stdin=True)
-    line = b""
+    chan, line, _ = channel.open_command(c, cmd, "lock the host", user="root", reads_stdin=True)
     while not line.endswith(b"\n"):
         data = chan.recv(64)
         if not data:

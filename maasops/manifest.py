@@ -152,8 +152,8 @@ class HostManifest:
 
     def to_json(self) -> dict:
         """The manifest as written to disk (sections this host has none of are left out)."""
-        return {"format_version": self.format_version, **{k: v for k, v in asdict(self).items()
-                                                          if k != "format_version" and not (v is None and k in OPTIONAL)}}
+        data = {k: v for k, v in asdict(self).items() if not (v is None and k in OPTIONAL)}
+        return {"format_version": data.pop("format_version"), **data}
 
 
 OPTIONAL = ("dump", "downtime", "other_db_sessions")

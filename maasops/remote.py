@@ -37,6 +37,6 @@ def run(c: Connection, command: Cmd, step: str, *, user: str | None = None, chec
                                            hold_work_lock=hold_work_lock)
     result = Result(out.decode(errors="replace"), err.decode(errors="replace"), status)
     if check and status != 0:
-        detail = (result.stderr.strip() or result.stdout.strip() or f"exit {status}").splitlines()
-        raise RemoteError(host_label(c), step, " / ".join(detail[-3:]) + f" (exit {status})")
+        detail = channel.summary(result.stderr) or channel.summary(result.stdout) or "failed"
+        raise RemoteError(host_label(c), step, f"{detail} (exit {status})")
     return result

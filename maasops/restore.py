@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from maasops import backupset, confine, fleet, hostlock, plan, preflight, proof, report, runner, verify
-from maasops.plan import Send, StepId
+from maasops.plan import Phase, Send, StepId
 from maasops.preflight import Preflight, Refused
 from maasops.restore_plan import BEFORE_STOP, PHASES, FleetRole, RestoreOptions, confinement, restore_plan
 from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, HostResult, RunResult, refused
@@ -120,6 +120,8 @@ def _run_locked(set_dir: Path, run_id: str, started: float, host_plans: list[pla
         "dbupgrade_on": pf.upgrader, "secret_from": secret[0] if secret else None, "failed_phase": fo.failed_phase,
         "steps": {p.host: [r.to_json() for r in fo.hosts[p.host].records] for p in host_plans},
         "pruned": {p.host: _pruned(fo.hosts[p.host]) for p in host_plans if _pruned(fo.hosts[p.host])},
+        "dbupgrade_runs": sum(1 for o in fo.hosts.values() for r in o.records
+                              if r.id == StepId.DBUPGRADE and not r.undo),
     }
     result = RunResult("restore", code, rows, set_dir, details=details)
     backupset.write_json(record, {**result.to_json(), "status": result.status})
@@ -149,6 +151,8 @@ def host_rows(host_plans: list[plan.HostPlan], fo: runner.FleetOutcome, started:
             row.status, row.error = "INTERRUPTED", "cancelled by the user"
         elif untouched:
             row.status, row.error = "NOT CHANGED", f"another host failed in phase {fo.failed_phase}"
+        elif fo.failed_phase == Phase.CLEANUP:
+            row.error = "restored; another host's cleanup failed"
         elif fo.failed_phase:
             row.status = "ROLLED BACK" if o.undone else "NOT STARTED"
             row.error = f"another host failed in phase {fo.failed_phase}"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maasops import compression, confine, database, layouts, services
-from maasops.command import Cmd, Q, Word
+from maasops.command import Cmd, Q, Word, seq
 from maasops.hostfiles import record, recorded, replace_yaml_key
 from maasops.manifest import HostManifest
 from maasops.plan import HostPlan, Phase, Send, Step, StepId
@@ -282,11 +282,11 @@ def prune_command(target: HostFacts, keep: int, server: database.Server | None) 
     for tree in target.layout.archived_trees(set(target.roles)):
         path = target.on_host(tree)
         prefixes += [f"{path}{ASIDE}", f"{path}{ROLLED_BACK}", f"{path}/{ASIDE}", f"{path}/{ROLLED_BACK}"]
-    parts = [Cmd("ls -1d --", Word(Q(prefix), "[0-9]*"), "2>/dev/null | sort -r | tail -n", f"+{n + 1}",
-                 "| while IFS= read -r p; do rm -rf -- \"$p\" && echo \"removed $p\"; done;") for prefix in prefixes]
+    parts = [Cmd("{ ls -1d --", Word(Q(prefix), "[0-9]*"), "2>/dev/null || true; } | sort -r | tail -n", f"+{n + 1}",
+                 "| while IFS= read -r p; do rm -rf -- \"$p\" && echo \"removed $p\"; done") for prefix in prefixes]
     if server is not None:
         parts.append(database.prune(server, n))
-    return Cmd(*parts, "true")
+    return seq(*parts)
 
 
 def restore_plan(m: HostManifest, host_dir: Path, target: HostFacts, role: FleetRole, options: RestoreOptions,

@@ -14,7 +14,7 @@ from pathlib import Path
 from fabric import Connection
 
 from maasops import fleet, hostlock, plan, probe, remote, report, runner
-from maasops.command import Cmd, Q
+from maasops.command import Cmd, Q, Word
 from maasops.restore_plan import PHASES, RUN_ROOT
 from maasops.results import FAILED, OK, REFUSED, HostResult, RunResult, refused
 from maasops.rollback_plan import rollback_plan
@@ -26,7 +26,7 @@ def read_state(c: Connection, step: str = "rollback: read the last restore's rec
     """The last restore's run id and record lines on a host, or None when it never had one."""
     latest = Q(RUN_ROOT + "/latest")
     cmd = Cmd("[ -L", latest, "] || exit 0; id=$(readlink", latest, "); printf '%s\\n' \"$id\"; head -c",
-              str(MAX_STATE), Q(RUN_ROOT) + "/\"$id\"/state 2>/dev/null || true")
+              str(MAX_STATE), Word(Q(RUN_ROOT), "/\"$id\"/state"), "2>/dev/null || true")
     out = remote.run(c, cmd, step, user="root").stdout.splitlines()
     return (out[0].strip(), [line.strip() for line in out[1:]]) if out else None
 

@@ -27,7 +27,7 @@ from fabric import Connection
 
 from maasops import channel, crypto
 from maasops.command import Cmd
-from maasops.errors import RemoteError, connect_error, host_label
+from maasops.errors import RemoteError, Unsafe, connect_error, host_label
 from maasops.pipes import BLOCK, FileSink, PipeConsumer
 
 POLL = 0.5  # seconds a download waits for data before it checks for a cancel
@@ -67,25 +67,30 @@ def _too_big(c: Connection, step: str, limit: int) -> RemoteError:
 
 
 def _receive(c: Connection, chan: paramiko.Channel, step: str, sinks: list, progress: Callable[[int], None] | None,
-             limits: Limits) -> tuple[hashlib._Hash, int, bytes]:
-    """Read the command's stdout into ``sinks`` until it ends; returns the sha256, size and stderr."""
+             limits: Limits, first: bytes) -> tuple[hashlib._Hash, int, bytes]:
+    """Read the command's stdout (``first`` already read) into ``sinks`` until it ends; returns sha256, size, stderr."""
     digest = hashlib.sha256()
     size = 0
     err = b""
     last = time.monotonic()
     chan.settimeout(POLL)
+    pending = first
     while True:
         if chan.recv_stderr_ready():
             err = (err + chan.recv_stderr(BLOCK))[-channel.STDERR_KEEP:]
-        try:
-            data = chan.recv(BLOCK)
-        except TimeoutError:  # the command is quiet: still, a cancel and the idle bound are heard
-            if progress:
-                progress(size)
-            if time.monotonic() - last > limits.idle:
-                raise RemoteError(host_label(c), step, f"the host sent nothing for {limits.idle:.0f}s: stopped",
-                                  "check the host's load and disk; raise --idle-timeout for very slow hosts") from None
-            continue
+        if pending:
+            data, pending = pending, b""
+        else:
+            try:
+                data = chan.recv(BLOCK)
+            except TimeoutError:  # the command is quiet: still, a cancel and the idle bound are heard
+                if progress:
+                    progress(size)
+                if time.monotonic() - last > limits.idle:
+                    raise RemoteError(host_label(c), step, f"the host sent nothing for {limits.idle:.0f}s: stopped",
+                                      "check the host's load and disk; raise --idle-timeout for very slow hosts"
+                                      ) from None
+                continue
         if not data:
             return digest, size, err
         last = time.monotonic()
@@ -107,7 +112,7 @@ def download(c: Connection, command: Cmd, dest: Path, step: str, *, sudo_user: s
     With ``encrypt_to`` the file is age-encrypted as it is written; ``inspect``
     reads the plaintext on the side (a listing, a dump's last line), in one pass.
     """
-    chan, err = channel.open_command(c, command, step, user=sudo_user, hold_work_lock=True)
+    chan, first, err = channel.open_command(c, command, step, user=sudo_user, hold_work_lock=True)
     partial = dest.with_name(dest.name + ".partial")
     sinks: list = []
     try:
@@ -116,7 +121,7 @@ def download(c: Connection, command: Cmd, dest: Path, step: str, *, sudo_user: s
         if inspect:
             sinks.append(PipeConsumer(inspect))
         try:
-            digest, _, more = _receive(c, chan, step, sinks, progress, limits)
+            digest, _, more = _receive(c, chan, step, sinks, progress, limits, first)
             channel.finish(c, chan, step, err + more)  # a failed command says why before its output is judged
             results = [sink.close() for sink in sinks]
             sinks = []
@@ -145,28 +150,45 @@ def upload(c: Connection, command: Cmd, source: BinaryIO, step: str, *, sudo_use
            inspect: Callable[[BinaryIO], object] | None = None) -> Streamed:
     """Run ``command`` on the host with ``source``'s bytes as its stdin; returns what was sent.
 
-    ``inspect`` reads the same bytes as they go; when it fails (a member the restore must not
-    write) the upload stops and its error is the step's.
+    ``inspect`` reads the same bytes as they go. When it finds them :class:`Unsafe` (a member the
+    restore must not write) the upload stops at once and that is the step's error; when it cannot
+    read them (damaged bytes), the host's own check of the bytes speaks first.
     """
-    chan, err = channel.open_command(c, command, step, user=sudo_user, reads_stdin=True, hold_work_lock=True)
+    chan, _, err = channel.open_command(c, command, step, user=sudo_user, reads_stdin=True, hold_work_lock=True)
     digest = hashlib.sha256()
     size = 0
     checker = PipeConsumer(inspect) if inspect else None
+    unreadable: BaseException | None = None
+    inspected = None
     try:
         try:
             while data := source.read(BLOCK):
                 if checker:
-                    checker.write(data)
+                    try:
+                        checker.write(data)
+                    except Unsafe:
+                        raise
+                    except Exception as exc:  # damaged bytes: the host's sha256 check says so
+                        unreadable, checker = exc, None
                 chan.sendall(data)
                 digest.update(data)
                 size += len(data)
                 if progress:
                     progress(size)
-            inspected = checker.close() if checker else None
-            checker = None
+            if checker:
+                try:
+                    inspected = checker.close()
+                except Unsafe:
+                    raise
+                except Exception as exc:
+                    unreadable = exc
+                checker = None
             chan.shutdown_write()
+        except Unsafe as exc:
+            raise RemoteError(host_label(c), step, f"refused, nothing written: {exc}",
+                              "the set holds what a restore must never write: find out who made it") from None
         except (OSError, paramiko.SSHException) as exc:
-            if checker is None or isinstance(exc, RemoteError):
+            if isinstance(exc, RemoteError):
                 raise
             # the command stopped reading (it failed): its exit status says why
         while chan.recv(BLOCK):  # drain stdout so the command never blocks on a full window
@@ -179,4 +201,6 @@ def upload(c: Connection, command: Cmd, source: BinaryIO, step: str, *, sudo_use
             except BaseException:  # the checker's failure is raised where it was met
                 pass
         chan.close()
+    if unreadable is not None:
+        raise RemoteError(host_label(c), step, f"the archive cannot be read: {unreadable}")
     return Streamed(None, size, digest.hexdigest(), inspected=inspected)

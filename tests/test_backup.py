@@ -90,7 +90,8 @@ def test_dry_run_prints_every_command_and_touches_nothing(fleet, tmp_path):
     before = {h.name: fleet.run(h.name, log, check=False).stdout for h in fleet.hosts}
     r = fab("backup", "--dry-run", "--inventory", str(fleet.inventory), "--backup-dir", str(tmp_path))
     assert r.returncode == 0, r.stdout + r.stderr
-    for expected in ("pg_dumpall --roles-only && pg_dump", "snap stop maas", "systemctl stop maas-regiond", "== rack4", "tar --create"):
+    for expected in ("pg_dumpall --roles-only && pg_dump", "snap stop maas", "systemctl stop maas-regiond", "== rack4",
+                     "tar --create"):
         assert expected in r.stdout
     r2 = fab("plan", "backup", "--inventory", str(fleet.inventory))
     assert r2.returncode == 0 and r2.stdout == r.stdout

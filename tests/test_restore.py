@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from maasops import backupset, dbcheck, probe, proof, restore_plan
+from maasops import dbcheck, probe, proof, restore_plan
+from maasops import manifest as mf
 from tests.labtools import FAB, ROOT, fab, journal_lines, mixed_lab, sets, targets, unit_states
 
 pytestmark = pytest.mark.lab
@@ -47,9 +48,9 @@ def differences(the_lab, set_dir) -> dict[str, list[str]]:
     tg = targets(the_lab)
     out = {}
     for name, t in tg.items():
-        m = json.loads((set_dir / name / backupset.MANIFEST).read_text())
+        m = mf.read_set(set_dir).hosts[name]
         f = probe.probe(t.connection)
-        allowed = {restore_plan.actual(f.layout.secret, f.snap_data)} if "region" not in m["roles"] else set()
+        allowed = {f.on_host(f.layout.secret)} if "region" not in m.roles else set()
         p = proof.prove_host(t.connection, m, f, allowed)
         out[name] = p.differences + [f"unit {u} down" for u in p.units_down]
         out[name + ":secret"] = p.secret_sha256
@@ -138,7 +139,8 @@ def test_damaged_sets_are_caught_before_anything_stops(site, backup_set, tmp_pat
     if damage == "flip archive byte":
         # Same size, so only reading every byte finds it: the restore does that as it uploads, on the
         # host, against the sha256 the backup recorded; before anything stops. A dry run reads it up front.
-        assert r.returncode == 1 and "rack2: upload config archive: " + restore_plan.DAMAGED in r.stdout
+        # Exit 2: refused before anything stopped, as every refusal is (issue 14: one code for one meaning).
+        assert r.returncode == 2 and "rack2: upload config archive: " + restore_plan.DAMAGED in r.stdout
         assert "Nothing was stopped or changed on any host" in r.stdout and "NOT CHANGED" in r.stdout
         left = [site.run(h, f"ls {restore_plan.RUN_ROOT}/*/upload-* 2>/dev/null || true").stdout
                 for h in targets(site)]
@@ -151,25 +153,27 @@ def test_damaged_sets_are_caught_before_anything_stops(site, backup_set, tmp_pat
 
 
 def test_version_or_install_mismatch_is_refused_and_allow_upgrade_works(site, tmp_path):
-    r = fab("-S", str(site.ssh_config), "-H", "rack3", "backup", "--backup-dir", str(tmp_path), "--deployment", "r3")
+    # A rack alone holds no database: the set says so, and each command is told (--database-elsewhere).
+    r = fab("-S", str(site.ssh_config), "-H", "rack3", "backup", "--backup-dir", str(tmp_path), "--deployment", "r3",
+            "--database-elsewhere")
     assert r.returncode == 0, r.stdout + r.stderr
     [rack3_set] = sets(tmp_path, "r3")
     journal = journal_lines(site)
-    r = fab("restore", str(rack3_set), "--inventory", str(site.inventory), "--map", "rack3=rack4")
+    inv = ("--inventory", str(site.inventory), "--database-elsewhere")
+    r = fab("restore", str(rack3_set), *inv, "--map", "rack3=rack4")
     assert r.returncode == 2 and "--allow-upgrade" in r.stdout, r.stdout
-    r = fab("restore", str(rack3_set), "--inventory", str(site.inventory), "--map", "rack3=rack1",
-            "--allow-upgrade")
+    r = fab("restore", str(rack3_set), *inv, "--map", "rack3=rack1", "--allow-upgrade")
     assert r.returncode == 2 and "install type differs" in r.stdout
     assert journal_lines(site) == journal
     before = listing(site)["rack4"]
-    r = fab("restore", str(rack3_set), "--inventory", str(site.inventory), "--map", "rack3=rack4", "--allow-upgrade")
+    r = fab("restore", str(rack3_set), *inv, "--map", "rack3=rack4", "--allow-upgrade")
     assert r.returncode == 0, r.stdout + r.stderr
     t = targets(site)["rack4"]
     f = probe.probe(t.connection)
-    m = json.loads((rack3_set / "rack3" / backupset.MANIFEST).read_text())
+    m = mf.read_set(rack3_set).hosts["rack3"]
     assert proof.prove_host(t.connection, m, f, set()).differences == []  # 3.4's revision dir became 3.5's
     assert unit_states(site)["rack4"].split() == ["active"]
-    r = fab("restore", str(rack3_set), "--inventory", str(site.inventory), "--rollback")
+    r = fab("restore", str(rack3_set), *inv, "--rollback")
     assert r.returncode == 0, r.stdout + r.stderr
     after = listing(site)["rack4"]
     assert [ln for ln in after.splitlines() if "maasops-" not in ln] == \
@@ -198,7 +202,7 @@ def test_a_failed_restore_puts_every_host_back_as_it_was(site, backup_set, gzip_
                   "exec /usr/bin/gzip \"$@\"\n")
     r = fab("restore", str(backup_set), "--inventory", str(site.inventory))
     assert r.returncode == 1
-    assert "FAILED" in r.stdout and "No space left" in r.stdout and "ROLLED BACK" in r.stdout
+    assert "FAILED" in r.stdout and "No space left" in r.stdout and "ROLLED BACK" in r.stdout, r.stdout
     after = (fingerprint(site), listing(site), unit_states(site))
     assert after[0] == before[0]  # the saved database was loaded again
     assert after[1] == before[1]  # every tree is back; no aside copy or upload left behind
