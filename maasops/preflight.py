@@ -198,7 +198,8 @@ def check_set(set_dir: Path, options: RestoreOptions, parallel: int) -> tuple[ve
     check = verify.verify_set(set_dir, parallel, ids, content=False, database_elsewhere=options.database_elsewhere)
     sealed = sorted(h.host for h in check.hosts.values() if verify.SEALED in h.notes)
     if sealed and ids is None:
-        raise Refused(f"the set is encrypted ({', '.join(sealed)}): give the identity to decrypt it with --identity")
+        raise Refused(f"the set is encrypted ({', '.join(sealed)}): give the identity that decrypts it with "
+                      "--decrypt-key")
     problem = check.problem()
     if problem:
         raise Refused(problem)

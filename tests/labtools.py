@@ -55,6 +55,13 @@ def unit_states(the_lab: lab_mod.Lab) -> dict[str, str]:
     return out
 
 
+def start_and_wait(*units: str) -> str:
+    """A shell command that starts units and waits until they are active (they pass through activating)."""
+    names = " ".join(units)
+    return (f"systemctl start {names} && for i in $(seq 100); do systemctl is-active -q {names} && break; "
+            "sleep 0.1; done")
+
+
 def journal_lines(the_lab: lab_mod.Lab) -> dict[str, int]:
     """How many unit starts/stops each host's stand-ins have logged."""
     return {h.name: int(the_lab.run(h.name, "cat /var/log/maas-lab/units.log 2>/dev/null | wc -l || true").stdout)

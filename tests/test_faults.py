@@ -14,7 +14,7 @@ import pytest
 from maasops import crypto, hostlock, remote, stream
 from maasops.command import Cmd
 from maasops.remote import RemoteError
-from tests.labtools import FAB, ROOT, fab, journal_lines, sets, unit_states
+from tests.labtools import FAB, ROOT, fab, journal_lines, sets, start_and_wait, unit_states
 
 pytestmark = pytest.mark.lab
 
@@ -100,10 +100,10 @@ def test_a_unit_that_will_not_start_again_is_the_top_line_with_the_command(lab, 
         assert r.returncode == 1
         first = r.stdout.splitlines()[0]
         assert first.startswith("!!! rack2: MAAS units were NOT started again. Run on rack2 by hand: sudo systemctl "
-                                "start maas-rackd maas-dhcpd maas-http maas-agent"), r.stdout
+                                "start maas-rackd maas-dhcpd maas-http maas-proxy maas-syslog maas-agent"), r.stdout
         assert "SERVICES DOWN" in next(ln for ln in r.stdout.splitlines() if ln.startswith("rack2"))
     finally:
-        lab.run("rack2", "rm -f /etc/maas-lab/fail-start/maas-http && systemctl start maas-http")
+        lab.run("rack2", "rm -f /etc/maas-lab/fail-start/maas-http && " + start_and_wait("maas-http"))
 
 
 def test_database_down_fails_the_dump_clearly_and_stops_nothing(lab, tmp_path):
@@ -132,7 +132,7 @@ def test_a_dump_failing_while_the_units_are_stopped_fails_the_host_and_starts_th
     r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
     assert r.returncode == 1
     row = next(ln for ln in r.stdout.splitlines() if ln.startswith("region1"))
-    assert "FAILED" in row and "dump database (pg_dumpall -c)" in row and "connection lost" in row
+    assert "FAILED" in row and "dump database (roles + pg_dump)" in row and "connection lost" in row
     assert unit_states(lab) == before
     new = lab.run("region1", "cat /var/log/maas-lab/units.log").stdout.splitlines()[journal["region1"]:]
     actions = [ln.split()[2] for ln in new]  # "<time> region1 stop maas-regiond"
@@ -163,18 +163,33 @@ def test_a_cut_ssh_connection_fails_the_host_restarts_its_units_and_a_rerun_fini
     assert fab("verify", str(sets(tmp_path)[-1])).returncode == 0
 
 
-def test_a_full_remote_disk_fails_the_upload_and_leaves_every_host_running(lab, tmp_path):
+def test_a_remote_disk_too_small_is_refused_by_measuring_the_filesystem_that_is_written(lab, tmp_path):
     r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
     assert r.returncode == 0, r.stdout
     [s] = sets(tmp_path)
     before = (unit_states(lab), journal_lines(lab))
+    # /var/lib/maasops on its own (small) filesystem: `free /var` would have read the root's free space.
     lab.run("region1", "mkdir -p /var/lib/maasops && mount -t tmpfs -o size=256k tmpfs /var/lib/maasops")
     try:
         r = fab("restore", str(s), "--inventory", str(lab.inventory))
-        left = lab.run("region1", "find /var/lib/maasops -name 'upload-*'").stdout
     finally:
         lab.run("region1", "umount /var/lib/maasops")
-    assert r.returncode == 1
+    assert r.returncode == 2 and "region1: not enough disk on /var/lib/maasops: 0 MiB free" in r.stdout, r.stdout
+    assert (unit_states(lab), journal_lines(lab)) == before
+
+
+def test_a_disk_that_fills_during_the_upload_fails_it_and_leaves_every_host_running(lab, tmp_path, tool_on):
+    r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
+    assert r.returncode == 0, r.stdout
+    [s] = sets(tmp_path)
+    before = (unit_states(lab), journal_lines(lab))
+    # The upload's writer fails the way a full disk makes it fail; every other cat works.
+    tool_on("region1", "cat", "#!/bin/sh\ncase $(readlink /proc/$$/fd/1) in /var/lib/maasops/*)\n"
+                              "  head -c 1000 >/dev/null; echo 'cat: write error: No space left on device' >&2; "
+                              "exit 1;;\nesac\nexec /bin/cat \"$@\"\n")
+    r = fab("restore", str(s), "--inventory", str(lab.inventory))
+    left = lab.run("region1", "find /var/lib/maasops -name 'upload-*'").stdout
+    assert r.returncode == 2  # refused before anything stopped
     row = next(ln for ln in r.stdout.splitlines() if ln.startswith("region1"))
     assert "FAILED" in row and "upload" in row and "No space left" in row, r.stdout
     assert left == ""  # the partial upload was removed
@@ -216,16 +231,16 @@ def test_encrypted_sets_hold_no_plaintext_and_restore_only_with_the_identity(lab
         assert secret not in raw and b"regiond.conf" not in raw and b"CREATE TABLE" not in raw
     r = fab("verify", str(s))
     assert r.returncode == 0 and "checksums only" in r.stdout
-    assert fab("verify", str(s), "--identity", str(tmp_path / "key.txt")).returncode == 0
-    r = fab("verify", str(s), "--identity", str(tmp_path / "other.txt"))
+    assert fab("verify", str(s), "--decrypt-key", str(tmp_path / "key.txt")).returncode == 0
+    r = fab("verify", str(s), "--decrypt-key", str(tmp_path / "other.txt"))
     assert r.returncode == 1 and "does not decrypt" in r.stdout
     journal = journal_lines(lab)
     r = fab("restore", str(s), *inv)
-    assert r.returncode == 2 and "--identity" in r.stdout
-    r = fab("restore", str(s), *inv, "--identity", str(tmp_path / "other.txt"))
+    assert r.returncode == 2 and "--decrypt-key" in r.stdout
+    r = fab("restore", str(s), *inv, "--decrypt-key", str(tmp_path / "other.txt"))
     assert r.returncode == 2 and "does not decrypt" in r.stdout
     assert journal_lines(lab) == journal
-    r = fab("restore", str(s), *inv, "--identity", str(tmp_path / "key.txt"))
+    r = fab("restore", str(s), *inv, "--decrypt-key", str(tmp_path / "key.txt"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert len({lab.run(h, f"sha256sum {p}").stdout.split()[0] for h, p in (
         ("region1", "/var/lib/maas/secret"), ("rack1", "/var/snap/maas/common/maas/secret"),

@@ -13,6 +13,7 @@ from maasops import connect, dbcheck, remote, stream
 from maasops.command import Cmd
 from maasops.lab import lab as lab_mod
 from maasops.lab import namespaces
+from tests.labtools import start_and_wait
 
 pytestmark = pytest.mark.lab
 
@@ -56,7 +57,7 @@ def test_systemctl_stand_in_keeps_state_and_exit_codes(cxn):
         r = remote.run(c, Cmd("systemctl stop maas-regiond"), "stop", check=False)  # not root
         assert r.exited != 0
     finally:
-        remote.run(c, Cmd("systemctl start maas-regiond"), "start", user="root")
+        remote.run(c, Cmd(start_and_wait("maas-regiond")), "start", user="root")
 
 
 def test_dbupgrade_touches_the_db_and_fails_like_maas_when_it_is_down(cxn):
