@@ -15,10 +15,23 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from maasops import __version__, backup_plan, backupset, crypto, fleet, hostlock, plan, probe, report, runner, stream
+from maasops import (
+    __version__,
+    backup_plan,
+    backupset,
+    crypto,
+    fleet,
+    hostlock,
+    plan,
+    probe,
+    report,
+    runner,
+    signing,
+    stream,
+)
 from maasops import manifest as mf
 from maasops.backup_plan import BackupOptions, BackupSpec
 from maasops.errors import RemoteError
@@ -126,35 +139,58 @@ def plans_for(targets: list[fleet.Target], facts: dict[str, probe.HostFacts], op
     return plans, owners
 
 
-def run(targets: list[fleet.Target], deployment: str, backup_dir: Path, options: BackupOptions,
-        parallel: int = 8, dry_run: bool = False, say: Callable[[str], None] = print,
-        dump_from: str | None = None, idle: float = stream.IDLE_TIMEOUT) -> RunResult:
-    """Back up every target into one set; print the plan (dry run) or a table."""
-    probed = fleet.probe_all(targets, parallel)
+@dataclass(frozen=True)
+class BackupRequest:
+    """One backup as asked for: the fleet, where the set goes, the options and who signs it."""
+
+    targets: list[fleet.Target]
+    deployment: str
+    backup_dir: Path
+    options: BackupOptions = field(default_factory=BackupOptions)
+    sign_key: Path | None = None  # None: the user's default SSH key
+    parallel: int = fleet.PARALLEL
+    dump_from: str | None = None
+    idle: float = stream.IDLE_TIMEOUT
+
+
+def _dry_run(plans: dict[str, plan.HostPlan], results: dict[str, HostResult], say: Callable[[str], None]) -> RunResult:
+    say(plan.render(list(plans.values())))
+    for r in results.values():
+        if r.status == "UNREACHABLE":
+            say(f"== {r.host}\n   UNREACHABLE: {r.error}")
+    return RunResult("backup", FAILED if results else OK, results, details={"status": "planned"})
+
+
+def run(req: BackupRequest, dry_run: bool = False, say: Callable[[str], None] = print) -> RunResult:
+    """Back up every target into one signed set; print the plan (dry run) or a table."""
+    key = None
+    if not dry_run:
+        try:
+            key = signing.signing_key(req.sign_key)
+            signing.can_sign(key)
+        except signing.SigningError as exc:
+            say(f"backup refused, nothing was touched: {exc}")
+            return refused("backup", str(exc))
+    probed = fleet.probe_all(req.targets, req.parallel)
     facts = {n: f for n, f in probed.items() if isinstance(f, probe.HostFacts)}
     results = {n: HostResult(n, "UNREACHABLE", error=str(e)) for n, e in probed.items()
                if not isinstance(e, probe.HostFacts)}
     try:
-        plans, owners = plans_for(targets, facts, options, dump_from, say)
+        plans, owners = plans_for(req.targets, facts, req.options, req.dump_from, say)
     except backup_plan.DatabaseConflict as exc:
         say(f"backup refused, nothing was touched: {exc}")
         return refused("backup", str(exc))
     results.update({n: HostResult(n, "REFUSED", error=p.error) for n, p in plans.items() if p.error})
     if dry_run:
-        say(plan.render(list(plans.values())))
-        for r in results.values():
-            if r.status == "UNREACHABLE":
-                say(f"== {r.host}\n   UNREACHABLE: {r.error}")
-        return RunResult("backup", FAILED if results else OK, results, details={"status": "planned"})
-    if not owners and not options.database_elsewhere:
+        return _dry_run(plans, results, say)
+    if not owners and not req.options.database_elsewhere:
         say(f"backup refused, nothing was touched: {NO_DATABASE}")
         return refused("backup", NO_DATABASE, hosts={n: r.to_json() for n, r in results.items()})
-    runnable = [(t, plans[t.name]) for t in targets if t.name in plans and not plans[t.name].error]
-    locks, busy = hostlock.acquire_all([t for t, _ in runnable], "backup", parallel)
+    runnable = [(t, plans[t.name]) for t in req.targets if t.name in plans and not plans[t.name].error]
+    locks, busy = hostlock.acquire_all([t for t, _ in runnable], "backup", req.parallel)
     results.update({n: HostResult(n, "REFUSED", error=str(e)) for n, e in busy.items()})
-    runnable = [(t, hp) for t, hp in runnable if t.name in locks]
     try:
-        return _run_locked(runnable, results, owners, deployment, backup_dir, options, parallel, idle, say)
+        return _run_locked(req, [(t, hp) for t, hp in runnable if t.name in locks], results, owners, key, say)
     finally:
         hostlock.release_all(locks)
 
@@ -174,36 +210,53 @@ def _checksums(host_dir: Path) -> dict[str, str]:
     return {p.name: backupset.file_sha256(p) for p in sorted(host_dir.iterdir()) if p.is_file()}
 
 
-def _run_locked(runnable: list[tuple[fleet.Target, plan.HostPlan]], results: dict[str, HostResult],
-                owners: dict[str, str], deployment: str, backup_dir: Path, options: BackupOptions,
-                parallel: int, idle: float, say: Callable[[str], None]) -> RunResult:
-    if not runnable:
-        say(report.table(_rows(results)))
-        say("\nbackup refused: no host could be backed up; nothing was touched")
-        return RunResult("backup", REFUSED, results, error="no host could be backed up")
-    set_dir = backupset.new_set(backup_dir, deployment)
+def _run_hosts(req: BackupRequest, runnable: list[tuple[fleet.Target, plan.HostPlan]], set_dir: Path,
+               results: dict[str, HostResult], say: Callable[[str], None]) -> tuple[bool, dict[str, dict[str, str]]]:
+    """Back up every runnable host in parallel; returns whether it was interrupted, and each host's checksums."""
     cancel = threading.Event()
     files: dict[str, dict[str, str]] = {}
-    with runner.sigterm_as_interrupt(), ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futures = {pool.submit(_run_host, t, hp, set_dir, cancel, idle, say): t.name for t, hp in runnable}
+    with runner.sigterm_as_interrupt(), ThreadPoolExecutor(max_workers=max(1, req.parallel)) as pool:
+        futures = {pool.submit(_run_host, t, hp, set_dir, cancel, req.idle, say): t.name for t, hp in runnable}
         interrupted = runner.wait_all(set(futures), cancel, say)
         for fut, name in futures.items():
             results[name], host_manifest_ = fut.result()
             if host_manifest_:
                 files[name] = _checksums(set_dir / name)
-    has_db = options.database_elsewhere or any(results.get(h) and results[h].status == "ok" for h in owners)
-    ok = not interrupted and bool(results) and all(r.status == "ok" for r in results.values()) and has_db
-    sm = _set_manifest(deployment, options, owners, results, files, ok)
+    return interrupted, files
+
+
+def _seal(set_dir: Path, sm: mf.SetManifest, key: Path, say: Callable[[str], None]) -> bool:
+    """Write the set manifest and sign it; False (said why) when either fails: the set stays .partial."""
     try:
         backupset.write_json(set_dir / mf.MANIFEST, sm.to_json())
+        if sm.complete:
+            signing.sign(set_dir / mf.MANIFEST, key)
+        return sm.complete
     except OSError as exc:
         say(f"!!! writing the set's {mf.MANIFEST} on this machine failed: {exc.strerror}; "
             "the set stays incomplete (.partial)")
-        ok = False
+    except signing.SigningError as exc:
+        say(f"!!! {exc}; the set stays incomplete (.partial)")
+    return False
+
+
+def _run_locked(req: BackupRequest, runnable: list[tuple[fleet.Target, plan.HostPlan]],
+                results: dict[str, HostResult], owners: dict[str, str], key: Path,
+                say: Callable[[str], None]) -> RunResult:
+    if not runnable:
+        say(report.table(_rows(results)))
+        say("\nbackup refused: no host could be backed up; nothing was touched")
+        return RunResult("backup", REFUSED, results, error="no host could be backed up")
+    set_dir = backupset.new_set(req.backup_dir, req.deployment)
+    interrupted, files = _run_hosts(req, runnable, set_dir, results, say)
+    options = req.options
+    has_db = options.database_elsewhere or any(results.get(h) and results[h].status == "ok" for h in owners)
+    complete = not interrupted and bool(results) and all(r.status == "ok" for r in results.values()) and has_db
+    ok = _seal(set_dir, _set_manifest(req.deployment, options, owners, results, files, complete), key, say)
     final = backupset.complete(set_dir) if ok else set_dir
     _print_report(results, final, ok, say)
     code = INTERRUPTED if interrupted else OK if ok else FAILED
-    return RunResult("backup", code, results, final, details={"deployment": deployment,
+    return RunResult("backup", code, results, final, details={"deployment": req.deployment,
                                                                "database_elsewhere": options.database_elsewhere})
 
 

@@ -58,7 +58,7 @@ def run_task(c: Context, req: cli.FleetRequest) -> None:
     keep = int(opts.get("keep") or KEEP)
     if keep < 1:
         raise Exit("--keep must be 1 or more: the last restore's copies are what --rollback puts back", code=2)
-    _, tgts = cli.targets(c, req)
+    tgts = cli.targets(c, req).targets
     dry_run = bool(opts.get("dry_run"))
     with fleet.closing(tgts):
         got = fleet.each(tgts, lambda t: _one(t, keep, dry_run), int(opts.get("parallel") or fleet.PARALLEL))

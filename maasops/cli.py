@@ -31,6 +31,7 @@ from maasops import (
     report,
     restore,
     rollback,
+    signing,
     stream,
     verify,
 )
@@ -86,29 +87,52 @@ def _safe(name: str, what: str) -> str:
         raise Exit(f"{exc}: it names a directory of the backup set", code=REFUSED) from None
 
 
-def targets(c: Context, req: FleetRequest) -> tuple[str, list[fleet.Target]]:
-    """The deployment name and targets of a request: -H hosts, else --inventory, else the lab."""
+@dataclass(frozen=True)
+class Fleet:
+    """What a request acts on: the deployment's name, its targets, and its keys (from the inventory or options)."""
+
+    name: str
+    targets: list[fleet.Target]
+    sign_key: Path | None = None
+    allowed_signers: Path | None = None
+
+
+def _inventory(opts: dict, required: bool = True) -> inventory.Deployment | None:
+    inv = opts.get("inventory")
+    if not inv:
+        lab_inv = Path(opts.get("lab_dir") or DEFAULT_LAB_DIR) / "inventory.yaml"
+        if not lab_inv.exists():
+            if not required:
+                return None
+            raise Exit("No hosts: give -H host1,host2, --inventory FILE, or bring the lab up (maasops lab.up).",
+                       code=REFUSED)
+        inv = lab_inv
+    try:
+        return inventory.load(inv)
+    except inventory.InventoryError as exc:
+        raise Exit(str(exc), code=REFUSED) from None
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def targets(c: Context, req: FleetRequest) -> Fleet:
+    """What a request acts on: -H hosts, else --inventory, else the lab."""
     opts = req.options
     accept = bool(opts.get("accept_new_host_keys"))
+    sign_key, signers = _path(opts.get("sign_key")), _path(opts.get("allowed_signers"))
     if req.connections:
         if opts.get("inventory"):
             raise Exit("give hosts with -H or with --inventory, not both", code=REFUSED)
         tgts = fleet.from_connections(req.connections, accept, opts.get("jump_host"))
         for t in tgts:
             _safe(t.name, "host name")
-        return _safe(opts.get("deployment") or "default", "--deployment"), tgts
-    inv = opts.get("inventory")
-    if not inv:
-        lab_inv = Path(opts.get("lab_dir") or DEFAULT_LAB_DIR) / "inventory.yaml"
-        if not lab_inv.exists():
-            raise Exit("No hosts: give -H host1,host2, --inventory FILE, or bring the lab up (maasops lab.up).",
-                       code=REFUSED)
-        inv = lab_inv
-    try:
-        dep = inventory.load(inv)
-    except inventory.InventoryError as exc:
-        raise Exit(str(exc), code=REFUSED) from None
-    return _safe(opts.get("deployment") or dep.name, "--deployment"), fleet.from_deployment(dep, c.config, accept)
+        return Fleet(_safe(opts.get("deployment") or "default", "--deployment"), tgts, sign_key, signers)
+    dep = _inventory(opts)
+    return Fleet(_safe(opts.get("deployment") or dep.name, "--deployment"),
+                 fleet.from_deployment(dep, c.config, accept), sign_key or dep.signing_key,
+                 signers or dep.allowed_signers)
 
 
 def finish(result: RunResult, out: output.Output, opts: dict, deployment: str | None = None) -> None:
@@ -141,7 +165,8 @@ def probe_rows(results: dict[str, probe.HostFacts | BaseException]) -> list[dict
 def run_probe(c: Context, req: FleetRequest) -> None:
     """Probe every target in parallel and print a table; exit 1 when any host failed."""
     out = output.Output(bool(req.options.get("json")))
-    name, tgts = targets(c, req)
+    f = targets(c, req)
+    name, tgts = f.name, f.targets
     results = fleet.probe_all(tgts, int(req.options.get("parallel") or fleet.PARALLEL))
     for t in tgts:
         if isinstance(results[t.name], probe.HostFacts):
@@ -179,13 +204,13 @@ def run_backup(c: Context, req: FleetRequest, dry_run: bool | None = None) -> No
     """Back up every target (or print the plan); exit non-zero when any host failed."""
     opts = req.options
     out = output.Output(bool(opts.get("json")))
-    name, tgts = targets(c, req)
-    result = backup.run(tgts, name, Path(opts.get("backup_dir") or "backups"), backup_options(opts),
-                        parallel=int(opts.get("parallel") or fleet.PARALLEL),
-                        dry_run=bool(opts.get("dry_run")) if dry_run is None else dry_run, say=out.say,
-                        dump_from=opts.get("dump_from") or None,
-                        idle=float(opts.get("idle_timeout") or stream.IDLE_TIMEOUT))
-    finish(result, out, opts, name)
+    f = targets(c, req)
+    request = backup.BackupRequest(f.targets, f.name, Path(opts.get("backup_dir") or "backups"), backup_options(opts),
+                                   f.sign_key, int(opts.get("parallel") or fleet.PARALLEL),
+                                   opts.get("dump_from") or None,
+                                   float(opts.get("idle_timeout") or stream.IDLE_TIMEOUT))
+    result = backup.run(request, bool(opts.get("dry_run")) if dry_run is None else dry_run, out.say)
+    finish(result, out, opts, f.name)
 
 
 def run_verify(c: Context, req: FleetRequest) -> None:
@@ -200,20 +225,24 @@ def run_verify(c: Context, req: FleetRequest) -> None:
         ids = crypto.identities(Path(identity)) if identity else None
     except (OSError, crypto.CryptoError) as exc:
         raise Exit(f"--decrypt-key: {exc}", code=REFUSED) from None
-    sc = verify.verify_set(Path(backup_set), int(opts.get("parallel") or 4), ids,
-                           database_elsewhere=bool(opts.get("database_elsewhere")))
+    dep = _inventory(opts, required=False) if opts.get("inventory") else None
+    signers = _path(opts.get("allowed_signers")) or (dep.allowed_signers if dep else None)
+    policy = verify.Policy(signers or signing.default_allowed_signers(), bool(opts.get("trust_unsigned")),
+                           bool(opts.get("database_elsewhere")))
+    sc = verify.verify_set(Path(backup_set), policy, int(opts.get("parallel") or 4), ids)
     out.say(report.table(verify.rows(sc)))
     for problem in sc.problems:
         out.say(f"set: {problem}")
     for note in sc.notes:
         out.say(f"note: {note}")
-    out.say(f"\n{backup_set}: {'OK' if sc.ok else 'DAMAGED OR INCOMPLETE: do not restore from it'}")
+    out.say(f"\n{backup_set}: " + (f"OK, signed by {sc.signer or 'NOBODY'}" if sc.ok else
+                                    "DAMAGED OR INCOMPLETE, or not trusted: do not restore from it"))
     out.emit(output.verify_json(sc))
     if not sc.ok:
         raise Exit(code=1)
 
 
-def restore_options(opts: dict) -> RestoreOptions:
+def restore_options(opts: dict, signers: Path | None = None) -> RestoreOptions:
     """The restore options the user gave (Exit with code 2 for values that cannot work)."""
     url, db_host = opts.get("maas_url") or None, opts.get("database_host") or None
     if url and not hostfiles.valid_url(url):
@@ -227,7 +256,8 @@ def restore_options(opts: dict) -> RestoreOptions:
     return RestoreOptions(
         allow_upgrade=bool(opts.get("allow_upgrade")), maas_url=url, database_host=db_host,
         rollback_copy=bool(opts.get("rollback_copy", True)), skip_database=bool(opts.get("skip_database")),
-        identity=opts.get("decrypt_key") or None, keep=keep, database_elsewhere=bool(opts.get("database_elsewhere")))
+        identity=opts.get("decrypt_key") or None, keep=keep, database_elsewhere=bool(opts.get("database_elsewhere")),
+        allowed_signers=signers, trust_unsigned=bool(opts.get("trust_unsigned")))
 
 
 def run_restore(c: Context, req: FleetRequest, dry_run: bool | None = None) -> None:
@@ -236,8 +266,9 @@ def run_restore(c: Context, req: FleetRequest, dry_run: bool | None = None) -> N
     out = output.Output(bool(opts.get("json")))
     if not opts.get("backup_set"):
         raise Exit("maasops restore: which backup set? (maasops restore backups/<deployment>/<time>)", code=REFUSED)
-    options = restore_options(opts)
-    name, tgts = targets(c, req)
+    f = targets(c, req)
+    options = restore_options(opts, f.allowed_signers)
+    name, tgts = f.name, f.targets
     parallel = int(opts.get("parallel") or fleet.PARALLEL)
     dry_run = bool(opts.get("dry_run")) if dry_run is None else dry_run
     if opts.get("rollback"):

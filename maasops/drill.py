@@ -134,14 +134,15 @@ def _source_fingerprint(records: mf.SetRecords, sources: list[fleet.Target]) -> 
 def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[str, str], deployment: str,
         backup_dir: Path, options: RestoreOptions, parallel: int = fleet.PARALLEL,
         say: Callable[[str], None] = print, extra_checks: Callable[[dict], Checks] | None = None,
-        backup_options: BackupOptions | None = None) -> DrillResult:
+        backup_options: BackupOptions | None = None, sign_key: Path | None = None) -> DrillResult:
     """Back up ``sources``, restore onto ``targets`` (by ``mapping``), prove equality; print and save the report.
 
     ``extra_checks`` gets the restore report and returns more named checks (the lab reads its own logs).
     """
     say("== 1/3 backup")
     t0 = time.time()
-    b = backup.run(sources, deployment, backup_dir, backup_options or BackupOptions(), parallel, say=say)
+    b = backup.run(backup.BackupRequest(sources, deployment, backup_dir, backup_options or BackupOptions(), sign_key,
+                                        parallel), say=say)
     if b.code or b.set_dir is None:
         say("drill: the backup failed; nothing was restored")
         return DrillResult(False, {"backup": b.to_json()})

@@ -7,6 +7,8 @@ Format (see inventory/*.yaml)::
       user: ubuntu
       port: 22
       ssh_config: ssh_config      # relative to this file
+      signing_key: ~/.ssh/id_ed25519   # signs every set (see docs/dr-drill.md, "Trusting a backup set")
+      allowed_signers: allowed_signers # whose signatures verify and restore trust
       gateway: bastion.example    # a jump host, like fab --gateway
       sudo_password_file: path    # relative to this file; never the password itself
     hosts:
@@ -22,14 +24,16 @@ Nothing is contacted while loading: a bad file fails before any SSH.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from maasops.manifest import ManifestError, safe_name
+
 ROLES = ("region", "rack")
 HOST_CONNECT_KEYS = ("user", "port", "gateway", "sudo_password_file")
-DEFAULT_KEYS = HOST_CONNECT_KEYS + ("ssh_config",)
+DEFAULT_KEYS = HOST_CONNECT_KEYS + ("ssh_config", "signing_key", "allowed_signers")
 HOST_KEYS = HOST_CONNECT_KEYS + ("roles", "address", "install", "version", "database")
 TOP_KEYS = ("deployment", "defaults", "hosts")
 
@@ -62,7 +66,8 @@ class Deployment:
     hosts: tuple[InventoryHost, ...]
     ssh_config: Path | None = None
     source: Path | None = None
-    extra: dict = field(default_factory=dict)
+    signing_key: Path | None = None  # the SSH key that signs this deployment's sets
+    allowed_signers: Path | None = None  # whose signatures a verify or restore of its sets trusts
 
     def host(self, name: str) -> InventoryHost:
         """A host by name (KeyError when absent)."""
@@ -113,9 +118,7 @@ def _connect_fields(path: Path, nodes: dict[str, yaml.Node], what: str) -> dict:
     return out
 
 
-def load(path: str | Path) -> Deployment:
-    """Parse and validate an inventory file; raise InventoryError with file:line on any fault."""
-    path = Path(path)
+def _compose(path: Path) -> yaml.Node:
     try:
         root = yaml.compose(path.read_text())
     except OSError as exc:
@@ -126,52 +129,80 @@ def load(path: str | Path) -> Deployment:
         raise InventoryError(f"{path}:{line}: YAML error: {exc.problem or exc}") from None
     if root is None:
         raise InventoryError(f"{path}:1: empty inventory")
-    top = _mapping(path, root, "inventory", TOP_KEYS)
-    if "deployment" not in top:
-        raise _err(path, root, "missing 'deployment' (the name of this deployment)")
-    name = _scalar(path, top["deployment"], "deployment")
-    if "/" in name or name.startswith("."):
-        raise _err(path, top["deployment"], "deployment name must not contain '/' or start with '.'")
-    defaults_nodes = _mapping(path, top["defaults"], "defaults", DEFAULT_KEYS) if "defaults" in top else {}
-    defaults = _connect_fields(path, defaults_nodes, "defaults")
-    ssh_config = None
-    if "ssh_config" in defaults_nodes:
-        ssh_config = (path.parent / _scalar(path, defaults_nodes["ssh_config"], "defaults.ssh_config")).resolve()
+    return root
+
+
+def _safe(path: Path, node: yaml.Node, value: str, what: str) -> str:
+    """A name that becomes a directory of the backup set: no '/', '..' or other surprises."""
+    try:
+        return safe_name(value, what)
+    except ManifestError as exc:
+        raise _err(path, node, str(exc)) from None
+
+
+def _roles(path: Path, node: yaml.Node, what: str) -> tuple[str, ...]:
+    roles = ([_scalar(path, node, f"{what}.roles")] if isinstance(node, yaml.ScalarNode)
+             else [_scalar(path, n, f"{what}.roles") for n in getattr(node, "value", [])])
+    for role in roles:
+        if role not in ROLES:
+            raise _err(path, node, f"{what}: unknown role {role!r} (known: region, rack)")
+    if not roles:
+        raise _err(path, node, f"{what}: roles is empty")
+    return tuple(sorted(set(roles), reverse=True))
+
+
+def _host(path: Path, host_name: str, node: yaml.Node, defaults: dict) -> InventoryHost:
+    what = f"hosts.{host_name}"
+    nodes = _mapping(path, node, what, HOST_KEYS) if not _is_null(node) else {}
+    if "roles" not in nodes:
+        raise _err(path, node, f"{what}: missing 'roles' (region, rack or both)")
+    roles = _roles(path, nodes["roles"], what)
+    fields = {**defaults, **_connect_fields(path, nodes, what)}
+    extra = {k: _scalar(path, nodes[k], f"{what}.{k}") for k in ("install", "version", "database") if k in nodes}
+    if extra.get("install") not in (None, "deb", "snap"):
+        raise _err(path, nodes["install"], f"{what}.install must be deb or snap")
+    address = _scalar(path, nodes["address"], f"{what}.address") if "address" in nodes else host_name
+    return InventoryHost(_safe(path, node, host_name, what), roles, address, **fields, **extra)
+
+
+def _hosts(path: Path, top: dict[str, yaml.Node], root: yaml.Node, defaults: dict) -> tuple[InventoryHost, ...]:
     if "hosts" not in top:
         raise _err(path, root, "missing 'hosts'")
     hosts_nodes = _mapping(path, top["hosts"], "hosts", ())
     if not hosts_nodes:
         raise _err(path, top["hosts"], "no hosts")
-    hosts = []
-    addresses: dict[str, str] = {}
+    hosts, addresses = [], {}
     for host_name, node in hosts_nodes.items():
-        what = f"hosts.{host_name}"
-        nodes = _mapping(path, node, what, HOST_KEYS) if not _is_null(node) else {}
-        if "roles" not in nodes:
-            raise _err(path, node, f"{what}: missing 'roles' (region, rack or both)")
-        roles_node = nodes["roles"]
-        roles = ([_scalar(path, roles_node, f"{what}.roles")] if isinstance(roles_node, yaml.ScalarNode)
-                 else [_scalar(path, n, f"{what}.roles") for n in getattr(roles_node, "value", [])])
-        for role in roles:
-            if role not in ROLES:
-                raise _err(path, roles_node, f"{what}: unknown role {role!r} (known: region, rack)")
-        if not roles:
-            raise _err(path, roles_node, f"{what}: roles is empty")
-        fields = {**defaults, **_connect_fields(path, nodes, what)}
-        extra = {k: _scalar(path, nodes[k], f"{what}.{k}") for k in ("install", "version", "database")
-                 if k in nodes}
-        if extra.get("install") not in (None, "deb", "snap"):
-            raise _err(path, nodes["install"], f"{what}.install must be deb or snap")
-        address = _scalar(path, nodes["address"], f"{what}.address") if "address" in nodes else host_name
-        if address in addresses:
-            raise _err(path, node, f"{what}: same address as hosts.{addresses[address]} ({address})")
-        addresses[address] = host_name
-        hosts.append(InventoryHost(host_name, tuple(sorted(set(roles), reverse=True)), address,
-                                   **fields, **extra))
+        h = _host(path, host_name, node, defaults)
+        if h.address in addresses:
+            raise _err(path, node, f"hosts.{host_name}: same address as hosts.{addresses[h.address]} ({h.address})")
+        addresses[h.address] = host_name
+        hosts.append(h)
     if not any("region" in h.roles for h in hosts):
         raise _err(path, top["hosts"], "no region controller: a deployment needs at least one host with "
                                        "role region")
-    return Deployment(name, tuple(hosts), ssh_config, path.resolve())
+    return tuple(hosts)
+
+
+def _local_path(path: Path, nodes: dict[str, yaml.Node], key: str) -> Path | None:
+    if key not in nodes:
+        return None
+    return (path.parent / _scalar(path, nodes[key], f"defaults.{key}")).expanduser().resolve()
+
+
+def load(path: str | Path) -> Deployment:
+    """Parse and validate an inventory file; raise InventoryError with file:line on any fault."""
+    path = Path(path)
+    root = _compose(path)
+    top = _mapping(path, root, "inventory", TOP_KEYS)
+    if "deployment" not in top:
+        raise _err(path, root, "missing 'deployment' (the name of this deployment)")
+    name = _safe(path, top["deployment"], _scalar(path, top["deployment"], "deployment"), "deployment")
+    defaults_nodes = _mapping(path, top["defaults"], "defaults", DEFAULT_KEYS) if "defaults" in top else {}
+    defaults = _connect_fields(path, defaults_nodes, "defaults")
+    return Deployment(name, _hosts(path, top, root, defaults), _local_path(path, defaults_nodes, "ssh_config"),
+                      path.resolve(), _local_path(path, defaults_nodes, "signing_key"),
+                      _local_path(path, defaults_nodes, "allowed_signers"))
 
 
 def _is_null(node: yaml.Node) -> bool:

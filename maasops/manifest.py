@@ -68,15 +68,21 @@ class Member:
 
 
 @dataclass(frozen=True)
-class Archive:
-    """A host's config archive."""
+class Stored:
+    """A file of the set as stored: compressed (and maybe encrypted), with the checksums of both forms."""
 
     file: str
     compression: str
     size: int
     sha256: str
     encryption: str | None
-    plain_sha256: str | None
+    plain_sha256: str | None  # of the bytes before encryption (None when not encrypted)
+
+
+@dataclass(frozen=True)
+class Archive(Stored):
+    """A host's config archive."""
+
     trees: tuple[str, ...]  # layout paths
     actual_trees: tuple[str, ...]  # as on the host (snap revision)
     excluded: tuple[str, ...]  # as on the host
@@ -84,15 +90,9 @@ class Archive:
 
 
 @dataclass(frozen=True)
-class Dump:
+class Dump(Stored):
     """A database dump."""
 
-    file: str
-    compression: str
-    size: int
-    sha256: str
-    encryption: str | None
-    plain_sha256: str | None
     kind: str
     database: str
     how: str  # local | network | maas-test-db
@@ -378,8 +378,11 @@ def parse_set(data: object, where: str) -> SetManifest:
         for f, digest in files.items():
             if "/" in f or f.startswith(".") or not SHA256.match(digest):
                 raise ManifestError(f"{e.where}: files has {f[:40]!r}: not a file name with a sha256")
-        hosts[name] = HostEntry(e.str("status"), e.str("error", optional=True) or "",
-                                e.sha("manifest_sha256", optional=True), files)
+        entry = HostEntry(e.str("status"), e.str("error", optional=True) or "", e.sha("manifest_sha256", optional=True),
+                          files)
+        if version >= 2 and entry.status == "ok" and not (entry.manifest_sha256 and entry.files):
+            raise ManifestError(f"{e.where}: an ok host without the checksums of its manifest and files")
+        hosts[name] = entry
     owners = o.str_map("dump_owners")
     for host, how in owners.items():
         if host not in hosts or how not in DUMP_HOW:

@@ -26,7 +26,7 @@ SPECS = (
     TaskSpec("backup", "3. Back up every controller: DB dump (live), stop units, archive config, start units.",
              HOSTS + BACKUP + ("dry_run", "json", "metrics_file")),
     TaskSpec("verify", "4. Check a backup set offline: signature, checksums, sizes, dump, what it may write.",
-             TRUST + ("parallel", "json"), positional=("backup_set",)),
+             TRUST + ("inventory", "parallel", "json"), positional=("backup_set",)),
     TaskSpec("restore", "5. Restore a set: verify, preflight, stop, load DB, put trees back, sync secret, dbupgrade "
                         "once, start.", HOSTS + RESTORE + ("dry_run", "rollback", "json", "metrics_file"),
              positional=("backup_set",)),

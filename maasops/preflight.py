@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maasops import compression, crypto, fleet, layouts, probe, remote, verify
+from maasops import compression, crypto, fleet, layouts, probe, remote, signing, verify
 from maasops import manifest as mf
 from maasops.command import Cmd
 from maasops.plan import Send
@@ -189,13 +189,19 @@ def _pairs(check: verify.SetCheck, targets: list[fleet.Target], mapping: dict[st
     return pairs
 
 
+def policy(options: RestoreOptions) -> verify.Policy:
+    """What the set must prove: signed by whom allowed_signers lists (or accepted unsigned), holding the database."""
+    return verify.Policy(options.allowed_signers or signing.default_allowed_signers(), options.trust_unsigned,
+                         options.database_elsewhere)
+
+
 def check_set(set_dir: Path, options: RestoreOptions, parallel: int) -> tuple[verify.SetCheck, list | None]:
     """The set's records and sizes, checked (Refused when they do not verify); and the identities to decrypt it."""
     try:
         ids = crypto.identities(Path(options.identity)) if options.identity else None
     except (OSError, crypto.CryptoError) as exc:
         raise Refused(f"--identity: {exc}") from None
-    check = verify.verify_set(set_dir, parallel, ids, content=False, database_elsewhere=options.database_elsewhere)
+    check = verify.verify_set(set_dir, policy(options), parallel, ids, content=False)
     sealed = sorted(h.host for h in check.hosts.values() if verify.SEALED in h.notes)
     if sealed and ids is None:
         raise Refused(f"the set is encrypted ({', '.join(sealed)}): give the identity that decrypts it with "

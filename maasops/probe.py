@@ -227,35 +227,47 @@ def _roles_of_snap(c: Connection, mode: str | None) -> tuple[str, ...]:
 RESTORE_WRITES = ("/var/lib/maasops",)  # where a restore keeps its uploads and records (besides the trees)
 
 
-def probe(c: Connection) -> HostFacts:
-    """Find out, read-only, which MAAS ``c``'s host runs, its roles, database, units, sizes and disk."""
-    host = host_label(c)
+def _layout_records(c: Connection, lay: layouts.Layout, snap_data: str | None) -> list[tuple[str, str]]:
+    paths = lay.trees + lay.region_trees + lay.cache_excludes + lay.image_dirs
+    write = RESTORE_WRITES + tuple(dict.fromkeys(lay.trees + lay.region_trees))
+    script = _layout_script(lay, lay.units({"region", "rack"}), paths, write, snap_data)
+    try:
+        return records(run(c, script, "probe: layout", user="root").stdout)
+    except ValueError as exc:
+        raise RemoteError(host_label(c), "probe: layout", str(exc)) from None
+
+
+def _disk_facts(found: list[tuple[str, str]]) -> dict:
+    """present, mountpoints, sizes and space, from the layout records."""
+    return {"present": tuple(v for k, v in found if k == "present"),
+            "mountpoints": tuple(v for k, v in found if k == "mountpoint"),
+            "sizes": {k[3:]: _int(v) for k, v in found if k.startswith("du ")},
+            "space": {k[3:]: sp for k, v in found if k.startswith("df ") and (sp := _space(v))}}
+
+
+def probe(c: Connection, require_roles: bool = True) -> HostFacts:
+    """Find out, read-only, which MAAS ``c``'s host runs, its roles, database, units, sizes and disk.
+
+    ``require_roles`` False: a snap whose snap_mode is missing (a restore killed half-way) has no roles
+    instead of failing the probe; the caller knows them from elsewhere.
+    """
     install, version, roles, revision, tools = installed(c)
     if install is None:
-        return HostFacts(host, None, None, tools=tools)
+        return HostFacts(host_label(c), None, None, tools=tools)
     lay = layouts.layout_for(install, layouts.parse_version(version))
     snap_data = _resolve_snap_data(c) if install == "snap" else None
-    paths = lay.trees + lay.region_trees + lay.cache_excludes + lay.image_dirs
-    units = lay.units({"region", "rack"})
-    write = RESTORE_WRITES + tuple(dict.fromkeys(lay.trees + lay.region_trees))
-    try:
-        found = records(run(c, _layout_script(lay, units, paths, write, snap_data), "probe: layout",
-                            user="root").stdout)
-    except ValueError as exc:
-        raise RemoteError(host, "probe: layout", str(exc)) from None
-    one = {k: v for k, v in found}
-    if install == "snap":
+    found = _layout_records(c, lay, snap_data)
+    one = dict(found)
+    if install == "snap" and (require_roles or (one.get("snap_mode") or "").strip()):
         roles = _roles_of_snap(c, one.get("snap_mode"))
-    regiond = _yaml(c, "regiond.conf", one.get("regiond")) if "regiond" in one else {}
-    rackd = _yaml(c, "rackd.conf", one.get("rackd")) if "rackd" in one else {}
-    database = _database_facts(c, regiond) if "region" in roles and "regiond" in one else None
+    regiond = _yaml(c, "regiond.conf", one["regiond"]) if "regiond" in one else {}
+    rackd = _yaml(c, "rackd.conf", one["rackd"]) if "rackd" in one else {}
     return HostFacts(
-        host, install, version, roles, revision, (one.get("snap_mode") or "").strip() or None, snap_data,
-        _maas_url(regiond, rackd), database, bool(regiond.get("vault_url")), tools,
-        _unit_states(one.get("units", ""), units), tuple(v for k, v in found if k == "present"),
-        tuple(v for k, v in found if k == "mountpoint"),
-        {k[3:]: _int(v) for k, v in found if k.startswith("du ")},
-        {k[3:]: s for k, v in found if k.startswith("df ") and (s := _space(v))})
+        host_label(c), install, version, roles, revision, (one.get("snap_mode") or "").strip() or None, snap_data,
+        maas_url=_maas_url(regiond, rackd),
+        database=_database_facts(c, regiond) if "region" in roles and "regiond" in one else None,
+        vault=bool(regiond.get("vault_url")), tools=tools,
+        unit_states=_unit_states(one.get("units", ""), lay.units({"region", "rack"})), **_disk_facts(found))
 
 
 def _yaml(c: Connection, name: str, text: str | None) -> dict:

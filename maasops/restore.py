@@ -65,11 +65,14 @@ def run(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str], opt
         return refused("restore", str(exc))
     secret = preflight.secret_source(pf, options.identity)
     host_plans = plans(pf, secret, options, run_id)
-    say(f"restore of {set_dir} (run {run_id}): database loaded on {pf.loader or 'no host'}, dbupgrade on "
+    for note in pf.check.notes:
+        say(f"!!! {note}")
+    say(f"restore of {set_dir} (run {run_id}), signed by {pf.check.signer or 'NOBODY'}: database loaded on "
+        f"{pf.loader or 'no host'}, dbupgrade on "
         f"{pf.upgrader or 'no host'}, secret from {secret[0] if secret else 'no region'}")
     problems = [f"{p.host}: {p.error}" for p in host_plans if p.error]
     if dry_run and not problems:  # a dry run reads the whole set now: nothing else will
-        problem = verify.verify_set(set_dir, parallel, pf.ids, database_elsewhere=options.database_elsewhere).problem()
+        problem = verify.verify_set(set_dir, preflight.policy(options), parallel, pf.ids).problem()
         problems = [problem] if problem else []
     if dry_run or problems:
         say(plan.render(host_plans))

@@ -56,6 +56,8 @@ class RestoreOptions:
     identity: str | None = None  # age/SSH identity file for an encrypted set
     keep: int = KEEP
     database_elsewhere: bool = False  # a set without the database may be restored (its files only)
+    allowed_signers: Path | None = None  # whose signatures to trust (None: the user's default file)
+    trust_unsigned: bool = False
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from fabric import Connection
 
 from maasops import fleet, hostlock, plan, probe, remote, report, runner
+from maasops import manifest as mf
 from maasops.command import Cmd, Q, Word
 from maasops.restore_plan import PHASES, RUN_ROOT
 from maasops.results import FAILED, OK, REFUSED, HostResult, RunResult, refused
@@ -40,9 +41,20 @@ def last_restore(set_dir: Path) -> dict | None:
         return None
 
 
-def _plans(targets: list[fleet.Target], run_id: str, parallel: int) -> tuple[list[plan.HostPlan], dict]:
+def _roles(set_dir: Path, last: dict) -> dict[str, tuple[str, ...]]:
+    """Each target's roles by the set (what was restored onto it), for hosts a killed restore left unreadable."""
+    try:
+        records = mf.read_set(set_dir)
+    except mf.ManifestError:
+        return {}
+    return {t: records.hosts[h["source"]].roles for t, h in (last.get("hosts") or {}).items()
+            if isinstance(h, dict) and h.get("source") in records.hosts}
+
+
+def _plans(targets: list[fleet.Target], run_id: str, parallel: int,
+           roles: dict[str, tuple[str, ...]]) -> tuple[list[plan.HostPlan], dict]:
     def look(t: fleet.Target):
-        return probe.probe(t.connection), read_state(t.connection)
+        return probe.probe(t.connection, require_roles=False), read_state(t.connection)
     found = fleet.each(targets, look, parallel)
     plans, rows = [], {}
     for t in targets:
@@ -55,7 +67,7 @@ def _plans(targets: list[fleet.Target], run_id: str, parallel: int) -> tuple[lis
             plans.append(plan.HostPlan(t.name, got[0], error=(
                 f"the last restore on this host is {got[1][0][:40]}, not {run_id} from this set")))
         else:
-            plans.append(rollback_plan(got[0], *got[1]))
+            plans.append(rollback_plan(got[0], *got[1], roles=roles.get(t.name, ())))
     return plans, rows
 
 
@@ -73,7 +85,7 @@ def run(set_dir: Path, targets: list[fleet.Target], parallel: int = fleet.PARALL
         say(f"rollback refused: restore {run_id} ran on {', '.join(missing)} too; give every one of its hosts")
         return refused("rollback", f"hosts missing: {', '.join(missing)}")
     targets = [by_name[n] for n in sorted(last.get("hosts") or {})]
-    plans, rows = _plans(targets, run_id, parallel)
+    plans, rows = _plans(targets, run_id, parallel, _roles(set_dir, last))
     bad = [p for p in plans if p.error] + [r for r in rows.values() if r.status == "UNREACHABLE"]
     if dry_run or bad:
         say(plan.render(plans))

@@ -10,6 +10,7 @@ layout's trees, or an aside copy that is not that tree's, is refused.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from maasops import database, layouts, services
 from maasops.command import Cmd, Q
@@ -83,8 +84,13 @@ def _database_step(f: HostFacts, run_id: str, state: list[str]) -> Step | None:
     return None
 
 
-def rollback_plan(f: HostFacts, run_id: str, state: list[str]) -> HostPlan:
-    """Steps that put back what the restore ``run_id`` replaced on this host, by its record ``state``."""
+def rollback_plan(f: HostFacts, run_id: str, state: list[str], roles: tuple[str, ...] = ()) -> HostPlan:
+    """Steps that put back what the restore ``run_id`` replaced on this host, by its record ``state``.
+
+    ``roles``: the host's roles when the probe could not tell them (a restore killed half-way).
+    """
+    if not f.roles and roles:
+        f = replace(f, roles=roles)
     if not RUN_ID.match(run_id):
         return HostPlan(f.host, f, error=f"the host's last restore record is {run_id[:40]!r}, not a maasops run")
     if "rolled-back" in state:

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maasops import backupset, confine, crypto, report
+from maasops import backupset, confine, crypto, report, signing
 from maasops import manifest as mf
 
 SEALED = "encrypted: checksums only, --identity checks the contents"
@@ -53,6 +53,7 @@ class SetCheck:
     hosts: dict[str, HostCheck]
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    signer: str | None = None  # who signed it, by allowed_signers
 
     @property
     def ok(self) -> bool:
@@ -180,20 +181,45 @@ def _database_problem(records: mf.SetRecords, database_elsewhere: bool) -> str |
     return None if database_elsewhere else NO_DATABASE
 
 
-def verify_set(set_dir: Path, parallel: int = 4, ids: list | None = None, content: bool = True,
-               database_elsewhere: bool = False) -> SetCheck:
+@dataclass(frozen=True)
+class Policy:
+    """What a set must prove before it is trusted: whose signature, and whether it must hold the database."""
+
+    allowed_signers: Path
+    trust_unsigned: bool = False
+    database_elsewhere: bool = False
+
+
+def _signature(sc: SetCheck, policy: Policy) -> None:
+    trust = signing.check(sc.path, policy.allowed_signers, policy.trust_unsigned)
+    sc.signer = trust.signer
+    if trust.problem:
+        sc.problems.append(trust.problem)
+    if trust.warning:
+        sc.notes.append(trust.warning)
+
+
+def verify_set(set_dir: Path, policy: Policy, parallel: int = 4, ids: list | None = None,
+               content: bool = True) -> SetCheck:
     """Check a whole set (decrypting with ``ids`` if it is encrypted); never raises for a damaged set.
 
-    ``content`` False checks everything but the files' bytes (see :func:`check_host`).
+    The signature is checked first (``policy``). ``content`` False checks everything but the
+    files' bytes (see :func:`check_host`).
     """
+    sc = SetCheck(set_dir, None, {})
+    if (set_dir / mf.MANIFEST).is_file():
+        _signature(sc, policy)
     try:
-        records = mf.read_set(set_dir)
+        sc.records = records = mf.read_set(set_dir)
     except mf.ManifestError as exc:
-        return SetCheck(set_dir, None, {}, [f"not a backup set maasops can trust: {exc}"])
-    sc = SetCheck(set_dir, records, {})
+        sc.problems.append(f"not a backup set maasops can trust: {exc}")
+        return sc
+    if records.set.format_version < mf.FORMAT_VERSION and not policy.trust_unsigned:
+        sc.problems.append("the set was written before sets were signed (format 1): only --trust-unsigned "
+                           "restores it")
     if not records.set.complete or set_dir.name.endswith(backupset.PARTIAL):
         sc.problems.append("the set is incomplete: its backup did not finish on every host")
-    problem = _database_problem(records, database_elsewhere)
+    problem = _database_problem(records, policy.database_elsewhere)
     if problem:
         sc.problems.append(problem)
     elif records.set.database.elsewhere or not records.set.database.dumped_by:

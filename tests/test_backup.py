@@ -100,7 +100,8 @@ def test_dry_run_prints_every_command_and_touches_nothing(fleet, tmp_path):
 
 
 def test_by_dash_h_one_region_three_racks_through_the_bastion(fleet, tmp_path):
-    r = fab("-S", str(fleet.ssh_config), "-H", "region1,rack1,rack2,rack3", "backup", "--backup-dir", str(tmp_path))
+    r = fab("-S", str(fleet.ssh_config), "-H", "region1,rack1,rack2,rack3", "backup", "--backup-dir", str(tmp_path),
+            "--sign-key", str(fleet.signing_key))
     assert r.returncode == 0, r.stdout + r.stderr
     [set_dir] = sets(tmp_path, "default")  # -H runs without --deployment
     assert sorted(p.name for p in set_dir.iterdir() if p.is_dir()) == ["rack1", "rack2", "rack3", "region1"]

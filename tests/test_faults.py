@@ -64,7 +64,7 @@ def test_secrets_and_passwords_never_reach_output_plans_or_reports(lab, tmp_path
     inv = ["--inventory", str(lab.inventory)]
     outputs = [fab("plan", "backup", *inv), fab("backup", *inv, "--backup-dir", str(tmp_path))]
     [s] = sets(tmp_path)
-    outputs += [fab("verify", str(s)), fab("plan", "restore", "--backup-set", str(s), *inv),
+    outputs += [fab("verify", str(s), *inv), fab("plan", "restore", "--backup-set", str(s), *inv),
                 fab("restore", str(s), *inv), fab("restore", str(s), *inv, "--rollback")]
     assert [o.returncode for o in outputs] == [0] * 6, [o.stdout + o.stderr for o in outputs]
     texts = [o.stdout + o.stderr for o in outputs]
@@ -160,7 +160,7 @@ def test_a_cut_ssh_connection_fails_the_host_restarts_its_units_and_a_rerun_fini
     remove_tool(lab, "rack1", "gzip")
     r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
     assert r.returncode == 0, r.stdout
-    assert fab("verify", str(sets(tmp_path)[-1])).returncode == 0
+    assert fab("verify", str(sets(tmp_path)[-1]), "--inventory", str(lab.inventory)).returncode == 0
 
 
 def test_a_remote_disk_too_small_is_refused_by_measuring_the_filesystem_that_is_written(lab, tmp_path):
@@ -229,10 +229,10 @@ def test_encrypted_sets_hold_no_plaintext_and_restore_only_with_the_identity(lab
         raw = p.read_bytes()
         assert raw.startswith(crypto.AGE_MAGIC)
         assert secret not in raw and b"regiond.conf" not in raw and b"CREATE TABLE" not in raw
-    r = fab("verify", str(s))
+    r = fab("verify", str(s), *inv)
     assert r.returncode == 0 and "checksums only" in r.stdout
-    assert fab("verify", str(s), "--decrypt-key", str(tmp_path / "key.txt")).returncode == 0
-    r = fab("verify", str(s), "--decrypt-key", str(tmp_path / "other.txt"))
+    assert fab("verify", str(s), *inv, "--decrypt-key", str(tmp_path / "key.txt")).returncode == 0
+    r = fab("verify", str(s), *inv, "--decrypt-key", str(tmp_path / "other.txt"))
     assert r.returncode == 1 and "does not decrypt" in r.stdout
     journal = journal_lines(lab)
     r = fab("restore", str(s), *inv)

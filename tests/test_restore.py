@@ -132,7 +132,7 @@ def test_damaged_sets_are_caught_before_anything_stops(site, backup_set, tmp_pat
         m.write_text(m.read_text().replace('"0640"', '"0644"'))
     else:
         bad = bad.rename(bad.with_name(bad.name + ".partial"))
-    r = fab("verify", str(bad))
+    r = fab("verify", str(bad), "--inventory", str(site.inventory))
     assert r.returncode == 1 and "DAMAGED OR INCOMPLETE" in r.stdout
     journal = journal_lines(site)
     r = fab("restore", str(bad), "--inventory", str(site.inventory))
@@ -155,6 +155,7 @@ def test_damaged_sets_are_caught_before_anything_stops(site, backup_set, tmp_pat
 def test_version_or_install_mismatch_is_refused_and_allow_upgrade_works(site, tmp_path):
     # A rack alone holds no database: the set says so, and each command is told (--database-elsewhere).
     r = fab("-S", str(site.ssh_config), "-H", "rack3", "backup", "--backup-dir", str(tmp_path), "--deployment", "r3",
+            "--sign-key", str(site.signing_key),
             "--database-elsewhere")
     assert r.returncode == 0, r.stdout + r.stderr
     [rack3_set] = sets(tmp_path, "r3")
@@ -230,8 +231,10 @@ def test_a_killed_restore_can_be_rolled_back(site, backup_set, gzip_on_rack2):
     assert r.returncode == 0, r.stdout + r.stderr
     after = (fingerprint(site), listing(site), unit_states(site))
     assert after[0] == before[0]
-    assert {h: [ln for ln in t.splitlines() if "maasops-" not in ln] for h, t in after[1].items()} == \
-        {h: [ln for ln in t.splitlines() if "maasops-" not in ln] for h, t in before[1].items()}
+    kept = {h: {ln for ln in t.splitlines() if "maasops-" not in ln} for h, t in after[1].items()}
+    was = {h: {ln for ln in t.splitlines() if "maasops-" not in ln} for h, t in before[1].items()}
+    assert kept == was, {h: (sorted(was[h] - kept[h])[:5], sorted(kept[h] - was[h])[:5])
+                         for h in was if kept[h] != was[h]}
     assert after[2] == before[2]
     r = fab("restore", str(backup_set), "--inventory", str(site.inventory), "--rollback")
     assert r.returncode == 2 and "already rolled back" in r.stdout

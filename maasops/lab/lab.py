@@ -30,6 +30,7 @@ from maasops.lab.profiles import PROFILES, parse_profiles
 
 STATE_FILE = "lab.json"
 BASTION = "bastion"
+SIGNER = "maasops-lab"  # the principal the lab's allowed_signers names for the lab key
 DB_HOST = "db1"  # --dedicated-db: the PostgreSQL host every region uses over the lab network
 
 
@@ -78,6 +79,16 @@ class Lab:
     def inventory(self) -> Path:
         """The lab's deployment in maasops's inventory format."""
         return self.path / "inventory.yaml"
+
+    @property
+    def allowed_signers(self) -> Path:
+        """Whose signatures the lab's sets are trusted by: the lab's own key (it signs them)."""
+        return self.path / "allowed_signers"
+
+    @property
+    def signing_key(self) -> Path:
+        """The key that signs the lab's sets (and logs in to its hosts)."""
+        return self.path / "id_ed25519"
 
     @property
     def sudo_password_file(self) -> Path:
@@ -315,9 +326,12 @@ def _write_client_files(lab: Lab, key: Path) -> None:
               f"    IdentityFile {key}", "    IdentitiesOnly yes", f"    UserKnownHostsFile {lab.known_hosts}",
               "    StrictHostKeyChecking yes", "    ConnectTimeout 10", ""]
     lab.ssh_config.write_text("\n".join(lines))
+    public = key.with_suffix(".pub").read_text().split()
+    lab.allowed_signers.write_text(f"{SIGNER} {public[0]} {public[1]}\n")
     inventory = {
         "deployment": "lab",
-        "defaults": {"user": hostfs.LOGIN_USER, "ssh_config": lab.ssh_config.name},
+        "defaults": {"user": hostfs.LOGIN_USER, "ssh_config": lab.ssh_config.name, "signing_key": key.name,
+                     "allowed_signers": lab.allowed_signers.name},
         "hosts": {},
     }
     for h in lab.hosts:
@@ -331,7 +345,7 @@ def _write_client_files(lab: Lab, key: Path) -> None:
         inventory["hosts"][h.name] = entry
     lab.inventory.write_text("# The lab's deployment, written by `fab lab.up`.\n"
                              + yaml.safe_dump(inventory, sort_keys=False))
-    for p in (lab.ssh_config, lab.known_hosts, lab.inventory):
+    for p in (lab.ssh_config, lab.known_hosts, lab.inventory, lab.allowed_signers):
         p.chmod(0o600)
 
 

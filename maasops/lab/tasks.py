@@ -81,7 +81,8 @@ def drill(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 
         region1 = dr.host("region1").address
         db_host = dr.host(lab.DB_HOST).address if dedicated_db else region1
         options = RestoreOptions(maas_url=f"http://{region1}:5240/MAAS",
-                                 database_host=db_host if regions > 1 or dedicated_db else None)
+                                 database_host=db_host if regions > 1 or dedicated_db else None,
+                                 allowed_signers=src.allowed_signers)
         sources = fleet.from_deployment(inventory.load(src.inventory), connect.fabric_config())
         targets = fleet.from_deployment(inventory.load(dr.inventory), connect.fabric_config())
 
@@ -90,7 +91,7 @@ def drill(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 
             return {f"lab: the DR regions' dbupgrade logs show {runs} run(s)": runs == 1}
         with fleet.closing(sources + targets):
             return drill_mod.run(sources, targets, {}, "lab", Path(backup_dir), options, say=say,
-                                 extra_checks=lab_checks)
+                                 extra_checks=lab_checks, sign_key=src.signing_key)
     finally:
         if not keep:
             for site in sites:
