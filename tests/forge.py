@@ -1,0 +1,78 @@
+"""What an attacker with write access to the laptop's backups/ can do to a set: tests use it to prove restore refuses.
+
+``forge`` copies a set, lets a function rewrite one host's archive (tar members in, tar
+members out), then recomputes everything a careless check would trust: the host's
+listing, sizes and checksums, the set manifest's records, and (when given a key) the
+signature.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+from maasops import backupset, signing
+from maasops import manifest as mf
+
+Members = list[tuple[tarfile.TarInfo, bytes | None]]
+
+
+def members(archive: Path) -> Members:
+    """Every member of a .tar.gz with its bytes (files) or None."""
+    out = []
+    with tarfile.open(archive, "r:gz") as tar:
+        for m in tar:
+            out.append((m, tar.extractfile(m).read() if m.isfile() else None))
+    return out
+
+
+def write(archive: Path, items: Members) -> None:
+    """Write members back as a .tar.gz."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for info, data in items:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    archive.write_bytes(gzip.compress(raw.getvalue(), 1))
+
+
+def info(name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644, size: int = 0, link: str = "",
+         owner: str = "root") -> tarfile.TarInfo:
+    """A member header as an attacker writes it."""
+    t = tarfile.TarInfo(name)
+    t.type, t.mode, t.size, t.linkname = kind, mode, size, link
+    t.uname = t.gname = owner
+    return t
+
+
+def forge(src: Path, dest: Path, host: str, edit: Callable[[Members], Members], *, listing: bool = True,
+          sign_with: Path | None = None) -> Path:
+    """A copy of set ``src`` at ``dest`` whose ``host`` archive ``edit`` rewrote, recomputed to look intact.
+
+    ``listing`` False leaves the manifest's listing as it was (the archive alone is forged);
+    ``sign_with`` signs the forged set manifest with that key, else the signature is removed.
+    """
+    shutil.copytree(src, dest)
+    hdir = dest / host
+    hm = json.loads((hdir / mf.MANIFEST).read_text())
+    archive = hdir / hm["archive"]["file"]
+    write(archive, edit(members(archive)))
+    with open(archive, "rb") as f:
+        files, sha, size = backupset.read_archive(f, "gzip")
+    if listing:
+        hm["archive"]["files"] = files
+    hm["archive"].update(sha256=sha, size=size)
+    backupset.write_json(hdir / mf.MANIFEST, hm)
+    sm = json.loads((dest / mf.MANIFEST).read_text())
+    entry = sm["hosts"][host]
+    entry["manifest_sha256"] = backupset.file_sha256(hdir / mf.MANIFEST)
+    entry["files"][hm["archive"]["file"]] = sha
+    backupset.write_json(dest / mf.MANIFEST, sm)
+    (dest / signing.SIGNATURE).unlink(missing_ok=True)
+    if sign_with:
+        signing.sign(dest / mf.MANIFEST, sign_with)
+    return dest
