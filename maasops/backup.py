@@ -184,6 +184,8 @@ def run(req: BackupRequest, dry_run: bool = False, say: Callable[[str], None] = 
     if dry_run:
         return _dry_run(plans, results, say)
     if not owners and not req.options.database_elsewhere:
+        if results:
+            say(report.table(_rows(results)))
         say(f"backup refused, nothing was touched: {NO_DATABASE}")
         return refused("backup", NO_DATABASE, hosts={n: r.to_json() for n, r in results.items()})
     runnable = [(t, plans[t.name]) for t in req.targets if t.name in plans and not plans[t.name].error]

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from maasops import layouts, services
+from maasops import guard, layouts, services
 from maasops.command import Cmd, Q, group
 from maasops.compression import codec, compressed
 from maasops.manifest import ARCHIVE, DUMP, ENCRYPTED
 from maasops.plan import HostPlan, Step, StepId
 from maasops.probe import DatabaseFacts, HostFacts, conf_value
+from maasops.restore_plan import LEFTOVERS
 
-ASIDE_PATTERN = ".maasops-aside-*"  # a restore's aside copy inside a tree that is a mount point
 STREAM_MARGIN = 64 << 20  # bytes a stream may carry beyond what the probe measured (headers, growth)
 
 
@@ -198,7 +198,7 @@ def _archive_step(facts: HostFacts, options: BackupOptions, ext: str) -> tuple[S
     excludes = lay.cache_excludes + (lay.image_dirs if options.exclude_images else ())
     tar = Cmd("tar --create --file=- --directory=/ --anchored",
               *(Q("--exclude=" + facts.on_host(p).lstrip("/")) for p in excludes),
-              "--no-anchored", Q("--exclude=" + ASIDE_PATTERN), "--anchored",
+              "--no-anchored", Q("--exclude=" + LEFTOVERS), "--anchored",
               *(Q(facts.on_host(p).lstrip("/")) for p in trees))
     size = sum(facts.sizes.get(p, 0) for p in trees) - sum(facts.sizes.get(p, 0) for p in excludes)
     step = Step(StepId.ARCHIVE, "archive config trees", compressed(tar, options.compress), fetch=ARCHIVE + ext,
@@ -231,8 +231,10 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
     archive, archive_spec, missing = _archive_step(facts, options, suffix(options))
     services_now = services.running_units(facts)
     if services_now:
-        steps.append(Step(StepId.STOP_UNITS, "stop MAAS units", services_now.stop, undo=services_now.start_and_wait,
-                          by_hand=services_now.start))
+        # Armed before the stop: if the laptop dies, the host itself starts what was stopped.
+        restart = Cmd(services_now.start, ";", services.postgresql("start")) if stop_pg else services_now.start
+        steps.append(Step(StepId.STOP_UNITS, "stop MAAS units", Cmd(guard.arm(restart), "&&", services_now.stop),
+                          undo=services_now.start_and_wait, by_hand=services_now.start))
     if stop_pg:
         steps.append(Step(StepId.STOP_POSTGRESQL, "stop postgresql", services.postgresql("stop"),
                           undo=services.postgresql("start")))
@@ -241,7 +243,7 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
         steps.append(Step(StepId.START_POSTGRESQL, "start postgresql", services.postgresql("start"),
                           resolves=(StepId.STOP_POSTGRESQL,)))
     if services_now:
-        steps += [Step(StepId.START_UNITS, "start MAAS units", services_now.start),
+        steps += [Step(StepId.START_UNITS, "start MAAS units", Cmd(services_now.start, "&&", guard.disarm())),
                   Step(StepId.CHECK_UNITS, "check MAAS units are active", services_now.check, sudo=False,
                        resolves=(StepId.STOP_UNITS,))]
         if "region" in facts.roles and any(u in services_now.units for u in facts.layout.region_units):

@@ -17,6 +17,7 @@ from maasops.command import Cmd, Q
 from maasops.database import Server
 from maasops.manifest import HostManifest
 from maasops.probe import HostFacts
+from maasops.restore_plan import LEFTOVERS
 
 FIELDS = ("path", "type", "mode", "user", "group", "size", "link")
 FIND_TYPES = {"f": "file", "d": "dir", "l": "symlink"}
@@ -44,7 +45,7 @@ def db_fingerprint(c: Connection, server: Server, database: str) -> dict[str, st
 def tree_listing(c: Connection, trees: list[str], prune: list[str]) -> dict[str, dict]:
     """Every path under ``trees`` on the host (not under ``prune``): type, mode, owner, size, link, sha256."""
     # A restore's aside copies inside a tree that is a mount point are its leftovers, not MAAS's files.
-    select = Cmd("\\( -name", Q(".maasops-aside-*"), "-o -name", Q(".maasops-rolledback-*"),
+    select = Cmd("\\( -name", Q(LEFTOVERS),
                  *[Cmd("-o -path", Q(p)) for p in prune], "\\) -prune -o")
     cmd = Cmd("for t in", *map(Q, trees), "; do [ -e \"$t\" ] || [ -L \"$t\" ] || continue;",
               "find \"$t\"", select, "-printf 'M\\t%p\\t%y\\t%m\\t%u\\t%g\\t%s\\t%l\\n';",

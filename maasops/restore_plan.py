@@ -40,6 +40,7 @@ UPLOAD_ARCHIVE = "upload-config.tar"
 UPLOAD_DUMP = "upload-maasdb.sql"
 ASIDE = ".maasops-aside-"
 ROLLED_BACK = ".maasops-rolledback-"
+LEFTOVERS = ".maasops-*"  # names a restore leaves inside a tree that is a mount point
 KEEP = 2  # restores whose leftovers (aside copies, kept databases, run records) stay on a host
 DAMAGED = "the bytes received differ from the backup's sha256: the set is damaged (maasops verify names the file)"
 
@@ -181,7 +182,8 @@ def _aside_step(path: str, rid: str, state: str, inside: bool) -> Step:
     aside = aside_path(path, rid, inside)
     if inside:  # a mount point cannot be renamed: its contents move into a directory inside it
         moved = f"aside-in {path} {aside}"
-        others = Cmd("find", Q(path), "-mindepth 1 -maxdepth 1 ! -name", Q(ASIDE + rid))
+        # MAAS's files only: this and earlier restores' leftovers stay where they are.
+        others = Cmd("find", Q(path), "-mindepth 1 -maxdepth 1 ! -name", Q(LEFTOVERS))
         command = Cmd("mkdir -m 0700", Q(aside), "&&", others, "-exec mv -t", Q(aside), "-- {} + &&",
                       record(state, moved))
         undo = Cmd("if", recorded(state, moved), "; then", others, "-exec rm -rf -- {} + && find", Q(aside),

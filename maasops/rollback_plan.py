@@ -17,7 +17,7 @@ from maasops.command import Cmd, Q
 from maasops.hostfiles import record
 from maasops.plan import HostPlan, Phase, Step, StepId
 from maasops.probe import HostFacts
-from maasops.restore_plan import ROLLED_BACK, aside_path, run_dir, state_file
+from maasops.restore_plan import LEFTOVERS, ROLLED_BACK, aside_path, run_dir, state_file
 
 RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$")
 
@@ -54,7 +54,7 @@ def _file_step(kind: str, path: str, aside: str, run_id: str) -> Step:
         return Step(StepId.PUT_BACK, f"put {path} back", cmd, Phase.FILES, key=path)
     if kind == "aside-in":
         inner = f"{path}/{ROLLED_BACK}{run_id}"
-        others = Cmd("find", Q(path), "-mindepth 1 -maxdepth 1 ! -path", Q(aside), "! -path", Q(inner))
+        others = Cmd("find", Q(path), "-mindepth 1 -maxdepth 1 ! -name", Q(LEFTOVERS))
         cmd = Cmd("if [ -d", Q(aside), "]; then mkdir -p -m 0700", Q(inner), "&&", others, "-exec mv -t", Q(inner),
                   "-- {} + && find", Q(aside), "-mindepth 1 -maxdepth 1 -exec mv -t", Q(path), "-- {} + && rmdir",
                   Q(aside), "; fi")

@@ -35,7 +35,9 @@ def test_region_backup_dumps_live_alongside_and_stops_only_for_the_archive():
     assert "pg_dumpall --roles-only && pg_dump --clean --create --if-exists maasdb" in text(dump)
     assert text(dump).endswith("| gzip -1") and dump.background and not dump.undo
     start, check = p.steps[4:6]
-    assert str(stop.undo) == f"{start.command} && {check.command}" and check.resolves == (stop.id,)
+    assert str(stop.undo).endswith(f" && {check.command}") and check.resolves == (stop.id,)
+    assert "setsid -f flock /var/lib/maasops/lock" in text(stop)  # the host's guard, armed before the stop
+    assert text(start).endswith("&& rm -f /var/lib/maasops/guard-units-stopped")
     assert "is-active" in str(check.command) and "sleep 1" in str(check.command)  # waits through "activating"
     assert "maas-apiserver" in text(stop) and "maas-temporal-worker" in text(stop)
     assert "(alongside the next steps)" in plan.render([p])
@@ -79,7 +81,7 @@ def test_cache_is_excluded_and_images_only_on_request():
 def test_snap_uses_snap_stop_and_resolves_snap_data_revision():
     f = facts(install="snap", version="3.4.2-1", roles=("rack",), db=None, snap_data="/var/snap/maas/32469")
     p = bp.backup_plan(f, None, bp.BackupOptions())
-    assert text(p.steps[0]) == "snap stop maas" and str(p.steps[0].undo).startswith("snap start maas && ")
+    assert text(p.steps[0]).endswith("&& snap stop maas") and str(p.steps[0].undo).startswith("snap start maas && ")
     tar = text(p.step(StepId.ARCHIVE))
     assert "var/snap/maas/32469" in tar and "snap/maas/current" not in tar.replace("var/snap/maas/current", "")
     assert "/snap/maas/current" not in tar

@@ -32,6 +32,7 @@ STATE_FILE = "lab.json"
 BASTION = "bastion"
 SIGNER = "maasops-lab"  # the principal the lab's allowed_signers names for the lab key
 DB_HOST = "db1"  # --dedicated-db: the PostgreSQL host every region uses over the lab network
+MOUNTED_TREE = ("rack2",)  # a deb host whose /var/lib/maas is a mount point
 
 
 @dataclass
@@ -283,6 +284,9 @@ def _boot(lab: Lab, h: LabHost, pg_cluster: str, region: dict, db_mb: int) -> No
         started = f"systemctl start {shlex.join(units)}"
         lab.run(h.name, f"{started} && for i in $(seq 100); do systemctl is-active -q {shlex.join(units)} && exit 0;"
                         " sleep 0.1; done; systemctl is-active " + shlex.join(units) + " >&2; exit 1")
+    if h.name in MOUNTED_TREE and h.profile and PROFILES[h.profile].install == "deb":
+        # Its own volume, as operators give images: a mount point cannot be renamed aside.
+        lab.run(h.name, "mount --bind /var/lib/maas /var/lib/maas")
     lab.run(h.name, "/usr/sbin/sshd -f /etc/ssh/sshd_config -E /var/log/sshd.log")
 
 
