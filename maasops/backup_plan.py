@@ -16,7 +16,7 @@ from maasops.plan import HostPlan, Step, StepId
 from maasops.probe import DatabaseFacts, HostFacts, conf_value
 from maasops.restore_plan import LEFTOVERS
 
-STREAM_MARGIN = 64 << 20  # bytes a stream may carry beyond what the probe measured (headers, growth)
+STREAM_MARGIN = 16 << 20  # bytes a stream may carry beyond what the probe measured (headers, growth)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ A backup stops MAAS's units for a few seconds. If maasops is killed then (``kill
 a laptop that loses power or its link), no undo runs on the laptop. So before the stop,
 the host gets a guard: a detached process that waits for the run's host lock
 (:mod:`maasops.hostlock`; it is free once the run's SSH session is gone, however it
-ended) and then, if the run did not start the units itself (its marker is still there),
-starts them. A run that ends well removes the marker when it starts the units; its
+ended; ``flock -o`` keeps that lock out of what it starts) and then, if the run did not
+start the units itself (its marker is still there), starts them. A run that ends well removes the marker when it starts the units; its
 guard then finds nothing to do.
 """
 
@@ -22,7 +22,7 @@ def arm(restart: Cmd) -> Cmd:
     """Leave a guard on the host that runs ``restart`` once the run's lock is free, unless :func:`disarm` ran."""
     body = Cmd("if [ -f", Q(MARKER), "]; then", restart, "; rm -f", Q(MARKER), "; echo \"$(date -u +%FT%TZ) the run",
                "that stopped the units is gone: started them again\" >>", Q(LOG), "; fi")
-    return Cmd("umask 077 && mkdir -p", Q(hostlock.LOCK_DIR), "&& touch", Q(MARKER), "&& setsid -f flock",
+    return Cmd("umask 077 && mkdir -p", Q(hostlock.LOCK_DIR), "&& touch", Q(MARKER), "&& setsid -f flock -o",
                Q(hostlock.LOCK_FILE), "bash -c", Q(body), "</dev/null >/dev/null 2>&1 9>&-")
 
 

@@ -73,8 +73,18 @@ api_stop() {
     rm -f "$API_PID"
 }
 
+close_fds() {  # a service inherits nothing from whoever started it (systemd gives it a clean slate)
+    local fd
+    for fd in /proc/$$/fd/*; do
+        fd=${fd##*/}
+        [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
+    done
+    return 0
+}
+
 activate() {  # runs detached, like systemd: after a moment the unit is active, or failed
     local unit=$1 verdict=ok
+    close_fds
     sleep "$ACTIVATE_SECONDS"
     exec 8>"$STATE_DIR/.lock"; flock 8
     [ "$(unit_state "$unit")" = activating ] || return 0  # stopped meanwhile
