@@ -5,8 +5,8 @@ a laptop that loses power or its link), no undo runs on the laptop. So before th
 the host gets a guard: a detached process that waits for the run's host lock
 (:mod:`maasops.hostlock`; it is free once the run's SSH session is gone, however it
 ended; ``flock -o`` keeps that lock out of what it starts) and then, if the run did not
-start the units itself (its marker is still there), starts them. A run that ends well removes the marker when it starts the units; its
-guard then finds nothing to do.
+start the units itself (its marker is still there), starts them. A run that ends well
+removes the marker when it starts the units; its guard then finds nothing to do.
 """
 
 from __future__ import annotations
