@@ -146,3 +146,20 @@ def test_interrupted_backup_starts_units_again(fleet, tmp_path, slow_or_failing_
     assert "INTERRUPTED" in out
     assert unit_states(fleet) == before
     assert all(s.name.endswith(".partial") for s in sets(tmp_path))
+
+
+def test_two_regions_that_each_report_a_database_are_refused_naming_them(fleet, tmp_path):
+    conf = "/var/snap/maas/current/regiond.conf"
+    fleet.run("region2", f"cp -a {conf} /tmp/regiond.conf && sed -i 's/^database_host: .*/database_host: localhost/' "
+                         f"{conf}")
+    try:
+        before = unit_states(fleet)
+        r = fab("backup", "--inventory", str(fleet.inventory), "--backup-dir", str(tmp_path))
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "region1: local maasdb; region2: local maasdb" in r.stdout and "--dump-from" in r.stdout
+        assert unit_states(fleet) == before and not sets(tmp_path)
+        r = fab("backup", "--inventory", str(fleet.inventory), "--backup-dir", str(tmp_path), "--dump-from",
+                "region1")
+        assert r.returncode == 0, r.stdout
+    finally:
+        fleet.run("region2", f"cp -a /tmp/regiond.conf {conf}")

@@ -22,6 +22,7 @@ def test_drill_restores_onto_a_fresh_site_and_proves_it_equal(tmp_path):
             "--profile", "deb-3.5,region2=snap-3.5,rack1=deb-2.9,rack2=snap-3.4,rack3=snap-2.9", timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "drill PASSED" in r.stdout
+    assert "Traceback" not in r.stdout + r.stderr  # every connection and tunnel closed before the labs go down
     [set_dir] = sets(tmp_path / "b")
     [report] = set_dir.glob("drill-*.json")
     data = json.loads(report.read_text())

@@ -171,3 +171,15 @@ def test_fab_lab_up_status_down_leave_no_process_mount_or_address(tmp_path):
     assert not any(a in addrs for a in addresses)
     assert not Path("/sys/class/net", the_lab.bridge).exists()
     assert not d.exists()
+
+
+def test_units_pass_through_activating_and_regiond_fails_without_its_database(lab):
+    try:
+        lab.run("region1", "systemctl stop maas-regiond && systemctl start maas-regiond")
+        assert lab.run("region1", "systemctl is-active maas-regiond", check=False).stdout.strip() == "activating"
+        lab.run("region1", "for i in $(seq 50); do systemctl is-active -q maas-regiond && exit 0; sleep 0.1; done; "
+                           "exit 1")
+        lab.run("region1", "systemctl stop maas-regiond postgresql && systemctl start maas-regiond && sleep 2")
+        assert lab.run("region1", "systemctl is-active maas-regiond", check=False).stdout.strip() == "failed"
+    finally:
+        lab.run("region1", "systemctl start postgresql && " + start_and_wait("maas-regiond"))
