@@ -41,6 +41,20 @@ def replace_yaml_key(path: str, key: str, block: str) -> Cmd:
                "cat \"$t\" >", Q(path), "&& rm -f \"$t\"")
 
 
+def copy_yaml_keys(src: str, dest: str, keys: tuple[str, ...]) -> Cmd:
+    """Give ``dest`` the top-level ``keys`` lines ``src`` has (replacing its own); nothing when ``src`` is absent.
+
+    The values (a password among them) go from file to file on the host: never through a command line.
+    """
+    program = ('BEGIN { n = split(ENVIRON["MAASOPS_KEYS"], ks, " "); for (i = 1; i <= n; i++) want[ks[i]] = 1 } '
+               'FNR == NR { for (k in want) if (index($0, k ":") == 1) val[k] = $0; next } '
+               '{ hit = 0; for (k in val) if (index($0, k ":") == 1) { print val[k]; seen[k] = 1; hit = 1 } '
+               'if (!hit) print } END { for (k in val) if (!(k in seen)) print val[k] }')
+    return Cmd("[ -f", Q(src), "] || exit 0; t=$(mktemp", Q(dest + ".XXXXXX"), ") &&",
+               Word("MAASOPS_KEYS=", Q(" ".join(keys))), "awk", Q(program), Q(src), Q(dest), "> \"$t\" &&",
+               "cat \"$t\" >", Q(dest), "&& rm -f \"$t\"")
+
+
 def valid_url(url: str) -> bool:
     """True for an http(s) URL with nothing a YAML or shell reader could take for syntax."""
     return bool(URL.match(url))

@@ -179,6 +179,7 @@ REGION_READY_URL = "http://localhost:5240/MAAS/api/2.0/version/"
 # regiond.conf (YAML) keys the probe reads; the secret ones never leave the host.
 REGIOND_KEYS = ("maas_url", "database_host", "database_port", "database_name", "database_user", "vault_url")
 REGIOND_SECRET_KEYS = ("database_pass", "vault_secret_id", "vault_approle_id")
+REGIOND_DATABASE_KEYS = ("database_port", "database_name", "database_user", "database_pass")
 RACKD_URL_KEY = "maas_url"  # a YAML list in rackd.conf (a plain string is read too)
 
 # PostgreSQL facts.
@@ -243,6 +244,8 @@ SOURCES: dict[str, str] = {
     "REGION_READY_URL": "src/maasserver/api/version.py @ 3.5 (anonymous GET /MAAS/api/2.0/version/); "
                         "port 5240 in src/maasserver/config.py @ 3.5 (maas_url default)",
     "REGIOND_KEYS": "src/maasserver/config.py @ 3.5 (RegionConfiguration: maas_url, database_*, vault_*)",
+    "REGIOND_DATABASE_KEYS": "src/maasserver/config.py @ 3.5 (RegionConfiguration: database_port, database_name, "
+                             "database_user, database_pass)",
     "REGIOND_SECRET_KEYS": "src/maasserver/config.py @ 3.5 (database_pass, vault_approle_id, vault_secret_id)",
     "RACKD_URL_KEY": "src/provisioningserver/config.py @ 3.5 (maas_url: ForEach(ExtendedURL, convert_to_list))",
     "SNAP_NAME": "snap/snapcraft.yaml @ 3.5 (name: maas)",

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from maasops import compression, confine, database, layouts, services
 from maasops.command import Cmd, Q, Word, seq
-from maasops.hostfiles import record, recorded, replace_yaml_key
+from maasops.hostfiles import copy_yaml_keys, record, recorded, replace_yaml_key
 from maasops.manifest import HostManifest
 from maasops.plan import HostPlan, Phase, Send, Step, StepId
 from maasops.probe import HostFacts
@@ -225,13 +225,26 @@ def _tree_steps(m: HostManifest, target: HostFacts, upload: str, rid: str) -> li
     return steps
 
 
-def _repoint_steps(m: HostManifest, target: HostFacts, options: RestoreOptions) -> list[Step]:
+def _before_restore(path: str, m: HostManifest, target: HostFacts, rid: str) -> str | None:
+    """Where the host's own copy of ``path`` is once its tree was moved aside, or None (not in a tree)."""
+    for tree in m.archive.trees:
+        root = target.on_host(tree)
+        if path.startswith(root + "/"):
+            return aside_path(root, rid, tree in target.mountpoints) + path[len(root):]
+    return None
+
+
+def _repoint_steps(m: HostManifest, target: HostFacts, options: RestoreOptions, rid: str) -> list[Step]:
     lay, roles, steps = target.layout, set(m.roles), []
     if options.database_host and "region" in roles and (m.database or {}).get("location") == "remote":
         conf = target.on_host(lay.regiond_conf)
-        steps.append(Step(StepId.SET_DATABASE_HOST, "point regiond.conf at the new database host",
-                          replace_yaml_key(conf, "database_host", f"database_host: {options.database_host}\n"),
-                          Phase.FILES))
+        own = _before_restore(conf, m, target, rid)
+        # The new server's credentials are the ones this host had for it (a DR site's own), if it had any.
+        keys = layouts.REGIOND_DATABASE_KEYS
+        keep_own = copy_yaml_keys(own, conf, keys) if own else Cmd("true")
+        new_host = replace_yaml_key(conf, "database_host", f"database_host: {options.database_host}\n")
+        steps.append(Step(StepId.SET_DATABASE_HOST, "point regiond.conf at the new database server",
+                          Cmd("(", keep_own, ") &&", new_host), Phase.FILES))
     if options.maas_url and "region" not in roles and m.maas_url != options.maas_url:
         # What `maas-rack register` writes, without what it also does: delete maas_id (the restored
         # rack would register as a new controller), and take the secret on its command line.
@@ -309,7 +322,7 @@ def restore_plan(m: HostManifest, host_dir: Path, target: HostFacts, role: Fleet
         db_steps, db_notes = _database_steps(m, target, options, run_id, dump_upload)
         steps += db_steps
         notes += db_notes
-    steps += _tree_steps(m, target, upload, run_id) + _repoint_steps(m, target, options)
+    steps += _tree_steps(m, target, upload, run_id) + _repoint_steps(m, target, options, run_id)
     steps += _secret_step(m, target, role)
     if role.runs_dbupgrade:
         steps.append(Step(StepId.DBUPGRADE, "dbupgrade (this region only)", Cmd(*map(Q, target.layout.dbupgrade)),

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from maasops import connect, fleet, inventory
 from maasops.lab import lab as lab_mod
 from maasops.lab.profiles import PROFILES
+from tests.conftest import need_root
 
 ROOT = Path(__file__).resolve().parent.parent
 FAB = str(Path(sys.executable).parent / "fab")
@@ -23,8 +21,7 @@ MIXED_PROFILE = "deb-3.5,region2=snap-3.5,rack1=deb-2.9,rack2=snap-2.9,rack3=sna
 
 def mixed_lab(tmp_path_factory, name: str) -> Iterator[lab_mod.Lab]:
     """A module fixture's body: the MIXED_PROFILE lab (2 regions, 4 racks), torn down afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
+    need_root()
     d = tmp_path_factory.mktemp(name) / "lab"
     the_lab = lab_mod.up(d, regions=2, racks=4, profile=MIXED_PROFILE, db_mb=2, combined=True)
     try:

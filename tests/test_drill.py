@@ -9,14 +9,14 @@ import subprocess
 import pytest
 
 from maasops.lab import lab as lab_mod
+from tests.conftest import need_root
 from tests.labtools import fab, sets
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
 def test_drill_restores_onto_a_fresh_site_and_proves_it_equal(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
+    need_root()
     labs = tmp_path / "drill"
     r = fab("drill", "--lab-dir", str(labs), "--backup-dir", str(tmp_path / "b"), "--regions", "2", "--racks", "3",
             "--profile", "deb-3.5,region2=snap-3.5,rack1=deb-2.9,rack2=snap-3.4,rack3=snap-2.9", timeout=600)
@@ -31,3 +31,20 @@ def test_drill_restores_onto_a_fresh_site_and_proves_it_equal(tmp_path):
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     for site in ("source", "dr"):
         assert f"mo{lab_mod.lab_id_for((labs / site).resolve())}-" not in netns
+
+
+def test_the_ha_drill_with_a_dedicated_database_host_passes_with_every_proof(tmp_path):
+    """MAAS's HA shape: PostgreSQL on db1 (pg_hba admits the regions only), region2 a maas-region-api alone;
+    the database is dumped once over the network, loaded once, dbupgrade runs on one region."""
+    if os.geteuid() != 0:
+        pytest.fail("the lab needs root")
+    labs = tmp_path / "ha"
+    r = fab("drill", "--lab-dir", str(labs), "--backup-dir", str(tmp_path / "b"), "--regions", "2", "--racks", "2",
+            "--dedicated-db", "--profile", "deb-3.5,rack2=snap-3.5", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    [set_dir] = sets(tmp_path / "b")
+    data = json.loads(next(set_dir.glob("drill-*.json")).read_text())
+    assert data["ok"] and all(data["checks"].values()) and len(data["checks"]) == 7
+    region1 = json.loads((set_dir / "region1" / "manifest.json").read_text())
+    assert region1["dump"]["how"] == "network" and not (set_dir / "region2" / "maasdb.sql.gz").exists()
+    assert "dbupgrade on region1" in r.stdout

@@ -185,13 +185,16 @@ def write_standins(fs: HostFS, profile: Profile | None) -> None:
         fs.write("/snap/bin/maas", (STANDINS / "maas").read_text(), mode=0o755)
 
 
-def write_dpkg_status(fs: HostFS, profile: Profile, roles: frozenset[str]) -> None:
-    """The host's own dpkg database: this machine's packages plus its MAAS packages."""
+def write_dpkg_status(fs: HostFS, profile: Profile, roles: frozenset[str], secondary: bool = False) -> None:
+    """The host's own dpkg database: this machine's packages plus its MAAS packages.
+
+    A ``secondary`` region has maas-region-api alone (no local PostgreSQL, no dbconfig).
+    """
     status = Path("/var/lib/dpkg/status").read_text().rstrip("\n") + "\n"
     if profile.install == "deb":
         names = list(layouts.DEB_COMMON_PACKAGES)
         if "region" in roles:
-            names += layouts.DEB_REGION_PACKAGES
+            names += layouts.DEB_REGION_PACKAGES[:1] if secondary else layouts.DEB_REGION_PACKAGES
         if "rack" in roles:
             names += layouts.DEB_RACK_PACKAGES
         for pkg in names:
@@ -209,7 +212,7 @@ def _random_file(fs: HostFS, host_path: str, size: int, owner: str, sparse_to: i
 
 
 def write_maas(fs: HostFS, name: str, profile: Profile, roles: frozenset[str], region: dict,
-               maas_url: str) -> None:
+               maas_url: str, secondary: bool = False) -> None:
     """MAAS's own files at the layout's paths: config, secret, maas_id, caches, images.
 
     ``region`` holds the deployment's secret and database settings as region1 has them.
@@ -241,7 +244,7 @@ def write_maas(fs: HostFS, name: str, profile: Profile, roles: frozenset[str], r
             "maas_url": maas_url, "database_host": db["host"], "database_port": db["port"],
             "database_name": db["name"], "database_user": db["user"], "database_pass": db["password"],
         }.items())), owner=lay.conf_owner, mode=0o640)
-        for conf in lay.region_trees:
+        for conf in () if secondary else lay.region_trees:  # dbconfig comes with maas-region-controller
             fs.write(conf, f"dbc_dbuser='{db['user']}'\ndbc_dbpass='{db['password']}'\n"
                            f"dbc_dbname='{db['name']}'\ndbc_dbserver='{db['host']}'\n", mode=0o600)
     if "rack" in roles:

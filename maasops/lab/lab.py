@@ -165,19 +165,21 @@ def _pg_version() -> str:
 
 
 def _plan_hosts(lab_id: str, net: ipaddress.IPv4Network, regions: int, racks: int, profile: str,
-                combined: bool, sudo_password: bool = True) -> list[LabHost]:
+                combined: bool, sudo_password: bool = True, dedicated_db: bool = False) -> list[LabHost]:
     if regions < 1 and not racks:
         raise ValueError("a lab needs at least one region or rack")
     addr = list(net.hosts())
     names = [f"region{i}" for i in range(1, regions + 1)] + [f"rack{i}" for i in range(1, racks + 1)]
     profiles = parse_profiles(profile, names)
     hosts = [LabHost(BASTION, str(addr[1]), f"mo{lab_id}-0", f"mo{lab_id}v0", None)]
+    if dedicated_db:  # PostgreSQL on a host of its own: every region reaches it over the network
+        hosts.append(LabHost(DB_HOST, str(addr[8]), f"mo{lab_id}-db", f"mo{lab_id}vdb", None, owns_db=True))
     for i, name in enumerate(names, start=1):
         roles = ["region"] if name.startswith("region") else ["rack"]
         if combined and name == "region1":
             roles.append("rack")
         hosts.append(LabHost(name, str(addr[9 + i]), f"mo{lab_id}-{i}", f"mo{lab_id}v{i}",
-                             profiles[name].name, roles, owns_db=name == "region1"))
+                             profiles[name].name, roles, owns_db=name == "region1" and not dedicated_db))
     # One host asks for a sudo password: the last rack, or the last region when there is none.
     hosts[-1].sudo_password = sudo_password
     return hosts
@@ -191,8 +193,6 @@ def up(lab_dir: str | Path = ".lab", regions: int = 1, racks: int = 2, profile: 
     ``sudo_password``: the last host asks for a sudo password, as some real hosts do.
     """
     path = Path(lab_dir).resolve()
-    if dedicated_db:
-        raise ValueError("--dedicated-db is not built yet")
     if any(path.is_relative_to(top) for top in namespaces.OVERLAID):
         raise ValueError(f"{path}: a lab cannot live under {', '.join(namespaces.OVERLAID)} (its hosts overlay "
                          "those directories); pick a directory elsewhere")
@@ -203,7 +203,7 @@ def up(lab_dir: str | Path = ".lab", regions: int = 1, racks: int = 2, profile: 
     lab_id = lab_id_for(path)
     net = _pick_subnet(lab_id)
     lab = Lab(str(path), lab_id, f"mo{lab_id}", str(net), _pg_version(), bastion_only,
-              _plan_hosts(lab_id, net, regions, racks, profile, combined, sudo_password))
+              _plan_hosts(lab_id, net, regions, racks, profile, combined, sudo_password, dedicated_db))
     lab.save()
     try:
         _build(lab, db_mb)
@@ -229,7 +229,8 @@ def _build(lab: Lab, db_mb: int) -> None:
         "database": {"port": layouts.DB_PORT_DEFAULT, "name": layouts.DB_NAME_DEFAULT,
                      "user": layouts.DB_USER_DEFAULT, "password": secrets.token_urlsafe(18)},
     }
-    maas_url = f"http://{(db_host or lab.hosts[1]).address}:5240/MAAS"
+    first_region = next((h for h in lab.hosts if "region" in h.roles), lab.hosts[-1])
+    maas_url = f"http://{first_region.address}:5240/MAAS"
     addresses = {h.name: h.address for h in lab.hosts}
     bastion = lab.host(BASTION)
     namespaces.create_bridge(lab.bridge, f"{next(net.hosts())}/{net.prefixlen}")
@@ -250,16 +251,19 @@ def _build(lab: Lab, db_mb: int) -> None:
             prof = PROFILES[h.profile]
             roles = frozenset(h.roles)
             hostfs.write_standins(fs, prof)
-            hostfs.write_dpkg_status(fs, prof, roles)
+            # A secondary region is installed as maas-region-api alone (MAAS's HA docs).
+            hostfs.write_dpkg_status(fs, prof, roles, secondary=h is not first_region)
             db = dict(region["database"], host="localhost" if h.owns_db else db_host.address)
-            hostfs.write_maas(fs, h.name, prof, roles, {**region, "database": db}, maas_url)
+            hostfs.write_maas(fs, h.name, prof, roles, {**region, "database": db}, maas_url,
+                              secondary=h is not first_region and prof.install == "deb")
             hostfs.write_host_env(fs, h.name, prof, roles, pg_cluster if h.owns_db else "")
             if prof.install == "snap":
                 read_only.append(f"/snap/maas/{prof.snap_revision}")
         else:
             hostfs.write_standins(fs, None)  # a plain Ubuntu box: systemctl, snap
+            cluster = shlex.quote(pg_cluster if h.owns_db else "")
             fs.write("/etc/maas-lab/host.env", f"LAB_HOST={h.name}\nLAB_INSTALL=none\nLAB_UNITS=''\n"
-                                               "LAB_PG_CLUSTER=''\n")
+                                               f"LAB_PG_CLUSTER={cluster}\n")
         namespaces.create_netns(h.netns, lab.bridge, h.veth, f"{h.address}/{net.prefixlen}")
         mnt, uts = lab.ns_files(h.name)
         namespaces.create_mountns(h.netns, mnt, uts, h.name, fs.root, path / "hosts" / h.name / "work",
@@ -293,9 +297,12 @@ def _boot(lab: Lab, h: LabHost, pg_cluster: str, region: dict, db_mb: int) -> No
 def _start_database(lab: Lab, h: LabHost, pg_cluster: str, region: dict, db_mb: int) -> None:
     db = region["database"]
     ver = lab.pg_version
+    # The regions' addresses only (a dedicated server); else the lab's network, as before.
+    clients = [f"{r.address}/32" for r in lab.hosts if "region" in r.roles] if not h.profile else [lab.subnet]
+    hba = "".join(f"host all all {c} scram-sha-256\n" for c in clients)
     lab.run(h.name, f"pg_createcluster -p {db['port']} -o listen_addresses='localhost,{h.address}' "
-                    f"{ver} main >/dev/null && echo 'host all all {lab.subnet} scram-sha-256' "
-                    f">> /etc/postgresql/{ver}/main/pg_hba.conf && pg_ctlcluster {pg_cluster} start")
+                    f"{ver} main >/dev/null && cat >> /etc/postgresql/{ver}/main/pg_hba.conf && "
+                    f"pg_ctlcluster {pg_cluster} start", input=hba)
     lab.run(h.name, f"runuser -u {layouts.PG_SUPERUSER} -- psql -X -q -v ON_ERROR_STOP=1",
             input=f"CREATE ROLE {db['user']} LOGIN PASSWORD '{db['password']}';\n"
                   f"CREATE DATABASE {db['name']} OWNER {db['user']};\n")
@@ -304,7 +311,7 @@ def _start_database(lab: Lab, h: LabHost, pg_cluster: str, region: dict, db_mb: 
     migrated = ", ".join(sorted({f"('maasserver', '{hostfs.series(PROFILES[r.profile])}')"
                                  for r in lab.hosts if "region" in r.roles}))
     seed = (sql / "schema.sql").read_text() + (sql / "triggers.sql").read_text() + f"""
-{hostfs.secret_seed(PROFILES[h.profile].layout, region["secret"])}
+{hostfs.secret_seed(PROFILES[_first_region(lab).profile].layout, region["secret"])}
 INSERT INTO maasserver_config (name, value) VALUES
     ('maas_name', '"{h.name}"'), ('commissioning_distro_series', '"jammy"');
 INSERT INTO django_migrations (app, name) VALUES {migrated};
@@ -317,6 +324,10 @@ ANALYZE;
 """
     lab.run(h.name, f"psql -X -q -v ON_ERROR_STOP=1 -h localhost -U {db['user']} {db['name']}",
             input=seed, env={"PGPASSWORD": db["password"]})
+
+
+def _first_region(lab: Lab) -> LabHost:
+    return next(h for h in lab.hosts if "region" in h.roles)
 
 
 def _write_client_files(lab: Lab, key: Path) -> None:
