@@ -35,3 +35,9 @@ def test_facts_from_the_fact_sheet():
     assert deb35.cache_excludes == ("/var/lib/maas/tftp_root",)  # rebuilt by rackd on start (3.5 config.py)
     assert layouts.layout_for("snap", (3, 5)).units({"region"}) == ("snap.maas.pebble",)
     assert not any(t.startswith(layouts.SNAP_ROOT) for lay in layouts.LAYOUTS for t in lay.trees)
+
+
+def test_every_fact_names_its_source_in_maas():
+    missing = [f for f in layouts.fact_names() if f not in layouts.SOURCES]
+    assert missing == []
+    assert all("@" in source or source.startswith("snapd") or "doc" in source for source in layouts.SOURCES.values())

@@ -300,9 +300,15 @@ def _start_database(lab: Lab, h: LabHost, pg_cluster: str, region: dict, db_mb: 
     # The regions' addresses only (a dedicated server); else the lab's network, as before.
     clients = [f"{r.address}/32" for r in lab.hosts if "region" in r.roles] if not h.profile else [lab.subnet]
     hba = "".join(f"host all all {c} scram-sha-256\n" for c in clients)
+    sockets, first = "/var/run/postgresql", ""
+    if h.profile and PROFILES[h.profile].database == "test-db":
+        # maas-test-db shares its socket directory with the maas snap and trusts local connections.
+        sockets += "," + layouts.MAAS_TEST_DB_SOCKET
+        lab.run(h.name, f"install -d -o postgres -g postgres {layouts.MAAS_TEST_DB_SOCKET}")
+        first = f"sed -i '1i local all {db['user']} trust' /etc/postgresql/{ver}/main/pg_hba.conf && "
     lab.run(h.name, f"pg_createcluster -p {db['port']} -o listen_addresses='localhost,{h.address}' "
-                    f"{ver} main >/dev/null && cat >> /etc/postgresql/{ver}/main/pg_hba.conf && "
-                    f"pg_ctlcluster {pg_cluster} start", input=hba)
+                    f"-o unix_socket_directories='{sockets}' {ver} main >/dev/null && {first}"
+                    f"cat >> /etc/postgresql/{ver}/main/pg_hba.conf && pg_ctlcluster {pg_cluster} start", input=hba)
     lab.run(h.name, f"runuser -u {layouts.PG_SUPERUSER} -- psql -X -q -v ON_ERROR_STOP=1",
             input=f"CREATE ROLE {db['user']} LOGIN PASSWORD '{db['password']}';\n"
                   f"CREATE DATABASE {db['name']} OWNER {db['user']};\n")

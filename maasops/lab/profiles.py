@@ -21,6 +21,7 @@ class Profile:
     version: str  # as dpkg-query or snap list prints it
     snap_revision: str = ""
     snap_channel: str = ""
+    database: str = "server"  # server | test-db (the maas-test-db snap's socket) | vault (Vault keeps the creds)
 
     @property
     def layout_version(self) -> tuple[int, int]:
@@ -41,6 +42,10 @@ PROFILES: dict[str, Profile] = {
         Profile("snap-2.9", "snap", "2.9.2-9164-g.ac176b5c4", "11322", "2.9/stable"),
         Profile("snap-3.4", "snap", "3.4.2-14353-g.5a5221d57", "32469", "3.4/stable"),
         Profile("snap-3.5", "snap", "3.5.3-16381-g.5b2e8a6f6", "37209", "3.5/stable"),
+        # A region whose database is maas-test-db's (database_host is the socket directory it shares).
+        Profile("snap-3.5-testdb", "snap", "3.5.3-16381-g.5b2e8a6f6", "37209", "3.5/stable", "test-db"),
+        # A region after `maas config-vault migrate`: regiond.conf names Vault and no database credentials.
+        Profile("deb-3.5-vault", "deb", "1:3.5.3-16381-g.5b2e8a6f6-0ubuntu1~22.04.1", database="vault"),
     )
 }
 DEFAULT_PROFILE = "deb-3.5"
