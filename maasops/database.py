@@ -73,10 +73,11 @@ ALTER DATABASE :"db" RENAME TO :"kept";
 \\echo kept
 \\endif
 """
-PUT_BACK = TERMINATE + """
-DROP DATABASE IF EXISTS :"db";
+PUT_BACK = """
 SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'kept') AS have \\gset
 \\if :have
+""" + TERMINATE + """
+DROP DATABASE IF EXISTS :"db";
 ALTER DATABASE :"kept" RENAME TO :"db";
 \\endif
 """
@@ -118,10 +119,12 @@ def keep(server: Server, database: str, run_id: str, run_dir: str, state: str) -
     """Keep the database a restore replaces: renamed (local) or dumped into ``run_dir`` (network); recorded."""
     if server.superuser:
         kept, roles = kept_name(run_id), _roles_file(run_dir)
+        # The record comes first: a restore killed between it and the rename leaves a record that says more,
+        # never less (putting back renames only a kept database that exists).
         return Cmd("umask 077 &&", server.client("pg_dumpall", "--roles-only >", Q(roles)), "&&",
-                   record(state, f"roles-before {roles}"), "&& out=$(",
-                   sql(server, RENAME_IF_EXISTS, db=database, kept=kept), ") && case $out in *kept*)",
-                   record(state, f"kept-db {kept} {database}"), ";; *)", record(state, f"new-db {database}"), ";; esac")
+                   record(state, f"roles-before {roles}"), "&&", record(state, f"kept-db {kept} {database}"),
+                   "&& out=$(", sql(server, RENAME_IF_EXISTS, db=database, kept=kept), ") && case $out in *kept*)",
+                   ";; *)", record(state, f"new-db {database}"), ";; esac")
     saved = _saved_file(run_dir)
     return Cmd("umask 077 &&", server.client("pg_dump", "--clean --if-exists", Q(database)), "| gzip -1 >", Q(saved),
                "&&", record(state, f"saved-db {saved}"))
@@ -134,11 +137,13 @@ def put_back(server: Server, database: str, run_id: str, run_dir: str, state: st
         kept, roles = kept_name(run_id), _roles_file(run_dir)
         reload_roles = Cmd("if", recorded(state, f"roles-before {roles}"), "; then",
                            load(server, roles, codec("none"), "postgres", f"{run_dir}/roles-back.log"), "; fi")
+        # new-db: there was none to keep, the one there now is the restore's. kept-db: rename it back, if the
+        # rename happened (a killed restore may have recorded it and stopped).
         return Cmd("if", recorded(state, "db-put-back"), "; then :; elif",
-                   recorded(state, f"kept-db {kept} {database}"), "; then",
-                   sql(server, PUT_BACK, db=database, kept=kept), "&&", reload_roles, "&&", done,
-                   "; elif", recorded(state, f"new-db {database}"), "; then",
-                   sql(server, DROP, db=database, kept=kept), "&&", reload_roles, "&&", done, "; fi")
+                   recorded(state, f"new-db {database}"), "; then",
+                   sql(server, DROP, db=database, kept=kept), "&&", reload_roles, "&&", done,
+                   "; elif", recorded(state, f"kept-db {kept} {database}"), "; then",
+                   sql(server, PUT_BACK, db=database, kept=kept), "&&", reload_roles, "&&", done, "; fi")
     saved = _saved_file(run_dir)
     return Cmd("if", recorded(state, "db-put-back"), "; then :; elif", recorded(state, f"saved-db {saved}"), "; then",
                load(server, saved, codec("gzip"), database, f"{run_dir}/put-back.log"), "&&", done, "; fi")

@@ -22,6 +22,7 @@ never by the set.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,24 +179,51 @@ def _database_steps(m: HostManifest, target: HostFacts, options: RestoreOptions,
     return steps, notes
 
 
+def contents_list(path: str, run_id: str) -> str:
+    """Where a restore lists what a mount-point tree held before it moved its contents aside."""
+    return f"{run_dir(run_id)}/contents-{hashlib.sha256(path.encode()).hexdigest()[:16]}"
+
+
+def put_back_inside(path: str, aside: str, listed: str, dispose: Cmd) -> Cmd:
+    """Put a mount-point tree's contents back from ``aside``, exactly as ``listed`` says it held them.
+
+    What is in the tree now but was not listed came with the restore and goes to ``dispose`` (a command
+    taking the entry as $1); a listed entry that is in the aside copy comes back; one that never left
+    (a restore killed half-way) stays. Nothing happens when there is no list: nothing was moved.
+    """
+    return Cmd(
+        "if [ -f", Q(listed), "]; then",
+        "find", Q(path), "-mindepth 1 -maxdepth 1 ! -name", Q(LEFTOVERS), "-printf '%f\\0' |",
+        "while IFS= read -r -d '' e; do grep -qzxF -- \"$e\"", Q(listed), "|| {", "set --",
+        Word(Q(path + "/"), '"$e"'), "&&", dispose, "; }; done &&",
+        "while IFS= read -r -d '' e; do if [ -e", Word(Q(aside + "/"), '"$e"'), "] || [ -L",
+        Word(Q(aside + "/"), '"$e"'), "]; then if [ -e", Word(Q(path + "/"), '"$e"'), "] || [ -L",
+        Word(Q(path + "/"), '"$e"'), "]; then set --", Word(Q(path + "/"), '"$e"'), "&&", dispose, "; fi; mv --",
+        Word(Q(aside + "/"), '"$e"'), Word(Q(path + "/"), '"$e"'), "; fi; done <", Q(listed),
+        "&& rmdir", Q(aside), "; fi")
+
+
 def _aside_step(path: str, rid: str, state: str, inside: bool) -> Step:
     aside = aside_path(path, rid, inside)
     if inside:  # a mount point cannot be renamed: its contents move into a directory inside it
-        moved = f"aside-in {path} {aside}"
-        # MAAS's files only: this and earlier restores' leftovers stay where they are.
-        others = Cmd("find", Q(path), "-mindepth 1 -maxdepth 1 ! -name", Q(LEFTOVERS))
-        command = Cmd("mkdir -m 0700", Q(aside), "&&", others, "-exec mv -t", Q(aside), "-- {} + &&",
-                      record(state, moved))
-        undo = Cmd("if", recorded(state, moved), "; then", others, "-exec rm -rf -- {} + && find", Q(aside),
-                   "-mindepth 1 -maxdepth 1 -exec mv -t", Q(path), "-- {} + && rmdir", Q(aside), "; fi")
+        moved, listed = f"aside-in {path} {aside}", contents_list(path, rid)
+        # MAAS's files only: this and earlier restores' leftovers stay where they are. The list is
+        # complete before anything moves (written aside, then renamed), so a killed move can be undone.
+        command = Cmd(record(state, moved), "&& mkdir -m 0700", Q(aside), "&& find", Q(path),
+                      "-mindepth 1 -maxdepth 1 ! -name", Q(LEFTOVERS), "-printf '%f\\0' >", Q(listed + ".tmp"),
+                      "&& mv", Q(listed + ".tmp"), Q(listed), "&& while IFS= read -r -d '' e; do mv --",
+                      Word(Q(path + "/"), '"$e"'), Word(Q(aside + "/"), '"$e"'), "; done <", Q(listed))
+        undo = put_back_inside(path, aside, listed, Cmd('rm -rf -- "$1"'))
         return Step(StepId.MOVE_ASIDE, f"move the contents of {path} aside (a mount point)", command, Phase.FILES,
                     undo=undo, key=path)
     moved, new = f"aside {path} {aside}", f"new {path}"
+    # Recorded first: a restore killed between the two leaves a record that says more, never less.
     command = Cmd("if [ -e", Q(path), "] || [ -L", Q(path), "]; then if [ -e", Q(aside), "]; then echo",
-                  Q(aside + " already exists"), ">&2; exit 1; fi; mv -T", Q(path), Q(aside), "&&",
-                  record(state, moved), "; else", record(state, new), "; fi")
-    undo = Cmd("if", recorded(state, moved), "; then rm -rf", Q(path), "&& mv -T", Q(aside), Q(path), "; elif",
-               recorded(state, new), "; then rm -rf", Q(path), "; fi")
+                  Q(aside + " already exists"), ">&2; exit 1; fi;", record(state, moved), "&& mv -T", Q(path),
+                  Q(aside), "; else", record(state, new), "; fi")
+    undo = Cmd("if", recorded(state, moved), "; then if [ -e", Q(aside), "] || [ -L", Q(aside), "]; then rm -rf",
+               Q(path), "&& mv -T", Q(aside), Q(path), "; fi; elif", recorded(state, new), "; then rm -rf", Q(path),
+               "; fi")
     return Step(StepId.MOVE_ASIDE, f"move {path} aside", command, Phase.FILES, undo=undo, key=path)
 
 

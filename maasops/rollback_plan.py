@@ -17,7 +17,7 @@ from maasops.command import Cmd, Q
 from maasops.hostfiles import record
 from maasops.plan import HostPlan, Phase, Step, StepId
 from maasops.probe import HostFacts
-from maasops.restore_plan import LEFTOVERS, ROLLED_BACK, aside_path, run_dir, state_file
+from maasops.restore_plan import ROLLED_BACK, aside_path, contents_list, put_back_inside, run_dir, state_file
 
 RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$")
 
@@ -54,10 +54,8 @@ def _file_step(kind: str, path: str, aside: str, run_id: str) -> Step:
         return Step(StepId.PUT_BACK, f"put {path} back", cmd, Phase.FILES, key=path)
     if kind == "aside-in":
         inner = f"{path}/{ROLLED_BACK}{run_id}"
-        others = Cmd("find", Q(path), "-mindepth 1 -maxdepth 1 ! -name", Q(LEFTOVERS))
-        cmd = Cmd("if [ -d", Q(aside), "]; then mkdir -p -m 0700", Q(inner), "&&", others, "-exec mv -t", Q(inner),
-                  "-- {} + && find", Q(aside), "-mindepth 1 -maxdepth 1 -exec mv -t", Q(path), "-- {} + && rmdir",
-                  Q(aside), "; fi")
+        keep = Cmd('mkdir -p -m 0700', Q(inner), '&& mv -- "$1"', Q(inner + "/"))
+        cmd = put_back_inside(path, aside, contents_list(path, run_id), keep)
         return Step(StepId.PUT_BACK, f"put the contents of {path} back (a mount point)", cmd, Phase.FILES, key=path)
     cmd = Cmd("if [ -e", Q(path), "] || [ -L", Q(path), "]; then mv -T", Q(path), Q(away), "; fi")
     return Step(StepId.PUT_BACK, f"move restored {path} away (it was not there before)", cmd, Phase.FILES, key=path)

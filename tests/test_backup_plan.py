@@ -36,7 +36,7 @@ def test_region_backup_dumps_live_alongside_and_stops_only_for_the_archive():
     assert text(dump).endswith("| gzip -1") and dump.background and not dump.undo
     start, check = p.steps[4:6]
     assert str(stop.undo).endswith(f" && {check.command}") and check.resolves == (stop.id,)
-    assert "setsid -f flock /var/lib/maasops/lock" in text(stop)  # the host's guard, armed before the stop
+    assert "setsid -f flock -o /var/lib/maasops/lock" in text(stop)  # the host's guard, armed before the stop
     assert text(start).endswith("&& rm -f /var/lib/maasops/guard-units-stopped")
     assert "is-active" in str(check.command) and "sleep 1" in str(check.command)  # waits through "activating"
     assert "maas-apiserver" in text(stop) and "maas-temporal-worker" in text(stop)

@@ -295,7 +295,7 @@ def write_host_env(fs: HostFS, name: str, profile: Profile, roles: frozenset[str
         "LAB_SECRET_SQL": secret_sql(lay),
         "LAB_SNAP_REVISION": profile.snap_revision, "LAB_SNAP_CHANNEL": profile.snap_channel,
         "LAB_REGIOND_CONF": lay.regiond_conf, "LAB_RACKD_CONF": lay.rackd_conf,
-        "LAB_SECRET": lay.secret, "LAB_SNAP_MODE": lay.snap_mode or "",
+        "LAB_SECRET": lay.secret, "LAB_MAAS_ID": lay.maas_id, "LAB_SNAP_MODE": lay.snap_mode or "",
         "LAB_STATE_OWNER": lay.state_owner, "LAB_CONF_OWNER": lay.conf_owner,
         "LAB_PG_CLUSTER": pg_cluster, "LAB_DATABASE": profile.database,
     }

@@ -183,3 +183,31 @@ def test_units_pass_through_activating_and_regiond_fails_without_its_database(la
         assert lab.run("region1", "systemctl is-active maas-regiond", check=False).stdout.strip() == "failed"
     finally:
         lab.run("region1", "systemctl start postgresql && " + start_and_wait("maas-regiond"))
+
+
+@pytest.mark.parametrize("host,command,says", [
+    ("region1", "maas-region dbupgrade --bogus", "unrecognized arguments: --bogus"),
+    ("region1", "maas-region migrate", "Unknown command: 'migrate'"),
+    ("rack2", "maas-rack register --url http://x:5240/MAAS --secret 00 --force", "unrecognized arguments: --force"),
+    ("rack1", "/snap/bin/maas init --mode rack --maas-url http://x:5240/MAAS --secret 00", "invalid choice: '--mode'"),
+    ("rack1", "/snap/bin/maas migrate --fake", "unrecognized arguments: --fake"),
+    ("rack1", "systemctl --bogus start snap.maas.supervisor", "unrecognized option '--bogus'"),
+])
+def test_stand_ins_refuse_what_the_real_programs_refuse(lab, host, command, says):
+    r = lab.run(host, command, check=False)
+    assert r.returncode != 0 and says in r.stderr, r.stderr
+
+
+def test_maas_rack_register_throws_maas_id_away_and_with_the_secret_on_stdin_leaves_rackd_stopped(lab):
+    """What register_command.py does, and why maasops re-points a rack by editing rackd.conf instead."""
+    keep = "cp -a /etc/maas/rackd.conf /tmp/rackd.conf && cp -a /var/lib/maas/maas_id /tmp/maas_id && " \
+           "cp -a /var/lib/maas/secret /tmp/secret"
+    lab.run("rack2", keep)
+    try:
+        url = lab.run("rack2", "sed -n 's/^- //p' /etc/maas/rackd.conf").stdout.strip()
+        lab.run("rack2", f"cat /var/lib/maas/secret | maas-rack register --url {url}")
+        assert lab.run("rack2", "test -e /var/lib/maas/maas_id", check=False).returncode == 1
+        assert lab.run("rack2", "systemctl is-active maas-rackd", check=False).stdout.strip() == "inactive"
+    finally:
+        lab.run("rack2", "cp -a /tmp/rackd.conf /etc/maas/rackd.conf && cp -a /tmp/maas_id /var/lib/maas/maas_id "
+                         "&& cp -a /tmp/secret /var/lib/maas/secret && " + start_and_wait("maas-rackd"))

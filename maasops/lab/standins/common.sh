@@ -146,6 +146,16 @@ write_owned() {  # write_owned FILE OWNER MODE: stdin into FILE
     cat > "$tmp" && chown "$2" "$tmp" && chmod "$3" "$tmp" && mv -f "$tmp" "$1"
 }
 
+secret_migration() {  # 3.3+ (migration 0282): the shared secret moves from maasserver_config to maasserver_secret
+    [ -n "$LAB_SECRET_FROM_DB" ] || return 0
+    cat <<'SQL'
+INSERT INTO maasserver_secret (path, value)
+  SELECT 'global/rpc-shared', jsonb_build_object('secret', value #>> '{}') FROM maasserver_config
+  WHERE name = 'rpc_shared_secret' ON CONFLICT (path) DO NOTHING;
+DELETE FROM maasserver_config WHERE name = 'rpc_shared_secret';
+SQL
+}
+
 dbupgrade() {
     local conf=$LAB_REGIOND_CONF out
     [ -r "$conf" ] || die "Unable to read $conf: is this a region controller?"
@@ -164,6 +174,7 @@ DROP TRIGGER IF EXISTS node_machine_update_notify ON maasserver_node;
 DROP TRIGGER IF EXISTS config_config_update_notify ON maasserver_config;
 INSERT INTO django_migrations (app, name) SELECT 'maasserver', '$LAB_MAAS_SERIES'
   WHERE NOT EXISTS (SELECT 1 FROM django_migrations WHERE name = '$LAB_MAAS_SERIES');
+$(secret_migration)
 \i /usr/lib/maas-lab/triggers.sql
 SELECT pg_sleep(0.5);
 COMMIT;
@@ -171,10 +182,4 @@ SQL
     ) || { echo "django.db.utils.OperationalError: ${out#psql: error: }" >&2; exit 1; }
     mkdir -p "$LOG_DIR"
     echo "$(date -u +%FT%T.%NZ) $LAB_HOST dbupgrade ok" >> "$LOG_DIR/dbupgrade.log"
-}
-
-register_rack() {  # register_rack URL SECRET: what maas-rack register / maas init rack write
-    [ -n "$1" ] && [ -n "$2" ] || die "error: the following arguments are required: --url, --secret"
-    printf '%s' "$2" | write_owned "$LAB_SECRET" "$LAB_STATE_OWNER" 0640
-    printf 'maas_url:\n- %s\n' "$1" | write_owned "$LAB_RACKD_CONF" "$LAB_CONF_OWNER" 0640
 }
