@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from invoke import Context, Exit
 
-from maasops import cli, database, fleet, layouts, output, probe, remote, report
+from maasops import cli, database, fleet, layouts, probe, remote, report
 from maasops.command import Cmd, Q, Word
 from maasops.restore_plan import ASIDE, KEEP, ROLLED_BACK, RUN_ROOT, prune_command
+from maasops.results import REFUSED
 
 
 def _prefixes(f: probe.HostFacts) -> list[str]:
@@ -53,11 +54,10 @@ def _one(t: fleet.Target, keep: int, dry_run: bool) -> list[str]:
 
 def run_task(c: Context, req: cli.FleetRequest) -> None:
     """List or remove leftovers of older restores on every target."""
-    opts = req.options
-    out = output.Output(bool(opts.get("json")))
+    opts, out = req.options, req.out
     keep = int(opts.get("keep") or KEEP)
     if keep < 1:
-        raise Exit("--keep must be 1 or more: the last restore's copies are what --rollback puts back", code=2)
+        raise Exit("--keep must be 1 or more: the last restore's copies are what --rollback puts back", code=REFUSED)
     tgts = cli.targets(c, req).targets
     dry_run = bool(opts.get("dry_run"))
     with fleet.closing(tgts):

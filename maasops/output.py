@@ -18,6 +18,7 @@ class Output:
 
     def __init__(self, json_mode: bool = False):
         self.json_mode = json_mode
+        self.emitted = False  # the run's document was handed over (and printed, with --json)
 
     def say(self, text: str) -> None:
         """A line (or lines) for a person: stdout, or stderr in JSON mode."""
@@ -25,6 +26,7 @@ class Output:
 
     def emit(self, document: dict) -> None:
         """The JSON document, on stdout (JSON mode only)."""
+        self.emitted = True
         if self.json_mode:
             json.dump(document, sys.stdout, indent=2, default=str)
             sys.stdout.write("\n")
