@@ -17,6 +17,7 @@ from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
+from rich.table import Column
 from rich.text import Text
 
 from maasops.output import Output
@@ -26,6 +27,7 @@ from maasops.transfers import QUIET, Transfer, Transfers
 SHOW_AFTER = 2.0  # seconds a transfer runs before it is shown
 LINE_EVERY = 10.0  # seconds between a transfer's plain lines
 DRAW_EVERY = 0.1  # seconds between a transfer's updates of its bar
+BAR_WIDTH = 20
 Clock = Callable[[], float]
 
 
@@ -96,11 +98,18 @@ class _Column(ProgressColumn):
     """One column of a bar's numbers, computed from the task's fields and rich's rate estimate."""
 
     def __init__(self, render: Callable[[Task], str]):
-        super().__init__()
+        super().__init__(table_column=Column(no_wrap=True, justify="right"))
         self.text = render
 
     def render(self, task: Task) -> Text:
         return Text(self.text(task))
+
+
+def _amount(task: Task) -> str:
+    done, size = int(task.completed), task.fields["size"]
+    if size is None:
+        return human_bytes(done)
+    return f"{human_bytes(done)}/{'' if task.fields['exact'] else '~'}{human_bytes(size)}"
 
 
 def _rate(task: Task) -> str:
@@ -108,7 +117,9 @@ def _rate(task: Task) -> str:
 
 
 def _left(task: Task) -> str:
-    return time_left(int(task.completed), task.fields["size"], task.fields["exact"], task.speed or 0)
+    if task.fields["size"] is None or not task.speed or task.completed >= task.fields["size"]:
+        return ""
+    return ("" if task.fields["exact"] else "~") + clock_time((task.fields["size"] - task.completed) / task.speed)
 
 
 class _Bar(Transfer):
@@ -130,7 +141,7 @@ class _Bar(Transfer):
         if not self.shown and now - self.started >= SHOW_AFTER:
             self.shown = True
             self.owner.show(self.task)
-        self.owner.progress.update(self.task, completed=done, amount=amount(done, self.size, self.exact))
+        self.owner.progress.update(self.task, completed=done)
 
     def ended(self, ok: bool) -> None:
         line = summary(self.name, self.done, self.owner.clock() - self.started, ok) if self.shown else None
@@ -143,17 +154,17 @@ class Bars(Transfers):
     def __init__(self, console: Console | None = None, clock: Clock = time.monotonic):
         self.clock = clock
         self.progress = Progress(
-            TextColumn("{task.description}", markup=False), BarColumn(),
-            TextColumn("{task.fields[amount]}", markup=False), _Column(_rate), _Column(_left),
-            console=console, transient=True, get_time=clock)
+            TextColumn("{task.description}", markup=False,
+                       table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+            BarColumn(bar_width=BAR_WIDTH), _Column(_amount), _Column(_rate), _Column(_left),
+            console=console, transient=True, get_time=clock, expand=True)
         self.lock = threading.Lock()
         self.visible = 0
 
     def started(self, host: str, label: str, size: int | None = None, exact: bool = False) -> Transfer:
         """A bar, hidden until the transfer has lasted SHOW_AFTER."""
         name = f"{host}: {label}"
-        task = self.progress.add_task(name, total=size, visible=False, amount=amount(0, size, exact), size=size,
-                                      exact=exact)
+        task = self.progress.add_task(name, total=size, visible=False, size=size, exact=exact)
         return _Bar(self, task, name, size, exact)
 
     def show(self, task: TaskID) -> None:
