@@ -13,7 +13,7 @@ from invoke import Context, Exit
 from maasops import cli, database, fleet, layouts, probe, remote, report
 from maasops.command import Cmd, Q, Word
 from maasops.restore_plan import ASIDE, KEEP, ROLLED_BACK, RUN_ROOT, prune_command
-from maasops.results import REFUSED
+from maasops.results import FAILED, OK, REFUSED
 
 
 def _prefixes(f: probe.HostFacts) -> list[str]:
@@ -72,7 +72,9 @@ def run_task(c: Context, req: cli.FleetRequest) -> None:
     out.say(report.table(rows))
     if not dry_run:
         out.say(f"kept the newest {keep} of each kind: what --rollback needs")
-    out.emit({"operation": "cleanup", "dry_run": dry_run, "keep": keep,
+    failed = any(isinstance(v, BaseException) for v in got.values())
+    out.emit({"operation": "cleanup", "status": "failed" if failed else "ok", "exit_code": FAILED if failed else OK,
+              "dry_run": dry_run, "keep": keep,
               "hosts": {n: (v if isinstance(v, list) else {"error": str(v)}) for n, v in got.items()}})
-    if any(isinstance(v, BaseException) for v in got.values()):
-        raise Exit(code=1)
+    if failed:
+        raise Exit(code=FAILED)

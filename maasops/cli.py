@@ -40,7 +40,7 @@ from maasops import (
 from maasops import manifest as mf
 from maasops.compression import CODECS
 from maasops.restore_plan import RestoreOptions
-from maasops.results import INTERRUPTED, REFUSED, RunResult
+from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, RunResult
 
 FLEET_KEY = "maasops_fleet"
 DEFAULT_LAB_DIR = ".lab"
@@ -207,9 +207,10 @@ def run_probe(c: Context, req: FleetRequest) -> None:
     out.say(report.table(probe_rows(results)))
     failed = any(isinstance(r, BaseException) for r in results.values())
     out.emit({"operation": "probe", "deployment": name, "status": "failed" if failed else "ok",
+              "exit_code": FAILED if failed else OK,
               "hosts": {n: output.facts_json(r) for n, r in sorted(results.items())}})
     if failed:
-        raise Exit(code=1)
+        raise Exit(code=FAILED)
 
 
 def backup_options(opts: dict) -> backup_plan.BackupOptions:
@@ -270,7 +271,7 @@ def run_verify(c: Context, req: FleetRequest) -> None:
                                     "DAMAGED OR INCOMPLETE, or not trusted: do not restore from it"))
     out.emit(output.verify_json(sc))
     if not sc.ok:
-        raise Exit(code=1)
+        raise Exit(code=FAILED)
 
 
 def restore_options(opts: dict, signers: Path | None = None) -> RestoreOptions:

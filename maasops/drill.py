@@ -166,8 +166,9 @@ def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[
         checks |= extra_checks(rep)
     rows = _rows(rep, b, proofs)
     ok = all(checks.values())
-    result = {"ok": ok, "set": str(b.set_dir), "deployment": deployment, "started": t0, "backup_seconds": t1 - t0,
-              "restore_seconds": t2 - t1, "proof_seconds": time.time() - t2, "checks": checks, "hosts": rows,
+    result = {"ok": ok, "set": str(b.set_dir.absolute()), "deployment": deployment, "started": t0,
+              "backup_seconds": t1 - t0, "restore_seconds": t2 - t1, "proof_seconds": time.time() - t2,
+              "checks": checks, "hosts": rows,
               "differences": {n: p.differences for n, p in proofs.items() if p.differences},
               "restore_run": rep["run_id"], "backup": b.to_json(), "restore": rep}
     backupset.write_json(b.set_dir / f"drill-{rep['run_id']}.json", result)

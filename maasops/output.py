@@ -11,6 +11,7 @@ import sys
 from dataclasses import asdict
 
 from maasops import probe, verify
+from maasops.results import FAILED, OK
 
 
 class Output:
@@ -44,7 +45,8 @@ def facts_json(facts: probe.HostFacts | BaseException) -> dict:
 
 def verify_json(sc: verify.SetCheck) -> dict:
     """A set check as a JSON document."""
-    return {"operation": "verify", "set": str(sc.path), "status": "ok" if sc.ok else "failed",
+    return {"operation": "verify", "set": str(sc.path.absolute()), "status": "ok" if sc.ok else "failed",
+            "exit_code": OK if sc.ok else FAILED,
             "problems": sc.problems, "notes": sc.notes,
             "hosts": {h.host: {"ok": h.ok, "problems": h.problems, "notes": h.notes, "files": h.files,
                                "size": h.size} for h in sc.hosts.values()}}
