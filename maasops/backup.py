@@ -199,7 +199,13 @@ def run(req: BackupRequest, dry_run: bool = False, say: Callable[[str], None] = 
     if not owners and not req.options.database_elsewhere:
         say(f"backup refused, nothing was touched: {NO_DATABASE}")
         return refused("backup", NO_DATABASE, hosts={n: r.to_json() for n, r in results.items()})
-    plans = estimated(plans, backupset.newest_complete(req.backup_dir, req.deployment))
+    return _lock_and_run(req, estimated(plans, backupset.newest_complete(req.backup_dir, req.deployment)), results,
+                         owners, key, say, transfers)
+
+
+def _lock_and_run(req: BackupRequest, plans: dict[str, plan.HostPlan], results: dict[str, HostResult],
+                  owners: dict[str, str], key: Path, say: Callable[[str], None], transfers: Transfers) -> RunResult:
+    """Take each runnable host's lock (a busy host is refused), run the locked ones, release every lock."""
     runnable = [(t, plans[t.name]) for t in req.targets if t.name in plans and not plans[t.name].error]
     locks, busy = hostlock.acquire_all([t for t, _ in runnable], "backup", req.parallel)
     results.update({n: HostResult(n, "REFUSED", error=str(e)) for n, e in busy.items()})
