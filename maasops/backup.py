@@ -37,6 +37,7 @@ from maasops.backup_plan import BackupOptions, BackupSpec
 from maasops.errors import RemoteError
 from maasops.plan import Step, StepId
 from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, HostResult, RunResult, refused
+from maasops.transfers import QUIET, Transfers
 
 NO_DATABASE = ("no host of this backup yields the deployment's database: add the region (or database host) that "
                "holds it, or pass --database-elsewhere if you back the database up another way (the set records it)")
@@ -94,10 +95,10 @@ def stream_options(hp: plan.HostPlan, idle: float) -> runner.StreamOptions:
 
 
 def _run_host(target: fleet.Target, hp: plan.HostPlan, set_dir: Path, cancel: threading.Event, idle: float,
-              say: Callable[[str], None]) -> tuple[HostResult, mf.HostManifest | None]:
+              transfers: Transfers) -> tuple[HostResult, mf.HostManifest | None]:
     started = time.time()
     host_dir = backupset.private_dir(set_dir / hp.host)
-    outcome = runner.run_plan(target.connection, hp, host_dir, cancel, say, stream_options(hp, idle))
+    outcome = runner.run_plan(target.connection, hp, host_dir, cancel, transfers, stream_options(hp, idle))
     window = runner.downtime(outcome)
     result = HostResult(hp.host, "ok", duration=time.time() - started,
                         downtime=window[1] - window[0] if window else None, manual=outcome.undo_failures)
@@ -161,8 +162,20 @@ def _dry_run(plans: dict[str, plan.HostPlan], results: dict[str, HostResult], sa
     return RunResult("backup", FAILED if results else OK, results, details={"status": "planned"})
 
 
-def run(req: BackupRequest, dry_run: bool = False, say: Callable[[str], None] = print) -> RunResult:
-    """Back up every target into one signed set; print the plan (dry run) or a table."""
+def estimated(plans: dict[str, plan.HostPlan], previous: Path | None) -> dict[str, plan.HostPlan]:
+    """The plans, each fetch expected to carry what the same file of the ``previous`` set holds (when it has one)."""
+    if previous is None:
+        return plans
+
+    def step(name: str, s: Step) -> Step:
+        size = backupset.file_size(previous / name / s.fetch) if s.fetch else None
+        return replace(s, estimate=size) if size is not None else s
+    return {n: replace(hp, steps=tuple(step(n, s) for s in hp.steps)) for n, hp in plans.items()}
+
+
+def run(req: BackupRequest, dry_run: bool = False, say: Callable[[str], None] = print,
+        transfers: Transfers = QUIET) -> RunResult:
+    """Back up every target into one signed set; print the plan (dry run) or a table; streams go to ``transfers``."""
     key = None
     if not dry_run:
         try:
@@ -188,11 +201,19 @@ def run(req: BackupRequest, dry_run: bool = False, say: Callable[[str], None] = 
             say(report.table(_rows(results)))
         say(f"backup refused, nothing was touched: {NO_DATABASE}")
         return refused("backup", NO_DATABASE, hosts={n: r.to_json() for n, r in results.items()})
+    return _lock_and_run(req, estimated(plans, backupset.newest_complete(req.backup_dir, req.deployment)), results,
+                         owners, key, say, transfers)
+
+
+def _lock_and_run(req: BackupRequest, plans: dict[str, plan.HostPlan], results: dict[str, HostResult],
+                  owners: dict[str, str], key: Path, say: Callable[[str], None], transfers: Transfers) -> RunResult:
+    """Take each runnable host's lock (a busy host is refused), run the locked ones, release every lock."""
     runnable = [(t, plans[t.name]) for t in req.targets if t.name in plans and not plans[t.name].error]
     locks, busy = hostlock.acquire_all([t for t, _ in runnable], "backup", req.parallel)
     results.update({n: HostResult(n, "REFUSED", error=str(e)) for n, e in busy.items()})
     try:
-        return _run_locked(req, [(t, hp) for t, hp in runnable if t.name in locks], results, owners, key, say)
+        runnable = [(t, hp) for t, hp in runnable if t.name in locks]
+        return _run_locked(req, runnable, results, owners, key, say, transfers)
     finally:
         hostlock.release_all(locks)
 
@@ -213,12 +234,13 @@ def _checksums(host_dir: Path) -> dict[str, str]:
 
 
 def _run_hosts(req: BackupRequest, runnable: list[tuple[fleet.Target, plan.HostPlan]], set_dir: Path,
-               results: dict[str, HostResult], say: Callable[[str], None]) -> tuple[bool, dict[str, dict[str, str]]]:
+               results: dict[str, HostResult], say: Callable[[str], None],
+               transfers: Transfers) -> tuple[bool, dict[str, dict[str, str]]]:
     """Back up every runnable host in parallel; returns whether it was interrupted, and each host's checksums."""
     cancel = threading.Event()
     files: dict[str, dict[str, str]] = {}
     with runner.sigterm_as_interrupt(), ThreadPoolExecutor(max_workers=max(1, req.parallel)) as pool:
-        futures = {pool.submit(_run_host, t, hp, set_dir, cancel, req.idle, say): t.name for t, hp in runnable}
+        futures = {pool.submit(_run_host, t, hp, set_dir, cancel, req.idle, transfers): t.name for t, hp in runnable}
         interrupted = runner.wait_all(set(futures), cancel, say)
         for fut, name in futures.items():
             results[name], host_manifest_ = fut.result()
@@ -244,13 +266,13 @@ def _seal(set_dir: Path, sm: mf.SetManifest, key: Path, say: Callable[[str], Non
 
 def _run_locked(req: BackupRequest, runnable: list[tuple[fleet.Target, plan.HostPlan]],
                 results: dict[str, HostResult], owners: dict[str, str], key: Path,
-                say: Callable[[str], None]) -> RunResult:
+                say: Callable[[str], None], transfers: Transfers) -> RunResult:
     if not runnable:
         say(report.table(_rows(results)))
         say("\nbackup refused: no host could be backed up; nothing was touched")
         return RunResult("backup", REFUSED, results, error="no host could be backed up")
     set_dir = backupset.new_set(req.backup_dir, req.deployment)
-    interrupted, files = _run_hosts(req, runnable, set_dir, results, say)
+    interrupted, files = _run_hosts(req, runnable, set_dir, results, say, transfers)
     options = req.options
     has_db = options.database_elsewhere or any(results.get(h) and results[h].status == "ok" for h in owners)
     complete = not interrupted and bool(results) and all(r.status == "ok" for r in results.values()) and has_db

@@ -201,8 +201,10 @@ def _archive_step(facts: HostFacts, options: BackupOptions, ext: str) -> tuple[S
               "--no-anchored", Q("--exclude=" + LEFTOVERS), "--anchored",
               *(Q(facts.on_host(p).lstrip("/")) for p in trees))
     size = sum(facts.sizes.get(p, 0) for p in trees) - sum(facts.sizes.get(p, 0) for p in excludes)
+    # Uncompressed, the tar is about the trees' size; compressed, only an earlier set can tell (see backup.py).
     step = Step(StepId.ARCHIVE, "archive config trees", compressed(tar, options.compress), fetch=ARCHIVE + ext,
-                limit=int(size * 1.5) + STREAM_MARGIN if facts.sizes else None)
+                limit=int(size * 1.5) + STREAM_MARGIN if facts.sizes else None,
+                estimate=size if facts.sizes and options.compress == "none" else None)
     spec = ArchiveSpec(ARCHIVE + ext, trees, tuple(facts.on_host(p) for p in trees),
                        tuple(facts.on_host(p) for p in excludes))
     notes = [f"not present, not archived: {', '.join(missing)}"] if missing else []

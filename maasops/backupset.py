@@ -13,6 +13,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import stat
 import tarfile
 import time
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from typing import BinaryIO
 from maasops import compression, layouts
 
 PARTIAL = ".partial"
+SET_NAME = re.compile(r"\d{8}T\d{6}Z(-\d+)?")  # what new_set names a complete set
 CHUNK = 1 << 20
 
 
@@ -49,6 +52,24 @@ def new_set(backup_dir: Path, deployment: str) -> Path:
         n += 1
         path = base / f"{stamp}-{n}{PARTIAL}"
     return private_dir(path)
+
+
+def newest_complete(backup_dir: Path, deployment: str) -> Path | None:
+    """The deployment's newest complete set in ``backup_dir`` (by its name, a UTC time), or None."""
+    try:
+        names = [p.name for p in (backup_dir / deployment).iterdir() if SET_NAME.fullmatch(p.name)]
+    except OSError:
+        return None
+    return backup_dir / deployment / max(names) if names else None
+
+
+def file_size(path: Path) -> int | None:
+    """The size of a regular file (a symlink is not followed), or None."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def complete(set_dir: Path) -> Path:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from invoke import Context, Exit
 
-from maasops import cli, database, fleet, layouts, output, probe, remote, report
+from maasops import cli, database, fleet, layouts, probe, remote, report
 from maasops.command import Cmd, Q, Word
 from maasops.restore_plan import ASIDE, KEEP, ROLLED_BACK, RUN_ROOT, prune_command
+from maasops.results import FAILED, OK, REFUSED
 
 
 def _prefixes(f: probe.HostFacts) -> list[str]:
@@ -53,11 +54,10 @@ def _one(t: fleet.Target, keep: int, dry_run: bool) -> list[str]:
 
 def run_task(c: Context, req: cli.FleetRequest) -> None:
     """List or remove leftovers of older restores on every target."""
-    opts = req.options
-    out = output.Output(bool(opts.get("json")))
+    opts, out = req.options, req.out
     keep = int(opts.get("keep") or KEEP)
     if keep < 1:
-        raise Exit("--keep must be 1 or more: the last restore's copies are what --rollback puts back", code=2)
+        raise Exit("--keep must be 1 or more: the last restore's copies are what --rollback puts back", code=REFUSED)
     tgts = cli.targets(c, req).targets
     dry_run = bool(opts.get("dry_run"))
     with fleet.closing(tgts):
@@ -72,7 +72,9 @@ def run_task(c: Context, req: cli.FleetRequest) -> None:
     out.say(report.table(rows))
     if not dry_run:
         out.say(f"kept the newest {keep} of each kind: what --rollback needs")
-    out.emit({"operation": "cleanup", "dry_run": dry_run, "keep": keep,
+    failed = any(isinstance(v, BaseException) for v in got.values())
+    out.emit({"operation": "cleanup", "status": "failed" if failed else "ok", "exit_code": FAILED if failed else OK,
+              "dry_run": dry_run, "keep": keep,
               "hosts": {n: (v if isinstance(v, list) else {"error": str(v)}) for n, v in got.items()}})
-    if any(isinstance(v, BaseException) for v in got.values()):
-        raise Exit(code=1)
+    if failed:
+        raise Exit(code=FAILED)

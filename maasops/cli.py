@@ -10,7 +10,8 @@ is closed when the operation ends.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from maasops import (
     output,
     preflight,
     probe,
+    progress,
     report,
     restore,
     rollback,
@@ -38,7 +40,7 @@ from maasops import (
 from maasops import manifest as mf
 from maasops.compression import CODECS
 from maasops.restore_plan import RestoreOptions
-from maasops.results import REFUSED, RunResult
+from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, RunResult
 
 FLEET_KEY = "maasops_fleet"
 DEFAULT_LAB_DIR = ".lab"
@@ -46,10 +48,13 @@ DEFAULT_LAB_DIR = ".lab"
 
 @dataclass
 class FleetRequest:
-    """One fleet command as the user typed it: -H hosts (if any) and the task's options."""
+    """One fleet command as the user typed it: -H hosts (if any) and the task's options; where its words go."""
 
     connections: list[Connection] = field(default_factory=list)
     options: dict = field(default_factory=dict)
+    out: output.Output = field(default_factory=output.Output)
+    deployment: str = ""  # known once the targets are
+    targets: list[fleet.Target] = field(default_factory=list)
 
 
 def enlist(task: str) -> Callable[..., None]:
@@ -63,18 +68,37 @@ def enlist(task: str) -> Callable[..., None]:
     return body
 
 
+@contextmanager
+def always_reported(operation: str, out: output.Output, opts: dict, deployment: Callable[[], str]) -> Iterator[None]:
+    """Within the block, a run that ends early (refused, Ctrl-C) still gets its JSON document and metrics.
+
+    A Ctrl-C that reaches here (a backup or restore handles its own first) ends the command with exit code 130.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not out.emitted:
+            record(RunResult(operation, INTERRUPTED, error="interrupted"), out, opts, deployment())
+        raise Exit("interrupted", code=INTERRUPTED) from None
+    except Exit as exc:
+        if exc.code and not out.emitted:
+            record(RunResult(operation, exc.code, error=exc.message or ""), out, opts, deployment())
+        raise
+
+
 def fleet_task(task: str, run: Callable[[Context, FleetRequest], None]) -> Task:
     """The post-task that runs ``run`` once over everything ``task`` enlisted (closing every connection after)."""
     def run_fleet(c: Context) -> None:
         store = c.config.get(FLEET_KEY) or {}
         req = store.pop(task, FleetRequest())
         c.config[FLEET_KEY] = store
-        if req.options.get("help_requested"):
-            return
+        req.out = output.Output(bool(req.options.get("json")))
         try:
-            run(c, req)
+            with always_reported(task, req.out, req.options,
+                                 lambda: req.deployment or req.options.get("deployment") or ""):
+                run(c, req)
         finally:
-            for conn in req.connections:
+            for conn in req.connections + [t.connection for t in req.targets]:
                 fleet.close(conn)
     run_fleet.__name__ = f"{task}_fleet"
     return Task(run_fleet, name=f"{task}-fleet")
@@ -128,18 +152,26 @@ def targets(c: Context, req: FleetRequest) -> Fleet:
         tgts = fleet.from_connections(req.connections, accept, opts.get("jump_host"))
         for t in tgts:
             _safe(t.name, "host name")
-        return Fleet(_safe(opts.get("deployment") or "default", "--deployment"), tgts, sign_key, signers)
-    dep = _inventory(opts)
-    return Fleet(_safe(opts.get("deployment") or dep.name, "--deployment"),
-                 fleet.from_deployment(dep, c.config, accept), sign_key or dep.signing_key,
-                 signers or dep.allowed_signers)
+        found = Fleet(_safe(opts.get("deployment") or "default", "--deployment"), tgts, sign_key, signers)
+    else:
+        dep = _inventory(opts)
+        found = Fleet(_safe(opts.get("deployment") or dep.name, "--deployment"),
+                      fleet.from_deployment(dep, c.config, accept), sign_key or dep.signing_key,
+                      signers or dep.allowed_signers)
+    req.deployment, req.targets = found.name, found.targets
+    return found
+
+
+def record(result: RunResult, out: output.Output, opts: dict, deployment: str | None = None) -> None:
+    """Print the JSON document (``--json``) and write the metrics file (``--metrics-file``)."""
+    out.emit(result.to_json())
+    if opts.get("metrics_file"):
+        metrics.write(Path(opts["metrics_file"]), result, deployment or "")
 
 
 def finish(result: RunResult, out: output.Output, opts: dict, deployment: str | None = None) -> None:
     """Print the JSON document (``--json``), write the metrics file, and exit with the result's code."""
-    out.emit(result.to_json())
-    if opts.get("metrics_file"):
-        metrics.write(Path(opts["metrics_file"]), result, deployment or "")
+    record(result, out, opts, deployment)
     if result.code:
         raise Exit(code=result.code)
 
@@ -164,7 +196,7 @@ def probe_rows(results: dict[str, probe.HostFacts | BaseException]) -> list[dict
 
 def run_probe(c: Context, req: FleetRequest) -> None:
     """Probe every target in parallel and print a table; exit 1 when any host failed."""
-    out = output.Output(bool(req.options.get("json")))
+    out = req.out
     f = targets(c, req)
     name, tgts = f.name, f.targets
     results = fleet.probe_all(tgts, int(req.options.get("parallel") or fleet.PARALLEL))
@@ -175,9 +207,10 @@ def run_probe(c: Context, req: FleetRequest) -> None:
     out.say(report.table(probe_rows(results)))
     failed = any(isinstance(r, BaseException) for r in results.values())
     out.emit({"operation": "probe", "deployment": name, "status": "failed" if failed else "ok",
+              "exit_code": FAILED if failed else OK,
               "hosts": {n: output.facts_json(r) for n, r in sorted(results.items())}})
     if failed:
-        raise Exit(code=1)
+        raise Exit(code=FAILED)
 
 
 def backup_options(opts: dict) -> backup_plan.BackupOptions:
@@ -202,21 +235,20 @@ def backup_options(opts: dict) -> backup_plan.BackupOptions:
 
 def run_backup(c: Context, req: FleetRequest, dry_run: bool | None = None) -> None:
     """Back up every target (or print the plan); exit non-zero when any host failed."""
-    opts = req.options
-    out = output.Output(bool(opts.get("json")))
+    opts, out = req.options, req.out
     f = targets(c, req)
     request = backup.BackupRequest(f.targets, f.name, Path(opts.get("backup_dir") or "backups"), backup_options(opts),
                                    f.sign_key, int(opts.get("parallel") or fleet.PARALLEL),
                                    opts.get("dump_from") or None,
                                    float(opts.get("idle_timeout") or stream.IDLE_TIMEOUT))
-    result = backup.run(request, bool(opts.get("dry_run")) if dry_run is None else dry_run, out.say)
+    with progress.for_output(out) as transfers:
+        result = backup.run(request, bool(opts.get("dry_run")) if dry_run is None else dry_run, out.say, transfers)
     finish(result, out, opts, f.name)
 
 
 def run_verify(c: Context, req: FleetRequest) -> None:
     """Check a backup set offline and print a table; exit 1 when anything is wrong."""
-    opts = req.options
-    out = output.Output(bool(opts.get("json")))
+    opts, out = req.options, req.out
     backup_set = opts.get("backup_set")
     if not backup_set:
         raise Exit("maasops verify: which backup set? (maasops verify backups/<deployment>/<time>)", code=REFUSED)
@@ -239,7 +271,7 @@ def run_verify(c: Context, req: FleetRequest) -> None:
                                     "DAMAGED OR INCOMPLETE, or not trusted: do not restore from it"))
     out.emit(output.verify_json(sc))
     if not sc.ok:
-        raise Exit(code=1)
+        raise Exit(code=FAILED)
 
 
 def restore_options(opts: dict, signers: Path | None = None) -> RestoreOptions:
@@ -262,8 +294,7 @@ def restore_options(opts: dict, signers: Path | None = None) -> RestoreOptions:
 
 def run_restore(c: Context, req: FleetRequest, dry_run: bool | None = None) -> None:
     """Restore a set onto the targets, or roll the last restore back (--rollback)."""
-    opts = req.options
-    out = output.Output(bool(opts.get("json")))
+    opts, out = req.options, req.out
     if not opts.get("backup_set"):
         raise Exit("maasops restore: which backup set? (maasops restore backups/<deployment>/<time>)", code=REFUSED)
     f = targets(c, req)
@@ -278,7 +309,9 @@ def run_restore(c: Context, req: FleetRequest, dry_run: bool | None = None) -> N
             mapping = preflight.parse_map(opts.get("map"))
         except ValueError as exc:
             raise Exit(str(exc), code=REFUSED) from None
-        result = restore.run(Path(opts["backup_set"]), tgts, mapping, options, parallel, dry_run, out.say)
+        with progress.for_output(out) as transfers:
+            result = restore.run(Path(opts["backup_set"]), tgts, mapping, options, parallel, dry_run, out.say,
+                                 transfers)
     finish(result, out, opts, name)
 
 

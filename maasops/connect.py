@@ -66,7 +66,7 @@ def connection(host: str, config: Config, *, user: str | None = None, port: int 
                accept_new_host_keys: bool = False) -> Connection:
     """A strict, not yet opened Connection to ``host`` with its own copy of ``config``.
 
-    ``gateway`` is a jump host (like ``fab --gateway``); ``sudo_password``
+    ``gateway`` is a jump host (like ``ssh -J``, maasops's ``--jump-host``); ``sudo_password``
     applies to this host only.
     """
     cfg = config.clone()

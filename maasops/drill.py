@@ -19,7 +19,8 @@ from maasops import backup, backupset, fleet, probe, proof, remote, report, rest
 from maasops import manifest as mf
 from maasops.backup_plan import BackupOptions
 from maasops.restore_plan import RestoreOptions, database_name, server_for
-from maasops.results import RunResult
+from maasops.results import FAILED, OK, RunResult
+from maasops.transfers import QUIET, Transfers
 
 Checks = dict[str, bool]
 
@@ -31,6 +32,7 @@ class DrillResult:
     ok: bool
     report: dict = field(default_factory=dict)
     set_dir: Path | None = None
+    code: int = FAILED  # the exit code: the backup's or restore's when one of them failed, else 0 or 1
 
 
 def allowed_changes(m: mf.HostManifest, facts: probe.HostFacts, options: RestoreOptions) -> set[str]:
@@ -134,27 +136,29 @@ def _source_fingerprint(records: mf.SetRecords, sources: list[fleet.Target]) -> 
 def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[str, str], deployment: str,
         backup_dir: Path, options: RestoreOptions, parallel: int = fleet.PARALLEL,
         say: Callable[[str], None] = print, extra_checks: Callable[[dict], Checks] | None = None,
-        backup_options: BackupOptions | None = None, sign_key: Path | None = None) -> DrillResult:
+        backup_options: BackupOptions | None = None, sign_key: Path | None = None,
+        transfers: Transfers = QUIET) -> DrillResult:
     """Back up ``sources``, restore onto ``targets`` (by ``mapping``), prove equality; print and save the report.
 
-    ``extra_checks`` gets the restore report and returns more named checks (the lab reads its own logs).
+    ``extra_checks`` gets the restore report and returns more named checks (the lab reads its own logs);
+    ``transfers`` hears the streams' progress.
     """
     say("== 1/3 backup")
     t0 = time.time()
     b = backup.run(backup.BackupRequest(sources, deployment, backup_dir, backup_options or BackupOptions(), sign_key,
-                                        parallel), say=say)
+                                        parallel), say=say, transfers=transfers)
     if b.code or b.set_dir is None:
         say("drill: the backup failed; nothing was restored")
-        return DrillResult(False, {"backup": b.to_json()})
+        return DrillResult(False, {"backup": b.to_json()}, code=b.code or FAILED)
     records = mf.read_set(b.set_dir)  # the restore verifies every byte before it starts
     want = _source_fingerprint(records, sources)
     say("\n== 2/3 restore")
     t1 = time.time()
-    r = restore.run(b.set_dir, targets, mapping, options, parallel, say=say)
+    r = restore.run(b.set_dir, targets, mapping, options, parallel, say=say, transfers=transfers)
     t2 = time.time()
     if r.code:
         say("drill: the restore failed; see its table above")
-        return DrillResult(False, {"restore": r.to_json()}, b.set_dir)
+        return DrillResult(False, {"restore": r.to_json()}, b.set_dir, r.code)
     say("\n== 3/3 proof")
     rep = r.to_json()
     checks, proofs = prove(records, rep, {t.name: t for t in targets}, options, want, parallel)
@@ -162,10 +166,11 @@ def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[
         checks |= extra_checks(rep)
     rows = _rows(rep, b, proofs)
     ok = all(checks.values())
-    result = {"ok": ok, "set": str(b.set_dir), "deployment": deployment, "started": t0, "backup_seconds": t1 - t0,
-              "restore_seconds": t2 - t1, "proof_seconds": time.time() - t2, "checks": checks, "hosts": rows,
+    result = {"ok": ok, "set": str(b.set_dir.absolute()), "deployment": deployment, "started": t0,
+              "backup_seconds": t1 - t0, "restore_seconds": t2 - t1, "proof_seconds": time.time() - t2,
+              "checks": checks, "hosts": rows,
               "differences": {n: p.differences for n, p in proofs.items() if p.differences},
-              "restore_run": rep["run_id"]}
+              "restore_run": rep["run_id"], "backup": b.to_json(), "restore": rep}
     backupset.write_json(b.set_dir / f"drill-{rep['run_id']}.json", result)
     say(report.table(rows))
     say("")
@@ -175,4 +180,4 @@ def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[
             say(f"   {n}: {d}")
     say(f"\ndrill {'PASSED' if ok else 'FAILED'}: backup {t1 - t0:.1f}s, restore {t2 - t1:.1f}s; "
         f"report {b.set_dir / ('drill-' + rep['run_id'] + '.json')}")
-    return DrillResult(ok, result, b.set_dir)
+    return DrillResult(ok, result, b.set_dir, OK if ok else FAILED)

@@ -79,4 +79,5 @@ def connect_error(c: Connection, step: str, exc: BaseException) -> RemoteError:
         return RemoteError(host, step, f"timed out connecting to {c.host}:{c.port}",
                            "check the address, the bastion and firewalls")
     return RemoteError(host, step, f"cannot reach {c.host}:{c.port}: {exc}",
-                       "check the address, port, bastion (ProxyJump/--gateway) and that sshd runs")
+                       "check the address, port, bastion (ProxyJump, --jump-host, an inventory gateway) and that sshd "
+                       "runs")

@@ -9,7 +9,7 @@ Format (see inventory/*.yaml)::
       ssh_config: ssh_config      # relative to this file
       signing_key: ~/.ssh/id_ed25519   # signs every set (see docs/dr-drill.md, "Trusting a backup set")
       allowed_signers: allowed_signers # whose signatures verify and restore trust
-      gateway: bastion.example    # a jump host, like fab --gateway
+      gateway: bastion.example    # a jump host, like ssh -J (maasops --jump-host for -H runs)
       sudo_password_file: path    # relative to this file; never the password itself
     hosts:
       region1:                    # an ssh_config alias or an address

@@ -21,11 +21,13 @@ METRICS = (
     ("maasops_last_run_hosts_failed", "gauge", "Hosts whose part of the last run did not succeed."),
     ("maasops_last_run_bytes", "gauge", "Bytes the last run wrote to the backup set."),
 )
-SAMPLE = re.compile(r'^(\w+)\{operation="([^"]*)",deployment="([^"]*)"\} (\S+)$')
+LABEL = r'"((?:[^"\\]|\\.)*)"'  # a label value as written: \\, \" and \n escaped
+SAMPLE = re.compile(rf"^(\w+)\{{operation={LABEL},deployment={LABEL}\}} (\S+)$")
 
 
 def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    """A label value escaped as the Prometheus text format wants."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _samples(result: RunResult, deployment: str) -> dict[tuple[str, str, str], str]:

@@ -10,16 +10,19 @@ task's signature, help and the options it passes on cannot drift apart.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from invoke import Task
+from invoke import Collection, Exit, Task
 
 from maasops import compression, fleet, stream
 from maasops.lab.profiles import PROFILES
 from maasops.restore_plan import KEEP
+from maasops.results import INTERRUPTED
 
 CORE_SHORT_FLAGS = frozenset("cdDeFfhHilprRStTVw")
+HELP_WIDTH = 110
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,14 @@ class Option:
     def flag(self) -> str:
         """``--the-flag``."""
         return "--" + self.name.replace("_", "-")
+
+    def shown(self) -> str:
+        """How help shows the option: ``-b, --backup-dir=VALUE``, ``--[no-]rollback-copy``, ``-P, --parallel=N``."""
+        if isinstance(self.default, bool):
+            long = "--[no-]" + self.flag[2:] if self.default else self.flag
+        else:
+            long = self.flag + ("=N" if isinstance(self.default, int) else "=VALUE")
+        return (f"-{self.short}, " if self.short else "    ") + long
 
 
 OPTIONS: dict[str, Option] = {o.name: o for o in (
@@ -101,15 +112,19 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
 )}
 
 
-def help_text(name: str, doc: str, option_names: tuple[str, ...], positional: tuple[str, ...]) -> str:
-    """A task's help as ``maasops TASK --help`` prints it (also when ``fab`` would take -h for a value)."""
-    lines = [f"Usage: maasops {name} " + " ".join(f"[{p.upper()}]" for p in positional) + " [options]", "",
-             doc.strip(), "", "Options:"]
+def help_text(name: str, doc: str, option_names: tuple[str, ...], positional: tuple[str, ...],
+              binary: str = "maasops") -> str:
+    """A task's help as ``maasops TASK --help`` (or ``fab TASK --help`` in the checkout) prints it."""
+    usage = " ".join([binary, "[core options]", name, *(f"[{p.upper()}]" for p in positional), "[options]"])
+    lines = [f"Usage: {usage}", "", doc.strip(), "", "Options:"]
     for n in option_names:
         o = OPTIONS[n]
-        flags = (f"-{o.short}, " if o.short else "    ") + ("--[no-]" + o.flag[2:] if o.default is True else o.flag)
         default = f" (default {o.default})" if o.default not in (None, False, True) else ""
-        lines.append(f"  {flags:34} {o.help}{default}")
+        lines += textwrap.wrap(o.help + default, HELP_WIDTH, initial_indent=f"  {o.shown():34} ",
+                               subsequent_indent=" " * 37, break_on_hyphens=False)
+    lines += ["", f"Core options ({binary} --help): -H hosts, -S ssh_config, -i key file, --prompt-for-sudo-password,",
+              "-t connect timeout, ...  Exit codes: 0 ok, 1 some hosts failed, 2 refused before anything was stopped,",
+              "130 interrupted."]
     return "\n".join(lines)
 
 
@@ -140,9 +155,9 @@ class TaskSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", tuple(dict.fromkeys(o for o in self.options if o not in self.positional)))
 
-    def help(self) -> str:
-        """This task's help text."""
-        return help_text(self.name, self.doc, self.positional + self.options, self.positional)
+    def help(self, binary: str = "maasops", name: str | None = None) -> str:
+        """This task's help text (``name``: as the collection calls it, e.g. ``lab.up``)."""
+        return help_text(name or self.name, self.doc, self.positional + self.options, self.positional, binary)
 
 
 HELP_WORDS = ("-h", "--help")
@@ -151,13 +166,13 @@ HELP_WORDS = ("-h", "--help")
 def make_task(spec: TaskSpec, body: Callable[..., None], post: list | None = None) -> OptionTask:
     """An Invoke task calling ``body(c, **options)``, its signature, help and flags from the table.
 
-    A positional that reads ``-h``/``--help`` prints the task's help and runs nothing.
+    Ctrl-C that reaches the task ends the command with exit code 130 (Invoke's own is 1).
     """
     def call(c, **kwargs) -> None:
-        if any(kwargs.get(p) in HELP_WORDS for p in spec.positional):
-            print(spec.help())
-            kwargs["help_requested"] = True
-        body(c, **kwargs)
+        try:
+            body(c, **kwargs)
+        except KeyboardInterrupt:
+            raise Exit("interrupted", code=INTERRUPTED) from None
     params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=OPTIONS[n].default)
                for n in spec.positional + spec.options]
@@ -165,4 +180,23 @@ def make_task(spec: TaskSpec, body: Callable[..., None], post: list | None = Non
     call.__name__ = spec.name.replace("-", "_")
     call.__doc__ = spec.doc
     help_ = {OPTIONS[n].flag[2:]: OPTIONS[n].help for n in spec.positional + spec.options}
-    return OptionTask(call, name=spec.name, positional=list(spec.positional), help=help_, post=post or [])
+    task = OptionTask(call, name=spec.name, positional=list(spec.positional), help=help_, post=post or [])
+    task.spec = spec
+    return task
+
+
+def help_asked(argv: Sequence[str], ns: Collection) -> str | None:
+    """The task whose help a command line asks for: ``-h``/``--help`` anywhere, and a task named (else None).
+
+    Invoke's parser may take a ``-h`` for a positional's or option's value (``fab verify -h SET``);
+    the command line as typed is what counts. A completion request is never a help request.
+    """
+    if "--complete" in argv or not any(a in HELP_WORDS for a in argv):
+        return None
+    names = set(ns.task_names) | {alias for aliases in ns.task_names.values() for alias in aliases}
+    return next((a for a in argv if a in names), None)
+
+
+def task_help(ns: Collection, name: str, binary: str) -> str:
+    """The help of task ``name`` of ``ns`` as ``binary`` prints it."""
+    return ns[name].spec.help(binary, name)

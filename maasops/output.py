@@ -11,6 +11,7 @@ import sys
 from dataclasses import asdict
 
 from maasops import probe, verify
+from maasops.results import FAILED, OK
 
 
 class Output:
@@ -18,6 +19,7 @@ class Output:
 
     def __init__(self, json_mode: bool = False):
         self.json_mode = json_mode
+        self.emitted = False  # the run's document was handed over (and printed, with --json)
 
     def say(self, text: str) -> None:
         """A line (or lines) for a person: stdout, or stderr in JSON mode."""
@@ -25,6 +27,7 @@ class Output:
 
     def emit(self, document: dict) -> None:
         """The JSON document, on stdout (JSON mode only)."""
+        self.emitted = True
         if self.json_mode:
             json.dump(document, sys.stdout, indent=2, default=str)
             sys.stdout.write("\n")
@@ -42,7 +45,8 @@ def facts_json(facts: probe.HostFacts | BaseException) -> dict:
 
 def verify_json(sc: verify.SetCheck) -> dict:
     """A set check as a JSON document."""
-    return {"operation": "verify", "set": str(sc.path), "status": "ok" if sc.ok else "failed",
+    return {"operation": "verify", "set": str(sc.path.absolute()), "status": "ok" if sc.ok else "failed",
+            "exit_code": OK if sc.ok else FAILED,
             "problems": sc.problems, "notes": sc.notes,
             "hosts": {h.host: {"ok": h.ok, "problems": h.problems, "notes": h.notes, "files": h.files,
                                "size": h.size} for h in sc.hosts.values()}}

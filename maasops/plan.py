@@ -98,7 +98,8 @@ class Step:
     a fleet operation. A ``background`` step (never one with an undo) runs
     alongside the steps after it, on its own channel; the host's run waits for it
     before it ends. ``key`` tells apart steps of one id on one host (the tree a
-    move-aside step moves). ``limit`` bounds what a fetch may carry (bytes).
+    move-aside step moves). ``limit`` bounds what a fetch may carry (bytes);
+    ``estimate`` is what it will likely carry, for the progress shown (never a bound).
     """
 
     id: StepId
@@ -114,6 +115,7 @@ class Step:
     background: bool = False
     key: str = ""
     limit: int | None = None
+    estimate: int | None = None
     inspect_upload: bool = False  # the restore's member check reads the bytes as they go up
     by_hand: Cmd | None = None  # what a person runs when the undo keeps failing (default: the undo)
 

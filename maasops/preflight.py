@@ -200,7 +200,7 @@ def check_set(set_dir: Path, options: RestoreOptions, parallel: int) -> tuple[ve
     try:
         ids = crypto.identities(Path(options.identity)) if options.identity else None
     except (OSError, crypto.CryptoError) as exc:
-        raise Refused(f"--identity: {exc}") from None
+        raise Refused(f"--decrypt-key: {exc}") from None
     check = verify.verify_set(set_dir, policy(options), parallel, ids, content=False)
     sealed = sorted(h.host for h in check.hosts.values() if verify.SEALED in h.notes)
     if sealed and ids is None:

@@ -21,6 +21,7 @@ from maasops.plan import Phase, Send, StepId
 from maasops.preflight import Preflight, Refused
 from maasops.restore_plan import BEFORE_STOP, PHASES, FleetRole, RestoreOptions, confinement, restore_plan
 from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, HostResult, RunResult, refused
+from maasops.transfers import QUIET, Transfers
 
 
 def run_id_now() -> str:
@@ -55,8 +56,9 @@ def _stream_options(pf: Preflight) -> dict[str, runner.StreamOptions]:
 
 
 def run(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str], options: RestoreOptions,
-        parallel: int = fleet.PARALLEL, dry_run: bool = False, say: Callable[[str], None] = print) -> RunResult:
-    """Restore a set onto targets (or print the plan)."""
+        parallel: int = fleet.PARALLEL, dry_run: bool = False, say: Callable[[str], None] = print,
+        transfers: Transfers = QUIET) -> RunResult:
+    """Restore a set onto targets (or print the plan); uploads report their progress to ``transfers``."""
     started, run_id = time.time(), run_id_now()
     try:
         pf = preflight.preflight(set_dir, targets, mapping, options, parallel)
@@ -87,7 +89,7 @@ def run(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str], opt
             error = "; ".join(str(e) for e in busy.values())
             say(f"restore refused, nothing was touched: {error}")
             return refused("restore", error)
-        return _run_locked(set_dir, run_id, started, host_plans, conns, secret, pf, parallel, say)
+        return _run_locked(set_dir, run_id, started, host_plans, conns, secret, pf, parallel, say, transfers)
     finally:
         hostlock.release_all(locks)
 
@@ -105,13 +107,13 @@ def _secret_problems(pf: Preflight, secret: tuple[str, Send] | None, parallel: i
 
 def _run_locked(set_dir: Path, run_id: str, started: float, host_plans: list[plan.HostPlan],
                 conns: dict[str, fleet.Target], secret: tuple[str, Send] | None, pf: Preflight, parallel: int,
-                say: Callable[[str], None]) -> RunResult:
+                say: Callable[[str], None], transfers: Transfers) -> RunResult:
     items = [(conns[p.host].connection, p) for p in host_plans]
     record = set_dir / f"restore-{run_id}.json"
     # On record before anything is touched, so --rollback finds this run even if the laptop dies mid-way.
     backupset.write_json(record, {"status": "running", "run_id": run_id, "set": str(set_dir), "started": started,
                                   "hosts": {p.host: {"source": p.spec.source} for p in host_plans}})
-    fo = runner.run_phases(items, PHASES, parallel, say, _stream_options(pf))
+    fo = runner.run_phases(items, PHASES, parallel, say, transfers, _stream_options(pf))
     rows = host_rows(host_plans, fo, started)
     if not fo.failed_phase and not fo.interrupted:
         for name, why in _secret_problems(pf, secret, parallel).items():

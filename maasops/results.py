@@ -57,7 +57,7 @@ class RunResult:
     def to_json(self) -> dict:
         """The whole result as ``--json`` prints it."""
         return {"operation": self.operation, "status": self.status, "exit_code": self.code,
-                "set": str(self.set_dir) if self.set_dir else None, "error": self.error,
+                "set": str(self.set_dir.absolute()) if self.set_dir else None, "error": self.error,
                 "hosts": {n: h.to_json() for n, h in sorted(self.hosts.items())},
                 **{k: v for k, v in self.details.items() if k != "status"}}
 

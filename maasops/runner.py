@@ -14,6 +14,7 @@ example) the database is reloaded before any region is started again.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -30,6 +31,7 @@ from maasops import backupset, crypto, remote, stream
 from maasops.command import Cmd
 from maasops.errors import RemoteError, host_label
 from maasops.plan import STARTS, STOPS, HostPlan, Phase, Send, Step, StepId
+from maasops.transfers import QUIET, Transfer, Transfers
 
 UNDO_TRIES = 3
 StreamOptions = Callable[[Step], dict]  # extra keyword arguments for a step's download or upload
@@ -94,17 +96,26 @@ class HostOutcome:
         return next((r for r in self.records if r.id == step_id and not r.undo), None)
 
 
-def _progress(cancel: threading.Event | _Either, host: str, step: str, report) -> Callable[[int], None]:
-    last = [time.monotonic()]
-
+def _ticker(cancel: threading.Event | _Either, host: str, step: str, transfer: Transfer) -> Callable[[int], None]:
+    """A stream's progress callback: hears a cancel between blocks and reports the bytes moved."""
     def tick(done: int) -> None:
         if cancel.is_set():
             raise Cancelled(f"{host}: {step}: interrupted")
-        now = time.monotonic()
-        if report and now - last[0] >= 5:
-            last[0] = now
-            report(f"{host}: {step}: {done / 1048576:.1f} MiB")
+        transfer.advanced(done)
     return tick
+
+
+def expected_size(step: Step) -> tuple[int | None, bool]:
+    """(bytes, exact) a stream step will move: a whole plain file's size, else the plan's estimate (or None).
+
+    An encrypted file goes up decrypted, a little smaller than on disk: its size is then an estimate.
+    """
+    if step.send and not step.send.member:
+        try:
+            return os.path.getsize(step.send.path), not step.send.identity
+        except OSError:
+            return None, False
+    return step.estimate, False
 
 
 def downtime(outcome: HostOutcome) -> tuple[float, float] | None:
@@ -116,30 +127,45 @@ def downtime(outcome: HostOutcome) -> tuple[float, float] | None:
     return min(stops), max(starts) if starts else time.time()
 
 
-def run_step(c: Connection, step: Step, dest_dir: Path | None, cancel: threading.Event | _Either, report=None,
-             stream_options: StreamOptions | None = None) -> StepRecord:
+def run_step(c: Connection, step: Step, dest_dir: Path | None, cancel: threading.Event | _Either,
+             transfers: Transfers = QUIET, stream_options: StreamOptions | None = None) -> StepRecord:
     """Run one step on the host; a fetch step streams its stdout into ``dest_dir``, a send step its stdin.
 
     ``stream_options(step)`` gives more keyword arguments for :func:`stream.download` or
-    :func:`stream.upload` (encryption, an inspector of the bytes, limits).
+    :func:`stream.upload` (encryption, an inspector of the bytes, limits). A stream's
+    progress is reported to ``transfers``.
     """
-    host = host_label(c)
     started = time.time()
-    tick = _progress(cancel, host, step.label, report)
-    user = "root" if step.sudo else None
-    extra = stream_options(step) if stream_options else {}
     record = StepRecord(step.id, step.label, started, started, phase=step.phase, key=step.key)
-    if step.fetch:
-        record.fetched = stream.download(c, step.command, dest_dir / step.fetch, step.label, sudo_user=user,
-                                         progress=tick, **extra)
-    elif step.send:
-        with _open_send(step.send) as src:
-            record.sent = stream.upload(c, step.command, src, step.label, sudo_user=user, progress=tick, **extra)
+    if step.fetch or step.send:
+        _stream(c, step, dest_dir, cancel, transfers, stream_options(step) if stream_options else {}, record)
     else:
-        result = remote.run(c, step.command, step.label, user=user, check=step.check, hold_work_lock=True)
+        result = remote.run(c, step.command, step.label, user="root" if step.sudo else None, check=step.check,
+                            hold_work_lock=True)
         record.output = result.stdout.strip()
     record.ended = time.time()
     return record
+
+
+def _stream(c: Connection, step: Step, dest_dir: Path | None, cancel: threading.Event | _Either,
+            transfers: Transfers, extra: dict, record: StepRecord) -> None:
+    """Run a fetch or send step, its bytes reported to ``transfers`` as they move."""
+    host = host_label(c)
+    user = "root" if step.sudo else None
+    transfer = transfers.started(host, step.label, *expected_size(step))
+    tick = _ticker(cancel, host, step.label, transfer)
+    ok = False
+    try:
+        if step.fetch:
+            record.fetched = stream.download(c, step.command, dest_dir / step.fetch, step.label, sudo_user=user,
+                                             progress=tick, **extra)
+        else:
+            with _open_send(step.send) as src:
+                record.sent = stream.upload(c, step.command, src, step.label, sudo_user=user, progress=tick,
+                                            **extra)
+        ok = True
+    finally:
+        transfer.ended(ok)
 
 
 @contextmanager
@@ -176,7 +202,8 @@ def _settle(outcome: HostOutcome, step_label: str, exc: BaseException, lock: thr
 
 
 def run_steps(c: Connection, steps: list[Step] | tuple[Step, ...], outcome: HostOutcome, dest_dir: Path | None,
-              cancel: threading.Event, report=None, stream_options: StreamOptions | None = None) -> bool:
+              cancel: threading.Event, transfers: Transfers = QUIET,
+              stream_options: StreamOptions | None = None) -> bool:
     """Run ``steps`` in order (``background`` ones alongside), keeping ``outcome.pending`` up to date.
 
     Returns False when a step failed or the run was cancelled.
@@ -189,7 +216,7 @@ def run_steps(c: Connection, steps: list[Step] | tuple[Step, ...], outcome: Host
 
     def alongside(step: Step) -> None:
         try:
-            outcome.records.append(run_step(c, step, dest_dir, either, report, stream_options))
+            outcome.records.append(run_step(c, step, dest_dir, either, transfers, stream_options))
         except Exception as exc:
             failed.set()
             _settle(outcome, step.label, exc, lock)
@@ -208,7 +235,7 @@ def run_steps(c: Connection, steps: list[Step] | tuple[Step, ...], outcome: Host
                 # Pushed before running: a stop that half-worked must still be undone.
                 outcome.pending.append(Pending(step.phase, step.id, step.label, step.key, step.undo,
                                                step.by_hand or step.undo))
-            outcome.records.append(run_step(c, step, dest_dir, either, report, stream_options))
+            outcome.records.append(run_step(c, step, dest_dir, either, transfers, stream_options))
             if step.resolves:
                 outcome.pending = [p for p in outcome.pending if p.step not in step.resolves]
     except Exception as exc:
@@ -230,12 +257,12 @@ def unwind(c: Connection, outcome: HostOutcome, phase: str | None = None) -> Non
             outcome.undo_failures.append(p.by_hand.shown())
 
 
-def run_plan(c: Connection, plan: HostPlan, dest_dir: Path, cancel: threading.Event, report=None,
+def run_plan(c: Connection, plan: HostPlan, dest_dir: Path, cancel: threading.Event, transfers: Transfers = QUIET,
              stream_options: StreamOptions | None = None) -> HostOutcome:
     """Run ``plan`` on ``c``'s host, undoing what is pending on any failure or cancel."""
     outcome = HostOutcome(plan.host)
     try:
-        run_steps(c, plan.steps, outcome, dest_dir, cancel, report, stream_options)
+        run_steps(c, plan.steps, outcome, dest_dir, cancel, transfers, stream_options)
     finally:
         unwind(c, outcome)
     return outcome
@@ -295,9 +322,13 @@ class FleetOutcome:
     interrupted: bool = False
 
 
-def run_phases(items: list[tuple[Connection, HostPlan]], phases: tuple[Phase, ...], parallel: int = 8, report=None,
+def run_phases(items: list[tuple[Connection, HostPlan]], phases: tuple[Phase, ...], parallel: int = 8,
+               say: Callable[[str], None] | None = None, transfers: Transfers = QUIET,
                stream_options: dict[str, StreamOptions] | None = None) -> FleetOutcome:
-    """Run every host's steps phase by phase; on the first failure, undo every host, phase by phase in reverse."""
+    """Run every host's steps phase by phase; on the first failure, undo every host, phase by phase in reverse.
+
+    ``say`` hears that an interrupt is being handled; ``transfers`` hears the streams' progress.
+    """
     cancel = threading.Event()
     fleet = FleetOutcome({p.host: HostOutcome(p.host) for _, p in items}, [])
     with sigterm_as_interrupt(), ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
@@ -309,14 +340,14 @@ def run_phases(items: list[tuple[Connection, HostPlan]], phases: tuple[Phase, ..
             if cancel.is_set():
                 break
             fleet.phases_run.append(phase)
-            futures = [pool.submit(run_steps, c, steps, fleet.hosts[p.host], None, cancel, report,
+            futures = [pool.submit(run_steps, c, steps, fleet.hosts[p.host], None, cancel, transfers,
                                    (stream_options or {}).get(p.host)) for c, p, steps in work]
-            fleet.interrupted |= wait_all(futures, cancel, report)
+            fleet.interrupted |= wait_all(futures, cancel, say)
             if not all(f.result() for f in futures):
                 fleet.failed_phase = phase
                 break
         if fleet.interrupted or fleet.failed_phase:
             for phase in reversed(fleet.phases_run):
                 futures = [pool.submit(unwind, c, fleet.hosts[p.host], phase) for c, p in items]
-                fleet.interrupted |= wait_all(futures, cancel, report)
+                fleet.interrupted |= wait_all(futures, cancel, say)
     return fleet

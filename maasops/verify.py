@@ -20,7 +20,7 @@ from pathlib import Path
 from maasops import backupset, confine, crypto, report, signing
 from maasops import manifest as mf
 
-SEALED = "encrypted: checksums only, --identity checks the contents"
+SEALED = "encrypted: checksums only, --decrypt-key checks the contents"
 # What a damaged gzip or tar stream raises while it is read.
 UNREADABLE = (OSError, EOFError, ValueError, tarfile.TarError, zlib.error)
 NO_DATABASE = ("the set holds no database dump: a deployment cannot be restored from it (give "

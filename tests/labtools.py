@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,6 +34,19 @@ def mixed_lab(tmp_path_factory, name: str) -> Iterator[lab_mod.Lab]:
 def fab(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run the real `fab` from the project root."""
     return subprocess.run([FAB, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+PROGRESS = re.compile(r"^\S+: .+: [\d.]+ (B|KiB|MiB|GiB)( of | in |, )")  # progress.Lines' lines
+
+
+def table_row(text: str, host: str) -> str:
+    """A run's table row for ``host`` (a progress line, ``host: step: ...``, is not one)."""
+    return next(ln for ln in text.splitlines() if ln.split()[:1] == [host])
+
+
+def without_progress(text: str) -> list[str]:
+    """A run's output lines, less the transfers' progress lines."""
+    return [ln for ln in text.splitlines() if not PROGRESS.match(ln)]
 
 
 def sets(backup_dir: Path, deployment: str = "lab") -> list[Path]:

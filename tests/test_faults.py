@@ -14,7 +14,7 @@ import pytest
 from maasops import crypto, hostlock, remote, stream
 from maasops.command import Cmd
 from maasops.remote import RemoteError
-from tests.labtools import FAB, ROOT, fab, journal_lines, sets, start_and_wait, unit_states
+from tests.labtools import FAB, ROOT, fab, journal_lines, sets, start_and_wait, table_row, unit_states, without_progress
 
 pytestmark = pytest.mark.lab
 
@@ -24,9 +24,9 @@ def test_a_second_run_is_refused_while_a_host_is_locked_and_a_dead_run_holds_not
     try:
         r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
         assert r.returncode == 1
-        row = next(line for line in r.stdout.splitlines() if line.startswith("rack1"))
+        row = table_row(r.stdout, "rack1")
         assert "REFUSED" in row and "another maasops run" in row
-        assert next(line for line in r.stdout.splitlines() if line.startswith("region1")).split()[1] == "ok"
+        assert table_row(r.stdout, "region1").split()[1] == "ok"
         with pytest.raises(RemoteError, match="another maasops run"):
             hostlock.acquire(cxn("rack1"), "test")
     finally:
@@ -98,10 +98,10 @@ def test_a_unit_that_will_not_start_again_is_the_top_line_with_the_command(lab, 
     try:
         r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
         assert r.returncode == 1
-        first = r.stdout.splitlines()[0]
+        first = without_progress(r.stdout)[0]
         assert first.startswith("!!! rack2: MAAS units were NOT started again. Run on rack2 by hand: sudo systemctl "
                                 "start maas-rackd maas-dhcpd maas-http maas-proxy maas-syslog maas-agent"), r.stdout
-        assert "SERVICES DOWN" in next(ln for ln in r.stdout.splitlines() if ln.startswith("rack2"))
+        assert "SERVICES DOWN" in table_row(r.stdout, "rack2")
     finally:
         lab.run("rack2", "rm -f /etc/maas-lab/fail-start/maas-http && " + start_and_wait("maas-http"))
 
@@ -115,7 +115,7 @@ def test_database_down_fails_the_dump_clearly_and_stops_nothing(lab, tmp_path):
     finally:
         lab.run("region1", "systemctl start postgresql")
     assert r.returncode == 1
-    row = next(ln for ln in r.stdout.splitlines() if ln.startswith("region1"))
+    row = table_row(r.stdout, "region1")
     assert "FAILED" in row and "dump database" in row and "connection" in row.lower()
     assert unit_states(lab) == before
     assert journal_lines(lab)["region1"] == journal["region1"]  # PostgreSQL is checked first: nothing was stopped
@@ -131,7 +131,7 @@ def test_a_dump_failing_while_the_units_are_stopped_fails_the_host_and_starts_th
     journal = journal_lines(lab)
     r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
     assert r.returncode == 1
-    row = next(ln for ln in r.stdout.splitlines() if ln.startswith("region1"))
+    row = table_row(r.stdout, "region1")
     assert "FAILED" in row and "dump database (roles + pg_dump)" in row and "connection lost" in row
     assert unit_states(lab) == before
     new = lab.run("region1", "cat /var/log/maas-lab/units.log").stdout.splitlines()[journal["region1"]:]
@@ -153,7 +153,7 @@ def test_a_cut_ssh_connection_fails_the_host_restarts_its_units_and_a_rerun_fini
     lab.run("rack1", "pkill -f 'sshd: [u]buntu'")  # the link drops: every session of maasops on rack1 dies
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1, out
-    assert "FAILED" in next(ln for ln in out.splitlines() if ln.startswith("rack1"))
+    assert "FAILED" in table_row(out, "rack1")
     assert unit_states(lab) == before
     [partial] = sets(tmp_path)
     assert partial.name.endswith(".partial") and not list((partial / "rack1").glob("config.tar*"))
@@ -190,7 +190,7 @@ def test_a_disk_that_fills_during_the_upload_fails_it_and_leaves_every_host_runn
     r = fab("restore", str(s), "--inventory", str(lab.inventory))
     left = lab.run("region1", "find /var/lib/maasops -name 'upload-*'").stdout
     assert r.returncode == 2  # refused before anything stopped
-    row = next(ln for ln in r.stdout.splitlines() if ln.startswith("region1"))
+    row = table_row(r.stdout, "region1")
     assert "FAILED" in row and "upload" in row and "No space left" in row, r.stdout
     assert left == ""  # the partial upload was removed
     assert (unit_states(lab), journal_lines(lab)) == before  # failed before any unit was stopped

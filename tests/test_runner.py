@@ -25,7 +25,7 @@ def pretend(monkeypatch):
     fails: set[str] = set()
     events: list[str] = []
 
-    def run_step(c, step, dest_dir, cancel, report=None, stream_options=None):
+    def run_step(c, step, dest_dir, cancel, transfers=None, stream_options=None):
         events.append(f"begin {step.label}")
         started = time.time()
         end = time.monotonic() + took.get(step.label, 0)

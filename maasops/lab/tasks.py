@@ -10,11 +10,13 @@ from pathlib import Path
 
 from invoke import Collection, Exit
 
-from maasops import connect, fleet, inventory, output, report
+from maasops import cli, connect, fleet, inventory, output, progress, report
 from maasops import drill as drill_mod
 from maasops.lab import lab
 from maasops.options import TaskSpec, make_task
 from maasops.restore_plan import RestoreOptions
+from maasops.results import STATUS_OF_CODE
+from maasops.transfers import QUIET, Transfers
 
 DRILL_PROFILE = "deb-3.5,rack1=snap-3.5"
 LAB = ("regions", "racks", "profile", "db_mb", "combined", "dedicated_db", "lab_dir", "direct")
@@ -67,7 +69,7 @@ def _dbupgrade_runs(the_lab: lab.Lab) -> int:
 
 def drill(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 1, racks: int = 2,
           profile: str = DRILL_PROFILE, db_mb: int = 8, dedicated_db: bool = False,
-          say=print) -> drill_mod.DrillResult:
+          say=print, transfers: Transfers = QUIET) -> drill_mod.DrillResult:
     """The DR rehearsal on the lab: a source site and a fresh DR site, backup → restore onto DR → proof."""
     base = Path(lab_dir)
     sites = {}
@@ -91,7 +93,7 @@ def drill(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 
             return {f"lab: the DR regions' dbupgrade logs show {runs} run(s)": runs == 1}
         with fleet.closing(sources + targets):
             return drill_mod.run(sources, targets, {}, "lab", Path(backup_dir), options, say=say,
-                                 extra_checks=lab_checks, sign_key=src.signing_key)
+                                 extra_checks=lab_checks, sign_key=src.signing_key, transfers=transfers)
     finally:
         if not keep:
             for site in sites:
@@ -107,12 +109,14 @@ def drill_task():
     """The ``drill`` task."""
     def body(c, lab_dir, keep_lab, backup_dir, regions, racks, profile, db_mb, dedicated_db, json, **_) -> None:
         out = output.Output(json)
-        result = drill(lab_dir=lab_dir or ".lab-drill", keep=keep_lab, backup_dir=backup_dir, regions=int(regions),
-                       racks=int(racks), profile=profile or DRILL_PROFILE,
-                       db_mb=int(db_mb), dedicated_db=dedicated_db, say=out.say)
-        out.emit({"operation": "drill", "status": "ok" if result.ok else "failed", **result.report})
-        if not result.ok:
-            raise Exit("drill: FAILED (see above)", code=1)
+        with cli.always_reported("drill", out, {}, lambda: "lab"), progress.for_output(out) as transfers:
+            result = drill(lab_dir=lab_dir or ".lab-drill", keep=keep_lab, backup_dir=backup_dir,
+                           regions=int(regions), racks=int(racks), profile=profile or DRILL_PROFILE,
+                           db_mb=int(db_mb), dedicated_db=dedicated_db, say=out.say, transfers=transfers)
+            out.emit({"operation": "drill", "status": STATUS_OF_CODE.get(result.code, "failed"),
+                      "exit_code": result.code, **result.report})
+            if result.code:
+                raise Exit("drill: FAILED (see above)", code=result.code)
     return make_task(DRILL, body)
 
 

@@ -1,0 +1,79 @@
+"""maasops installed as an admin would (pip into a fresh venv), run from a directory outside the checkout."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from maasops import manifest as mf
+from maasops.namespace import RUNBOOK
+from tests.labtools import ROOT
+from tests.test_metrics import samples
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The ``maasops`` command of a fresh venv that pip installed this checkout into (dependencies from the registry).
+
+    pip builds from a copy of what the package is made of, so the build writes nothing into the checkout.
+    """
+    d = tmp_path_factory.mktemp("install")
+    src = d / "src"
+    shutil.copytree(ROOT / "maasops", src / "maasops", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", src / "pyproject.toml")
+    subprocess.run([sys.executable, "-m", "venv", str(d / "venv")], check=True, timeout=300)
+    r = subprocess.run([str(d / "venv" / "bin" / "pip"), "install", "-q", str(src)], capture_output=True, text=True,
+                       timeout=1200)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return d / "venv" / "bin" / "maasops"
+
+
+def maasops(installed: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(installed), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_the_installed_command_lists_the_runbook_and_prints_help_from_anywhere(installed, tmp_path):
+    where = subprocess.run([str(installed.parent / "python"), "-c", "import maasops; print(maasops.__file__)"],
+                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(installed.parent.parent)) and not where.startswith(str(ROOT))
+    r = maasops(installed, tmp_path, "--list")
+    assert r.returncode == 0, r.stderr
+    listed = [line.split()[0] for line in r.stdout.splitlines() if line.startswith("  ") and line[2] != " "]
+    assert listed == [*RUNBOOK, "lab.down", "lab.status", "lab.up"]
+    r = maasops(installed, tmp_path, "backup", "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Usage: maasops [core options] backup [options]")
+    assert "--backup-dir" in r.stdout and "--json" in r.stdout
+    r = maasops(installed, tmp_path, "--print-completion-script", "bash")
+    assert r.returncode == 0 and "complete -F _complete_maasops" in r.stdout
+    assert list(tmp_path.iterdir()) == []  # help and lists write nothing
+
+
+def test_a_json_backup_describes_the_set_on_disk(installed, lab, tmp_path):
+    prom = tmp_path / "maasops.prom"
+    r = maasops(installed, tmp_path, "backup", "--inventory", str(lab.inventory), "--backup-dir", "sets", "--json",
+                "--metrics-file", str(prom))
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)  # stdout is the document alone
+    assert "backup set:" in r.stderr and "MiB/s" not in r.stdout  # people's words on stderr, no progress
+    assert (doc["operation"], doc["status"], doc["exit_code"], doc["error"]) == ("backup", "ok", 0, "")
+    set_dir = Path(doc["set"])  # absolute, wherever the command ran
+    assert set_dir.parent == tmp_path / "sets" / "lab" and set_dir.is_dir()
+    records = mf.read_set(set_dir)
+    assert records.set.complete and doc["deployment"] == records.set.deployment == "lab"
+    assert set(doc["hosts"]) == set(records.set.hosts) == {h.name for h in lab.hosts if h.profile}
+    for name, host in doc["hosts"].items():
+        assert host["status"] == records.set.hosts[name].status == "ok", name
+        assert host["size"] == sum(p.stat().st_size for p in (set_dir / name).iterdir()), name
+        assert round(host["downtime"], 3) == records.hosts[name].downtime.seconds, name
+        assert host["duration"] >= host["downtime"] > 0 and host["error"] == "" and host["manual"] == [], name
+    got = samples(prom.read_text())
+    assert got[("maasops_last_run_success", "backup", "lab")] == 1
+    assert got[("maasops_last_run_bytes", "backup", "lab")] == sum(h["size"] for h in doc["hosts"].values())
