@@ -71,30 +71,57 @@ def _plans(targets: list[fleet.Target], run_id: str, parallel: int,
     return plans, rows
 
 
+def _table(rows: dict[str, HostResult], say: Callable[[str], None]) -> None:
+    say(report.table([{"host": r.host, "status": r.status, "error": r.error} for r in rows.values()]))
+
+
+def _which_run(set_dir: Path, targets: list[fleet.Target]) -> tuple[str, list[fleet.Target], dict] | str:
+    """The last restore's run id, its hosts' targets and its report; or why there is none to roll back."""
+    last = last_restore(set_dir)
+    if last is None or not isinstance(last.get("run_id"), str):
+        return f"no restore from {set_dir} is on record (restore-*.json)"
+    by_name = {t.name: t for t in targets}
+    hosts = sorted(last.get("hosts") or {})
+    missing = [h for h in hosts if h not in by_name]
+    if missing:
+        return f"restore {last['run_id']} ran on {', '.join(missing)} too; give every one of its hosts"
+    return last["run_id"], [by_name[n] for n in hosts], last
+
+
+def _refusal(plans: list[plan.HostPlan], rows: dict[str, HostResult], set_dir: Path,
+             say: Callable[[str], None]) -> RunResult:
+    rows.update({p.host: HostResult(p.host, "REFUSED", error=p.error) for p in plans if p.error})
+    _table(rows, say)
+    return RunResult("rollback", REFUSED, rows, set_dir, error="; ".join(r.error for r in rows.values() if r.error))
+
+
+def _outcome(plans: list[plan.HostPlan], fo: runner.FleetOutcome, rows: dict[str, HostResult],
+             say: Callable[[str], None]) -> bool:
+    for p in plans:
+        o = fo.hosts[p.host]
+        status = "rolled back" if o.ok and not fo.failed_phase else "SERVICES DOWN" if o.undo_failures else "FAILED"
+        rows[p.host] = HostResult(p.host, status, error=str(o.error or ""), manual=o.undo_failures)
+        for cmd in o.undo_failures:
+            say(f"!!! {p.host}: could not start units again. Run on {p.host} by hand: sudo {cmd}")
+    _table(rows, say)
+    return all(r.status in ("rolled back", "nothing to roll back") for r in rows.values())
+
+
 def run(set_dir: Path, targets: list[fleet.Target], parallel: int = fleet.PARALLEL, dry_run: bool = False,
         say: Callable[[str], None] = print) -> RunResult:
     """Undo the last restore of ``set_dir`` on the hosts it ran on."""
-    last = last_restore(set_dir)
-    if last is None or not isinstance(last.get("run_id"), str):
-        say(f"rollback refused: no restore from {set_dir} is on record (restore-*.json)")
-        return refused("rollback", "no restore of this set is on record")
-    run_id = last["run_id"]
-    by_name = {t.name: t for t in targets}
-    missing = sorted(set(last.get("hosts") or {}) - set(by_name))
-    if missing:
-        say(f"rollback refused: restore {run_id} ran on {', '.join(missing)} too; give every one of its hosts")
-        return refused("rollback", f"hosts missing: {', '.join(missing)}")
-    targets = [by_name[n] for n in sorted(last.get("hosts") or {})]
+    which = _which_run(set_dir, targets)
+    if isinstance(which, str):
+        say(f"rollback refused: {which}")
+        return refused("rollback", which)
+    run_id, targets, last = which
     plans, rows = _plans(targets, run_id, parallel, _roles(set_dir, last))
-    bad = [p for p in plans if p.error] + [r for r in rows.values() if r.status == "UNREACHABLE"]
-    if dry_run or bad:
+    if dry_run or any(p.error for p in plans) or any(r.status == "UNREACHABLE" for r in rows.values()):
         say(plan.render(plans))
         if dry_run:
             return RunResult("rollback", OK, rows, set_dir, details={"status": "planned", "run_id": run_id})
-        rows.update({p.host: HostResult(p.host, "REFUSED", error=p.error) for p in plans if p.error})
-        say(report.table([{"host": r.host, "status": r.status, "error": r.error} for r in rows.values()]))
-        return RunResult("rollback", REFUSED, rows, set_dir, error="; ".join(r.error for r in rows.values()
-                                                                             if r.error))
+        return _refusal(plans, rows, set_dir, say)
+    by_name = {t.name: t for t in targets}
     locks, busy = hostlock.acquire_all([by_name[p.host] for p in plans], "rollback", parallel)
     try:
         if busy:
@@ -104,12 +131,5 @@ def run(set_dir: Path, targets: list[fleet.Target], parallel: int = fleet.PARALL
         fo = runner.run_phases([(by_name[p.host].connection, p) for p in plans], PHASES, parallel, say)
     finally:
         hostlock.release_all(locks)
-    for p in plans:
-        o = fo.hosts[p.host]
-        status = "rolled back" if o.ok and not fo.failed_phase else "SERVICES DOWN" if o.undo_failures else "FAILED"
-        rows[p.host] = HostResult(p.host, status, error=str(o.error or ""), manual=o.undo_failures)
-        for cmd in o.undo_failures:
-            say(f"!!! {p.host}: could not start units again. Run on {p.host} by hand: sudo {cmd}")
-    say(report.table([{"host": r.host, "status": r.status, "error": r.error} for r in rows.values()]))
-    ok = all(r.status in ("rolled back", "nothing to roll back") for r in rows.values())
+    ok = _outcome(plans, fo, rows, say)
     return RunResult("rollback", OK if ok else FAILED, rows, set_dir, details={"run_id": run_id})
