@@ -7,11 +7,11 @@ pyinfra's ``StringCommand``:
   ``&&``, ``2>``): never data;
 - :class:`Q` is a value (a path, a URL, a database name, anything that came
   from a host, a set, an inventory or the user): always shell-quoted;
-- :class:`Secret` is a value quoted the same way but shown as ``***`` when a
-  command is printed (a plan, an error);
 - a nested :class:`Cmd` is spliced in as it is.
 
-``str(cmd)`` is what runs; ``cmd.shown()`` is what a person sees.
+``str(cmd)`` is what runs, and what a plan prints: no secret is ever part of a command
+(passwords and the MAAS secret are read on the host, or travel on stdin), so there is
+nothing to mask.
 """
 
 from __future__ import annotations
@@ -20,68 +20,36 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-MASK = "***"
-
 
 @dataclass(frozen=True)
 class Q:
-    """A value passed to the shell as data: quoted, whatever it holds.
-
-    A :class:`Cmd` value becomes one argument (for ``bash -c``), its secrets still masked when shown.
-    """
+    """A value passed to the shell as data: quoted, whatever it holds (a :class:`Cmd` becomes one argument)."""
 
     value: object
 
-    def text(self, shown: bool) -> str:
-        """The quoted value; a nested command is shown with its secrets masked."""
-        if isinstance(self.value, Cmd):
-            return shlex.quote(self.value.shown() if shown else str(self.value))
+    def text(self) -> str:
+        """The quoted value."""
         return shlex.quote(str(self.value))
 
 
-@dataclass(frozen=True)
-class Secret:
-    """A value passed as data that must never be shown: printed as ``***``."""
-
-    value: str
-
-    def text(self, shown: bool) -> str:
-        """The quoted value, or the mask when shown."""
-        return MASK if shown else shlex.quote(self.value)
-
-
 class Cmd:
-    """A shell command made of syntax (``str``), quoted values (:class:`Q`, :class:`Secret`) and commands."""
+    """A shell command made of syntax (``str``), quoted values (:class:`Q`) and commands."""
 
     __slots__ = ("parts",)
     SEP = " "
 
-    def __init__(self, *parts: str | Q | Secret | Cmd):
+    def __init__(self, *parts: str | Q | Cmd):
         for p in parts:
-            if not isinstance(p, (str, Q, Secret, Cmd)):
-                raise TypeError(f"a command part must be shell syntax (str), Q, Secret or Cmd, not {type(p).__name__}")
+            if not isinstance(p, (str, Q, Cmd)):
+                raise TypeError(f"a command part must be shell syntax (str), Q or Cmd, not {type(p).__name__}")
         self.parts = parts
 
-    def _text(self, shown: bool) -> str:
-        out = []
-        for p in self.parts:
-            if isinstance(p, str):
-                out.append(p)
-            elif isinstance(p, Cmd):
-                out.append(p._text(shown))
-            else:
-                out.append(p.text(shown))
+    def __str__(self) -> str:
+        out = [p if isinstance(p, str) else str(p) if isinstance(p, Cmd) else p.text() for p in self.parts]
         return self.SEP.join(x for x in out if x)
 
-    def __str__(self) -> str:
-        return self._text(shown=False)
-
-    def shown(self) -> str:
-        """The command as a person may see it: secrets masked."""
-        return self._text(shown=True)
-
     def __repr__(self) -> str:
-        return f"Cmd({self.shown()!r})"
+        return f"Cmd({str(self)!r})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Cmd) and str(self) == str(other)

@@ -137,7 +137,7 @@ class HostPlan:
 
 
 def render(plans: list[HostPlan]) -> str:
-    """The plan as a person reads it: every remote command per host, in order, by phase; secrets masked."""
+    """The plan as a person reads it: every remote command per host, in order, by phase (no secret is ever in one)."""
     out = []
     for p in plans:
         out += _render_host(p)
@@ -157,12 +157,12 @@ def _render_host(p: HostPlan) -> list[str]:
             phase = s.phase
             out.append(f"   [{phase}]")
         line = f"   {i}. {s.label}{' (alongside the next steps)' if s.background else ''}: " \
-               f"{'sudo ' if s.sudo else ''}{s.command.shown()}"
+               f"{'sudo ' if s.sudo else ''}{s.command}"
         if s.fetch:
             line += f"  > {p.host}/{s.fetch}"
         if s.send:
             line += f"  < {s.send}"
         out.append(line)
         if s.undo:
-            out.append(f"      on any failure after this: {s.undo.shown()}")
+            out.append(f"      on any failure after this: {s.undo}")
     return out + [f"   note: {n}" for n in p.notes]

@@ -254,7 +254,7 @@ def unwind(c: Connection, outcome: HostOutcome, phase: str | None = None) -> Non
         if _undo(c, p, outcome):
             outcome.undone.append(p.label)
         else:
-            outcome.undo_failures.append(p.by_hand.shown())
+            outcome.undo_failures.append(str(p.by_hand))
 
 
 def run_plan(c: Connection, plan: HostPlan, dest_dir: Path, cancel: threading.Event, transfers: Transfers = QUIET,
