@@ -59,7 +59,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
                                     "live only there)"),
     Option("db_only_maas", False, "dump only the MAAS database (pg_dump) even on a dedicated PostgreSQL server"),
     Option("allow_vault", False, "back up although Vault holds MAAS secrets; the set records that they are missing"),
-    Option("compress", "gzip", f"{', '.join(compression.CODECS)} for the dump and the archive"),
+    Option("compress", None, f"{', '.join(compression.CODECS)} for the dump and the archive (default gzip; none "
+                              "with --repo: restic compresses)"),
     Option("encrypt_to", None, "age (age1...) or SSH public keys, comma-separated: archives and dumps are encrypted "
                                "as they arrive; keep the identity safe and away from the backups"),
     Option("database_name", None, "the MAAS database's name, when regiond.conf does not say (Vault keeps it)"),
@@ -97,7 +98,19 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("dedicated_db", False, "put the database on its own host (db1), used by every region over the network"),
     Option("combined", False, "make region1 a region+rack controller"),
     Option("direct", False, "let the laptop reach lab hosts directly too (default: only through the bastion)"),
-    Option("repo", None, "a restic repository to keep sets in (see docs/keeping-backups.md)"),
+    # a restic repository (docs/keeping-backups.md)
+    Option("repo", None, "a restic repository to keep sets in: a path, sftp:host:/path (reached with the "
+                         "fleet's ssh_config), rest:..., s3:... (see docs/keeping-backups.md)"),
+    Option("repo_password_file", None, "file holding the repository's password (default $RESTIC_PASSWORD_FILE); "
+                                       "never the password itself"),
+    Option("set", None, "the set in --repo: latest (the newest complete), TIME or DEPLOYMENT/TIME"),
+    Option("keep_daily", 7, "sets kept: the newest of each of this many days (restic's --keep-daily)"),
+    Option("keep_weekly", 4, "sets kept: the newest of each of this many weeks"),
+    Option("keep_monthly", 6, "sets kept: the newest of each of this many months"),
+    Option("read_data_subset", None, "restic check also reads this part of the data back: n/t, x% or a size"),
+    Option("action", None, "install, status or remove"),
+    Option("on_calendar", "daily", "when the timer runs the backup (systemd OnCalendar=, e.g. daily, *-*-* 02:30)"),
+    Option("unit_dir", "/etc/systemd/system", "where schedule writes its systemd units"),
 )}
 
 

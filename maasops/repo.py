@@ -227,6 +227,11 @@ class SnapshotSink:
         self._size = 0
         self.summary: dict = {}
 
+    @property
+    def written(self) -> tuple[str, int]:
+        """sha256 and size of what was written so far."""
+        return self._digest.hexdigest(), self._size
+
     def _failed(self) -> RepoError:
         self._err.seek(0)
         return RepoError(f"restic backup of {self.path} into {self.repo} failed: {_said(self._err.read())}")

@@ -98,7 +98,7 @@ def drill(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 
                 lab.down(str(base / site))
 
 
-DRILL = TaskSpec("drill", "7. DR rehearsal on the local lab: back up a site, restore onto a fresh one, prove them "
+DRILL = TaskSpec("drill", "12. DR rehearsal on the local lab: back up a site, restore onto a fresh one, prove them "
                           "equal.", ("lab_dir", "keep_lab", "backup_dir", "regions", "racks", "profile", "db_mb",
                                      "dedicated_db", "json"))
 
