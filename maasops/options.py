@@ -71,7 +71,7 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("sign_key", None, "SSH private key (or public key, with the private one in ssh-agent) that signs the "
                              "set (default: the inventory's signing_key, then ~/.ssh/id_ed25519)"),
     # verify and restore
-    Option("backup_set", None, "the set: backups/<deployment>/<UTC time>", "s"),
+    Option("backup_set", "", "the set: backups/<deployment>/<UTC time> (with --repo: --set instead)", "s"),
     Option("decrypt_key", None, "age identity file (or SSH private key) that decrypts an encrypted set"),
     Option("allowed_signers", None, "OpenSSH allowed_signers file that says whose signatures to trust "
                                     "(default: ~/.config/maasops/allowed_signers, or the inventory's)"),
@@ -121,7 +121,7 @@ def help_text(name: str, doc: str, option_names: tuple[str, ...], positional: tu
     for n in option_names:
         o = OPTIONS[n]
         flags = (f"-{o.short}, " if o.short else "    ") + ("--[no-]" + o.flag[2:] if o.default is True else o.flag)
-        default = f" (default {o.default})" if o.default not in (None, False, True) else ""
+        default = f" (default {o.default})" if o.default not in (None, False, True, "") else ""
         lines.append(f"  {flags:34} {o.help}{default}")
     return "\n".join(lines)
 

@@ -191,6 +191,11 @@ def ensure(repo: Repo) -> int:
     return version
 
 
+def unlock(repo: Repo) -> None:
+    """Remove stale locks only (left by a restic that was killed: its process is gone, or 30 minutes old)."""
+    run(repo, "unlock")
+
+
 def tag_args(tags: dict[str, str]) -> list[str]:
     """``--tag`` arguments: maasops's own tag and ``key=value`` tags (no comma: restic splits tags on it)."""
     out = ["--tag", TAG]
@@ -263,25 +268,31 @@ class SnapshotSink:
 
     def abort(self) -> None:
         """Stop restic before its input ends: no snapshot is made."""
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGINT)
-            try:
-                self._proc.wait(ABORT_WAIT)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        interrupt(self._proc)
         try:
             self._proc.stdin.close()
         except (BrokenPipeError, OSError):
             pass
 
 
+def interrupt(proc: subprocess.Popen) -> None:
+    """Stop a restic that is still running as Ctrl-C would (it removes its lock), killing it if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(ABORT_WAIT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @contextmanager
 def dump(repo: Repo, snapshot: str, path: str) -> Iterator[BinaryIO]:
     """A reader of one file of a snapshot, streamed by ``restic dump`` (never written to disk).
 
-    A caller that read to the end hears a RepoError when restic failed (the bytes it got are
-    not the whole file); one that stopped early does not care how the rest would have gone.
+    A caller that read to the end, or failed because restic did, hears a RepoError with restic's
+    words; one that stopped early does not care how the rest would have gone (restic is
+    interrupted, and removes its lock).
     """
     err = tempfile.TemporaryFile()
     try:
@@ -296,7 +307,7 @@ def dump(repo: Repo, snapshot: str, path: str) -> Iterator[BinaryIO]:
     finally:
         ended = (finished and proc.stdout.read(1) == b"") or proc.poll() is not None
         if not ended:
-            proc.kill()
+            interrupt(proc)
         code = proc.wait()
         proc.stdout.close()
         if ended and code != 0:

@@ -104,6 +104,7 @@ def rows(decisions: list[Decision]) -> list[dict]:
 
 def prune(repo: Repo, keep: Keep, dry_run: bool, say: Callable[[str], None]) -> RunResult:
     """Forget every snapshot of the sets the policy lets go, then ``restic prune`` (nothing with ``dry_run``)."""
+    restic.unlock(repo)
     decisions = decide(catalog(repo), _policy(repo, keep))
     say(report.table(rows(decisions)) if decisions else f"{repo}: no maasops sets")
     gone = [d.set for d in decisions if not d.keep]
@@ -116,7 +117,8 @@ def prune(repo: Repo, keep: Keep, dry_run: bool, say: Callable[[str], None]) -> 
     if ids:
         restic.run(repo, "forget", *ids)
     out = restic.run(repo, "prune", timeout=PRUNE_TIMEOUT)
-    say(f"\nremoved {len(gone)} set(s); restic prune: " + " / ".join(out.strip().splitlines()[-2:]))
+    freed = [ln.strip() for ln in out.splitlines() if ln.strip().startswith(("total prune", "remaining:"))]
+    say(f"\nremoved {len(gone)} set(s); restic prune: " + ("; ".join(freed) or "done"))
     return RunResult("prune", OK, details=details)
 
 
@@ -124,6 +126,7 @@ def check(repo: Repo, subset: str | None, say: Callable[[str], None]) -> RunResu
     """``restic check`` (reading ``subset`` of the data back when given): the repository's own consistency."""
     args = ["check"] + ([f"--read-data-subset={subset}"] if subset else [])
     try:
+        restic.unlock(repo)
         out = restic.run(repo, *args, timeout=PRUNE_TIMEOUT)
     except RepoError as exc:
         say(f"{repo}: DAMAGED or unreadable: {exc}")

@@ -32,6 +32,7 @@ STATE_FILE = "lab.json"
 BASTION = "bastion"
 SIGNER = "maasops-lab"  # the principal the lab's allowed_signers names for the lab key
 DB_HOST = "db1"  # --dedicated-db: the PostgreSQL host every region uses over the lab network
+OFFSITE_DIR = "/var/lib/offsite"  # on the bastion: where the lab's off-site restic repository lives
 
 
 @dataclass
@@ -89,6 +90,16 @@ class Lab:
     def signing_key(self) -> Path:
         """The key that signs the lab's sets (and logs in to its hosts)."""
         return self.path / "id_ed25519"
+
+    @property
+    def offsite_repo(self) -> str:
+        """The lab's off-site restic repository: sftp to the bastion, reached with the lab's ssh_config."""
+        return f"sftp:{BASTION}:{OFFSITE_DIR}/restic"
+
+    @property
+    def repo_password_file(self) -> Path:
+        """The password of the lab's restic repositories."""
+        return self.path / "restic_password"
 
     @property
     def sudo_password_file(self) -> Path:
@@ -219,6 +230,8 @@ def _build(lab: Lab, db_mb: int) -> None:
     password = secrets.token_urlsafe(12)
     lab.sudo_password_file.write_text(password)
     lab.sudo_password_file.chmod(0o600)
+    lab.repo_password_file.touch(mode=0o600)
+    lab.repo_password_file.write_text(secrets.token_urlsafe(24) + "\n")
     password_hash = sh("openssl", "passwd", "-6", "-stdin", input=password).stdout.strip()
     ids = hostfs.free_ids()
     net = ipaddress.ip_network(lab.subnet)
@@ -259,6 +272,8 @@ def _build(lab: Lab, db_mb: int) -> None:
             hostfs.write_standins(fs, None)  # a plain Ubuntu box: systemctl, snap
             fs.write("/etc/maas-lab/host.env", f"LAB_HOST={h.name}\nLAB_INSTALL=none\nLAB_UNITS=''\n"
                                                "LAB_PG_CLUSTER=''\n")
+            # The off-site target: restic's sftp backend, over this host's own sshd.
+            fs.mkdir(OFFSITE_DIR, owner=f"{hostfs.LOGIN_USER}:{hostfs.LOGIN_USER}", mode=0o700)
         namespaces.create_netns(h.netns, lab.bridge, h.veth, f"{h.address}/{net.prefixlen}")
         mnt, uts = lab.ns_files(h.name)
         namespaces.create_mountns(h.netns, mnt, uts, h.name, fs.root, path / "hosts" / h.name / "work",
