@@ -238,7 +238,7 @@ def run_verify(c: Context, req: FleetRequest) -> None:
     opts = req.options
     out = output.Output(bool(opts.get("json")))
     backup_set = opts.get("backup_set")
-    if bool(backup_set) == bool(opts.get("repo")):
+    if not backup_set and not opts.get("repo"):
         raise Exit("maasops verify: which backup set? (maasops verify backups/<deployment>/<time>, or "
                    "maasops verify --repo REPO --set TIME|latest)", code=REFUSED)
     identity = opts.get("decrypt_key")
@@ -290,7 +290,7 @@ def run_restore(c: Context, req: FleetRequest, dry_run: bool | None = None) -> N
     """Restore a set onto the targets, or roll the last restore back (--rollback)."""
     opts = req.options
     out = output.Output(bool(opts.get("json")))
-    if bool(opts.get("backup_set")) == bool(opts.get("repo")):
+    if not opts.get("backup_set") and not opts.get("repo"):
         raise Exit("maasops restore: which backup set? (maasops restore backups/<deployment>/<time>, or "
                    "maasops restore --repo REPO --set TIME|latest)", code=REFUSED)
     f = targets(c, req)

@@ -34,10 +34,10 @@ SPECS = (
     TaskSpec("sets", "5. List the sets in a restic repository: deployment, time, hosts, size, verified.",
              REPO + ("deployment", "json")),
     TaskSpec("verify", "6. Check a backup set offline: signature, checksums, sizes, dump, what it may write.",
-             TRUST + FROM_REPO + ("parallel", "json"), positional=("backup_set",)),
+             TRUST + FROM_REPO + ("parallel", "json"), positional=("backup_set",), positional_unless="repo"),
     TaskSpec("restore", "7. Restore a set: verify, preflight, stop, load DB, put trees back, sync secret, dbupgrade "
                         "once, start.", HOSTS + RESTORE + FROM_REPO + ("dry_run", "rollback", "json", "metrics_file"),
-             positional=("backup_set",)),
+             positional=("backup_set",), positional_unless="repo"),
     TaskSpec("cleanup", "8. List (--dry-run) or remove what older restores left on the hosts: aside copies, kept "
                         "databases.", HOSTS + ("keep", "dry_run", "json")),
     TaskSpec("prune", "9. Drop a repository's sets by --keep-daily/weekly/monthly (never the newest verified), "

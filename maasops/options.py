@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from invoke import Task
+from invoke.parser import Argument
 
 from maasops import compression, fleet, stream
 from maasops.lab.profiles import PROFILES
@@ -71,7 +72,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("sign_key", None, "SSH private key (or public key, with the private one in ssh-agent) that signs the "
                              "set (default: the inventory's signing_key, then ~/.ssh/id_ed25519)"),
     # verify and restore
-    Option("backup_set", "", "the set: backups/<deployment>/<UTC time> (with --repo: --set instead)", "s"),
+    Option("backup_set", None, "the set: backups/<deployment>/<UTC time> (with --repo: the set in it, as --set)",
+           "s"),
     Option("decrypt_key", None, "age identity file (or SSH private key) that decrypts an encrypted set"),
     Option("allowed_signers", None, "OpenSSH allowed_signers file that says whose signatures to trust "
                                     "(default: ~/.config/maasops/allowed_signers, or the inventory's)"),
@@ -121,16 +123,47 @@ def help_text(name: str, doc: str, option_names: tuple[str, ...], positional: tu
     for n in option_names:
         o = OPTIONS[n]
         flags = (f"-{o.short}, " if o.short else "    ") + ("--[no-]" + o.flag[2:] if o.default is True else o.flag)
-        default = f" (default {o.default})" if o.default not in (None, False, True, "") else ""
+        default = f" (default {o.default})" if o.default not in (None, False, True) else ""
         lines.append(f"  {flags:34} {o.help}{default}")
     return "\n".join(lines)
 
 
-class OptionTask(Task):
-    """An Invoke task whose flags come from :data:`OPTIONS` (no automatic short flags)."""
+class OptionalPositional(Argument):
+    """A positional that is no longer wanted once the ``unless`` argument has a value."""
 
-    def __init__(self, body: Callable, **kwargs):
+    unless: Argument
+
+    @property
+    def value(self) -> object:
+        """The value given; '' (not missing) when it was not given but ``unless`` was."""
+        given = self._value if self._value is not None else self.default
+        return "" if given is None and self.unless.value else given
+
+    @value.setter
+    def value(self, arg: str) -> None:
+        self.set_value(arg, cast=True)
+
+
+class OptionTask(Task):
+    """An Invoke task whose flags come from :data:`OPTIONS` (no automatic short flags).
+
+    ``positional_unless`` names a flag that, when given, makes the positional optional
+    (``verify --repo R --set latest`` names no local set).
+    """
+
+    def __init__(self, body: Callable, positional_unless: str | None = None, **kwargs):
         super().__init__(body, auto_shortflags=False, **kwargs)
+        self.positional_unless = positional_unless
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        """Invoke's arguments; a positional is :class:`OptionalPositional` when ``positional_unless`` is set."""
+        args = super().get_arguments(ignore_unknown_help)
+        if self.positional_unless:
+            unless = next(a for a in args if a.name.replace("-", "_") == self.positional_unless)
+            for a in args:
+                if a.positional:
+                    a.__class__, a.unless = OptionalPositional, unless
+        return args
 
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict:
         """Invoke's options for one argument, with the table's short flag."""
@@ -149,6 +182,7 @@ class TaskSpec:
     doc: str
     options: tuple[str, ...]
     positional: tuple[str, ...] = ()
+    positional_unless: str | None = None  # an option that, when given, makes the positional optional
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", tuple(dict.fromkeys(o for o in self.options if o not in self.positional)))
@@ -178,4 +212,5 @@ def make_task(spec: TaskSpec, body: Callable[..., None], post: list | None = Non
     call.__name__ = spec.name.replace("-", "_")
     call.__doc__ = spec.doc
     help_ = {OPTIONS[n].flag[2:]: OPTIONS[n].help for n in spec.positional + spec.options}
-    return OptionTask(call, name=spec.name, positional=list(spec.positional), help=help_, post=post or [])
+    return OptionTask(call, spec.positional_unless, name=spec.name, positional=list(spec.positional), help=help_,
+                      post=post or [])

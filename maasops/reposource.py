@@ -43,7 +43,7 @@ def state_dir() -> Path:
 
 def select(repo: Repo, opts: dict) -> reposet.RepoSet:
     """The set ``--set`` names in the repository (Exit with code 2 when there is none)."""
-    ref = opts.get("set") or ""
+    ref = opts.get("set") or opts.get("backup_set") or ""  # maasops verify LATEST --repo R: a positional too
     if not ref:
         raise Exit("which set of the repository? give --set latest, --set TIME or --set DEPLOYMENT/TIME "
                    "(maasops sets --repo lists them)", code=REFUSED)
