@@ -280,7 +280,7 @@ def _run_locked(req: BackupRequest, runnable: list[tuple[fleet.Target, plan.Host
         if req.repo is not None:
             ok, details["repo_set"] = _push(req, final, ok, results, say)
             details["repo"] = req.repo.location
-    _print_report(results, details.get("repo_set") or final, ok, say)
+    _print_report(results, f"{req.repo} {details['repo_set']}" if req.repo else final, ok, say)
     code = INTERRUPTED if interrupted else OK if ok else FAILED
     return RunResult("backup", code, results, None if req.repo else final, details=details)
 
@@ -298,9 +298,10 @@ def _set_home(req: BackupRequest) -> Iterator[Path]:
 
 def _push(req: BackupRequest, set_dir: Path, ok: bool, results: dict[str, HostResult],
           say: Callable[[str], None]) -> tuple[bool, str]:
-    """Store the set's manifests in the repository (the set's last snapshot); whether the set is complete there."""
+    """Store the set's manifests in the repository (the set's last snapshot); whether the set is complete there,
+    and its name there (``deployment/time``)."""
     stamp = set_dir.name.removesuffix(backupset.PARTIAL)
-    name = f"{req.repo} {req.deployment}/{stamp}"
+    name = f"{req.deployment}/{stamp}"
     try:
         reposet.push_manifests(req.repo, set_dir, req.deployment, stamp, ok, sum(r.size for r in results.values()))
     except RepoError as exc:

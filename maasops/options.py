@@ -99,6 +99,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("db_mb", 8, "megabytes of raw dump seeded into the lab's maasdb"),
     Option("dedicated_db", False, "put the database on its own host (db1), used by every region over the network"),
     Option("combined", False, "make region1 a region+rack controller"),
+    Option("offsite", False, "drill through the lab's off-site restic repository (sftp to the source's bastion): "
+                             "the set streams into it and the restore streams it back out"),
     Option("direct", False, "let the laptop reach lab hosts directly too (default: only through the bastion)"),
     # a restic repository (docs/keeping-backups.md)
     Option("repo", None, "a restic repository to keep sets in: a path, sftp:host:/path (reached with the "

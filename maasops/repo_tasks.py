@@ -15,7 +15,7 @@ from invoke import Context, Exit
 
 from maasops import output, report, reposet, reposource, retention
 from maasops import repo as restic
-from maasops.cli import FleetRequest, finish, repo_ssh_config
+from maasops.cli import FleetRequest, _inventory, finish, repo_ssh_config
 from maasops.repo import Repo, RepoError
 from maasops.results import OK, REFUSED, RunResult
 
@@ -23,6 +23,14 @@ from maasops.results import OK, REFUSED, RunResult
 def repository(opts: dict) -> Repo:
     """The repository the options name, reached like the fleet (Exit with code 2 when it cannot be used)."""
     return reposource.repository(opts, repo_ssh_config(opts))
+
+
+def deployment_of(opts: dict) -> str | None:
+    """The deployment a task is limited to: --deployment, else the --inventory's (None: every deployment)."""
+    if opts.get("deployment"):
+        return opts["deployment"]
+    dep = _inventory(opts, required=False) if opts.get("inventory") else None
+    return dep.name if dep else None
 
 
 def run_push(c: Context, req: FleetRequest) -> None:
@@ -63,8 +71,8 @@ def run_sets(c: Context, req: FleetRequest) -> None:
         sets = reposet.catalog(repo)
     except RepoError as exc:
         raise Exit(str(exc), code=REFUSED) from None
-    if opts.get("deployment"):
-        sets = [s for s in sets if s.deployment == opts["deployment"]]
+    dep = deployment_of(opts)
+    sets = [s for s in sets if dep in (None, s.deployment)]
     rows = set_rows(sets)
     out.say(report.table(rows) if rows else f"{repo}: no maasops sets")
     out.emit({"operation": "sets", "status": "ok", "repo": repo.location, "sets": rows})
@@ -84,13 +92,14 @@ def run_prune(c: Context, req: FleetRequest) -> None:
     out = output.Output(bool(opts.get("json")))
     repo = repository(opts)
     keep = _keep(opts)
+    dep = deployment_of(opts)
     try:
         keep.args()
-        result = retention.prune(repo, keep, bool(opts.get("dry_run")), out.say)
+        result = retention.prune(repo, keep, bool(opts.get("dry_run")), out.say, dep)
     except RepoError as exc:
         out.say(f"prune failed: {exc}")
         result = RunResult("prune", REFUSED if "--keep" in str(exc) else 1, error=str(exc))
-    finish(result, out, opts, opts.get("deployment") or "")
+    finish(result, out, opts, dep or "")
 
 
 def run_check(c: Context, req: FleetRequest) -> None:
@@ -99,4 +108,4 @@ def run_check(c: Context, req: FleetRequest) -> None:
     out = output.Output(bool(opts.get("json")))
     repo = repository(opts)
     finish(retention.check(repo, opts.get("read_data_subset") or None, out.say), out, opts,
-           opts.get("deployment") or "")
+           deployment_of(opts) or "")

@@ -286,12 +286,23 @@ def _push_file(repo: Repo, set_dir: Path, deployment: str, stamp: str, host: str
                 sink.write(block)
         if sink.written != (stored.sha256, stored.size):
             raise RepoError(f"{host}/{stored.file} differs from its manifest: the set is damaged (maasops verify "
-                            "names what), nothing of it was stored")
+                            "names what); nothing of it is kept in the repository")
         sink.close()
     except BaseException:
         sink.abort()
         raise
     return stored.size
+
+
+def _forget_unfinished(repo: Repo, deployment: str, stamp: str) -> None:
+    """Forget the files a push stored before it failed (a set without manifests); never a finished set's."""
+    try:
+        ids = [i for s in catalog(repo) if (s.deployment, s.stamp) == (deployment, stamp) and not s.manifests
+               for i in s.snapshot_ids()]
+        if ids:
+            restic.run(repo, "forget", *ids)
+    except RepoError:  # already failing: the first error is the one to report; prune removes them later
+        pass
 
 
 def push_set(repo: Repo, set_dir: Path) -> tuple[RepoSet | None, str]:
@@ -311,9 +322,13 @@ def push_set(repo: Repo, set_dir: Path) -> tuple[RepoSet | None, str]:
     if known:
         return known[0], "already in the repository: nothing stored"
     size = 0
-    for host, m in sorted(records.hosts.items()):
-        for stored in filter(None, (m.archive, m.dump)):
-            size += _push_file(repo, set_dir, dep, stamp, host, stored, m.maas_version)
-    push_manifests(repo, set_dir, dep, stamp, records.set.complete, size)
+    try:
+        for host, m in sorted(records.hosts.items()):
+            for stored in filter(None, (m.archive, m.dump)):
+                size += _push_file(repo, set_dir, dep, stamp, host, stored, m.maas_version)
+        push_manifests(repo, set_dir, dep, stamp, records.set.complete, size)
+    except BaseException:
+        _forget_unfinished(repo, dep, stamp)
+        raise
     pushed = [s for s in catalog(repo) if (s.deployment, s.stamp) == (dep, stamp)]
     return (pushed[0] if pushed else None), "stored"

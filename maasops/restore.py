@@ -70,7 +70,7 @@ def run(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str], opt
     host_plans = plans(pf, secret, options, run_id)
     for note in pf.check.notes:
         say(f"!!! {note}")
-    say(f"restore of {set_dir} (run {run_id}), signed by {pf.check.signer or 'NOBODY'}: database loaded on "
+    say(f"restore of {pf.check.files} (run {run_id}), signed by {pf.check.signer or 'NOBODY'}: database loaded on "
         f"{pf.loader or 'no host'}, dbupgrade on "
         f"{pf.upgrader or 'no host'}, secret from {secret[0] if secret else 'no region'}")
     problems = [f"{p.host}: {p.error}" for p in host_plans if p.error]

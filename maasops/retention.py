@@ -54,10 +54,11 @@ class Decision:
     why: str
 
 
-def _policy(repo: Repo, keep: Keep) -> dict[str, str]:
+def _policy(repo: Repo, keep: Keep, deployment: str | None) -> dict[str, str]:
     """restic's verdict on every complete set's manifests snapshot: snapshot id -> why kept ('' = removed)."""
+    only = f",deployment={deployment}" if deployment else ""
     groups = restic.run_json(repo, "forget", "--dry-run", "--group-by", "host",
-                             "--tag", f"{restic.TAG},kind=manifests,state=complete", *keep.args()) or []
+                             "--tag", f"{restic.TAG},kind=manifests,state=complete{only}", *keep.args()) or []
     verdict: dict[str, str] = {}
     for group in groups if isinstance(groups, list) else []:
         reasons = {r["snapshot"].get("time"): ", ".join(r.get("matches") or [])
@@ -102,10 +103,13 @@ def rows(decisions: list[Decision]) -> list[dict]:
              "action": "keep" if d.keep else "REMOVE", "why": d.why} for d in decisions]
 
 
-def prune(repo: Repo, keep: Keep, dry_run: bool, say: Callable[[str], None]) -> RunResult:
-    """Forget every snapshot of the sets the policy lets go, then ``restic prune`` (nothing with ``dry_run``)."""
+def prune(repo: Repo, keep: Keep, dry_run: bool, say: Callable[[str], None],
+          deployment: str | None = None) -> RunResult:
+    """Forget every snapshot of the sets the policy lets go (of one deployment, or all), then ``restic prune``
+    (nothing with ``dry_run``)."""
     restic.unlock(repo)
-    decisions = decide(catalog(repo), _policy(repo, keep))
+    sets = [s for s in catalog(repo) if deployment in (None, s.deployment)]
+    decisions = decide(sets, _policy(repo, keep, deployment))
     say(report.table(rows(decisions)) if decisions else f"{repo}: no maasops sets")
     gone = [d.set for d in decisions if not d.keep]
     details = {"repo": repo.location, "kept": [d.set.name for d in decisions if d.keep],
