@@ -171,20 +171,25 @@ def _dry_run(plans: dict[str, plan.HostPlan], results: dict[str, HostResult], sa
     return RunResult("backup", FAILED if results else OK, results, details={"status": "planned"})
 
 
+def _ready(req: BackupRequest) -> Path:
+    """The signing key, proven by signing a scrap; the repository, created if there is none yet (``--repo``).
+
+    Both are checked before any host is touched (SigningError, RepoError).
+    """
+    key = signing.signing_key(req.sign_key)
+    signing.can_sign(key)
+    if req.repo is not None:
+        restic.ensure(req.repo)
+    return key
+
+
 def run(req: BackupRequest, dry_run: bool = False, say: Callable[[str], None] = print) -> RunResult:
     """Back up every target into one signed set; print the plan (dry run) or a table."""
     key = None
     if not dry_run:
         try:
-            key = signing.signing_key(req.sign_key)
-            signing.can_sign(key)
-        except signing.SigningError as exc:
-            say(f"backup refused, nothing was touched: {exc}")
-            return refused("backup", str(exc))
-        try:
-            if req.repo is not None:
-                restic.ensure(req.repo)
-        except RepoError as exc:
+            key = _ready(req)
+        except (signing.SigningError, RepoError) as exc:
             say(f"backup refused, nothing was touched: {exc}")
             return refused("backup", str(exc))
     probed = fleet.probe_all(req.targets, req.parallel)

@@ -13,6 +13,7 @@ import pytest
 
 from maasops import connect
 from maasops.lab import lab as lab_mod
+from tests.labtools import remove_tool
 
 PG_BIN = Path("/usr/lib/postgresql")
 
@@ -73,3 +74,16 @@ def scratch_pg() -> Iterator[Path]:
         subprocess.run([*as_pg, pg_tool("pg_ctl"), "-D", str(d / "data"), "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def tool_on(lab):
+    """Put a wrapper for a tool on a host's sudo PATH (/usr/local/bin); remove them all afterwards."""
+    placed = []
+
+    def install(host: str, tool: str, script: str) -> None:
+        lab.run(host, f"cat > /usr/local/bin/{tool} && chmod 755 /usr/local/bin/{tool}", input=script)
+        placed.append((host, tool))
+    yield install
+    for host, tool in placed:
+        remove_tool(lab, host, tool)

@@ -72,3 +72,8 @@ def targets(the_lab: lab_mod.Lab) -> dict[str, fleet.Target]:
     """Strict connections to every host of the lab's inventory, by name."""
     dep = inventory.load(the_lab.inventory)
     return {t.name: t for t in fleet.from_deployment(dep, connect.fabric_config())}
+
+
+def remove_tool(lab, host: str, tool: str) -> None:
+    """Remove a tool_on wrapper and end its processes (the pattern does not match this command itself)."""
+    lab.run(host, f"rm -f /usr/local/bin/{tool}; pkill -f '/usr/local/bin/[{tool[0]}]{tool[1:]}'", check=False)

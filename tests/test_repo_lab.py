@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from maasops import reposet
 from maasops.lab.lab import OFFSITE_DIR
+from maasops.repo import Repo
 from tests.labtools import fab, sets
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(shutil.which("restic") is None, reason="restic is not installed")]
@@ -95,6 +98,20 @@ def test_a_set_whose_bytes_differ_from_its_manifest_is_not_pushed(lab, local_set
     assert listed(lab, "damaged") == []
 
 
+def test_a_dump_cut_short_never_becomes_a_snapshot_and_the_set_says_incomplete(lab, tool_on):
+    for tool in ("pg_dump", "pg_dumpall"):  # which one dumps depends on what else the server holds
+        tool_on("region1", tool, "#!/bin/sh\necho '-- partial'\nsleep 1\n"
+                                 "echo 'pg_dump: error: connection lost' >&2\nexit 1\n")
+    r = fab("backup", *repo_args(lab, "faulty"))
+    assert r.returncode == 1 and "connection lost" in r.stdout, r.stdout + r.stderr
+    assert "INCOMPLETE" in r.stdout
+    [s] = listed(lab, "faulty")
+    assert s["state"] == "incomplete"
+    repo = Repo(f"sftp:bastion:{OFFSITE_DIR}/faulty", lab.repo_password_file, lab.ssh_config)
+    [rs] = reposet.catalog(repo)
+    assert "region1/maasdb.sql" not in rs.files and "rack1/config.tar" in rs.files
+
+
 def exec_starts(service: Path) -> list[list[str]]:
     """The service's ExecStart= commands, as systemd would run them."""
     lines = [ln.split("=", 1)[1] for ln in service.read_text().splitlines() if ln.startswith("ExecStart=")]
@@ -102,8 +119,6 @@ def exec_starts(service: Path) -> list[list[str]]:
 
 
 def test_the_scheduled_service_runs_backup_prune_and_check_once(lab, tmp_path):
-    import subprocess
-
     metrics = tmp_path / "maasops.prom"
     r = fab("schedule", "install", *repo_args(lab, "scheduled"), "--metrics-file", str(metrics),
             "--unit-dir", str(tmp_path / "units"))
