@@ -114,6 +114,11 @@ def _inventory(opts: dict, required: bool = True) -> inventory.Deployment | None
         raise Exit(str(exc), code=REFUSED) from None
 
 
+def inventory_of(opts: dict) -> inventory.Deployment | None:
+    """The deployment ``--inventory`` names (None without one; Exit with code 2 when it cannot be read)."""
+    return _inventory(opts, required=False) if opts.get("inventory") else None
+
+
 def repo_ssh_config(opts: dict) -> Path | None:
     """The ssh_config that reaches an ``sftp:`` repository: the fleet's (the inventory's, or the lab's)."""
     dep = _inventory(opts, required=False)

@@ -15,7 +15,7 @@ from invoke import Context, Exit
 
 from maasops import output, report, reposet, reposource, retention
 from maasops import repo as restic
-from maasops.cli import FleetRequest, _inventory, finish, repo_ssh_config
+from maasops.cli import FleetRequest, finish, inventory_of, repo_ssh_config
 from maasops.repo import Repo, RepoError
 from maasops.results import OK, REFUSED, RunResult
 
@@ -29,7 +29,7 @@ def deployment_of(opts: dict) -> str | None:
     """The deployment a task is limited to: --deployment, else the --inventory's (None: every deployment)."""
     if opts.get("deployment"):
         return opts["deployment"]
-    dep = _inventory(opts, required=False) if opts.get("inventory") else None
+    dep = inventory_of(opts)
     return dep.name if dep else None
 
 
