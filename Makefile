@@ -7,8 +7,9 @@ STAMPS := .stamps
 
 .PHONY: drill test lint bench lab-down deps
 
+# make drill DRILL_ARGS=--offsite: the set goes through the lab's off-site restic repository (docs/keeping-backups.md)
 drill: deps
-	$(VENV)/bin/fab drill
+	$(VENV)/bin/fab drill $(DRILL_ARGS)
 
 # MAASOPS_LAB_REQUIRED: a lab test that cannot run (no root, no namespaces) fails instead of skipping.
 test: deps

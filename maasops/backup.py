@@ -11,10 +11,12 @@ records it). Ctrl-C and SIGTERM cancel the run: each host's pending undos
 from __future__ import annotations
 
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -28,14 +30,17 @@ from maasops import (
     plan,
     probe,
     report,
+    reposet,
     runner,
     signing,
     stream,
 )
 from maasops import manifest as mf
+from maasops import repo as restic
 from maasops.backup_plan import BackupOptions, BackupSpec
 from maasops.errors import RemoteError
 from maasops.plan import Step, StepId
+from maasops.repo import Repo, RepoError
 from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, HostResult, RunResult, refused
 from maasops.transfers import QUIET, Transfers
 
@@ -81,10 +86,12 @@ def host_manifest(hp: plan.HostPlan, outcome: runner.HostOutcome, address: str,
         tool_version=__version__)
 
 
-def stream_options(hp: plan.HostPlan, idle: float) -> runner.StreamOptions:
-    """Per fetch step: read the archive's listing or the dump's tail as it streams; encrypt if asked; limits."""
+def stream_options(hp: plan.HostPlan, idle: float, store: stream.Store | None = None) -> runner.StreamOptions:
+    """Per fetch step: read the archive's listing or the dump's tail as it streams; encrypt if asked; limits;
+    where the bytes go (``store``: a restic snapshot each; default: files in the set's directory)."""
     spec: BackupSpec = hp.spec
     extra = {"encrypt_to": crypto.recipients(spec.encrypt_to)} if spec.encrypt_to else {}
+    extra |= {"store": store} if store else {}
 
     def options(step: Step) -> dict:
         limits = stream.Limits(idle, step.limit)
@@ -95,14 +102,15 @@ def stream_options(hp: plan.HostPlan, idle: float) -> runner.StreamOptions:
 
 
 def _run_host(target: fleet.Target, hp: plan.HostPlan, set_dir: Path, cancel: threading.Event, idle: float,
-              transfers: Transfers) -> tuple[HostResult, mf.HostManifest | None]:
+              transfers: Transfers, store: stream.Store | None) -> tuple[HostResult, dict[str, str] | None]:
+    """Back up one host; its result line and, when it succeeded, the sha256 of each of its files as stored."""
     started = time.time()
     host_dir = backupset.private_dir(set_dir / hp.host)
-    outcome = runner.run_plan(target.connection, hp, host_dir, cancel, transfers, stream_options(hp, idle))
+    outcome = runner.run_plan(target.connection, hp, host_dir, cancel, transfers, stream_options(hp, idle, store))
     window = runner.downtime(outcome)
     result = HostResult(hp.host, "ok", duration=time.time() - started,
                         downtime=window[1] - window[0] if window else None, manual=outcome.undo_failures)
-    manifest = None
+    files = None
     if outcome.error:
         result.status, result.error = "FAILED", str(outcome.error)
     elif outcome.cancelled:
@@ -111,19 +119,20 @@ def _run_host(target: fleet.Target, hp: plan.HostPlan, set_dir: Path, cancel: th
         try:
             manifest = host_manifest(hp, outcome, target.connection.host, window)
             backupset.write_json(host_dir / mf.MANIFEST, manifest.to_json())
-            result.size = sum(p.stat().st_size for p in host_dir.iterdir())
+            fetched = [r.fetched for r in outcome.records if r.fetched]
+            result.size = sum(f.size for f in fetched)
+            files = {f.path.name: f.sha256 for f in fetched} | {
+                mf.MANIFEST: backupset.file_sha256(host_dir / mf.MANIFEST)}
         except RemoteError as exc:
-            manifest = None
             result.status, result.error = "FAILED", str(exc)
         except OSError as exc:
-            manifest = None
             result.status, result.error = "FAILED", str(RemoteError(
                 hp.host, "write manifest", f"writing {host_dir.name}/{mf.MANIFEST} on this machine failed: "
                 f"{exc.strerror}", stream.LOCAL_FULL_HINT))
     if outcome.undo_failures:
         result.status = "SERVICES DOWN"
         result.error = (result.error + "; " if result.error else "") + "could not start units again"
-    return result, manifest
+    return result, files
 
 
 def plans_for(targets: list[fleet.Target], facts: dict[str, probe.HostFacts], options: BackupOptions,
@@ -152,6 +161,7 @@ class BackupRequest:
     parallel: int = fleet.PARALLEL
     dump_from: str | None = None
     idle: float = stream.IDLE_TIMEOUT
+    repo: Repo | None = None  # the set goes into this restic repository (backup_dir is then not used)
 
 
 def _dry_run(plans: dict[str, plan.HostPlan], results: dict[str, HostResult], say: Callable[[str], None]) -> RunResult:
@@ -173,15 +183,26 @@ def estimated(plans: dict[str, plan.HostPlan], previous: Path | None) -> dict[st
     return {n: replace(hp, steps=tuple(step(n, s) for s in hp.steps)) for n, hp in plans.items()}
 
 
+def _ready(req: BackupRequest) -> Path:
+    """The signing key, proven by signing a scrap; the repository, created if there is none yet (``--repo``).
+
+    Both are checked before any host is touched (SigningError, RepoError).
+    """
+    key = signing.signing_key(req.sign_key)
+    signing.can_sign(key)
+    if req.repo is not None:
+        restic.ensure(req.repo)
+    return key
+
+
 def run(req: BackupRequest, dry_run: bool = False, say: Callable[[str], None] = print,
         transfers: Transfers = QUIET) -> RunResult:
     """Back up every target into one signed set; print the plan (dry run) or a table; streams go to ``transfers``."""
     key = None
     if not dry_run:
         try:
-            key = signing.signing_key(req.sign_key)
-            signing.can_sign(key)
-        except signing.SigningError as exc:
+            key = _ready(req)
+        except (signing.SigningError, RepoError) as exc:
             say(f"backup refused, nothing was touched: {exc}")
             return refused("backup", str(exc))
     probed = fleet.probe_all(req.targets, req.parallel)
@@ -229,8 +250,11 @@ def _set_manifest(deployment: str, options: BackupOptions, owners: dict[str, str
                           tool_version=__version__)
 
 
-def _checksums(host_dir: Path) -> dict[str, str]:
-    return {p.name: backupset.file_sha256(p) for p in sorted(host_dir.iterdir()) if p.is_file()}
+def _store(req: BackupRequest, hp: plan.HostPlan, stamp: str) -> stream.Store | None:
+    """Where a host's files go: a restic snapshot each (``--repo``), else files in the set's directory."""
+    if req.repo is None:
+        return None
+    return lambda dest: reposet.file_sink(req.repo, req.deployment, stamp, hp.host, dest.name, hp.facts.version)
 
 
 def _run_hosts(req: BackupRequest, runnable: list[tuple[fleet.Target, plan.HostPlan]], set_dir: Path,
@@ -239,13 +263,15 @@ def _run_hosts(req: BackupRequest, runnable: list[tuple[fleet.Target, plan.HostP
     """Back up every runnable host in parallel; returns whether it was interrupted, and each host's checksums."""
     cancel = threading.Event()
     files: dict[str, dict[str, str]] = {}
+    stamp = set_dir.name.removesuffix(backupset.PARTIAL)
     with runner.sigterm_as_interrupt(), ThreadPoolExecutor(max_workers=max(1, req.parallel)) as pool:
-        futures = {pool.submit(_run_host, t, hp, set_dir, cancel, req.idle, transfers): t.name for t, hp in runnable}
+        futures = {pool.submit(_run_host, t, hp, set_dir, cancel, req.idle, transfers, _store(req, hp, stamp)): t.name
+                   for t, hp in runnable}
         interrupted = runner.wait_all(set(futures), cancel, say)
         for fut, name in futures.items():
-            results[name], host_manifest_ = fut.result()
-            if host_manifest_:
-                files[name] = _checksums(set_dir / name)
+            results[name], host_files = fut.result()
+            if host_files:
+                files[name] = host_files
     return interrupted, files
 
 
@@ -271,17 +297,46 @@ def _run_locked(req: BackupRequest, runnable: list[tuple[fleet.Target, plan.Host
         say(report.table(_rows(results)))
         say("\nbackup refused: no host could be backed up; nothing was touched")
         return RunResult("backup", REFUSED, results, error="no host could be backed up")
-    set_dir = backupset.new_set(req.backup_dir, req.deployment)
-    interrupted, files = _run_hosts(req, runnable, set_dir, results, say, transfers)
-    options = req.options
-    has_db = options.database_elsewhere or any(results.get(h) and results[h].status == "ok" for h in owners)
-    complete = not interrupted and bool(results) and all(r.status == "ok" for r in results.values()) and has_db
-    ok = _seal(set_dir, _set_manifest(req.deployment, options, owners, results, files, complete), key, say)
-    final = backupset.complete(set_dir) if ok else set_dir
-    _print_report(results, final, ok, say)
+    with _set_home(req) as home:
+        set_dir = backupset.new_set(home, req.deployment)
+        interrupted, files = _run_hosts(req, runnable, set_dir, results, say, transfers)
+        options = req.options
+        has_db = options.database_elsewhere or any(results.get(h) and results[h].status == "ok" for h in owners)
+        complete = not interrupted and bool(results) and all(r.status == "ok" for r in results.values()) and has_db
+        ok = _seal(set_dir, _set_manifest(req.deployment, options, owners, results, files, complete), key, say)
+        final = backupset.complete(set_dir) if ok else set_dir
+        details = {"deployment": req.deployment, "database_elsewhere": options.database_elsewhere}
+        if req.repo is not None:
+            ok, details["repo_set"] = _push(req, final, ok, results, say)
+            details["repo"] = req.repo.location
+    _print_report(results, f"{req.repo} {details['repo_set']}" if req.repo else final, ok, say)
     code = INTERRUPTED if interrupted else OK if ok else FAILED
-    return RunResult("backup", code, results, final, details={"deployment": req.deployment,
-                                                               "database_elsewhere": options.database_elsewhere})
+    return RunResult("backup", code, results, None if req.repo else final, details=details)
+
+
+@contextmanager
+def _set_home(req: BackupRequest) -> Iterator[Path]:
+    """Where the set's directory is made: the backup dir, or (``--repo``) a private temporary directory that
+    holds only its manifests until they are stored beside its files in the repository."""
+    if req.repo is None:
+        yield req.backup_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="maasops-set-") as tmp:
+        yield Path(tmp)
+
+
+def _push(req: BackupRequest, set_dir: Path, ok: bool, results: dict[str, HostResult],
+          say: Callable[[str], None]) -> tuple[bool, str]:
+    """Store the set's manifests in the repository (the set's last snapshot); whether the set is complete there,
+    and its name there (``deployment/time``)."""
+    stamp = set_dir.name.removesuffix(backupset.PARTIAL)
+    name = f"{req.deployment}/{stamp}"
+    try:
+        reposet.push_manifests(req.repo, set_dir, req.deployment, stamp, ok, sum(r.size for r in results.values()))
+    except RepoError as exc:
+        say(f"!!! storing the set's manifests in the repository failed: {exc}; the set is incomplete there")
+        return False, name
+    return ok, name
 
 
 def _rows(results: dict[str, HostResult]) -> list[dict]:
@@ -291,10 +346,11 @@ def _rows(results: dict[str, HostResult]) -> list[dict]:
              "error": r.error} for r in sorted(results.values(), key=lambda r: r.host)]
 
 
-def _print_report(results: dict[str, HostResult], set_dir: Path, ok: bool, say: Callable[[str], None]) -> None:
+def _print_report(results: dict[str, HostResult], where: Path | str, ok: bool, say: Callable[[str], None]) -> None:
     for r in results.values():
         for cmd in r.manual:
             say(f"!!! {r.host}: MAAS units were NOT started again. Run on {r.host} by hand: sudo {cmd}")
     say(report.table(_rows(results)))
-    say(f"\nbackup set: {set_dir}" + ("" if ok else "  (INCOMPLETE: kept as .partial)"))
+    incomplete = "kept as .partial" if isinstance(where, Path) else "tagged state=incomplete"
+    say(f"\nbackup set: {where}" + ("" if ok else f"  (INCOMPLETE: {incomplete})"))
     sys.stdout.flush()

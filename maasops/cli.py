@@ -31,6 +31,7 @@ from maasops import (
     probe,
     progress,
     report,
+    reposource,
     restore,
     rollback,
     signing,
@@ -137,6 +138,17 @@ def _inventory(opts: dict, required: bool = True) -> inventory.Deployment | None
         raise Exit(str(exc), code=REFUSED) from None
 
 
+def inventory_of(opts: dict) -> inventory.Deployment | None:
+    """The deployment ``--inventory`` names (None without one; Exit with code 2 when it cannot be read)."""
+    return _inventory(opts, required=False) if opts.get("inventory") else None
+
+
+def repo_ssh_config(opts: dict) -> Path | None:
+    """The ssh_config that reaches an ``sftp:`` repository: the fleet's (the inventory's, or the lab's)."""
+    dep = _inventory(opts, required=False)
+    return dep.ssh_config if dep else None
+
+
 def _path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
@@ -213,11 +225,22 @@ def run_probe(c: Context, req: FleetRequest) -> None:
         raise Exit(code=FAILED)
 
 
-def backup_options(opts: dict) -> backup_plan.BackupOptions:
-    """The backup options the user gave (Exit with code 2 for values that cannot work)."""
-    compress = opts.get("compress") or "gzip"
+def _compress(opts: dict) -> str:
+    """--compress: gzip by default; a set going into a restic repository is uncompressed (restic compresses
+    it, after chunking it so that the next run's unchanged bytes are stored once)."""
+    compress = opts.get("compress") or ("none" if opts.get("repo") else "gzip")
     if compress not in CODECS:
         raise Exit(f"--compress must be one of {', '.join(CODECS)}", code=REFUSED)
+    if opts.get("repo") and (compress != "none" or opts.get("encrypt_to")):
+        raise Exit("--repo: the set goes into restic as uncompressed, unencrypted tar and SQL, which restic "
+                   "deduplicates, compresses and encrypts itself: leave out --compress and --encrypt-to",
+                   code=REFUSED)
+    return compress
+
+
+def backup_options(opts: dict) -> backup_plan.BackupOptions:
+    """The backup options the user gave (Exit with code 2 for values that cannot work)."""
+    compress = _compress(opts)
     encrypt_to = opts.get("encrypt_to") or None
     if encrypt_to:
         try:
@@ -237,10 +260,12 @@ def run_backup(c: Context, req: FleetRequest, dry_run: bool | None = None) -> No
     """Back up every target (or print the plan); exit non-zero when any host failed."""
     opts, out = req.options, req.out
     f = targets(c, req)
-    request = backup.BackupRequest(f.targets, f.name, Path(opts.get("backup_dir") or "backups"), backup_options(opts),
+    options = backup_options(opts)
+    repo = reposource.repository(opts, repo_ssh_config(opts)) if opts.get("repo") else None
+    request = backup.BackupRequest(f.targets, f.name, Path(opts.get("backup_dir") or "backups"), options,
                                    f.sign_key, int(opts.get("parallel") or fleet.PARALLEL),
                                    opts.get("dump_from") or None,
-                                   float(opts.get("idle_timeout") or stream.IDLE_TIMEOUT))
+                                   float(opts.get("idle_timeout") or stream.IDLE_TIMEOUT), repo)
     with progress.for_output(out) as transfers:
         result = backup.run(request, bool(opts.get("dry_run")) if dry_run is None else dry_run, out.say, transfers)
     finish(result, out, opts, f.name)
@@ -250,8 +275,9 @@ def run_verify(c: Context, req: FleetRequest) -> None:
     """Check a backup set offline and print a table; exit 1 when anything is wrong."""
     opts, out = req.options, req.out
     backup_set = opts.get("backup_set")
-    if not backup_set:
-        raise Exit("maasops verify: which backup set? (maasops verify backups/<deployment>/<time>)", code=REFUSED)
+    if not backup_set and not opts.get("repo"):
+        raise Exit("maasops verify: which backup set? (maasops verify backups/<deployment>/<time>, or "
+                   "maasops verify --repo REPO --set TIME|latest)", code=REFUSED)
     identity = opts.get("decrypt_key")
     try:
         ids = crypto.identities(Path(identity)) if identity else None
@@ -261,7 +287,12 @@ def run_verify(c: Context, req: FleetRequest) -> None:
     signers = _path(opts.get("allowed_signers")) or (dep.allowed_signers if dep else None)
     policy = verify.Policy(signers or signing.default_allowed_signers(), bool(opts.get("trust_unsigned")),
                            bool(opts.get("database_elsewhere")))
-    sc = verify.verify_set(Path(backup_set), policy, int(opts.get("parallel") or 4), ids)
+    parallel = int(opts.get("parallel") or 4)
+    if opts.get("repo"):
+        repo = reposource.repository(opts, repo_ssh_config(opts))
+        backup_set, sc = reposource.verify_from_repo(repo, opts, policy, parallel, ids, out.say)
+    else:
+        sc = verify.verify_set(Path(backup_set), policy, parallel, ids)
     out.say(report.table(verify.rows(sc)))
     for problem in sc.problems:
         out.say(f"set: {problem}")
@@ -295,23 +326,27 @@ def restore_options(opts: dict, signers: Path | None = None) -> RestoreOptions:
 def run_restore(c: Context, req: FleetRequest, dry_run: bool | None = None) -> None:
     """Restore a set onto the targets, or roll the last restore back (--rollback)."""
     opts, out = req.options, req.out
-    if not opts.get("backup_set"):
-        raise Exit("maasops restore: which backup set? (maasops restore backups/<deployment>/<time>)", code=REFUSED)
+    if not opts.get("backup_set") and not opts.get("repo"):
+        raise Exit("maasops restore: which backup set? (maasops restore backups/<deployment>/<time>, or "
+                   "maasops restore --repo REPO --set TIME|latest)", code=REFUSED)
     f = targets(c, req)
+    set_dir, files = Path(opts.get("backup_set") or "."), None
+    if opts.get("repo"):
+        repo = reposource.repository(opts, repo_ssh_config(opts))
+        set_dir, files = reposource.restore_source(repo, opts)
     options = restore_options(opts, f.allowed_signers)
     name, tgts = f.name, f.targets
     parallel = int(opts.get("parallel") or fleet.PARALLEL)
     dry_run = bool(opts.get("dry_run")) if dry_run is None else dry_run
     if opts.get("rollback"):
-        result = rollback.run(Path(opts["backup_set"]), tgts, parallel, dry_run, out.say)
+        result = rollback.run(set_dir, tgts, parallel, dry_run, out.say)
     else:
         try:
             mapping = preflight.parse_map(opts.get("map"))
         except ValueError as exc:
             raise Exit(str(exc), code=REFUSED) from None
         with progress.for_output(out) as transfers:
-            result = restore.run(Path(opts["backup_set"]), tgts, mapping, options, parallel, dry_run, out.say,
-                                 transfers)
+            result = restore.run(set_dir, tgts, mapping, options, parallel, dry_run, out.say, transfers, files)
     finish(result, out, opts, name)
 
 

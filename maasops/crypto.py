@@ -67,14 +67,14 @@ def encrypt_into(fd: int, to: list) -> Callable[[BinaryIO], tuple[str, int]]:
 
 
 @contextmanager
-def decrypted(path: Path, ids: list) -> Iterator[BinaryIO]:
-    """A reader of the plaintext of an age file, decrypted by streaming in a thread."""
+def decrypted(src: BinaryIO, ids: list, name: str) -> Iterator[BinaryIO]:
+    """A reader of the plaintext of the age file ``src`` reads (``name`` in errors), decrypted in a thread."""
     r, w = os.pipe()
     failure: list[BaseException] = []
 
     def pump() -> None:
         try:
-            with open(path, "rb") as src, os.fdopen(w, "wb") as dst:
+            with os.fdopen(w, "wb") as dst:
                 pyrage.decrypt_io(src, dst, ids)
         except BaseException as exc:  # handed to the reader below
             failure.append(exc)
@@ -92,4 +92,4 @@ def decrypted(path: Path, ids: list) -> Iterator[BinaryIO]:
         reader.close()  # a writer still running sees a broken pipe and ends
         thread.join()
         if judged and failure:
-            raise CryptoError(f"{path.name} does not decrypt with the given identity: {failure[0]}") from None
+            raise CryptoError(f"{name} does not decrypt with the given identity: {failure[0]}") from None

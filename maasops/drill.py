@@ -15,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maasops import backup, backupset, fleet, probe, proof, remote, report, restore, services
+from maasops import backup, backupset, fleet, probe, proof, remote, report, reposet, reposource, restore, services
 from maasops import manifest as mf
 from maasops.backup_plan import BackupOptions
+from maasops.repo import Repo
 from maasops.restore_plan import RestoreOptions, database_name, server_for
 from maasops.results import FAILED, OK, RunResult
+from maasops.setfiles import SetFiles
 from maasops.transfers import QUIET, Transfers
 
 Checks = dict[str, bool]
@@ -133,32 +135,43 @@ def _source_fingerprint(records: mf.SetRecords, sources: list[fleet.Target]) -> 
     return _fingerprint(t, probe.probe(t.connection), m)
 
 
+def _made(b: RunResult, repo: Repo | None) -> tuple[Path, SetFiles | None]:
+    """Where the drill reads the set its backup made: its directory, or the repository (the manifests written
+    where a restore from a repository keeps them)."""
+    if repo is None:
+        return b.set_dir, None
+    rs = reposet.find(reposet.catalog(repo), b.details["repo_set"])
+    return reposet.materialize(repo, rs, reposource.state_dir()), reposet.RepoFiles(repo, rs)
+
+
 def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[str, str], deployment: str,
         backup_dir: Path, options: RestoreOptions, parallel: int = fleet.PARALLEL,
         say: Callable[[str], None] = print, extra_checks: Callable[[dict], Checks] | None = None,
         backup_options: BackupOptions | None = None, sign_key: Path | None = None,
-        transfers: Transfers = QUIET) -> DrillResult:
+        transfers: Transfers = QUIET, repo: Repo | None = None) -> DrillResult:
     """Back up ``sources``, restore onto ``targets`` (by ``mapping``), prove equality; print and save the report.
 
     ``extra_checks`` gets the restore report and returns more named checks (the lab reads its own logs);
-    ``transfers`` hears the streams' progress.
+    ``transfers`` hears the streams' progress. With ``repo`` the set goes into that restic repository and
+    the restore streams it back out.
     """
     say("== 1/3 backup")
     t0 = time.time()
     b = backup.run(backup.BackupRequest(sources, deployment, backup_dir, backup_options or BackupOptions(), sign_key,
-                                        parallel), say=say, transfers=transfers)
-    if b.code or b.set_dir is None:
+                                        parallel, repo=repo), say=say, transfers=transfers)
+    if b.code or (b.set_dir is None and repo is None):
         say("drill: the backup failed; nothing was restored")
         return DrillResult(False, {"backup": b.to_json()}, code=b.code or FAILED)
-    records = mf.read_set(b.set_dir)  # the restore verifies every byte before it starts
+    set_dir, files = _made(b, repo)
+    records = mf.read_set(set_dir)  # the restore verifies every byte before it starts
     want = _source_fingerprint(records, sources)
     say("\n== 2/3 restore")
     t1 = time.time()
-    r = restore.run(b.set_dir, targets, mapping, options, parallel, say=say, transfers=transfers)
+    r = restore.run(set_dir, targets, mapping, options, parallel, say=say, transfers=transfers, files=files)
     t2 = time.time()
     if r.code:
         say("drill: the restore failed; see its table above")
-        return DrillResult(False, {"restore": r.to_json()}, b.set_dir, r.code)
+        return DrillResult(False, {"restore": r.to_json()}, set_dir, r.code)
     say("\n== 3/3 proof")
     rep = r.to_json()
     checks, proofs = prove(records, rep, {t.name: t for t in targets}, options, want, parallel)
@@ -166,12 +179,12 @@ def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[
         checks |= extra_checks(rep)
     rows = _rows(rep, b, proofs)
     ok = all(checks.values())
-    result = {"ok": ok, "set": str(b.set_dir.absolute()), "deployment": deployment, "started": t0,
+    result = {"ok": ok, "set": str(set_dir.absolute()), "deployment": deployment, "started": t0,
               "backup_seconds": t1 - t0, "restore_seconds": t2 - t1, "proof_seconds": time.time() - t2,
               "checks": checks, "hosts": rows,
               "differences": {n: p.differences for n, p in proofs.items() if p.differences},
               "restore_run": rep["run_id"], "backup": b.to_json(), "restore": rep}
-    backupset.write_json(b.set_dir / f"drill-{rep['run_id']}.json", result)
+    backupset.write_json(set_dir / f"drill-{rep['run_id']}.json", result)
     say(report.table(rows))
     say("")
     say(report.table([{"check": k, "result": "ok" if v else "FAILED"} for k, v in checks.items()]))
@@ -179,5 +192,5 @@ def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[
         for d in diffs[:10]:
             say(f"   {n}: {d}")
     say(f"\ndrill {'PASSED' if ok else 'FAILED'}: backup {t1 - t0:.1f}s, restore {t2 - t1:.1f}s; "
-        f"report {b.set_dir / ('drill-' + rep['run_id'] + '.json')}")
-    return DrillResult(ok, result, b.set_dir, OK if ok else FAILED)
+        f"report {set_dir / ('drill-' + rep['run_id'] + '.json')}")
+    return DrillResult(ok, result, set_dir, OK if ok else FAILED)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from maasops import cleanup, cli
+from maasops import cleanup, cli, repo_tasks, schedule
 from maasops.lab import tasks as lab_tasks
 from maasops.options import TaskSpec, make_task
 
@@ -17,24 +17,41 @@ BACKUP = ("backup_dir", "stop_postgresql", "exclude_images", "db_only_maas", "al
           "database_name", "database_elsewhere", "dump_from", "idle_timeout", "sign_key")
 TRUST = ("allowed_signers", "trust_unsigned", "decrypt_key", "database_elsewhere")
 RESTORE = ("map", "allow_upgrade", "maas_url", "database_host", "rollback_copy", "skip_database", "keep") + TRUST
+REPO = ("repo", "repo_password_file", "inventory", "lab_dir", "accept_new_host_keys")
+FROM_REPO = REPO + ("set", "deployment")
+KEEP = ("keep_daily", "keep_weekly", "keep_monthly")
 
 SPECS = (
     TaskSpec("probe", "1. Look at every controller (read-only): install, version, roles, database, units.",
              HOSTS + ("json",)),
     TaskSpec("plan", "2. Print every remote command an operation would run, per host (plan backup | plan restore "
                      "-s SET).", HOSTS + ("backup_set",) + BACKUP + RESTORE, positional=("what",)),
-    TaskSpec("backup", "3. Back up every controller: DB dump (live), stop units, archive config, start units.",
-             HOSTS + BACKUP + ("dry_run", "json", "metrics_file")),
-    TaskSpec("verify", "4. Check a backup set offline: signature, checksums, sizes, dump, what it may write.",
-             TRUST + ("inventory", "parallel", "json"), positional=("backup_set",)),
-    TaskSpec("restore", "5. Restore a set: verify, preflight, stop, load DB, put trees back, sync secret, dbupgrade "
-                        "once, start.", HOSTS + RESTORE + ("dry_run", "rollback", "json", "metrics_file"),
-             positional=("backup_set",)),
-    TaskSpec("cleanup", "6. List (--dry-run) or remove what older restores left on the hosts: aside copies, kept "
+    TaskSpec("backup", "3. Back up every controller: DB dump (live), stop units, archive config, start units "
+                       "(--repo: into a restic repository).", HOSTS + BACKUP + ("repo", "repo_password_file",
+                                                                                "dry_run", "json", "metrics_file")),
+    TaskSpec("push", "4. Store a local set in a restic repository, as it is (deduplicated, off-site).",
+             REPO + ("json", "metrics_file"), positional=("backup_set",)),
+    TaskSpec("sets", "5. List the sets in a restic repository: deployment, time, hosts, size, verified.",
+             REPO + ("deployment", "json")),
+    TaskSpec("verify", "6. Check a backup set offline: signature, checksums, sizes, dump, what it may write.",
+             TRUST + FROM_REPO + ("parallel", "json"), positional=("backup_set",), positional_unless="repo"),
+    TaskSpec("restore", "7. Restore a set: verify, preflight, stop, load DB, put trees back, sync secret, dbupgrade "
+                        "once, start.", HOSTS + RESTORE + FROM_REPO + ("dry_run", "rollback", "json", "metrics_file"),
+             positional=("backup_set",), positional_unless="repo"),
+    TaskSpec("cleanup", "8. List (--dry-run) or remove what older restores left on the hosts: aside copies, kept "
                         "databases.", HOSTS + ("keep", "dry_run", "json")),
+    TaskSpec("prune", "9. Drop a repository's sets by --keep-daily/weekly/monthly (never the newest verified), "
+                      "then restic prune.", REPO + KEEP + ("deployment", "dry_run", "json", "metrics_file")),
+    TaskSpec("check", "10. Check a restic repository (restic check; --read-data-subset reads data back).",
+             REPO + ("read_data_subset", "deployment", "json", "metrics_file")),
+    TaskSpec("schedule", "11. Run backup, prune and check on a timer (systemd): schedule install | status | remove.",
+             ("inventory", "repo", "repo_password_file", "on_calendar", "metrics_file", "unit_dir") + KEEP
+             + ("read_data_subset", "backup_dir", "json"), positional=("action",)),
 )
-BODIES = {"probe": cli.run_probe, "plan": cli.run_plan, "backup": cli.run_backup, "verify": cli.run_verify,
-          "restore": cli.run_restore, "cleanup": cleanup.run_task}
+BODIES = {"probe": cli.run_probe, "plan": cli.run_plan, "backup": cli.run_backup, "push": repo_tasks.run_push,
+          "sets": repo_tasks.run_sets, "verify": cli.run_verify, "restore": cli.run_restore,
+          "cleanup": cleanup.run_task, "prune": repo_tasks.run_prune, "check": repo_tasks.run_check,
+          "schedule": schedule.run_task}
 RUNBOOK = tuple(s.name for s in SPECS) + ("drill",)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from invoke import Collection, Exit, Task
+from invoke.parser import Argument
 
 from maasops import compression, fleet, stream
 from maasops.lab.profiles import PROFILES
@@ -70,7 +71,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
                                     "live only there)"),
     Option("db_only_maas", False, "dump only the MAAS database (pg_dump) even on a dedicated PostgreSQL server"),
     Option("allow_vault", False, "back up although Vault holds MAAS secrets; the set records that they are missing"),
-    Option("compress", "gzip", f"{', '.join(compression.CODECS)} for the dump and the archive"),
+    Option("compress", None, f"{', '.join(compression.CODECS)} for the dump and the archive (default gzip; none "
+                              "with --repo: restic compresses)"),
     Option("encrypt_to", None, "age (age1...) or SSH public keys, comma-separated: archives and dumps are encrypted "
                                "as they arrive; keep the identity safe and away from the backups"),
     Option("database_name", None, "the MAAS database's name, when regiond.conf does not say (Vault keeps it)"),
@@ -81,7 +83,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("sign_key", None, "SSH private key (or public key, with the private one in ssh-agent) that signs the "
                              "set (default: the inventory's signing_key, then ~/.ssh/id_ed25519)"),
     # verify and restore
-    Option("backup_set", None, "the set: backups/<deployment>/<UTC time>", "s"),
+    Option("backup_set", None, "the set: backups/<deployment>/<UTC time> (with --repo: the set in it, as --set)",
+           "s"),
     Option("decrypt_key", None, "age identity file (or SSH private key) that decrypts an encrypted set"),
     Option("allowed_signers", None, "OpenSSH allowed_signers file that says whose signatures to trust "
                                     "(default: ~/.config/maasops/allowed_signers, or the inventory's)"),
@@ -107,8 +110,22 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("db_mb", 8, "megabytes of raw dump seeded into the lab's maasdb"),
     Option("dedicated_db", False, "put the database on its own host (db1), used by every region over the network"),
     Option("combined", False, "make region1 a region+rack controller"),
+    Option("offsite", False, "drill through the lab's off-site restic repository (sftp to the source's bastion): "
+                             "the set streams into it and the restore streams it back out"),
     Option("direct", False, "let the laptop reach lab hosts directly too (default: only through the bastion)"),
-    Option("repo", None, "a restic repository to keep sets in (see docs/keeping-backups.md)"),
+    # a restic repository (docs/keeping-backups.md)
+    Option("repo", None, "a restic repository to keep sets in: a path, sftp:host:/path (reached with the "
+                         "fleet's ssh_config), rest:..., s3:... (see docs/keeping-backups.md)"),
+    Option("repo_password_file", None, "file holding the repository's password (default $RESTIC_PASSWORD_FILE); "
+                                       "never the password itself"),
+    Option("set", None, "the set in --repo: latest (the newest complete), TIME or DEPLOYMENT/TIME"),
+    Option("keep_daily", 7, "sets kept: the newest of each of this many days (restic's --keep-daily)"),
+    Option("keep_weekly", 4, "sets kept: the newest of each of this many weeks"),
+    Option("keep_monthly", 6, "sets kept: the newest of each of this many months"),
+    Option("read_data_subset", None, "restic check also reads this part of the data back: n/t, x% or a size"),
+    Option("action", None, "install, status or remove"),
+    Option("on_calendar", "daily", "when the timer runs the backup (systemd OnCalendar=, e.g. daily, *-*-* 02:30)"),
+    Option("unit_dir", "/etc/systemd/system", "where schedule writes its systemd units"),
 )}
 
 
@@ -128,11 +145,42 @@ def help_text(name: str, doc: str, option_names: tuple[str, ...], positional: tu
     return "\n".join(lines)
 
 
-class OptionTask(Task):
-    """An Invoke task whose flags come from :data:`OPTIONS` (no automatic short flags)."""
+class OptionalPositional(Argument):
+    """A positional that is no longer wanted once the ``unless`` argument has a value."""
 
-    def __init__(self, body: Callable, **kwargs):
+    unless: Argument
+
+    @property
+    def value(self) -> object:
+        """The value given; '' (not missing) when it was not given but ``unless`` was."""
+        given = self._value if self._value is not None else self.default
+        return "" if given is None and self.unless.value else given
+
+    @value.setter
+    def value(self, arg: str) -> None:
+        self.set_value(arg, cast=True)
+
+
+class OptionTask(Task):
+    """An Invoke task whose flags come from :data:`OPTIONS` (no automatic short flags).
+
+    ``positional_unless`` names a flag that, when given, makes the positional optional
+    (``verify --repo R --set latest`` names no local set).
+    """
+
+    def __init__(self, body: Callable, positional_unless: str | None = None, **kwargs):
         super().__init__(body, auto_shortflags=False, **kwargs)
+        self.positional_unless = positional_unless
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        """Invoke's arguments; a positional is :class:`OptionalPositional` when ``positional_unless`` is set."""
+        args = super().get_arguments(ignore_unknown_help)
+        if self.positional_unless:
+            unless = next(a for a in args if a.name.replace("-", "_") == self.positional_unless)
+            for a in args:
+                if a.positional:
+                    a.__class__, a.unless = OptionalPositional, unless
+        return args
 
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict:
         """Invoke's options for one argument, with the table's short flag."""
@@ -151,6 +199,7 @@ class TaskSpec:
     doc: str
     options: tuple[str, ...]
     positional: tuple[str, ...] = ()
+    positional_unless: str | None = None  # an option that, when given, makes the positional optional
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", tuple(dict.fromkeys(o for o in self.options if o not in self.positional)))
@@ -180,7 +229,8 @@ def make_task(spec: TaskSpec, body: Callable[..., None], post: list | None = Non
     call.__name__ = spec.name.replace("-", "_")
     call.__doc__ = spec.doc
     help_ = {OPTIONS[n].flag[2:]: OPTIONS[n].help for n in spec.positional + spec.options}
-    task = OptionTask(call, name=spec.name, positional=list(spec.positional), help=help_, post=post or [])
+    task = OptionTask(call, spec.positional_unless, name=spec.name, positional=list(spec.positional), help=help_,
+                      post=post or [])
     task.spec = spec
     return task
 

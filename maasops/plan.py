@@ -80,13 +80,15 @@ class Phase(StrEnum):
 class Send:
     """Local bytes streamed into a step's stdin: a whole file, or one member of a local tar archive."""
 
-    path: str
+    path: str  # a local file, or (with ``files``) a file's path in a set
     member: str | None = None  # archive member name (no leading /)
     compress: str = "none"  # how the archive holding ``member`` is compressed
     identity: str | None = None  # age/SSH identity file when ``path`` is encrypted
+    files: object = None  # the set's files (a setfiles.SetFiles, such as a restic repository's) ``path`` is in
 
     def __str__(self) -> str:
-        return f"{self.path}:/{self.member}" if self.member else self.path
+        where = f"{self.files}:{self.path}" if self.files is not None else self.path
+        return f"{where}:/{self.member}" if self.member else where
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from maasops import manifest as mf
 from maasops.command import Cmd
 from maasops.plan import Send
 from maasops.restore_plan import RestoreOptions
+from maasops.setfiles import SetFiles
 
 DISK_MARGIN = 1.2
 DB_GROWTH = 1.5  # a loaded database takes about this times its plain dump's size
@@ -195,13 +196,14 @@ def policy(options: RestoreOptions) -> verify.Policy:
                          options.database_elsewhere)
 
 
-def check_set(set_dir: Path, options: RestoreOptions, parallel: int) -> tuple[verify.SetCheck, list | None]:
+def check_set(set_dir: Path, options: RestoreOptions, parallel: int,
+              files: SetFiles | None = None) -> tuple[verify.SetCheck, list | None]:
     """The set's records and sizes, checked (Refused when they do not verify); and the identities to decrypt it."""
     try:
         ids = crypto.identities(Path(options.identity)) if options.identity else None
     except (OSError, crypto.CryptoError) as exc:
         raise Refused(f"--decrypt-key: {exc}") from None
-    check = verify.verify_set(set_dir, policy(options), parallel, ids, content=False)
+    check = verify.verify_set(set_dir, policy(options), parallel, ids, content=False, files=files)
     sealed = sorted(h.host for h in check.hosts.values() if verify.SEALED in h.notes)
     if sealed and ids is None:
         raise Refused(f"the set is encrypted ({', '.join(sealed)}): give the identity that decrypts it with "
@@ -213,12 +215,13 @@ def check_set(set_dir: Path, options: RestoreOptions, parallel: int) -> tuple[ve
 
 
 def preflight(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str], options: RestoreOptions,
-              parallel: int) -> Preflight:
+              parallel: int, files: SetFiles | None = None) -> Preflight:
     """Verify the set's records, pair source hosts with targets, probe and check every target.
 
-    Raises Refused for set-wide problems; per-host problems are in ``Preflight.problems``.
+    The set's archives and dumps are read through ``files`` when given. Raises Refused for
+    set-wide problems; per-host problems are in ``Preflight.problems``.
     """
-    check, ids = check_set(set_dir, options, parallel)
+    check, ids = check_set(set_dir, options, parallel, files)
     pf = Preflight(check, _pairs(check, targets, mapping), ids)
     for name, f in fleet.probe_all([t for _, t in pf.pairs], parallel).items():
         if isinstance(f, probe.HostFacts):
@@ -246,5 +249,5 @@ def secret_source(pf: Preflight, identity: str | None) -> tuple[str, Send] | Non
     m = pf.records.hosts[source]
     member = m.on_host(m.lay.secret).lstrip("/")
     arch = m.archive
-    return source, Send(str(pf.check.path / source / arch.file), member, arch.compression,
-                        identity if arch.encryption else None)
+    return source, pf.check.files.send(f"{source}/{arch.file}", member, arch.compression,
+                                       identity if arch.encryption else None)

@@ -21,6 +21,7 @@ from maasops.plan import Phase, Send, StepId
 from maasops.preflight import Preflight, Refused
 from maasops.restore_plan import BEFORE_STOP, PHASES, FleetRole, RestoreOptions, confinement, restore_plan
 from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, HostResult, RunResult, refused
+from maasops.setfiles import SetFiles
 from maasops.transfers import QUIET, Transfers
 
 
@@ -39,7 +40,7 @@ def plans(pf: Preflight, secret: tuple[str, Send] | None, options: RestoreOption
             continue
         role = FleetRole(loads_database=t.name == pf.loader, runs_dbupgrade=t.name == pf.upgrader,
                          secret_from=secret[1] if secret and source != secret[0] else None)
-        out.append(restore_plan(pf.records.hosts[source], pf.check.path / source, f, role, options, run_id))
+        out.append(restore_plan(pf.records.hosts[source], pf.check.files, f, role, options, run_id))
     return out
 
 
@@ -57,11 +58,14 @@ def _stream_options(pf: Preflight) -> dict[str, runner.StreamOptions]:
 
 def run(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str], options: RestoreOptions,
         parallel: int = fleet.PARALLEL, dry_run: bool = False, say: Callable[[str], None] = print,
-        transfers: Transfers = QUIET) -> RunResult:
-    """Restore a set onto targets (or print the plan); uploads report their progress to ``transfers``."""
+        transfers: Transfers = QUIET, files: SetFiles | None = None) -> RunResult:
+    """Restore a set onto targets (or print the plan); uploads report their progress to ``transfers``.
+
+    The set's archives and dumps are read through ``files`` (a restic repository's) when given, else from
+    ``set_dir``, where its manifests always are."""
     started, run_id = time.time(), run_id_now()
     try:
-        pf = preflight.preflight(set_dir, targets, mapping, options, parallel)
+        pf = preflight.preflight(set_dir, targets, mapping, options, parallel, files)
     except Refused as exc:
         say(f"restore refused, nothing was touched: {exc}")
         return refused("restore", str(exc))
@@ -69,12 +73,13 @@ def run(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str], opt
     host_plans = plans(pf, secret, options, run_id)
     for note in pf.check.notes:
         say(f"!!! {note}")
-    say(f"restore of {set_dir} (run {run_id}), signed by {pf.check.signer or 'NOBODY'}: database loaded on "
+    say(f"restore of {pf.check.files} (run {run_id}), signed by {pf.check.signer or 'NOBODY'}: database loaded on "
         f"{pf.loader or 'no host'}, dbupgrade on "
         f"{pf.upgrader or 'no host'}, secret from {secret[0] if secret else 'no region'}")
     problems = [f"{p.host}: {p.error}" for p in host_plans if p.error]
     if dry_run and not problems:  # a dry run reads the whole set now: nothing else will
-        problem = verify.verify_set(set_dir, preflight.policy(options), parallel, pf.ids).problem()
+        problem = verify.verify_set(set_dir, preflight.policy(options), parallel, pf.ids,
+                                    files=pf.check.files).problem()
         problems = [problem] if problem else []
     if dry_run or problems:
         say(plan.render(host_plans))

@@ -32,6 +32,7 @@ from maasops.hostfiles import copy_yaml_keys, record, recorded, replace_yaml_key
 from maasops.manifest import HostManifest
 from maasops.plan import HostPlan, Phase, Send, Step, StepId
 from maasops.probe import HostFacts
+from maasops.setfiles import SetFiles
 
 PHASES = (Phase.UPLOAD, Phase.STOP, Phase.DATABASE, Phase.FILES, Phase.SECRET, Phase.DBUPGRADE, Phase.COMMIT,
           Phase.START_REGIONS, Phase.START_RACKS, Phase.CLEANUP)
@@ -136,7 +137,7 @@ def database_name(m: HostManifest, target: HostFacts) -> str:
     return target.database.name
 
 
-def _upload_steps(m: HostManifest, host_dir: Path, role: FleetRole, options: RestoreOptions,
+def _upload_steps(m: HostManifest, files: SetFiles, role: FleetRole, options: RestoreOptions,
                   rid: str) -> tuple[list[Step], str, str]:
     rdir = run_dir(rid)
     arch = m.archive
@@ -146,7 +147,8 @@ def _upload_steps(m: HostManifest, host_dir: Path, role: FleetRole, options: Res
             "umask 077 && mkdir -p", Q(RUN_ROOT), "&& mkdir", Q(rdir), "&& ln -sfn", Q(rid), Q(RUN_ROOT + "/latest")),
             Phase.UPLOAD),
         Step(StepId.UPLOAD_ARCHIVE, "upload config archive", _receive(upload, arch.plain_sha256 or arch.sha256),
-             Phase.UPLOAD, send=Send(str(host_dir / arch.file), identity=options.identity if arch.encryption else None),
+             Phase.UPLOAD, send=files.send(f"{m.host}/{arch.file}",
+                                           identity=options.identity if arch.encryption else None),
              undo=Cmd("rm -f --", *map(Q, upload_names(rdir))), inspect_upload=True),
     ]
     dump_upload = ""
@@ -155,8 +157,8 @@ def _upload_steps(m: HostManifest, host_dir: Path, role: FleetRole, options: Res
         dump_upload = f"{rdir}/{UPLOAD_DUMP}{compression.codec(dump.compression).suffix}"
         steps.append(Step(StepId.UPLOAD_DUMP, "upload database dump", _receive(dump_upload,
                                                                                 dump.plain_sha256 or dump.sha256),
-                          Phase.UPLOAD, send=Send(str(host_dir / dump.file),
-                                                  identity=options.identity if dump.encryption else None)))
+                          Phase.UPLOAD, send=files.send(f"{m.host}/{dump.file}",
+                                                        identity=options.identity if dump.encryption else None)))
     return steps, upload, dump_upload
 
 
@@ -334,11 +336,11 @@ def prune_command(target: HostFacts, keep: int, server: database.Server | None) 
     return seq(*parts)
 
 
-def restore_plan(m: HostManifest, host_dir: Path, target: HostFacts, role: FleetRole, options: RestoreOptions,
+def restore_plan(m: HostManifest, files: SetFiles, target: HostFacts, role: FleetRole, options: RestoreOptions,
                  run_id: str) -> HostPlan:
-    """The steps that restore one host from its backup files (``host_dir``) onto the probed ``target``."""
+    """The steps that restore one host from its backup files (in the set's ``files``) onto the probed ``target``."""
     state = state_file(run_id)
-    steps, upload, dump_upload = _upload_steps(m, host_dir, role, options, run_id)
+    steps, upload, dump_upload = _upload_steps(m, files, role, options, run_id)
     notes: list[str] = []
     running = tuple(u for u in target.layout.units(set(target.roles)) if target.unit_states.get(u) == "active")
     now = services.unit_commands(target.install, running)

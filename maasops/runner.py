@@ -170,11 +170,13 @@ def _stream(c: Connection, step: Step, dest_dir: Path | None, cancel: threading.
 
 @contextmanager
 def _open_send(send: Send) -> Iterator[BinaryIO]:
-    """The bytes a send step streams: a local file or one archive member, decrypted on the fly if need be."""
-    path = Path(send.path)
+    """The bytes a send step streams: a file (local, or of a set's files) or one archive member, decrypted on the fly
+    if need be."""
     with ExitStack() as stack:
-        src = (stack.enter_context(crypto.decrypted(path, crypto.identities(Path(send.identity))))
-               if send.identity else stack.enter_context(open(path, "rb")))
+        src = stack.enter_context(send.files.open(send.path) if send.files is not None else open(send.path, "rb"))
+        if send.identity:
+            src = stack.enter_context(crypto.decrypted(src, crypto.identities(Path(send.identity)),
+                                                       Path(send.path).name))
         yield stack.enter_context(backupset.open_member(src, send.member, send.compress)) if send.member else src
 
 

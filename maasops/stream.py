@@ -104,44 +104,78 @@ def _receive(c: Connection, chan: paramiko.Channel, step: str, sinks: list, prog
             progress(size)
 
 
+class LocalFile:
+    """A download's destination on this machine: ``NAME.partial`` (0600), encrypted as written when asked,
+    renamed to ``NAME`` when closed, removed when aborted."""
+
+    def __init__(self, dest: Path, encrypt_to: list | None = None):
+        self.dest, self.partial = dest, dest.with_name(dest.name + ".partial")
+        fd = private_open(self.partial)
+        self._sink = PipeConsumer(crypto.encrypt_into(fd, encrypt_to)) if encrypt_to else FileSink(fd)
+
+    def write(self, data: bytes) -> None:
+        """Append bytes (encrypting them when asked)."""
+        self._sink.write(data)
+
+    def close(self) -> tuple[str, int]:
+        """The file is complete: rename it into place; sha256 and size as stored."""
+        stored = self._sink.close()
+        self.partial.rename(self.dest)
+        return stored
+
+    def abort(self) -> None:
+        """The download failed: nothing is left behind."""
+        try:
+            self._sink.close()
+        except BaseException:  # already failing: the first error is the one to report
+            pass
+        self.partial.unlink(missing_ok=True)
+
+
+Store = Callable[[Path], object]  # a download's destination: write(bytes), close() -> (sha256, size), abort()
+
+
+def _discard(sink) -> None:
+    try:
+        sink.abort() if hasattr(sink, "abort") else sink.close()
+    except BaseException:  # already failing: the first error is the one to report
+        pass
+
+
 def download(c: Connection, command: Cmd, dest: Path, step: str, *, sudo_user: str | None = None,
              progress: Callable[[int], None] | None = None, encrypt_to: list | None = None,
-             inspect: Callable[[BinaryIO], object] | None = None, limits: Limits = Limits()) -> Streamed:
+             inspect: Callable[[BinaryIO], object] | None = None, limits: Limits = Limits(),
+             store: Store | None = None) -> Streamed:
     """Run ``command`` on the host and stream its stdout into ``dest`` (0600, via dest.partial).
 
     With ``encrypt_to`` the file is age-encrypted as it is written; ``inspect``
     reads the plaintext on the side (a listing, a dump's last line), in one pass.
+    ``store(dest)`` replaces the local file (a restic snapshot): it is closed only
+    when the command succeeded and the inspector agreed, and aborted otherwise.
     """
     chan, first, err = channel.open_command(c, command, step, user=sudo_user, hold_work_lock=True)
-    partial = dest.with_name(dest.name + ".partial")
     sinks: list = []
     try:
-        fd = private_open(partial)
-        sinks = [PipeConsumer(crypto.encrypt_into(fd, encrypt_to)) if encrypt_to else FileSink(fd)]
+        sinks.append(store(dest) if store else LocalFile(dest, encrypt_to))
         if inspect:
             sinks.append(PipeConsumer(inspect))
         try:
             digest, _, more = _receive(c, chan, step, sinks, progress, limits, first)
             channel.finish(c, chan, step, err + more)  # a failed command says why before its output is judged
-            results = [sink.close() for sink in sinks]
+            inspected = sinks.pop().close() if inspect else None
+            stored_sha, stored_size = sinks[0].close()
             sinks = []
         except OSError as exc:
             if isinstance(exc, (socket.timeout, paramiko.SSHException)):
                 raise connect_error(c, step, exc) from None
-            raise RemoteError(host_label(c), step, f"writing {dest.name} on this machine failed: {exc.strerror}",
-                              LOCAL_FULL_HINT) from None
+            detail = f"writing {dest.name} on this machine failed: {exc.strerror}" if exc.strerror else str(exc)
+            raise RemoteError(host_label(c), step, detail, getattr(exc, "hint", LOCAL_FULL_HINT)) from None
     except BaseException:
         for sink in sinks:
-            try:
-                sink.close()
-            except BaseException:  # already failing: the first error is the one to report
-                pass
-        partial.unlink(missing_ok=True)
+            _discard(sink)
         raise
     finally:
         chan.close()
-    partial.rename(dest)
-    (stored_sha, stored_size), inspected = results[0], (results[1] if inspect else None)
     return Streamed(dest, stored_size, stored_sha, digest.hexdigest(), inspected)
 
 

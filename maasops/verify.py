@@ -19,6 +19,7 @@ from pathlib import Path
 
 from maasops import backupset, confine, crypto, report, signing
 from maasops import manifest as mf
+from maasops.setfiles import LocalFiles, SetFiles
 
 SEALED = "encrypted: checksums only, --decrypt-key checks the contents"
 # What a damaged gzip or tar stream raises while it is read.
@@ -54,6 +55,7 @@ class SetCheck:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     signer: str | None = None  # who signed it, by allowed_signers
+    files: SetFiles | None = None  # where its archives and dumps are read from
 
     @property
     def ok(self) -> bool:
@@ -74,27 +76,28 @@ class Reading:
     content: bool = True
 
 
-def _read(hc: HostCheck, what: str, path: Path, entry, reader, how: Reading):
+def _read(hc: HostCheck, what: str, files: SetFiles, rel: str, entry, reader, how: Reading):
     """Run ``reader(src, compress)`` over a set file's plaintext and check the file's sha256/size.
 
     Returns the reader's result, or None when the file is missing, unreadable, encrypted with no
     identity given (then only the stored checksums are checked), or ``how.content`` is False (then
     only its size is).
     """
-    if not path.is_file():
-        hc.problems.append(f"{what} {path.name} is missing")
+    size = files.size(rel)
+    if size is None:
+        hc.problems.append(f"{what} {rel.rsplit('/', 1)[-1]} is missing")
         return None
     if not how.content:
-        return _read_size(hc, what, path, entry, how)
+        return _read_size(hc, what, files, rel, size, entry, how)
     try:
         if not entry.encryption:
-            with open(path, "rb") as f:
+            with files.open(rel) as f:
                 got = reader(f, entry.compression)
             stored = got[1:3]  # both readers return (result, sha256, size, ...)
         else:
-            stored, got = (backupset.file_sha256(path), path.stat().st_size), None
+            stored, got = (files.sha256(rel), size), None
             if how.ids is not None:
-                with crypto.decrypted(path, how.ids) as src:
+                with files.open(rel) as raw, crypto.decrypted(raw, how.ids, entry.file) as src:
                     got = reader(src, entry.compression)
                 if got[1] != entry.plain_sha256:
                     hc.problems.append(f"{what}'s decrypted sha256 differs from the manifest")
@@ -110,8 +113,7 @@ def _read(hc: HostCheck, what: str, path: Path, entry, reader, how: Reading):
     return got
 
 
-def _read_size(hc: HostCheck, what: str, path: Path, entry, how: Reading) -> None:
-    size = path.stat().st_size
+def _read_size(hc: HostCheck, what: str, files: SetFiles, rel: str, size: int, entry, how: Reading) -> None:
     hc.size += size
     if size != entry.size:
         hc.problems.append(f"{what} size differs from the manifest")
@@ -119,16 +121,16 @@ def _read_size(hc: HostCheck, what: str, path: Path, entry, how: Reading) -> Non
         hc.notes.append(SEALED)
     elif entry.encryption:  # the identity must open it: decrypt the first block
         try:
-            with crypto.decrypted(path, how.ids) as src:
+            with files.open(rel) as raw, crypto.decrypted(raw, how.ids, entry.file) as src:
                 src.read(backupset.CHUNK)
         except UNREADABLE as exc:
             hc.problems.append(f"{what} cannot be read: {exc}")
 
 
-def _check_archive(hc: HostCheck, host_dir: Path, how: Reading) -> None:
+def _check_archive(hc: HostCheck, files: SetFiles, how: Reading) -> None:
     m = hc.manifest
     arch = m.archive
-    got = _read(hc, "archive", host_dir / arch.file, arch, backupset.read_archive, how)
+    got = _read(hc, "archive", files, f"{hc.host}/{arch.file}", arch, backupset.read_archive, how)
     if got is not None and tuple(mf.Member(**e) for e in got[0]) != arch.files:
         hc.problems.append("archive members differ from the manifest listing")
     hc.files = len(arch.files)
@@ -140,11 +142,11 @@ def _check_archive(hc: HostCheck, host_dir: Path, how: Reading) -> None:
         hc.problems.append("a restore must not write " + "; ".join(violations[:3]))
 
 
-def _check_dump(hc: HostCheck, host_dir: Path, how: Reading) -> None:
+def _check_dump(hc: HostCheck, files: SetFiles, how: Reading) -> None:
     d = hc.manifest.dump
     if not d:
         return
-    got = _read(hc, "dump", host_dir / d.file, d, backupset.read_dump, how)
+    got = _read(hc, "dump", files, f"{hc.host}/{d.file}", d, backupset.read_dump, how)
     if got is not None and got[0] != backupset.completion_line(d.kind):
         hc.problems.append(f"dump is incomplete (last line {got[0][:50]!r})")
 
@@ -160,16 +162,18 @@ def _check_records(hc: HostCheck, set_dir: Path, entry: mf.HostEntry) -> None:
         hc.problems.append("the set manifest's checksums differ from the host manifest's")
 
 
-def check_host(set_dir: Path, records: mf.SetRecords, host: str, how: Reading = Reading()) -> HostCheck:
-    """Check one host's files in a set against its (validated) manifest.
+def check_host(set_dir: Path, records: mf.SetRecords, host: str, how: Reading = Reading(),
+               files: SetFiles | None = None) -> HostCheck:
+    """Check one host's files in a set (in ``set_dir``, or read through ``files``) against its manifest.
 
     Reads every byte once (decrypting with ``how.ids``); with ``how.content`` False, only
     the records and the files' sizes are checked, in no time.
     """
+    files = files or LocalFiles(set_dir)
     hc = HostCheck(host, records.hosts[host])
     _check_records(hc, set_dir, records.set.hosts[host])
-    _check_archive(hc, set_dir / host, how)
-    _check_dump(hc, set_dir / host, how)
+    _check_archive(hc, files, how)
+    _check_dump(hc, files, how)
     return hc
 
 
@@ -200,13 +204,14 @@ def _signature(sc: SetCheck, policy: Policy) -> None:
 
 
 def verify_set(set_dir: Path, policy: Policy, parallel: int = 4, ids: list | None = None,
-               content: bool = True) -> SetCheck:
+               content: bool = True, files: SetFiles | None = None) -> SetCheck:
     """Check a whole set (decrypting with ``ids`` if it is encrypted); never raises for a damaged set.
 
-    The signature is checked first (``policy``). ``content`` False checks everything but the
-    files' bytes (see :func:`check_host`).
+    The manifests are in ``set_dir``; the archives and dumps too, or read through ``files``
+    (a restic repository's). The signature is checked first (``policy``). ``content`` False
+    checks everything but the files' bytes (see :func:`check_host`).
     """
-    sc = SetCheck(set_dir, None, {})
+    sc = SetCheck(set_dir, None, {}, files=files or LocalFiles(set_dir))
     if (set_dir / mf.MANIFEST).is_file():
         _signature(sc, policy)
     try:
@@ -226,7 +231,8 @@ def verify_set(set_dir: Path, policy: Policy, parallel: int = 4, ids: list | Non
         sc.notes.append("the set holds no database: it is backed up elsewhere (--database-elsewhere)")
     how = Reading(ids, content)
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        sc.hosts = {hc.host: hc for hc in pool.map(lambda h: check_host(set_dir, records, h, how), records.hosts)}
+        sc.hosts = {hc.host: hc for hc in pool.map(lambda h: check_host(set_dir, records, h, how, sc.files),
+                                                        records.hosts)}
     region_secrets = {m.secret_sha256() for m in records.hosts.values() if "region" in m.roles} - {None}
     if len(region_secrets) > 1:
         sc.problems.append("the regions in this set have different secrets")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -13,17 +12,9 @@ import pytest
 
 from maasops import connect
 from maasops.lab import lab as lab_mod
+from tests.labtools import need_root, remove_tool
 
 PG_BIN = Path("/usr/lib/postgresql")
-
-
-def need_root() -> None:
-    """Skip a lab test without root, unless lab tests are required (make test, CI): then fail it."""
-    if os.geteuid() != 0:
-        why = "the lab needs root (network and mount namespaces)"
-        if os.environ.get("MAASOPS_LAB_REQUIRED"):
-            pytest.fail(why + ": MAASOPS_LAB_REQUIRED is set, lab tests never skip here")
-        pytest.skip(why)
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +68,16 @@ def scratch_pg() -> Iterator[Path]:
         subprocess.run([*as_pg, pg_tool("pg_ctl"), "-D", str(d / "data"), "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def tool_on(lab):
+    """Put a wrapper for a tool on a host's sudo PATH (/usr/local/bin); remove them all afterwards."""
+    placed = []
+
+    def install(host: str, tool: str, script: str) -> None:
+        lab.run(host, f"cat > /usr/local/bin/{tool} && chmod 755 /usr/local/bin/{tool}", input=script)
+        placed.append((host, tool))
+    yield install
+    for host, tool in placed:
+        remove_tool(lab, host, tool)

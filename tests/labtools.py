@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from maasops import connect, fleet, inventory
 from maasops.lab import lab as lab_mod
 from maasops.lab.profiles import PROFILES
-from tests.conftest import need_root
 
 ROOT = Path(__file__).resolve().parent.parent
 FAB = str(Path(sys.executable).parent / "fab")
 # Every lab profile in one deployment: region1 deb 3.5 region+rack (DB), region2 snap 3.5,
 # racks deb 2.9, snap 2.9/3.4/3.5 (rack4 needs a sudo password); reached via the bastion.
 MIXED_PROFILE = "deb-3.5,region2=snap-3.5,rack1=deb-2.9,rack2=snap-2.9,rack3=snap-3.4,rack4=snap-3.5"
+
+
+def need_root() -> None:
+    """Skip a lab test without root, unless lab tests are required (make test, CI): then fail it."""
+    if os.geteuid() != 0:
+        why = "the lab needs root (network and mount namespaces)"
+        if os.environ.get("MAASOPS_LAB_REQUIRED"):
+            pytest.fail(why + ": MAASOPS_LAB_REQUIRED is set, lab tests never skip here")
+        pytest.skip(why)
 
 
 def mixed_lab(tmp_path_factory, name: str) -> Iterator[lab_mod.Lab]:
@@ -83,3 +94,8 @@ def targets(the_lab: lab_mod.Lab) -> dict[str, fleet.Target]:
     """Strict connections to every host of the lab's inventory, by name."""
     dep = inventory.load(the_lab.inventory)
     return {t.name: t for t in fleet.from_deployment(dep, connect.fabric_config())}
+
+
+def remove_tool(lab, host: str, tool: str) -> None:
+    """Remove a tool_on wrapper and end its processes (the pattern does not match this command itself)."""
+    lab.run(host, f"rm -f /usr/local/bin/{tool}; pkill -f '/usr/local/bin/[{tool[0]}]{tool[1:]}'", check=False)

@@ -16,7 +16,8 @@ from maasops.program import program
 from tests.labtools import ROOT
 
 TASKS = sorted(ns.task_names)
-POSITIONAL = {"plan": "backup", "verify": "backups/x/1", "restore": "backups/x/1"}
+POSITIONAL = {"plan": "backup", "push": "backups/x/1", "verify": "backups/x/1", "restore": "backups/x/1",
+              "schedule": "status"}
 
 
 def core_names() -> set[str]:
@@ -50,7 +51,8 @@ def test_a_short_flag_means_the_same_in_every_task():
 
 
 def test_list_is_the_runbook(capsys):
-    assert list(RUNBOOK) == ["probe", "plan", "backup", "verify", "restore", "cleanup", "drill"]
+    assert list(RUNBOOK) == ["probe", "plan", "backup", "push", "sets", "verify", "restore", "cleanup", "prune",
+                             "check", "schedule", "drill"]
     program.run(["maasops", "--list"], exit=False)
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  ") and
              line.split()[0] in TASKS]

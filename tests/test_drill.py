@@ -9,8 +9,7 @@ import subprocess
 import pytest
 
 from maasops.lab import lab as lab_mod
-from tests.conftest import need_root
-from tests.labtools import fab, sets
+from tests.labtools import fab, need_root, sets
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

@@ -14,7 +14,18 @@ import pytest
 from maasops import crypto, hostlock, remote, stream
 from maasops.command import Cmd
 from maasops.remote import RemoteError
-from tests.labtools import FAB, ROOT, fab, journal_lines, sets, start_and_wait, table_row, unit_states, without_progress
+from tests.labtools import (
+    FAB,
+    ROOT,
+    fab,
+    journal_lines,
+    remove_tool,
+    sets,
+    start_and_wait,
+    table_row,
+    unit_states,
+    without_progress,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -73,24 +84,6 @@ def test_secrets_and_passwords_never_reach_output_plans_or_reports(lab, tmp_path
         assert len(value) >= 12
         assert not [t for t in texts if value in t]
     assert all(json.loads(p.read_text()) for p in s.rglob("*.json"))
-
-
-@pytest.fixture
-def tool_on(lab):
-    """Put a wrapper for a tool on a host's sudo PATH (/usr/local/bin); remove them all afterwards."""
-    placed = []
-
-    def install(host: str, tool: str, script: str) -> None:
-        lab.run(host, f"cat > /usr/local/bin/{tool} && chmod 755 /usr/local/bin/{tool}", input=script)
-        placed.append((host, tool))
-    yield install
-    for host, tool in placed:
-        remove_tool(lab, host, tool)
-
-
-def remove_tool(lab, host: str, tool: str) -> None:
-    """Remove a tool_on wrapper and end its processes (the pattern does not match this command itself)."""
-    lab.run(host, f"rm -f /usr/local/bin/{tool}; pkill -f '/usr/local/bin/[{tool[0]}]{tool[1:]}'", check=False)
 
 
 def test_a_unit_that_will_not_start_again_is_the_top_line_with_the_command(lab, tmp_path):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from maasops import probe
-from tests.conftest import need_root
-from tests.labtools import fab, sets, targets
+from tests.labtools import fab, need_root, sets, targets
 
 pytestmark = pytest.mark.lab
 

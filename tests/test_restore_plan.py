@@ -10,6 +10,7 @@ from maasops import manifest as mf
 from maasops.plan import Send, StepId
 from maasops.probe import DatabaseFacts, HostFacts
 from maasops.restore_plan import PHASES, FleetRole, RestoreOptions, restore_plan
+from maasops.setfiles import LocalFiles
 
 SECRET = Send("/sets/x/region1/config.tar.gz", "var/lib/maas/secret", "gzip")
 
@@ -39,7 +40,7 @@ def text(step) -> str:
 
 
 def test_phases_are_in_the_procedures_order_and_a_rack_gets_the_regions_secret():
-    p = restore_plan(manifest(), Path("/sets/x/rack1"), target(), FleetRole(secret_from=SECRET), RestoreOptions(),
+    p = restore_plan(manifest(), LocalFiles(Path("/sets/x")), target(), FleetRole(secret_from=SECRET), RestoreOptions(),
                      "20261128T000000Z")
     phases = [s.phase for s in p.steps]
     assert phases == sorted(phases, key=PHASES.index)
@@ -61,8 +62,8 @@ def test_only_the_chosen_region_loads_the_database_and_runs_dbupgrade():
     m = manifest("region1", "deb", "1:3.5.3-1", ("region",), dump=dump)
     db = DatabaseFacts("local", "localhost", 5432, "maasdb", "maas", True)
     t = target("region1", "deb", "1:3.5.3-1", ("region",), database=db)
-    loader = restore_plan(m, Path("/s/region1"), t, FleetRole(True, True), RestoreOptions(), "r")
-    other = restore_plan(m, Path("/s/region1"), t, FleetRole(), RestoreOptions(), "r")
+    loader = restore_plan(m, LocalFiles(Path("/s")), t, FleetRole(True, True), RestoreOptions(), "r")
+    other = restore_plan(m, LocalFiles(Path("/s")), t, FleetRole(), RestoreOptions(), "r")
     ids = [s.id for s in loader.steps]
     assert ids.index(StepId.KEEP_DATABASE) < ids.index(StepId.LOAD_DATABASE) < ids.index(StepId.MOVE_ASIDE) < \
         ids.index(StepId.DBUPGRADE) < ids.index(StepId.START_UNITS)
@@ -75,8 +76,8 @@ def test_only_the_chosen_region_loads_the_database_and_runs_dbupgrade():
 
 def test_repointing_a_rack_edits_rackd_conf_as_data_never_a_command_line():
     url = "http://x/'; rm -rf / #"
-    p = restore_plan(manifest(), Path("/s"), target(), FleetRole(secret_from=SECRET), RestoreOptions(maas_url=url),
-                     "r")
+    p = restore_plan(manifest(), LocalFiles(Path("/s")), target(), FleetRole(secret_from=SECRET),
+                     RestoreOptions(maas_url=url), "r")
     step = p.step(StepId.REPOINT_RACK)
     words = shlex.split(text(step))
     assert "MAASOPS_BLOCK=maas_url:\n- " + url + "\n" in words  # one word, handed to awk through its environment
@@ -95,7 +96,7 @@ def test_version_rules():
 def test_a_tree_that_is_a_mount_point_is_emptied_into_an_aside_directory_inside_it():
     m = manifest("rack1", "deb", "1:3.5.3-1", ("rack",))
     t = target("rack1", "deb", "1:3.5.3-1", ("rack",), mountpoints=("/var/lib/maas",))
-    p = restore_plan(m, Path("/s"), t, FleetRole(), RestoreOptions(), "20261128T000000Z")
+    p = restore_plan(m, LocalFiles(Path("/s")), t, FleetRole(), RestoreOptions(), "20261128T000000Z")
     moves = {s.key: s for s in p.steps if s.id == StepId.MOVE_ASIDE}
     assert "mv -T" in text(moves["/etc/maas"])
     assert "mkdir -m 0700 /var/lib/maas/.maasops-aside-20261128T000000Z" in text(moves["/var/lib/maas"])

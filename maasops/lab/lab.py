@@ -33,6 +33,7 @@ BASTION = "bastion"
 SIGNER = "maasops-lab"  # the principal the lab's allowed_signers names for the lab key
 DB_HOST = "db1"  # --dedicated-db: the PostgreSQL host every region uses over the lab network
 MOUNTED_TREE = ("rack2",)  # a deb host whose /var/lib/maas is a mount point
+OFFSITE_DIR = "/var/lib/offsite"  # on the bastion: where the lab's off-site restic repository lives
 
 
 @dataclass
@@ -90,6 +91,16 @@ class Lab:
     def signing_key(self) -> Path:
         """The key that signs the lab's sets (and logs in to its hosts)."""
         return self.path / "id_ed25519"
+
+    @property
+    def offsite_repo(self) -> str:
+        """The lab's off-site restic repository: sftp to the bastion, reached with the lab's ssh_config."""
+        return f"sftp:{BASTION}:{OFFSITE_DIR}/restic"
+
+    @property
+    def repo_password_file(self) -> Path:
+        """The password of the lab's restic repositories."""
+        return self.path / "restic_password"
 
     @property
     def sudo_password_file(self) -> Path:
@@ -220,6 +231,8 @@ def _build(lab: Lab, db_mb: int) -> None:
     password = secrets.token_urlsafe(12)
     lab.sudo_password_file.write_text(password)
     lab.sudo_password_file.chmod(0o600)
+    lab.repo_password_file.touch(mode=0o600)
+    lab.repo_password_file.write_text(secrets.token_urlsafe(24) + "\n")
     password_hash = sh("openssl", "passwd", "-6", "-stdin", input=password).stdout.strip()
     ids = hostfs.free_ids()
     net = ipaddress.ip_network(lab.subnet)
@@ -264,6 +277,8 @@ def _build(lab: Lab, db_mb: int) -> None:
             cluster = shlex.quote(pg_cluster if h.owns_db else "")
             fs.write("/etc/maas-lab/host.env", f"LAB_HOST={h.name}\nLAB_INSTALL=none\nLAB_UNITS=''\n"
                                                f"LAB_PG_CLUSTER={cluster}\n")
+            if h is bastion:  # the off-site target: restic's sftp backend, over this host's own sshd
+                fs.mkdir(OFFSITE_DIR, owner=f"{hostfs.LOGIN_USER}:{hostfs.LOGIN_USER}", mode=0o700)
         namespaces.create_netns(h.netns, lab.bridge, h.veth, f"{h.address}/{net.prefixlen}")
         mnt, uts = lab.ns_files(h.name)
         namespaces.create_mountns(h.netns, mnt, uts, h.name, fs.root, path / "hosts" / h.name / "work",

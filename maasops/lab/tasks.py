@@ -12,6 +12,8 @@ from invoke import Collection, Exit
 
 from maasops import cli, connect, fleet, inventory, output, progress, report
 from maasops import drill as drill_mod
+from maasops import repo as restic
+from maasops.backup_plan import BackupOptions
 from maasops.lab import lab
 from maasops.options import TaskSpec, make_task
 from maasops.restore_plan import RestoreOptions
@@ -69,8 +71,11 @@ def _dbupgrade_runs(the_lab: lab.Lab) -> int:
 
 def drill(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 1, racks: int = 2,
           profile: str = DRILL_PROFILE, db_mb: int = 8, dedicated_db: bool = False,
-          say=print, transfers: Transfers = QUIET) -> drill_mod.DrillResult:
-    """The DR rehearsal on the lab: a source site and a fresh DR site, backup → restore onto DR → proof."""
+          say=print, transfers: Transfers = QUIET, offsite: bool = False) -> drill_mod.DrillResult:
+    """The DR rehearsal on the lab: a source site and a fresh DR site, backup → restore onto DR → proof.
+
+    ``offsite``: through the source site's off-site restic repository (sftp to its bastion).
+    """
     base = Path(lab_dir)
     sites = {}
     try:
@@ -91,28 +96,32 @@ def drill(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 
         def lab_checks(_: dict) -> dict[str, bool]:
             runs = _dbupgrade_runs(dr)
             return {f"lab: the DR regions' dbupgrade logs show {runs} run(s)": runs == 1}
+        repo = restic.open_repo(src.offsite_repo, src.repo_password_file, src.ssh_config) if offsite else None
         with fleet.closing(sources + targets):
             return drill_mod.run(sources, targets, {}, "lab", Path(backup_dir), options, say=say,
-                                 extra_checks=lab_checks, sign_key=src.signing_key, transfers=transfers)
+                                 extra_checks=lab_checks, sign_key=src.signing_key, transfers=transfers, repo=repo,
+                                 backup_options=BackupOptions(compress="none") if offsite else None)
     finally:
         if not keep:
             for site in sites:
                 lab.down(str(base / site))
 
 
-DRILL = TaskSpec("drill", "7. DR rehearsal on the local lab: back up a site, restore onto a fresh one, prove them "
+DRILL = TaskSpec("drill", "12. DR rehearsal on the local lab: back up a site, restore onto a fresh one, prove them "
                           "equal.", ("lab_dir", "keep_lab", "backup_dir", "regions", "racks", "profile", "db_mb",
-                                     "dedicated_db", "json"))
+                                     "dedicated_db", "offsite", "json"))
 
 
 def drill_task():
     """The ``drill`` task."""
-    def body(c, lab_dir, keep_lab, backup_dir, regions, racks, profile, db_mb, dedicated_db, json, **_) -> None:
+    def body(c, lab_dir, keep_lab, backup_dir, regions, racks, profile, db_mb, dedicated_db, offsite, json,
+             **_) -> None:
         out = output.Output(json)
         with cli.always_reported("drill", out, {}, lambda: "lab"), progress.for_output(out) as transfers:
             result = drill(lab_dir=lab_dir or ".lab-drill", keep=keep_lab, backup_dir=backup_dir,
                            regions=int(regions), racks=int(racks), profile=profile or DRILL_PROFILE,
-                           db_mb=int(db_mb), dedicated_db=dedicated_db, say=out.say, transfers=transfers)
+                           db_mb=int(db_mb), dedicated_db=dedicated_db, say=out.say, transfers=transfers,
+                           offsite=offsite)
             out.emit({"operation": "drill", "status": STATUS_OF_CODE.get(result.code, "failed"),
                       "exit_code": result.code, **result.report})
             if result.code:

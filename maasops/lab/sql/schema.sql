@@ -42,7 +42,7 @@ INSERT INTO maasserver_subnet (name, cidr, vlan_id, gateway_ip)
     SELECT 'subnet-' || i, ('10.' || i || '.0.0/16')::cidr, 1 + i % 10, ('10.' || i || '.0.1')::inet
     FROM generate_series(1, 20) i;
 INSERT INTO maasserver_node (system_id, hostname, status, node_type, zone_id, power_parameters)
-    SELECT substr(md5(random()::text), 1, 6), 'machine-' || i, i % 20, i % 5, 1 + i % 3,
+    SELECT substr(md5(random()::text), 1, 2) || lpad(to_hex(i), 4, '0'), 'machine-' || i, i % 20, i % 5, 1 + i % 3,
            jsonb_build_object('power_address', '10.0.' || (i / 250) || '.' || (i % 250), 'power_user', 'admin')
     FROM generate_series(1, 400) i;
 INSERT INTO maasserver_interface (name, mac_address, node_id, vlan_id)

@@ -1,0 +1,80 @@
+"""Issue 16's figures: a restic repository off-site (sftp to the lab's bastion) vs local sets.
+
+One region (deb 3.5, images in image-storage), backed up twice, unchanged, into the repository:
+
+- bytes the second backup adds to the repository, as a share of the first's (target ≤ 5 %);
+- wall time of the second backup against the first (target ≤ 0.4×);
+- a restore from the repository against a restore from a local set of the same data (target ≤ 1.3×);
+- peak RSS of the laptop's process in every run (flat: nothing is held whole).
+
+Sizes: BENCH_REPO_IMAGES_MB (default 2048) of image-storage, BENCH_REPO_DB_MB (default 300) of raw dump.
+Run: ``python -m benchmarks.repo_dedup`` (as root: the lab needs it).
+"""
+
+from __future__ import annotations
+
+import os
+
+from benchmarks.common import fab, fresh_dir, ratio, report, site, timed
+from maasops.lab.lab import OFFSITE_DIR
+
+IMAGES_MB = int(os.environ.get("BENCH_REPO_IMAGES_MB", "2048"))
+DB_MB = int(os.environ.get("BENCH_REPO_DB_MB", "300"))
+IMAGES = "/var/lib/maas/image-storage/bench"
+REPO_NAME = "bench"
+
+
+def prepare(the_lab) -> None:
+    """Fill the region's image-storage with IMAGES_MB of incompressible image files (64 MiB each)."""
+    files = max(1, IMAGES_MB // 64)
+    size = min(IMAGES_MB, 64)
+    the_lab.run("region1", f"mkdir -p {IMAGES} && for i in $(seq {files}); do head -c {size}M /dev/urandom "
+                           f"> {IMAGES}/image$i; done && chown -R maas:maas {IMAGES}")
+
+
+def repo_bytes(the_lab) -> int:
+    """What the repository holds on the bastion's disk."""
+    return int(the_lab.run("bastion", f"du -sb {OFFSITE_DIR}/{REPO_NAME}").stdout.split()[0])
+
+
+def main() -> dict:
+    """Run every measurement once at the configured sizes; print and save the table and ratios."""
+    with site("repo", regions=1, racks=0, profile="deb-3.5", db_mb=DB_MB) as the_lab:
+        prepare(the_lab)
+        inv = ["--inventory", str(the_lab.inventory)]
+        repo = [*inv, "--repo", f"sftp:bastion:{OFFSITE_DIR}/{REPO_NAME}", "--repo-password-file",
+                str(the_lab.repo_password_file)]
+        first = timed(fab("backup", *repo))
+        after_first = repo_bytes(the_lab)
+        second = timed(fab("backup", *repo))
+        added = repo_bytes(the_lab) - after_first
+        local_dir = fresh_dir("repo-local")
+        local = timed(fab("backup", *inv, "--backup-dir", str(local_dir), "--compress", "none"))
+        [local_set] = sorted((local_dir / "lab").iterdir())
+        from_local = timed(fab("restore", *inv, str(local_set)))
+        from_repo = timed(fab("restore", *repo, "--set", "latest"))
+    for name, r in (("first", first), ("second", second), ("local", local), ("restore local", from_local),
+                    ("restore repo", from_repo)):
+        if r.code:
+            raise RuntimeError(f"{name} failed ({r.code}): {r.output[-2000:]}")
+    rows = [{"run": "backup 1 into the repository", "seconds": f"{first.seconds:.2f}",
+             "repository bytes": f"{after_first}", "peak RSS MiB": f"{first.rss_mib:.0f}"},
+            {"run": "backup 2 (unchanged)", "seconds": f"{second.seconds:.2f}", "repository bytes": f"+{added}",
+             "peak RSS MiB": f"{second.rss_mib:.0f}"},
+            {"run": "backup into a local set (uncompressed)", "seconds": f"{local.seconds:.2f}",
+             "repository bytes": "", "peak RSS MiB": f"{local.rss_mib:.0f}"},
+            {"run": "restore from the local set", "seconds": f"{from_local.seconds:.2f}", "repository bytes": "",
+             "peak RSS MiB": f"{from_local.rss_mib:.0f}"},
+            {"run": "restore from the repository", "seconds": f"{from_repo.seconds:.2f}", "repository bytes": "",
+             "peak RSS MiB": f"{from_repo.rss_mib:.0f}"}]
+    print(f"[sizes: {IMAGES_MB} MiB of images, {DB_MB} MB of raw dump; second/first "
+          f"{ratio(second.seconds, first.seconds)}]")
+    return report("repo_dedup", "Repository: deduplicated second backup, restore from the repository", rows, {
+        "second backup bytes added / first": (added / after_first, "≤ 0.05"),
+        "second backup wall time / first": (second.seconds / first.seconds, "≤ 0.4"),
+        "restore from the repository / from a local set": (from_repo.seconds / from_local.seconds, "≤ 1.3"),
+    })
+
+
+if __name__ == "__main__":
+    main()

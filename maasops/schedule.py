@@ -1,0 +1,192 @@
+"""``maasops schedule install | status | remove``: backup → prune → check on a systemd timer.
+
+``install`` writes, on the machine it runs on (the jump host), a oneshot service
+running ``maasops backup --repo``, ``maasops prune`` and ``maasops check`` in turn
+(a failed step fails the unit and skips the rest), each recording its outcome in
+the ``--metrics-file`` for the node exporter's textfile collector (the alert), and
+a timer that starts it ``--on-calendar`` (``Persistent=``: a run missed while the
+machine was off happens at boot). Every path in the units is absolute; the
+repository's password is named by its file, never written into a unit.
+With the default ``--unit-dir`` the timer is enabled and started; with another
+directory the units are only written (to check them: ``systemd-analyze verify``).
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from invoke import Context, Exit
+
+from maasops import inventory, output, report
+from maasops import repo as restic
+from maasops.cli import FleetRequest
+from maasops.options import OPTIONS
+from maasops.results import REFUSED
+
+PREFIX = "maasops-backup-"
+SYSTEM_DIR = OPTIONS["unit_dir"].default
+ACTIONS = ("install", "status", "remove")
+SYSTEMCTL_TIMEOUT = 60
+UNIT_CHAR = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def unit_name(deployment: str) -> str:
+    """The service's and timer's name (without suffix) for a deployment."""
+    return PREFIX + UNIT_CHAR.sub("_", deployment)
+
+
+def exec_arg(arg: str) -> str:
+    """One argument of an ExecStart= line, quoted as systemd reads it (specifiers and variables escaped)."""
+    arg = arg.replace("%", "%%").replace("$", "$$")
+    if re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", arg):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def maasops_binary() -> Path:
+    """The maasops console script this Python runs (the one the units call)."""
+    beside = Path(sys.executable).parent / "maasops"
+    found = beside if beside.exists() else Path(shutil.which("maasops") or "maasops")
+    return found.absolute()
+
+
+def commands(opts: dict, inv: Path, password: Path, metrics: Path) -> list[list[str]]:
+    """The three runs of the service: backup into the repository, prune, check."""
+    repo = ["--repo", opts["repo"], "--repo-password-file", str(password), "--inventory", str(inv),
+            "--metrics-file", str(metrics)]
+    keep = [f"--keep-{k}={int(opts.get(f'keep_{k}') or 0)}" for k in ("daily", "weekly", "monthly")]
+    subset = ["--read-data-subset", opts["read_data_subset"]] if opts.get("read_data_subset") else []
+    binary = str(maasops_binary())
+    return [[binary, "backup", *repo], [binary, "prune", *repo, *keep], [binary, "check", *repo, *subset]]
+
+
+def service_unit(deployment: str, runs: list[list[str]], user: str) -> str:
+    """The oneshot service: each run an ExecStart= line, in order."""
+    lines = ["[Unit]", f"Description=maasops: back up MAAS deployment {deployment} into its restic repository, "
+             "prune, check", "Wants=network-online.target", "After=network-online.target", "",
+             "[Service]", "Type=oneshot", f"User={user}", "UMask=0077", "NoNewPrivileges=yes", "PrivateTmp=yes"]
+    lines += ["ExecStart=" + " ".join(exec_arg(a) for a in run) for run in runs]
+    return "\n".join(lines) + "\n"
+
+
+def timer_unit(deployment: str, on_calendar: str) -> str:
+    """The timer that starts the service."""
+    return "\n".join(["[Unit]", f"Description=maasops: scheduled backup of {deployment}", "",
+                      "[Timer]", f"OnCalendar={on_calendar}", "Persistent=true", "RandomizedDelaySec=5min", "",
+                      "[Install]", "WantedBy=timers.target", ""])
+
+
+def _systemctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=SYSTEMCTL_TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise Exit(f"systemctl {args[0]}: {exc}", code=1) from None
+    if check and proc.returncode:
+        raise Exit(f"systemctl {' '.join(args)} failed: {proc.stderr.strip()[-300:]}", code=1)
+    return proc
+
+
+def _absolute(value: str | None, what: str) -> Path:
+    path = Path(value).expanduser().absolute() if value else None
+    if path is None or "\n" in str(path):
+        raise Exit(f"maasops schedule install needs {what}", code=REFUSED)
+    return path
+
+
+def _calendar(value: str) -> str:
+    if not value or "\n" in value:
+        raise Exit("--on-calendar: a systemd calendar expression (daily, *-*-* 02:30, Mon..Fri 03:00)",
+                   code=REFUSED)
+    if shutil.which("systemd-analyze"):
+        proc = subprocess.run(["systemd-analyze", "calendar", value], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+        if proc.returncode:
+            raise Exit(f"--on-calendar {value!r}: {proc.stderr.strip()[-200:]}", code=REFUSED)
+    return value
+
+
+def install(opts: dict, say) -> dict:
+    """Write the service and timer; enable and start the timer when they went to the system's unit directory."""
+    inv = _absolute(opts.get("inventory"), "--inventory FILE (the deployment it backs up)")
+    try:
+        dep = inventory.load(inv)
+        password = restic.password_file(opts.get("repo_password_file")).absolute()
+    except (inventory.InventoryError, restic.RepoError) as exc:
+        raise Exit(str(exc), code=REFUSED) from None
+    if not opts.get("repo"):
+        raise Exit("maasops schedule install needs --repo REPO", code=REFUSED)
+    metrics = _absolute(opts.get("metrics_file"), "--metrics-file FILE (the alert: node exporter's textfile dir)")
+    unit_dir = Path(opts.get("unit_dir") or SYSTEM_DIR)
+    name = unit_name(dep.name)
+    runs = commands(opts, inv, password, metrics)
+    service, timer = unit_dir / f"{name}.service", unit_dir / f"{name}.timer"
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    service.write_text(service_unit(dep.name, runs, getpass.getuser()))
+    timer.write_text(timer_unit(dep.name, _calendar(opts.get("on_calendar") or "daily")))
+    for unit in (service, timer):
+        unit.chmod(0o644)
+        say(f"wrote {unit}")
+    if unit_dir == Path(SYSTEM_DIR):
+        _systemctl("daemon-reload")
+        _systemctl("enable", "--now", timer.name)
+        say(f"enabled and started {timer.name}")
+    else:
+        say(f"{unit_dir} is not {SYSTEM_DIR}: the timer is not enabled (check: systemd-analyze verify {service})")
+    return {"service": str(service), "timer": str(timer), "commands": runs}
+
+
+def _installed(unit_dir: Path) -> list[Path]:
+    return sorted(unit_dir.glob(f"{PREFIX}*.timer")) if unit_dir.is_dir() else []
+
+
+def status(opts: dict, say) -> dict:
+    """Every maasops timer in the unit directory: when it runs next, how its last run ended."""
+    rows = []
+    for timer in _installed(Path(opts.get("unit_dir") or SYSTEM_DIR)):
+        service = timer.with_suffix(".service").name
+        t = _props(timer.name, "ActiveState", "NextElapseUSecRealtime", "LastTriggerUSec")
+        s = _props(service, "Result", "ExecMainStatus", "ActiveState")
+        rows.append({"timer": timer.name, "timer state": t.get("ActiveState", "?"),
+                     "next run": t.get("NextElapseUSecRealtime", ""), "last run": t.get("LastTriggerUSec", ""),
+                     "last result": s.get("Result", "?"), "exit status": s.get("ExecMainStatus", "")})
+    say(report.table(rows) if rows else "no maasops schedule is installed")
+    return {"timers": rows}
+
+
+def _props(unit: str, *names: str) -> dict[str, str]:
+    proc = _systemctl("show", unit, *(f"--property={n}" for n in names), check=False)
+    return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+
+
+def remove(opts: dict, say) -> dict:
+    """Stop and disable every maasops timer in the unit directory (or the inventory's only), delete its units."""
+    unit_dir = Path(opts.get("unit_dir") or SYSTEM_DIR)
+    timers = _installed(unit_dir)
+    if opts.get("inventory"):
+        timers = [t for t in timers if t.stem == unit_name(inventory.load(opts["inventory"]).name)]
+    for timer in timers:
+        if unit_dir == Path(SYSTEM_DIR):
+            _systemctl("disable", "--now", timer.name, check=False)
+        for unit in (timer, timer.with_suffix(".service")):
+            unit.unlink(missing_ok=True)
+            say(f"removed {unit}")
+    if timers and unit_dir == Path(SYSTEM_DIR):
+        _systemctl("daemon-reload")
+    return {"removed": [t.name for t in timers]}
+
+
+def run_task(c: Context, req: FleetRequest) -> None:
+    """``maasops schedule ACTION``."""
+    opts = req.options
+    out = output.Output(bool(opts.get("json")))
+    action = opts.get("action")
+    if action not in ACTIONS:
+        raise Exit(f"maasops schedule: {action!r}? (one of {', '.join(ACTIONS)})", code=REFUSED)
+    done = {"install": install, "status": status, "remove": remove}[action](opts, out.say)
+    out.emit({"operation": f"schedule {action}", "status": "ok", **done})

@@ -1,0 +1,145 @@
+"""The restic wrapper and the repository's sets, on a local repository (no lab): restic itself, for real."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from maasops import repo as restic
+from maasops import reposet, retention, schedule
+from maasops.repo import Repo, RepoError
+from maasops.reposet import RepoSet, Snapshot
+
+needs_restic = pytest.mark.skipif(shutil.which("restic") is None, reason="restic is not installed")
+
+
+@pytest.fixture
+def local_repo(tmp_path) -> Repo:
+    pw = tmp_path / "pw"
+    pw.write_text("not-a-real-secret\n")
+    pw.chmod(0o600)
+    repo = Repo(str(tmp_path / "repo"), pw)
+    assert restic.ensure(repo) == restic.FORMAT
+    return repo
+
+
+@needs_restic
+def test_a_closed_sink_is_a_snapshot_with_its_tags_and_dump_streams_the_same_bytes(local_repo):
+    data = bytes(range(256)) * 5000
+    sink = reposet.file_sink(local_repo, "dep", "20260101T000000Z", "region1", "config.tar", "3.5.1")
+    sink.write(data[:1000])
+    sink.write(data[1000:])
+    assert sink.close() == (__import__("hashlib").sha256(data).hexdigest(), len(data))
+    [rs] = reposet.catalog(local_repo)
+    assert (rs.deployment, rs.stamp, list(rs.files)) == ("dep", "20260101T000000Z", ["region1/config.tar"])
+    snap = rs.files["region1/config.tar"]
+    assert snap.tags["kind"] == "archive" and snap.tags["maas"] == "3.5.1" and snap.tags["host"] == "region1"
+    files = reposet.RepoFiles(local_repo, rs)
+    assert files.size("region1/config.tar") == len(data) and files.size("region1/nothing") is None
+    with files.open("region1/config.tar") as src:
+        assert src.read() == data
+
+
+@needs_restic
+def test_an_aborted_sink_makes_no_snapshot(local_repo):
+    sink = reposet.file_sink(local_repo, "dep", "20260101T000000Z", "region1", "maasdb.sql", "3.5.1")
+    sink.write(b"half of a dump\n" * 1000)
+    sink.abort()
+    assert reposet.catalog(local_repo) == []
+    assert restic.run_json(local_repo, "snapshots") == []
+
+
+@needs_restic
+def test_a_dump_cut_short_by_the_reader_leaves_no_lock(local_repo):
+    sink = reposet.file_sink(local_repo, "dep", "20260101T000000Z", "r", "config.tar", "3.5.1")
+    sink.write(b"x" * (8 << 20))
+    sink.close()
+    [rs] = reposet.catalog(local_repo)
+    with reposet.RepoFiles(local_repo, rs).open("r/config.tar") as src:
+        src.read(10)
+    restic.run(local_repo, "check")  # an exclusive lock: no lock of the interrupted dump is in the way
+
+
+def test_the_password_comes_only_from_a_private_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("RESTIC_PASSWORD_FILE", raising=False)
+    with pytest.raises(RepoError, match="--repo-password-file"):
+        restic.password_file(None)
+    pw = tmp_path / "pw"
+    pw.write_text("x")
+    pw.chmod(0o644)
+    with pytest.raises(RepoError, match="readable by others"):
+        restic.password_file(pw)
+    pw.chmod(0o600)
+    monkeypatch.setenv("RESTIC_PASSWORD_FILE", str(pw))
+    assert restic.password_file(None) == pw
+    monkeypatch.setenv("RESTIC_PASSWORD", "leaked")
+    env = Repo("/r", pw).env()
+    assert "RESTIC_PASSWORD" not in env and env["RESTIC_PASSWORD_FILE"] == str(pw) and env["TZ"] == "UTC"
+
+
+def test_sftp_goes_through_the_fleets_ssh_config_and_hostile_locations_are_refused(tmp_path):
+    cfg = tmp_path / "ssh_config"
+    args = Repo("sftp:backup@bastion:/srv/restic", tmp_path / "pw", cfg).command("snapshots")
+    option = args[args.index("-o") + 1]
+    assert option == f"sftp.command=ssh -o BatchMode=yes -F {cfg} -l backup bastion -s sftp"
+    assert "--password" not in " ".join(args)
+    for bad in ("sftp:-oProxyCommand=touch /tmp/x:/srv", "sftp:host", "sftp://-p/x"):
+        with pytest.raises(RepoError):
+            Repo(bad, tmp_path / "pw").command()
+    with pytest.raises(RepoError):
+        restic.open_repo("--insecure-tls", None)
+
+
+def _set(dep: str, stamp: str, state: str | None, verified: str = "") -> RepoSet:
+    tags = {"state": state, "verified": verified} if state else {}
+    return RepoSet(dep, stamp, Snapshot(f"id-{dep}-{stamp}", "", tags) if state else None)
+
+
+def test_latest_is_the_newest_complete_set_and_a_set_names_its_deployment():
+    sets = [_set("a", "20260101T000000Z", "complete"), _set("a", "20260102T000000Z", "incomplete"),
+            _set("b", "20260103T000000Z", "complete")]
+    assert reposet.find(sets, "a/latest").stamp == "20260101T000000Z"
+    assert reposet.find(sets, "20260103T000000Z", "b").deployment == "b"
+    with pytest.raises(RepoError, match="sets of a, b"):
+        reposet.find(sets, "latest")
+    with pytest.raises(RepoError, match="has no set"):
+        reposet.find(sets, "a/20990101T000000Z")
+
+
+def test_prune_never_removes_the_newest_verified_set_and_drops_stale_incomplete_ones():
+    sets = [_set("a", "20260101T000000Z", "complete", verified="20260101T010000Z"),
+            _set("a", "20260102T000000Z", "incomplete"), _set("a", "20260103T000000Z", "complete"),
+            _set("a", "20260104T000000Z", None)]  # unfinished: may still be running
+    verdict = {"id-a-20260101T000000Z": "", "id-a-20260103T000000Z": "daily snapshot"}
+    keep = {d.set.stamp: d.keep for d in retention.decide(sets, verdict)}
+    assert keep == {"20260101T000000Z": True, "20260102T000000Z": False, "20260103T000000Z": True,
+                    "20260104T000000Z": True}
+    with pytest.raises(RepoError):
+        retention.Keep(0, 0, 0).args()
+
+
+def test_schedule_units_quote_what_systemd_would_expand(tmp_path):
+    assert schedule.exec_arg("/a b/c%d$x") == '"/a b/c%%d$$x"'
+    assert schedule.exec_arg("sftp:bastion:/srv/r") == "sftp:bastion:/srv/r"
+    assert schedule.unit_name("lab@x:y") == "maasops-backup-lab_x_y"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_schedule_units_pass_systemd_analyze_verify(tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("x")
+    pw.chmod(0o600)
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text("deployment: prod\nhosts:\n  region1:\n    roles: [region]\n")
+    opts = {"inventory": str(inv), "repo": "sftp:bastion:/srv/restic", "repo_password_file": str(pw),
+            "metrics_file": str(tmp_path / "maasops.prom"), "unit_dir": str(tmp_path / "units"),
+            "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 6, "read_data_subset": "5%",
+            "on_calendar": "*-*-* 02:30"}
+    done = schedule.install(opts, lambda _: None)
+    proc = subprocess.run(["systemd-analyze", "verify", done["service"], done["timer"]], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "--repo-password-file" in (tmp_path / "units" / "maasops-backup-prod.service").read_text()
+    assert schedule.remove(opts, lambda _: None) == {"removed": ["maasops-backup-prod.timer"]}

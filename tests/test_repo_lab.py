@@ -1,0 +1,135 @@
+"""Sets in a restic repository through the real CLI, over the lab's network: the off-site repository is
+restic's sftp backend to the bastion's sshd, reached with the lab's ssh_config and known_hosts."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from maasops import reposet
+from maasops.lab.lab import OFFSITE_DIR
+from maasops.repo import Repo
+from tests.labtools import fab, sets
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(shutil.which("restic") is None, reason="restic is not installed")]
+
+
+def repo_args(lab, name: str) -> list[str]:
+    """--inventory, --repo (a fresh repository on the bastion) and its password file."""
+    return ["--inventory", str(lab.inventory), "--repo", f"sftp:bastion:{OFFSITE_DIR}/{name}",
+            "--repo-password-file", str(lab.repo_password_file)]
+
+
+def repo_bytes(lab, name: str) -> int:
+    """What the repository holds on the bastion's disk."""
+    return int(lab.run("bastion", f"du -sb {OFFSITE_DIR}/{name}").stdout.split()[0])
+
+
+def listed(lab, name: str) -> list[dict]:
+    r = fab("sets", *repo_args(lab, name), "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)["sets"]
+
+
+@pytest.fixture(scope="module")
+def local_sets(lab, tmp_path_factory) -> list[Path]:
+    """Three local (gzip) sets of the lab."""
+    d = tmp_path_factory.mktemp("local")
+    for _ in range(3):
+        r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(d))
+        assert r.returncode == 0, r.stdout + r.stderr
+    return sets(d)
+
+
+def test_backup_into_the_offsite_repository_dedups_lists_verifies_and_restores(lab, tmp_path):
+    args = repo_args(lab, "direct")
+    r = fab("backup", *args, "--backup-dir", str(tmp_path / "local"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not (tmp_path / "local").exists()  # no copy on this machine: the files streamed into restic
+    first = repo_bytes(lab, "direct")
+    r = fab("backup", *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert repo_bytes(lab, "direct") - first < first * 0.1  # uncompressed tar and SQL: chunks stored once
+    [a, b] = listed(lab, "direct")
+    assert (a["state"], b["state"], b["hosts"]) == ("complete", "complete", "rack1,rack2,region1")
+    r = fab("verify", *args, "--set", "latest")
+    assert r.returncode == 0 and "OK, signed by maasops-lab" in r.stdout, r.stdout + r.stderr
+    assert listed(lab, "direct")[1]["verified"] != "-"
+    r = fab("restore", *args, "--set", f"lab/{b['time']}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count(" ok ") >= 3
+
+
+def test_push_prune_check_and_restore_plan_from_pushed_sets(lab, local_sets):
+    args = repo_args(lab, "pushed")
+    for s in local_sets:
+        r = fab("push", str(s), *args)
+        assert r.returncode == 0 and "stored" in r.stdout, r.stdout + r.stderr
+    r = fab("push", str(local_sets[0]), *args)
+    assert r.returncode == 0 and "already in the repository" in r.stdout
+    stamps = [s.name for s in local_sets]
+    assert [s["time"] for s in listed(lab, "pushed")] == stamps
+    r = fab("verify", *args, "--set", stamps[0])  # the oldest is the newest that verified
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = fab("prune", *args, "--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [s["time"] for s in listed(lab, "pushed")] == [stamps[0], stamps[2]]
+    r = fab("check", *args, "--read-data-subset", "100%")
+    assert r.returncode == 0 and "no errors were found" in r.stdout, r.stdout + r.stderr
+    r = fab("restore", *args, "--set", stamps[0], "--dry-run")  # a dry run reads the whole set back
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_set_whose_bytes_differ_from_its_manifest_is_not_pushed(lab, local_sets, tmp_path):
+    damaged = tmp_path / "lab" / local_sets[0].name
+    shutil.copytree(local_sets[0], damaged)
+    archive = next((damaged / "region1").glob("config.tar*"))
+    data = bytearray(archive.read_bytes())
+    data[-1] ^= 1
+    archive.write_bytes(bytes(data))
+    args = repo_args(lab, "damaged")
+    r = fab("push", str(damaged), *args)
+    assert r.returncode == 2 and "differs from its manifest" in r.stdout, r.stdout + r.stderr
+    assert listed(lab, "damaged") == []
+
+
+def test_a_dump_cut_short_never_becomes_a_snapshot_and_the_set_says_incomplete(lab, tool_on):
+    for tool in ("pg_dump", "pg_dumpall"):  # which one dumps depends on what else the server holds
+        tool_on("region1", tool, "#!/bin/sh\necho '-- partial'\nsleep 1\n"
+                                 "echo 'pg_dump: error: connection lost' >&2\nexit 1\n")
+    r = fab("backup", *repo_args(lab, "faulty"))
+    assert r.returncode == 1 and "connection lost" in r.stdout, r.stdout + r.stderr
+    assert "INCOMPLETE" in r.stdout
+    [s] = listed(lab, "faulty")
+    assert s["state"] == "incomplete"
+    repo = Repo(f"sftp:bastion:{OFFSITE_DIR}/faulty", lab.repo_password_file, lab.ssh_config)
+    [rs] = reposet.catalog(repo)
+    assert "region1/maasdb.sql" not in rs.files and "rack1/config.tar" in rs.files
+
+
+def exec_starts(service: Path) -> list[list[str]]:
+    """The service's ExecStart= commands, as systemd would run them."""
+    lines = [ln.split("=", 1)[1] for ln in service.read_text().splitlines() if ln.startswith("ExecStart=")]
+    return [[a.replace("%%", "%").replace("$$", "$") for a in shlex.split(ln)] for ln in lines]
+
+
+def test_the_scheduled_service_runs_backup_prune_and_check_once(lab, tmp_path):
+    metrics = tmp_path / "maasops.prom"
+    r = fab("schedule", "install", *repo_args(lab, "scheduled"), "--metrics-file", str(metrics),
+            "--unit-dir", str(tmp_path / "units"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    service = tmp_path / "units" / "maasops-backup-lab.service"
+    runs = exec_starts(service)
+    assert [run[1] for run in runs] == ["backup", "prune", "check"]
+    for run in runs:
+        proc = subprocess.run(run, capture_output=True, text=True, timeout=300, cwd="/")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = metrics.read_text()
+    for op in ("backup", "prune", "check"):
+        assert f'maasops_last_run_success{{operation="{op}",deployment="lab"}} 1' in text, text
+    assert [s["state"] for s in listed(lab, "scheduled")] == ["complete"]
