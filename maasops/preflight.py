@@ -56,6 +56,12 @@ class Preflight:
         """The set's validated records."""
         return self.check.records
 
+    @property
+    def loads_roles(self) -> bool:
+        """True when the dump loaded holds the server's roles (a local cluster's): their passwords become the set's."""
+        holder = self.records.hosts.get(self.records.set.database.dumped_by or "") if self.loader else None
+        return bool(holder and holder.dump and holder.dump.how == "local")
+
     def target_of(self, source: str) -> str:
         """The target a backed-up host is restored onto."""
         return next(t.name for s, t in self.pairs if s == source)

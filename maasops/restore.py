@@ -39,7 +39,8 @@ def plans(pf: Preflight, secret: tuple[str, Send] | None, options: RestoreOption
             out.append(plan.HostPlan(t.name, f, error=pf.problems.get(t.name)))
             continue
         role = FleetRole(loads_database=t.name == pf.loader, runs_dbupgrade=t.name == pf.upgrader,
-                         secret_from=secret[1] if secret and source != secret[0] else None)
+                         secret_from=secret[1] if secret and source != secret[0] else None,
+                         roles_from_set=pf.loads_roles)
         out.append(restore_plan(pf.records.hosts[source], pf.check.files, f, role, options, run_id))
     return out
 

@@ -70,6 +70,7 @@ class FleetRole:
     loads_database: bool = False
     runs_dbupgrade: bool = False
     secret_from: Send | None = None  # the region's secret, for racks
+    roles_from_set: bool = False  # the load sets the database roles' passwords to the set's
 
 
 @dataclass(frozen=True)
@@ -264,17 +265,19 @@ def _before_restore(path: str, m: HostManifest, target: HostFacts, rid: str) -> 
     return None
 
 
-def _repoint_steps(m: HostManifest, target: HostFacts, options: RestoreOptions, rid: str) -> list[Step]:
+def _repoint_steps(m: HostManifest, target: HostFacts, role: FleetRole, options: RestoreOptions,
+                   rid: str) -> list[Step]:
     lay, roles, steps = target.layout, set(m.roles), []
     if options.database_host and "region" in roles and (m.database or {}).get("location") == "remote":
         conf = target.on_host(lay.regiond_conf)
-        own = _before_restore(conf, m, target, rid)
-        # The new server's credentials are the ones this host had for it (a DR site's own), if it had any.
+        own = None if role.roles_from_set else _before_restore(conf, m, target, rid)
+        # The new server's credentials are the ones this host had for it (a DR site's own), if it had any;
+        # unless the load gave the server the set's roles: then the set's credentials are the server's.
         keys = layouts.REGIOND_DATABASE_KEYS
-        keep_own = copy_yaml_keys(own, conf, keys) if own else Cmd("true")
         new_host = replace_yaml_key(conf, "database_host", f"database_host: {options.database_host}\n")
         steps.append(Step(StepId.SET_DATABASE_HOST, "point regiond.conf at the new database server",
-                          Cmd("(", keep_own, ") &&", new_host), Phase.FILES))
+                          Cmd("(", copy_yaml_keys(own, conf, keys), ") &&", new_host) if own else new_host,
+                          Phase.FILES))
     if options.maas_url and "region" not in roles and m.maas_url != options.maas_url:
         # What `maas-rack register` writes, without what it also does: delete maas_id (the restored
         # rack would register as a new controller), and take the secret on its command line.
@@ -352,7 +355,7 @@ def restore_plan(m: HostManifest, files: SetFiles, target: HostFacts, role: Flee
         db_steps, db_notes = _database_steps(m, target, options, run_id, dump_upload)
         steps += db_steps
         notes += db_notes
-    steps += _tree_steps(m, target, upload, run_id) + _repoint_steps(m, target, options, run_id)
+    steps += _tree_steps(m, target, upload, run_id) + _repoint_steps(m, target, role, options, run_id)
     steps += _secret_step(m, target, role)
     if role.runs_dbupgrade:
         steps.append(Step(StepId.DBUPGRADE, "dbupgrade (this region only)", Cmd(*map(Q, target.layout.dbupgrade)),

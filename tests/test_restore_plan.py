@@ -84,6 +84,22 @@ def test_repointing_a_rack_edits_rackd_conf_as_data_never_a_command_line():
     assert "secret" not in text(step) and "register" not in text(step)
 
 
+def test_a_secondary_region_keeps_its_own_credentials_only_when_the_load_leaves_the_servers_roles_alone():
+    m = manifest("region2", "snap", "3.5.3-1", ("region",), snap_data="/var/snap/maas/37209")
+    m = mf.HostManifest(**{**m.__dict__, "database": {"location": "remote", "host": "10.0.0.1"}})
+    t = target("region2", "snap", "3.5.3-1", ("region",))
+    options = RestoreOptions(database_host="10.9.9.11")
+
+    def repoint(roles_from_set: bool) -> str:
+        p = restore_plan(m, LocalFiles(Path("/s")), t, FleetRole(roles_from_set=roles_from_set), options, "r")
+        return text(p.step(StepId.SET_DATABASE_HOST))
+    # A network load (a dedicated server): the server keeps its roles, so the host keeps its own password.
+    assert "MAASOPS_KEYS='database_port database_name database_user database_pass'" in repoint(False)
+    assert "/var/snap/maas/37209.maasops-aside-r/regiond.conf" in repoint(False)
+    # A local cluster's dump sets the roles' passwords: the restored (set's) credentials are the server's.
+    assert "MAASOPS_KEYS" not in repoint(True) and "database_host: 10.9.9.11" in repoint(True)
+
+
 def test_version_rules():
     m = manifest()
     assert "--allow-upgrade" in preflight.version_problem(m, target(), False)
