@@ -120,7 +120,7 @@ def _run_host(target: fleet.Target, hp: plan.HostPlan, set_dir: Path, cancel: th
             manifest = host_manifest(hp, outcome, target.connection.host, window)
             backupset.write_json(host_dir / mf.MANIFEST, manifest.to_json())
             fetched = [r.fetched for r in outcome.records if r.fetched]
-            result.size = sum(f.size for f in fetched)
+            result.size = sum(f.size for f in fetched) + (host_dir / mf.MANIFEST).stat().st_size
             files = {f.path.name: f.sha256 for f in fetched} | {
                 mf.MANIFEST: backupset.file_sha256(host_dir / mf.MANIFEST)}
         except RemoteError as exc:

@@ -22,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from typing import Any
 
 import paramiko
@@ -58,6 +59,7 @@ class JumpSocket:
 
     def __init__(self, argv: list[str], gateway: str):
         self.gateway = gateway
+        self._stderr_lock = threading.Lock()  # paramiko's thread reads stderr while another may close the tunnel
         self._sock, theirs = socket.socketpair()
         self._stderr = tempfile.TemporaryFile()
         try:
@@ -94,14 +96,16 @@ class JumpSocket:
         self._sock.settimeout(timeout)
 
     def close(self) -> None:
-        """Close the tunnel: ssh sees end of input and exits; it is killed if it lingers."""
+        """Close the tunnel: ssh sees end of input and exits; it is killed if it lingers. Closing twice
+        (paramiko's thread and ours, at once) is harmless."""
         self._sock.close()
         try:
             self.process.wait(EXIT_WAIT)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self._stderr.close()
+        with self._stderr_lock:
+            self._stderr.close()
 
     @property
     def closed(self) -> bool:
@@ -117,8 +121,12 @@ class JumpSocket:
         except subprocess.TimeoutExpired:
             return
         if code != 0:
-            self._stderr.seek(0)
-            said = self._stderr.read(STDERR_KEEP).decode(errors="replace").strip()
+            with self._stderr_lock:
+                if self._stderr.closed:
+                    said = ""
+                else:
+                    self._stderr.seek(0)
+                    said = self._stderr.read(STDERR_KEEP).decode(errors="replace").strip()
             raise JumpFailed(self.gateway, said or f"ssh exited {code}")
 
 
