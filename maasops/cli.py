@@ -36,7 +36,7 @@ from maasops import (
     verify,
 )
 from maasops import manifest as mf
-from maasops.compression import CODECS
+from maasops.compression import AUTO, CHOICES
 from maasops.restore_plan import RestoreOptions
 from maasops.results import REFUSED, RunResult
 
@@ -182,9 +182,9 @@ def run_probe(c: Context, req: FleetRequest) -> None:
 
 def backup_options(opts: dict) -> backup_plan.BackupOptions:
     """The backup options the user gave (Exit with code 2 for values that cannot work)."""
-    compress = opts.get("compress") or "gzip"
-    if compress not in CODECS:
-        raise Exit(f"--compress must be one of {', '.join(CODECS)}", code=REFUSED)
+    compress = opts.get("compress") or AUTO
+    if compress not in CHOICES:
+        raise Exit(f"--compress must be one of {', '.join(CHOICES)}", code=REFUSED)
     encrypt_to = opts.get("encrypt_to") or None
     if encrypt_to:
         try:
