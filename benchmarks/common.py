@@ -174,14 +174,15 @@ class Ratio:
 
     @property
     def target(self) -> str:
-        """The target as text."""
-        return f"{self.op} {self.bound}×" if self.op else self.note
+        """The target as text ("" when the ratio has none)."""
+        return f"{self.op} {self.bound}×" if self.op else ""
 
     @property
     def verdict(self) -> str:
-        """The target and whether it is met, as text."""
-        met = "" if self.met is None else ": met" if self.met else ": NOT met"
-        return f"target {self.target}{met}" if self.target else "no target"
+        """The target and whether it is met, or the note, as text."""
+        if self.op is None:
+            return self.note or "no target"
+        return f"target {self.target}: {'met' if self.met else 'NOT met'}"
 
 
 def report(name: str, title: str, rows: list[dict], ratios: dict[str, Ratio], baseline: str,
@@ -199,7 +200,8 @@ def report(name: str, title: str, rows: list[dict], ratios: dict[str, Ratio], ba
     for line in findings or []:
         print(f"- {line}")
     return {"name": name, "title": title, "rows": rows, "baseline": baseline, "raw_seconds": raw,
-            "ratios": {k: {"value": round(r.value, 3), "target": r.target, "met": r.met} for k, r in ratios.items()},
+            "ratios": {k: {"value": round(r.value, 3), "target": r.target, "met": r.met, "verdict": r.verdict}
+                       for k, r in ratios.items()},
             "findings": findings or [], "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 

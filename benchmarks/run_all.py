@@ -25,7 +25,8 @@ MODULES = {"single_controller": single_controller, "fleet": fleet, "transfer": t
            "parallel_dump": parallel_dump, "scaling": scaling}
 ORDER = ("single_controller", "fleet", "transfer", "downtime", "compression", "restore", "fleet_scaling",
          "region_scaling", "memory", "parallel_dump")
-SIZES = {"BENCH_RUNS": "3", "BENCH_DB_MB": "500", "BENCH_FLEET_DB_MB": "64", "BENCH_FLEET_RACKS": "5",
+SIZES = {"BENCH_RUNS": "3", "BENCH_DB_MB": "500", "BENCH_SMALL_DB_MB": "100", "BENCH_FLEET_DB_MB": "64",
+         "BENCH_FLEET_RACKS": "5",
          "BENCH_SCALE_RACKS": "5,10,20", "BENCH_SCALE_MB": "100,1024,4096", "BENCH_SCALE_RUNS": "1",
          "BENCH_TRANSFER_MB": "1024", "BENCH_BIG_DB_MB": "1024", "BENCH_JOBS": str(os.cpu_count() or 2)}
 OUTPUTS = ("benchmarks/RESULTS.md", "benchmarks/results/", "benchmarks/scaling.png")
@@ -55,15 +56,10 @@ def _tables(rows: list[dict]) -> list[str]:
     return out
 
 
-def _verdict(r: dict) -> str:
-    met = "" if r["met"] is None else " — met" if r["met"] else " — **NOT met**"
-    return f"target {r['target']}{met}" if r["target"] else "no target"
-
-
 def section(r: dict) -> list[str]:
     """One benchmark's part of RESULTS.md."""
     out = [f"\n## {r['title']}\n", f"\n**Baseline:** {r['baseline']}\n", *_tables(r["rows"]), "\n"]
-    out += [f"- **{k}: {v['value']:.2f}×** ({_verdict(v)})\n" for k, v in r["ratios"].items()]
+    out += [f"- **{k}: {v['value']:.2f}×** ({v['verdict']})\n" for k, v in r["ratios"].items()]
     out += [f"- {line}\n" for line in r["findings"]]
     return out
 

@@ -53,7 +53,8 @@ def test_backup_of_every_profile_holds_exactly_the_layouts_files(fleet, tmp_path
             assert f.stat().st_mode & 0o777 == 0o600, f
         arch = manifest["archive"]
         want = host_files(fleet, h.name, arch["actual_trees"], arch["excluded"])
-        with tarfile.open(host_dir / arch["file"], "r:gz") as tar:
+        with open(host_dir / arch["file"], "rb") as raw, \
+                tarfile.open(fileobj=compression.reader(raw, arch["compression"]), mode="r|") as tar:
             got = {"/" + m.name: ("file" if m.isfile() else "dir" if m.isdir() else "symlink", m.mode, m.uid, m.gid)
                    for m in tar}
         assert got == want, h.name
