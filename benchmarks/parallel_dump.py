@@ -27,15 +27,15 @@ PG = "runuser -u postgres --"
 T = "/var/tmp/pdump"
 ZSTD, UNZSTD = compressor("zstd"), str(codec("zstd").decompress)
 DUMPS = {
-    "plain | zstd": f"{PG} pg_dump --clean --create --if-exists maasdb | {ZSTD} > {T}/plain.sql.zst",
-    f"-Fd -j {JOBS} -Z 0, tar | zstd": f"{PG} pg_dump -Fd -j {JOBS} -Z 0 -f {T}/d0 maasdb && "
+    "plain, zstd": f"{PG} pg_dump --clean --create --if-exists maasdb | {ZSTD} > {T}/plain.sql.zst",
+    f"-Fd -j {JOBS} -Z 0, tar, zstd": f"{PG} pg_dump -Fd -j {JOBS} -Z 0 -f {T}/d0 maasdb && "
                                        f"tar cf - -C {T} d0 | {ZSTD} > {T}/d0.tar.zst",
     f"-Fd -j {JOBS} -Z 1, tar": f"{PG} pg_dump -Fd -j {JOBS} -Z 1 -f {T}/d1 maasdb && tar cf {T}/d1.tar -C {T} d1",
 }
 CLEAN = f"rm -rf {T}/d0 {T}/d1 {T}/r && mkdir -p {T}/r && chown postgres {T} {T}/r"
 LOADS = {
-    "plain | zstd": f"{UNZSTD} {T}/plain.sql.zst | {PG} psql -X -q -o /dev/null -v ON_ERROR_STOP=1 -f - postgres",
-    f"-Fd -j {JOBS} -Z 0, tar | zstd": f"{UNZSTD} {T}/d0.tar.zst | {PG} tar xf - -C {T}/r && "
+    "plain, zstd": f"{UNZSTD} {T}/plain.sql.zst | {PG} psql -X -q -o /dev/null -v ON_ERROR_STOP=1 -f - postgres",
+    f"-Fd -j {JOBS} -Z 0, tar, zstd": f"{UNZSTD} {T}/d0.tar.zst | {PG} tar xf - -C {T}/r && "
                                        f"{PG} pg_restore -j {JOBS} --create -d postgres {T}/r/d0",
     f"-Fd -j {JOBS} -Z 1, tar": f"{PG} tar xf {T}/d1.tar -C {T}/r && {PG} pg_restore -j {JOBS} --create -d postgres "
                                 f"{T}/r/d1",
@@ -84,7 +84,7 @@ def run() -> list[dict]:
             total = got[f"dump: {name}"].seconds + got[f"load: {name}"].seconds
             rows.append({"database": label, "format": name, "dump s": secs(got[f"dump: {name}"]),
                          "load s": secs(got[f"load: {name}"]), "dump + load s": f"{total:.2f}"})
-            if name != "plain | zstd":
+            if name != "plain, zstd":
                 ratios[f"{label}: {name} / plain (dump + load)"] = Ratio(total / plain, "<", 0.9)
                 wins.setdefault(name, []).append(total < 0.9 * plain)
     winners = [name for name, got in wins.items() if all(got)]

@@ -71,7 +71,9 @@ def summary(reports: dict[str, dict]) -> list[str]:
     for name in ORDER:
         for k, v in reports.get(name, {}).get("ratios", {}).items():
             if v["met"] is not None:
-                out.append(f"| {name} | {k} | {v['value']:.2f}× | {v['target']} | {'yes' if v['met'] else 'NO'} |\n")
+                label = k.replace("|", "\\|")
+                met = "yes" if v["met"] else "NO"
+                out.append(f"| {name} | {label} | {v['value']:.2f}× | {v['target']} | {met} |\n")
     out.append("\n")
     out += [f"- {name}: {line}\n" for name in ORDER for line in reports.get(name, {}).get("findings", [])]
     return out

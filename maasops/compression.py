@@ -30,6 +30,8 @@ class Codec:
 
 CODECS = {
     "gzip": Codec("gzip", Cmd("gzip -1"), Cmd("gzip -dc"), ".gz", "gzip"),
+    # Level 3 (zstd's own default): benchmarks/compression.py measures levels 1 to 9 on both kinds of MAAS
+    # database (benchmarks/RESULTS.md, 5); at the sizes tried so far 1 and 3 were within noise of each other.
     "zstd": Codec("zstd", Cmd("zstd -q -T0"), Cmd("zstd -dc"), ".zst", "zstd"),
     "none": Codec("none", None, Cmd("cat"), "", None),
 }
