@@ -26,6 +26,7 @@ def _panel(ax, rows: list[dict], x_key: str, x_of, xlabel: str, title: str) -> N
     ax.set_ylabel("seconds (wall)")
     ax.set_title(title)
     ax.set_xticks(xs)
+    ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
 
@@ -38,6 +39,7 @@ def scaling_png(fleet: dict, region: dict, path: Path, caption: str) -> None:
     right.set_xscale("log")
     right.set_xticks([int(r["database MB"]) for r in region["rows"]],
                      [r["database MB"] for r in region["rows"]])
+    right.minorticks_off()
     for ax in (left, right):
         ax.title.set_fontsize(9)
     fig.suptitle(caption, fontsize=9)
