@@ -19,9 +19,10 @@ test: deps
 lint: deps
 	$(VENV)/bin/ruff check .
 
-# All six benchmarks (+ memory); prints tables and ratios, rewrites benchmarks/RESULTS.md.
-# Sizes: BENCH_DB_MB=500 BENCH_TRANSFER_MB=1024 BENCH_BIG_DB_MB=1024 BENCH_RUNS=3
-bench: deps
+# Every benchmark in one invocation (about 1.5 h here): writes benchmarks/RESULTS.md, the raw per-run
+# numbers in benchmarks/results/<date>-<commit>.json and benchmarks/scaling.png. Sizes: see
+# benchmarks/run_all.py SIZES (e.g. BENCH_DB_MB=500 BENCH_RUNS=3 BENCH_SCALE_MB=100,1024,4096).
+bench: deps $(STAMPS)/bench
 	$(PY) -m benchmarks.run_all
 
 deps: $(STAMPS)/venv
@@ -34,4 +35,8 @@ $(STAMPS)/venv: $(STAMPS)/apt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+$(STAMPS)/bench: $(STAMPS)/venv
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	@touch $@

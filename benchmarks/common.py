@@ -1,7 +1,8 @@
-"""What every benchmark shares: lab sites, timed runs with peak memory, OpenSSH baselines, tables.
+"""What every benchmark shares: lab sites, timed runs with peak memory, OpenSSH baselines, reports.
 
-This machine is shared and noisy: every figure is the median of BENCH_RUNS runs, and
-every claim is a ratio against a baseline measured in the same run, never a bare time.
+This machine is shared and noisy: every figure is the median of BENCH_RUNS runs (every
+run's time is kept in the raw results), and every claim is a ratio against a baseline
+measured in the same invocation, never a bare time.
 """
 
 from __future__ import annotations
@@ -9,25 +10,26 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tabulate import tabulate
 
+from maasops import compression
 from maasops.lab import lab as lab_mod
+from maasops.lab.profiles import PROFILES
 
 ROOT = Path(__file__).resolve().parent.parent
 FAB = str(Path(sys.executable).parent / "fab")
 WORK = Path(os.environ.get("BENCH_DIR", str(ROOT / ".bench")))  # not under /etc, /var or /usr: the lab overlays those
-RESULTS = ROOT / "benchmarks" / "results"
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 DB_MB = int(os.environ.get("BENCH_DB_MB", "500"))
+CODEC_FOR_AUTO = "zstd"  # what --compress auto picks on lab hosts (they all have zstd)
 
 
 @dataclass
@@ -40,38 +42,57 @@ class Run:
     output: str = ""
 
 
-def timed(argv: list[str] | str, stdout_to: Path | None = None, stdin_from: Path | None = None,
-          cwd: Path = ROOT) -> Run:
+@dataclass
+class Measured:
+    """Every run of one measurement; figures are the median run's."""
+
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def median(self) -> Run:
+        """The run whose time is the median (the lower middle one for an even count)."""
+        ordered = sorted(self.runs, key=lambda r: r.seconds)
+        return ordered[(len(ordered) - 1) // 2]
+
+    @property
+    def seconds(self) -> float:
+        """The median run's wall time."""
+        return self.median.seconds
+
+    @property
+    def raw(self) -> list[float]:
+        """Every run's wall time, in the order they ran."""
+        return [round(r.seconds, 3) for r in self.runs]
+
+
+def timed(argv: list[str] | str, stdout_to: Path | None = None, cwd: Path = ROOT) -> Run:
     """Run a command (a shell string or argv), wait for it, return its wall time and peak RSS."""
     shell = isinstance(argv, str)
     out = open(stdout_to, "wb") if stdout_to else subprocess.PIPE
-    inp = open(stdin_from, "rb") if stdin_from else subprocess.DEVNULL
     started = time.monotonic()
-    proc = subprocess.Popen(argv, shell=shell, stdout=out, stderr=subprocess.STDOUT if not stdout_to else
-                            subprocess.PIPE, stdin=inp, cwd=cwd, executable="/bin/bash" if shell else None)
+    proc = subprocess.Popen(argv, shell=shell, stdout=out, stderr=subprocess.PIPE if stdout_to else subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, cwd=cwd, executable="/bin/bash" if shell else None)
     text = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.monotonic() - started
-    for f in (out, inp):
-        if hasattr(f, "close"):
-            f.close()
+    if stdout_to:
+        out.close()
     return Run(seconds, usage.ru_maxrss / 1024, proc.returncode, text + err)
 
 
-def median_of(fn: Callable[[], Run], runs: int = RUNS, before: Callable[[], None] | None = None) -> Run:
-    """The run with the median wall time of ``runs`` runs (``before`` is called, untimed, before each)."""
-    got = []
+def median_of(fn: Callable[[], Run], runs: int = RUNS, before: Callable[[], None] | None = None) -> Measured:
+    """``runs`` runs of ``fn`` (``before`` is called, untimed, before each); a failed run stops the benchmark."""
+    got = Measured()
     for _ in range(runs):
         if before:
             before()
         r = fn()
         if r.code != 0:
-            raise RuntimeError(f"benchmark command failed ({r.code}): {r.output[-2000:]}")
-        got.append(r)
-    mid = statistics.median(r.seconds for r in got)
-    return min(got, key=lambda r: abs(r.seconds - mid))
+            raise RuntimeError(f"benchmark command failed ({r.code}): {r.output[-3000:]}")
+        got.runs.append(r)
+    return got
 
 
 @contextmanager
@@ -105,26 +126,86 @@ def fresh_dir(name: str) -> Path:
     return d
 
 
-def ratio(a: float, b: float) -> str:
-    """a / b as 0.00×."""
-    return f"{a / b:.2f}×" if b else "-"
+def compressor(codec: str) -> str:
+    """The host command maasops compresses with for ``codec`` ("" for none): baselines use the same."""
+    c = compression.codec(codec).compress
+    return str(c) if c else ""
 
 
-def report(name: str, title: str, rows: list[dict], ratios: dict[str, tuple[float, str]]) -> dict:
-    """Print a benchmark's table and ratios (each with its target), save them as JSON, return them."""
+def piped(command: str, codec: str) -> str:
+    """``command`` with its output compressed as maasops would for ``codec``."""
+    return f"{command} | {compressor(codec)}" if compressor(codec) else command
+
+
+def units_of(profile: str, roles: set[str]) -> str:
+    """The MAAS units a host runs, as a shell word list (DHCPv6 stays inactive in the lab, as on most racks)."""
+    return " ".join(u for u in PROFILES[profile].layout.units(roles) if u != "maas-dhcpd6")
+
+
+def wait_ready(units: str, region: bool) -> str:
+    """Shell that waits until ``units`` are active (and the region's API answers), as maasops checks after a start."""
+    check = f"until systemctl is-active -q {units}; do sleep 0.2; done"
+    if region:
+        check += ("; until python3 -c 'import urllib.request as u; u.urlopen(\"http://localhost:5240/MAAS/api/2.0/"
+                  "version/\", timeout=5)' 2>/dev/null; do sleep 0.2; done")
+    return check
+
+
+def secs(m: Measured) -> str:
+    """A measurement's median time for a table."""
+    return f"{m.seconds:.2f}"
+
+
+@dataclass
+class Ratio:
+    """One ratio a benchmark reports, with the target it is read against (``op`` "≤", "≥", "<" or None)."""
+
+    value: float
+    op: str | None = None
+    bound: float | None = None
+    note: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the target is met (None when the ratio has no numeric target)."""
+        if self.op is None or self.bound is None:
+            return None
+        return {"≤": self.value <= self.bound, "≥": self.value >= self.bound, "<": self.value < self.bound}[self.op]
+
+    @property
+    def target(self) -> str:
+        """The target as text ("" when the ratio has none)."""
+        return f"{self.op} {self.bound}×" if self.op else ""
+
+    @property
+    def verdict(self) -> str:
+        """The target and whether it is met, or the note, as text."""
+        if self.op is None:
+            return self.note or "no target"
+        return f"target {self.target}: {'met' if self.met else 'NOT met'}"
+
+
+def report(name: str, title: str, rows: list[dict], ratios: dict[str, Ratio], baseline: str,
+           raw: dict[str, list[float]], findings: list[str] | None = None) -> dict:
+    """Print a benchmark's table and ratios; return everything about it (for RESULTS.md and the raw JSON).
+
+    ``baseline`` says what the baseline does and how that matches maasops's work; ``raw`` every
+    run's time per measured thing; ``findings`` what the numbers show, in words computed from them.
+    """
     print(f"\n## {title}\n")
     print(tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True))
     print()
-    for label, (value, target) in ratios.items():
-        print(f"- {label}: {value:.2f}×  (target {target})")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"name": name, "title": title, "rows": rows,
-            "ratios": {k: {"value": round(v, 3), "target": t} for k, (v, t) in ratios.items()},
-            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2))
-    return data
+    for label, r in ratios.items():
+        print(f"- {label}: {r.value:.2f}×  ({r.verdict})")
+    for line in findings or []:
+        print(f"- {line}")
+    return {"name": name, "title": title, "rows": rows, "baseline": baseline, "raw_seconds": raw,
+            "ratios": {k: {"value": round(r.value, 3), "target": r.target, "met": r.met, "verdict": r.verdict}
+                       for k, r in ratios.items()},
+            "findings": findings or [], "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
-def secs(r: Run) -> str:
-    """A run's wall time for a table."""
-    return f"{r.seconds:.2f}"
+def save_json(path: Path, data: dict) -> None:
+    """Write ``data`` as indented JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")

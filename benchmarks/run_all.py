@@ -1,21 +1,41 @@
-"""``make bench``: run all six benchmarks (and the memory check), print every table, write RESULTS.md.
+"""``make bench``: every benchmark in one invocation, then RESULTS.md, the raw numbers and the scaling plot.
 
-Sizes: BENCH_DB_MB (500), BENCH_TRANSFER_MB (1024), BENCH_BIG_DB_MB (1024), BENCH_RUNS (3).
+    python -m benchmarks.run_all            # all of them: writes benchmarks/RESULTS.md,
+                                            # benchmarks/results/<date>-<commit>.json, benchmarks/scaling.png
+    python -m benchmarks.run_all NAME ...   # only these (development): results go under .bench/, nothing
+                                            # in benchmarks/ is rewritten
+
+NAMEs: single_controller (benchmarks 1, 4, 6), fleet (2 and the fleet curve), transfer (3),
+compression (5), parallel_dump (the -Fd -j evaluation), scaling (the region curve and memory).
+Sizes come from the environment (see SIZES); RESULTS.md records the values used.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
 import sys
 import time
 
-from benchmarks import compression, fleet, memory, single_controller, transfer
-from benchmarks.common import DB_MB, RESULTS, ROOT, RUNS
+from benchmarks import compression, fleet, parallel_dump, scaling, single_controller, transfer
+from benchmarks.common import ROOT, WORK, save_json
 
-ORDER = ("single_controller", "fleet", "transfer", "downtime", "compression", "restore", "memory")
+MODULES = {"single_controller": single_controller, "fleet": fleet, "transfer": transfer, "compression": compression,
+           "parallel_dump": parallel_dump, "scaling": scaling}
+ORDER = ("single_controller", "fleet", "transfer", "downtime", "compression", "restore", "fleet_scaling",
+         "region_scaling", "memory", "parallel_dump")
+SIZES = {"BENCH_RUNS": "3", "BENCH_DB_MB": "500", "BENCH_SMALL_DB_MB": "100", "BENCH_FLEET_DB_MB": "64",
+         "BENCH_FLEET_RACKS": "5",
+         "BENCH_SCALE_RACKS": "5,10,20", "BENCH_SCALE_MB": "100,1024,4096", "BENCH_SCALE_RUNS": "1",
+         "BENCH_TRANSFER_MB": "1024", "BENCH_BIG_DB_MB": "1024", "BENCH_JOBS": str(os.cpu_count() or 2)}
+OUTPUTS = ("benchmarks/RESULTS.md", "benchmarks/results/", "benchmarks/scaling.png")
+PLOT = "scaling.png"
+
+
+def git(*args: str) -> str:
+    """Output of a git command in the repository."""
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
 
 def machine() -> str:
@@ -25,51 +45,89 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
-def markdown(reports: dict[str, dict], seconds: float) -> str:
-    """RESULTS.md from the reports of one run."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    out = [f"# Benchmark results\n\nFigures from `make bench` (its last invocation took {seconds / 60:.0f} min) on "
-           f"{time.strftime('%Y-%m-%d', time.gmtime())}, commit {commit}.\n\n- machine: {machine()}\n"
-           f"- sizes: BENCH_DB_MB={DB_MB}, BENCH_RUNS={RUNS} (each figure is the median run), "
-           f"BENCH_TRANSFER_MB={os.environ.get('BENCH_TRANSFER_MB', '1024')}, "
-           f"BENCH_BIG_DB_MB={os.environ.get('BENCH_BIG_DB_MB', '1024')}\n"
-           "- every host is a lab host on this same machine (its own sshd, sudo, PostgreSQL), reached through "
-           "the lab's bastion; the shell baselines use OpenSSH with the same ssh_config. This machine is shared "
-           "and noisy: read the ratios, not the seconds.\n"]
+def _tables(rows: list[dict]) -> list[str]:
+    """Markdown tables: consecutive rows with the same columns make one table."""
+    out, head = [], None
+    for row in rows:
+        if list(row) != head:
+            head = list(row)
+            out.append("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
+        out.append("| " + " | ".join(str(row.get(h, "")).replace("|", "\\|") for h in head) + " |\n")
+    return out
+
+
+def section(r: dict) -> list[str]:
+    """One benchmark's part of RESULTS.md."""
+    out = [f"\n## {r['title']}\n", f"\n**Baseline:** {r['baseline']}\n", *_tables(r["rows"]), "\n"]
+    out += [f"- **{k}: {v['value']:.2f}×** ({v['verdict']})\n" for k, v in r["ratios"].items()]
+    out += [f"- {line}\n" for line in r["findings"]]
+    return out
+
+
+def summary(reports: dict[str, dict]) -> list[str]:
+    """What the numbers show: every ratio with a target, met or not, and every finding, in one place."""
+    out = ["\n## What these numbers show\n\n", "Computed from this run's figures only (nothing here is written by "
+           "hand).\n\n", "| benchmark | ratio | value | target | met |\n|---|---|---|---|---|\n"]
     for name in ORDER:
-        r = reports.get(name)
-        if not r:
-            continue
-        out.append(f"\n## {r['title']}\n\n")
-        head = list(r["rows"][0])
-        out.append("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
-        out += ["| " + " | ".join(str(row.get(h, "")).replace("|", "\\|") for h in head) + " |\n"
-                for row in r["rows"]]
-        out.append("\n")
-        out += [f"- **{k}: {v['value']:.2f}×** (target {v['target']})\n" for k, v in r["ratios"].items()]
+        for k, v in reports.get(name, {}).get("ratios", {}).items():
+            if v["met"] is not None:
+                label = k.replace("|", "\\|")
+                met = "yes" if v["met"] else "NO"
+                out.append(f"| {name} | {label} | {v['value']:.2f}× | {v['target']} | {met} |\n")
+    out.append("\n")
+    out += [f"- {name}: {line}\n" for name in ORDER for line in reports.get(name, {}).get("findings", [])]
+    return out
+
+
+def markdown(reports: dict[str, dict], meta: dict) -> str:
+    """RESULTS.md from the reports of one invocation."""
+    sizes = ", ".join(f"{k}={v}" for k, v in meta["sizes"].items())
+    out = [f"# Benchmark results\n\nWritten by `make bench` (one invocation, {meta['minutes']:.0f} min) on "
+           f"{meta['date']} at commit {meta['commit']}{' (with uncommitted changes)' if meta['dirty'] else ''}. "
+           f"Every run's time is in [{meta['raw']}]({meta['raw']}).\n\n- machine: {meta['machine']}\n"
+           f"- sizes: {sizes}; each figure is the median run\n"
+           "- every host is a lab host on this same machine (its own sshd, sudo, PostgreSQL), reached through the "
+           "lab's bastion; the baselines use OpenSSH with the same ssh_config. The lab's database is seeded with "
+           "MAAS-like content (maasops/lab/seed.py): machines, events, scripts' output, DNS and DHCP data, and up to "
+           "MAAS 3.4 boot images as large objects; MB means MiB of raw dump. This machine is shared and noisy: read "
+           "the ratios, not the seconds.\n", f"\n![scaling]({PLOT})\n"]
+    out += summary(reports)
+    for name in ORDER:
+        if name in reports:
+            out += section(reports[name])
     return "".join(out)
 
 
-MODULES = {"single_controller": single_controller, "fleet": fleet, "transfer": transfer,
-           "compression": compression, "memory": memory}
+def run(names: list[str]) -> tuple[dict[str, dict], float]:
+    """Run the named benchmark modules in turn; their reports by name, and the minutes it took."""
+    started = time.monotonic()
+    reports = {}
+    for name in names:
+        for r in MODULES[name].run():
+            reports[r["name"]] = r
+    return reports, (time.monotonic() - started) / 60
 
 
 def main(only: list[str]) -> None:
-    """Run the benchmarks (all, or those named) and write benchmarks/RESULTS.md from every result on record.
-
-    The analysis section of RESULTS.md is kept from the old file.
-    """
-    started = time.monotonic()
-    for name in only or MODULES:
-        MODULES[name].run()
-    reports = {p.stem: json.loads(p.read_text()) for p in RESULTS.glob("*.json")}
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    notes = ""
-    if path.exists() and "\n## Analysis" in path.read_text():
-        notes = path.read_text()[path.read_text().index("\n## Analysis"):]
-    path.write_text(markdown(reports, time.monotonic() - started) + notes)
-    print(f"\nwrote {path}")
+    """Run every benchmark (or those named) and write the results."""
+    unknown = [n for n in only if n not in MODULES]
+    if unknown:
+        sys.exit(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(MODULES)}")
+    commit = git("rev-parse", "--short", "HEAD")
+    dirty = bool([ln for ln in git("status", "--porcelain").splitlines() if not ln[3:].startswith(OUTPUTS)])
+    reports, minutes = run(only or list(MODULES))
+    date = time.strftime("%Y-%m-%d", time.gmtime())
+    raw = f"results/{date}-{commit}.json"
+    meta = {"date": date, "commit": commit, "dirty": dirty, "minutes": minutes, "machine": machine(), "raw": raw,
+            "sizes": {k: os.environ.get(k, v) for k, v in SIZES.items()}}
+    out_dir = WORK / "partial" if only else ROOT / "benchmarks"
+    save_json(out_dir / raw, {"meta": meta, "reports": reports})
+    if "fleet_scaling" in reports and "region_scaling" in reports:
+        from benchmarks.plot import scaling_png  # matplotlib: only when there is a curve to draw
+        scaling_png(reports["fleet_scaling"], reports["region_scaling"], out_dir / PLOT,
+                    f"make bench, {date}, commit {commit}; {meta['machine']}")
+    (out_dir / "RESULTS.md").write_text(markdown(reports, meta))
+    print(f"\nwrote {out_dir / 'RESULTS.md'} and {out_dir / raw}" + (" (a partial run)" if only else ""))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,11 @@ Built from probe facts, the user's options and :mod:`maasops.layouts`; see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from maasops import guard, layouts, services
 from maasops.command import Cmd, Q, group
-from maasops.compression import codec, compressed
+from maasops.compression import codec, compressed, resolve
 from maasops.manifest import ARCHIVE, DUMP, ENCRYPTED
 from maasops.plan import HostPlan, Step, StepId
 from maasops.probe import DatabaseFacts, HostFacts, conf_value
@@ -27,7 +27,7 @@ class BackupOptions:
     exclude_images: bool = False
     db_only_maas: bool = False
     allow_vault: bool = False
-    compress: str = "gzip"
+    compress: str = "auto"  # a codec name, or auto (resolved per host by backup_plan)
     encrypt_to: str | None = None  # age/SSH public keys: files are encrypted as they arrive
     database_name: str | None = None  # when regiond.conf does not say (Vault keeps it)
     database_elsewhere: bool = False  # the operator backs the database up another way
@@ -215,7 +215,9 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
     """The steps that back up one host: dump (live), stop, archive, start, check.
 
     ``dump`` says how this host dumps the deployment's database (see :func:`dump_owners`), or None.
+    ``--compress auto`` becomes this host's codec here: the plan and the manifest name the one used.
     """
+    options = replace(options, compress=resolve(options.compress, facts.tools))
     problem = refusal(facts, options, bool(dump))
     if problem:
         return HostPlan(facts.host, facts, error=problem)

@@ -39,7 +39,7 @@ from maasops import (
     verify,
 )
 from maasops import manifest as mf
-from maasops.compression import CODECS
+from maasops.compression import AUTO, CHOICES
 from maasops.restore_plan import RestoreOptions
 from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, RunResult
 
@@ -226,11 +226,11 @@ def run_probe(c: Context, req: FleetRequest) -> None:
 
 
 def _compress(opts: dict) -> str:
-    """--compress: gzip by default; a set going into a restic repository is uncompressed (restic compresses
-    it, after chunking it so that the next run's unchanged bytes are stored once)."""
-    compress = opts.get("compress") or ("none" if opts.get("repo") else "gzip")
-    if compress not in CODECS:
-        raise Exit(f"--compress must be one of {', '.join(CODECS)}", code=REFUSED)
+    """--compress: auto by default (zstd where the host has it, else gzip); a set going into a restic repository is
+    uncompressed (restic compresses it, after chunking it so that the next run's unchanged bytes are stored once)."""
+    compress = opts.get("compress") or ("none" if opts.get("repo") else AUTO)
+    if compress not in CHOICES:
+        raise Exit(f"--compress must be one of {', '.join(CHOICES)}", code=REFUSED)
     if opts.get("repo") and (compress != "none" or opts.get("encrypt_to")):
         raise Exit("--repo: the set goes into restic as uncompressed, unencrypted tar and SQL, which restic "
                    "deduplicates, compresses and encrypts itself: leave out --compress and --encrypt-to",

@@ -8,6 +8,7 @@ the laptop reads it back (streaming, never a whole file in memory).
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -29,9 +30,22 @@ class Codec:
 
 CODECS = {
     "gzip": Codec("gzip", Cmd("gzip -1"), Cmd("gzip -dc"), ".gz", "gzip"),
+    # Level 3 (zstd's own default): benchmarks/compression.py measures levels 1 to 9 on both kinds of MAAS
+    # database (benchmarks/RESULTS.md, 5); at the sizes tried so far 1 and 3 were within noise of each other.
     "zstd": Codec("zstd", Cmd("zstd -q -T0"), Cmd("zstd -dc"), ".zst", "zstd"),
     "none": Codec("none", None, Cmd("cat"), "", None),
 }
+
+
+AUTO = "auto"  # --compress auto: zstd where the host has it, else gzip (every host has gzip)
+CHOICES = (AUTO, *CODECS)
+
+
+def resolve(name: str, tools: Iterable[str]) -> str:
+    """The codec a host's files get for ``--compress name`` (``auto``: zstd if ``tools`` has it, else gzip)."""
+    if name != AUTO:
+        return name
+    return "zstd" if "zstd" in tools else "gzip"
 
 
 def codec(name: str) -> Codec:

@@ -2,8 +2,8 @@
 
 Fabric reaches a target behind a gateway (``ProxyJump``, ``--gateway``, an
 inventory's ``gateway:``) through a ``direct-tcpip`` channel of a second paramiko
-session, so every byte is decrypted and re-encrypted in Python twice; through a
-bastion that caps a backup at 40-60 MiB/s (benchmarks/transfer.py). Here the hop to
+session, so every byte is decrypted and re-encrypted in Python twice (benchmarks/transfer.py
+measures that hop against this one: benchmarks/RESULTS.md, 3). Here the hop to
 the bastion is OpenSSH's own stdio forwarding, the way ``ssh -J`` does it: one
 ``ssh -W`` process per target, talking to paramiko over a socketpair, so only the
 target's session runs in Python.

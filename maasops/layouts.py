@@ -173,6 +173,9 @@ POSTGRESQL_UNIT = "postgresql"
 # From 3.3 the region rewrites its secret file from the database (or Vault) on start;
 # before, a file that differs from the database keeps regiond from finishing its start-up.
 SECRET_FROM_DB_SINCE: Version = (3, 3)
+# Up to this version boot resources' bytes are PostgreSQL large objects in the database (a dump carries them);
+# from 3.5 they are files in image-storage and the first 3.5 region to start moves them out of the database.
+IMAGES_IN_DB_UNTIL: Version = (3, 4)
 # The region answers this once it has started (anonymous GET), on every version.
 REGION_READY_URL = "http://localhost:5240/MAAS/api/2.0/version/"
 
@@ -241,6 +244,9 @@ SOURCES: dict[str, str] = {
                     "(maasserver_secret global/rpc-shared)",
     "SECRET_FROM_DB_SINCE": "src/maasserver/start_up.py @ 3.3 (inner_start_up: MAAS_SHARED_SECRET.set from the "
                             "database); security.py @ 3.2 (get_shared_secret_txn raises on a mismatch)",
+    "IMAGES_IN_DB_UNTIL": "src/maasserver/models/largefile.py @ 3.4 (LargeFile.content: LargeObjectField, a "
+                          "large object oid; BootResourceFile.largefile); migrations/maasserver/"
+                          "0308_remove_images_from_db.py @ 3.5; bootresources.py @ 3.5 (export_images_from_db)",
     "REGION_READY_URL": "src/maasserver/api/version.py @ 3.5 (anonymous GET /MAAS/api/2.0/version/); "
                         "port 5240 in src/maasserver/config.py @ 3.5 (maas_url default)",
     "REGIOND_KEYS": "src/maasserver/config.py @ 3.5 (RegionConfiguration: maas_url, database_*, vault_*)",

@@ -71,8 +71,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
                                     "live only there)"),
     Option("db_only_maas", False, "dump only the MAAS database (pg_dump) even on a dedicated PostgreSQL server"),
     Option("allow_vault", False, "back up although Vault holds MAAS secrets; the set records that they are missing"),
-    Option("compress", None, f"{', '.join(compression.CODECS)} for the dump and the archive (default gzip; none "
-                              "with --repo: restic compresses)"),
+    Option("compress", None, f"{', '.join(compression.CHOICES)} for the dump and the archive (default auto: zstd "
+                              "where the host has it, else gzip; none with --repo: restic compresses)"),
     Option("encrypt_to", None, "age (age1...) or SSH public keys, comma-separated: archives and dumps are encrypted "
                                "as they arrive; keep the identity safe and away from the backups"),
     Option("database_name", None, "the MAAS database's name, when regiond.conf does not say (Vault keeps it)"),

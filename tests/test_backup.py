@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import signal
 import subprocess
@@ -11,7 +10,7 @@ import time
 
 import pytest
 
-from maasops import dbcheck, layouts
+from maasops import compression, dbcheck, layouts
 from maasops.lab import lab as lab_mod
 from maasops.lab.profiles import PROFILES
 from tests.labtools import FAB, ROOT, fab, mixed_lab, sets, unit_states
@@ -54,7 +53,8 @@ def test_backup_of_every_profile_holds_exactly_the_layouts_files(fleet, tmp_path
             assert f.stat().st_mode & 0o777 == 0o600, f
         arch = manifest["archive"]
         want = host_files(fleet, h.name, arch["actual_trees"], arch["excluded"])
-        with tarfile.open(host_dir / arch["file"], "r:gz") as tar:
+        with open(host_dir / arch["file"], "rb") as raw, \
+                tarfile.open(fileobj=compression.reader(raw, arch["compression"]), mode="r|") as tar:
             got = {"/" + m.name: ("file" if m.isfile() else "dir" if m.isdir() else "symlink", m.mode, m.uid, m.gid)
                    for m in tar}
         assert got == want, h.name
@@ -74,9 +74,11 @@ def test_backup_of_every_profile_holds_exactly_the_layouts_files(fleet, tmp_path
 def test_the_dump_restores_into_a_fresh_postgresql_equal_to_the_source(fleet, tmp_path, scratch_pg):
     r = fab("backup", "--inventory", str(fleet.inventory), "--backup-dir", str(tmp_path))
     assert r.returncode == 0, r.stdout
-    dump = sets(tmp_path)[0] / "region1" / "maasdb.sql.gz"
+    region = sets(tmp_path)[0] / "region1"
+    dump = json.loads((region / "manifest.json").read_text())["dump"]
+    assert dump["compression"] == "zstd"  # --compress auto: the lab's hosts have zstd
     psql = ["runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-h", str(scratch_pg)]
-    with gzip.open(dump, "rb") as src:
+    with open(region / dump["file"], "rb") as raw, compression.reader(raw, dump["compression"]) as src:
         subprocess.run([*psql, "-f", "-", "postgres"], input=src.read(), check=True, capture_output=True, cwd="/")
     restored = subprocess.run([*psql, "-At", "-d", "maasdb", "-c", dbcheck.FINGERPRINT_SQL], check=True,
                               capture_output=True, text=True, cwd="/").stdout
@@ -121,7 +123,7 @@ def test_failure_mid_archive_starts_units_again_and_keeps_set_partial(fleet, tmp
     slow_or_failing_gzip("#!/bin/sh\nhead -c 1000 >/dev/null\necho 'gzip: stdout: No space left on device' >&2\n"
                          "exit 1\n")
     before = unit_states(fleet)
-    r = fab("backup", "--inventory", str(fleet.inventory), "--backup-dir", str(tmp_path))
+    r = fab("backup", "--inventory", str(fleet.inventory), "--backup-dir", str(tmp_path), "--compress", "gzip")
     assert r.returncode == 1
     assert "rack3" in r.stdout and "archive config trees" in r.stdout and "No space left" in r.stdout
     assert unit_states(fleet) == before
@@ -134,8 +136,9 @@ def test_failure_mid_archive_starts_units_again_and_keeps_set_partial(fleet, tmp
 def test_interrupted_backup_starts_units_again(fleet, tmp_path, slow_or_failing_gzip):
     slow_or_failing_gzip("#!/bin/sh\nsleep 30\nexec /usr/bin/gzip \"$@\"\n")
     before = unit_states(fleet)
-    proc = subprocess.Popen([FAB, "backup", "--inventory", str(fleet.inventory), "--backup-dir", str(tmp_path)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([FAB, "backup", "--inventory", str(fleet.inventory), "--backup-dir", str(tmp_path),
+                             "--compress", "gzip"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     deadline = time.monotonic() + 60
     while "inactive" not in fleet.run("rack3", "systemctl is-active snap.maas.supervisor", check=False).stdout:
         assert time.monotonic() < deadline and proc.poll() is None

@@ -8,6 +8,7 @@ import pytest
 
 from maasops import backup_plan as bp
 from maasops import layouts, plan, probe
+from maasops.compression import codec
 from maasops.plan import StepId
 from maasops.probe import DatabaseFacts, HostFacts
 
@@ -33,7 +34,7 @@ def test_region_backup_dumps_live_alongside_and_stops_only_for_the_archive():
     check, dump, stop = p.steps[:3]
     assert text(check).startswith("runuser -u postgres --") and check.check and "pg_stat_activity" in text(check)
     assert "pg_dumpall --roles-only && pg_dump --clean --create --if-exists maasdb" in text(dump)
-    assert text(dump).endswith("| gzip -1") and dump.background and not dump.undo
+    assert text(dump).endswith(" | " + str(codec("zstd").compress)) and dump.background and not dump.undo
     start, check = p.steps[4:6]
     assert str(stop.undo).endswith(f" && {check.command}") and check.resolves == (stop.id,)
     assert "setsid -f flock -o /var/lib/maasops/lock" in text(stop)  # the host's guard, armed before the stop
@@ -145,6 +146,14 @@ def test_a_vault_region_without_a_database_name_is_refused_never_dumping_postgre
     p = bp.backup_plan(facts(db=vault_db, vault=True), "local", bp.BackupOptions(allow_vault=True,
                                                                                   database_name="maasdb"))
     assert p.error is None and text(p.step(StepId.DUMP)).count("maasdb") == 1
+
+
+def test_compress_auto_is_zstd_where_the_host_has_it_and_gzip_elsewhere_and_the_spec_names_it():
+    for tools, want in ((probe.TOOLS, "zstd"), (("tar", "gzip", "pg_dump", "pg_dumpall", "psql"), "gzip")):
+        p = bp.backup_plan(facts(tools=tools), "local", bp.BackupOptions(compress="auto"))
+        assert p.error is None and p.spec.compress == want
+        assert p.step(StepId.DUMP).fetch == "maasdb.sql" + codec(want).suffix
+        assert text(p.step(StepId.ARCHIVE)).endswith(" | " + str(codec(want).compress))
 
 
 def test_a_compressor_the_host_lacks_is_refused_before_anything_runs():

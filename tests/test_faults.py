@@ -137,7 +137,8 @@ def test_a_dump_failing_while_the_units_are_stopped_fails_the_host_and_starts_th
 def test_a_cut_ssh_connection_fails_the_host_restarts_its_units_and_a_rerun_finishes(lab, tmp_path, tool_on):
     before = unit_states(lab)
     tool_on("rack1", "gzip", "#!/bin/sh\nsleep 30\nexec /usr/bin/gzip \"$@\"\n")
-    proc = subprocess.Popen([FAB, "backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path)],
+    proc = subprocess.Popen([FAB, "backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path),
+                             "--compress", "gzip"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while "inactive" not in lab.run("rack1", "systemctl is-active snap.maas.supervisor", check=False).stdout:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import itertools
 import json
 import os
 import secrets
 import shlex
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,13 +27,14 @@ from pathlib import Path
 import yaml
 
 from maasops import layouts
-from maasops.lab import hostfs, namespaces
+from maasops.lab import hostfs, namespaces, seed
 from maasops.lab.namespaces import sh
 from maasops.lab.profiles import PROFILES, parse_profiles
 
 STATE_FILE = "lab.json"
 BASTION = "bastion"
 SIGNER = "maasops-lab"  # the principal the lab's allowed_signers names for the lab key
+NODE_TYPES = {frozenset({"rack"}): 2, frozenset({"region"}): 3, frozenset({"region", "rack"}): 4}  # as MAAS lists them
 DB_HOST = "db1"  # --dedicated-db: the PostgreSQL host every region uses over the lab network
 MOUNTED_TREE = ("rack2",)  # a deb host whose /var/lib/maas is a mount point
 OFFSITE_DIR = "/var/lib/offsite"  # on the bastion: where the lab's off-site restic repository lives
@@ -130,6 +134,21 @@ class Lab:
         if check and proc.returncode:
             raise RuntimeError(f"{name}: {command!r} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc
+
+    def feed(self, name: str, command: str, chunks: Iterable[str], env: dict[str, str] | None = None) -> None:
+        """Run a shell command as root inside host ``name`` with ``chunks`` streamed to its stdin; fail if it fails."""
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen([*self.enter(name), "sh", "-c", command], stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, **(env or {})})
+            try:
+                for chunk in chunks:
+                    proc.stdin.write(chunk.encode())
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            if proc.wait():
+                err.seek(0)
+                raise RuntimeError(f"{name}: {command!r} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
 
     def save(self) -> None:
         """Write lab.json (0600)."""
@@ -328,23 +347,24 @@ def _start_database(lab: Lab, h: LabHost, pg_cluster: str, region: dict, db_mb: 
             input=f"CREATE ROLE {db['user']} LOGIN PASSWORD '{db['password']}';\n"
                   f"CREATE DATABASE {db['name']} OWNER {db['user']};\n")
     sql = resources.files("maasops.lab") / "sql"
-    # The database is as upgraded as every region's MAAS needs it.
-    migrated = ", ".join(sorted({f"('maasserver', '{hostfs.series(PROFILES[r.profile])}')"
-                                 for r in lab.hosts if "region" in r.roles}))
-    seed = (sql / "schema.sql").read_text() + (sql / "triggers.sql").read_text() + f"""
+    regions = [PROFILES[r.profile] for r in lab.hosts if "region" in r.roles]
+    # The database is as upgraded as every region's MAAS needs it, and holds the images while no region is 3.5+.
+    migrated = ", ".join(sorted({f"('maasserver', '{hostfs.series(p)}')" for p in regions}))
+    images_in_db = max(p.layout_version for p in regions) <= layouts.IMAGES_IN_DB_UNTIL
+    controllers = [(c.name, NODE_TYPES[frozenset(c.roles)]) for c in lab.hosts if c.roles]
+    head = (sql / "schema.sql").read_text() + f"""
 {hostfs.secret_seed(PROFILES[_first_region(lab).profile].layout, region["secret"])}
 INSERT INTO maasserver_config (name, value) VALUES
     ('maas_name', '"{h.name}"'), ('commissioning_distro_series', '"jammy"');
+INSERT INTO django_migrations (app, name)
+    SELECT 'maasserver', lpad(i::text, 4, '0') || '_lab' FROM generate_series(1, 300) i;
 INSERT INTO django_migrations (app, name) VALUES {migrated};
-INSERT INTO maasserver_bootresourcefile (filename, sha256, content)
-    SELECT 'boot-image-' || i, encode(sha256(c), 'hex'), c FROM (
-        SELECT i, (SELECT decode(string_agg(md5(random()::text || g::text), ''), 'hex')
-                   FROM generate_series(1, 65536) g WHERE i > 0) AS c
-        FROM generate_series(1, {int(db_mb)}) i) s;
-ANALYZE;
+SELECT setval('maasserver_zone_serial_seq', 42);
 """
-    lab.run(h.name, f"psql -X -q -v ON_ERROR_STOP=1 -h localhost -U {db['user']} {db['name']}",
-            input=seed, env={"PGPASSWORD": db["password"]})
+    body = seed.statements(db_mb, images_in_db, controllers)
+    tail = (sql / "triggers.sql").read_text() + "ANALYZE;\n"
+    lab.feed(h.name, f"psql -X -q -v ON_ERROR_STOP=1 -h localhost -U {db['user']} {db['name']}",
+             itertools.chain([head], body, [tail]), env={"PGPASSWORD": db["password"]})
 
 
 def _first_region(lab: Lab) -> LabHost:
