@@ -96,8 +96,9 @@ def stream_options(hp: plan.HostPlan, idle: float, store: stream.Store | None = 
     def options(step: Step) -> dict:
         limits = stream.Limits(idle, step.limit)
         if step.id == StepId.ARCHIVE:
-            return {"inspect": lambda src: backupset.read_archive(src, spec.compress), "limits": limits, **extra}
-        return {"inspect": lambda src: backupset.read_dump(src, spec.compress), "limits": limits, **extra}
+            return {"inspect": lambda src: backupset.read_archive(src, spec.compress, step.limit), "limits": limits,
+                    **extra}
+        return {"inspect": lambda src: backupset.read_dump(src, spec.compress, step.limit), "limits": limits, **extra}
     return options
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from maasops import compression, layouts
+from maasops.errors import TooBig
 
 PARTIAL = ".partial"
 SET_NAME = re.compile(r"\d{8}T\d{6}Z(-\d+)?")  # what new_set names a complete set
@@ -115,15 +116,39 @@ class HashingReader(io.RawIOBase):
         return n
 
 
-def read_archive(src: BinaryIO, compress: str) -> tuple[list[dict], str, int]:
+class BoundedReader(io.RawIOBase):
+    """A file wrapper that raises :class:`TooBig` once more than ``limit`` bytes were read through it."""
+
+    def __init__(self, f: BinaryIO, limit: int | None):
+        self.f, self.limit, self.size = f, limit, 0
+
+    def readable(self) -> bool:
+        """Always true."""
+        return True
+
+    def readinto(self, b) -> int:
+        """Read into ``b``; TooBig past the limit."""
+        data = self.f.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.size += n
+        if self.limit is not None and self.size > self.limit:
+            raise TooBig(self.limit)
+        return n
+
+
+def read_archive(src: BinaryIO, compress: str, limit: int | None = None) -> tuple[list[dict], str, int]:
     """Every member of a config archive read from ``src`` (path, type, size, mode, owner, sha256), in one pass.
 
-    Returns the listing and the sha256 and size of the bytes read.
+    Returns the listing and the sha256 and size of the bytes read. Past ``limit`` bytes of tar
+    stream (decompressed, trailing bytes after the archive's end included) it raises TooBig:
+    a few compressed bytes may stand for any amount of tar.
     """
     files = []
     raw = HashingReader(src)
     buffered = io.BufferedReader(raw, CHUNK)
-    with tarfile.open(fileobj=compression.reader(buffered, compress), mode="r|") as tar:
+    plain = io.BufferedReader(BoundedReader(compression.reader(buffered, compress), limit), CHUNK)
+    with tarfile.open(fileobj=plain, mode="r|") as tar:
         for m in tar:
             entry = {"path": "/" + m.name, "type": _kind(m), "mode": f"{m.mode:04o}", "uid": m.uid,
                      "gid": m.gid, "user": m.uname, "group": m.gname}
@@ -136,16 +161,21 @@ def read_archive(src: BinaryIO, compress: str) -> tuple[list[dict], str, int]:
             elif m.issym() or m.islnk():
                 entry["link"] = m.linkname
             files.append(entry)
+    while plain.read(CHUNK):
+        pass
     while buffered.read(CHUNK):
         pass
     return files, raw.digest.hexdigest(), raw.size
 
 
-def read_dump(src: BinaryIO, compress: str) -> tuple[str, str, int, int]:
-    """A dump read from ``src``: its last meaningful line, sha256 and size of the bytes read, its own size."""
+def read_dump(src: BinaryIO, compress: str, limit: int | None = None) -> tuple[str, str, int, int]:
+    """A dump read from ``src``: its last meaningful line, sha256 and size of the bytes read, its own size.
+
+    Past ``limit`` bytes of dump (decompressed) it raises TooBig.
+    """
     raw = HashingReader(src)
     buffered = io.BufferedReader(raw, CHUNK)
-    plain_src = compression.reader(buffered, compress)
+    plain_src = BoundedReader(compression.reader(buffered, compress), limit)
     tail = b""
     plain = 0
     while chunk := plain_src.read(CHUNK):

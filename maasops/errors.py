@@ -37,6 +37,14 @@ class RemoteError(RuntimeError):
         super().__init__(f"{msg} ({hint})" if hint else msg)
 
 
+class TooBig(ValueError):
+    """A stream that went past the most it may carry (``limit`` bytes, as the host's command wrote them)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        super().__init__(f"more than {limit} bytes")
+
+
 class Unsafe(ValueError):
     """Bytes that must not reach a host (an archive member the layout does not allow): the upload stops."""
 

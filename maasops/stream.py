@@ -27,7 +27,7 @@ from fabric import Connection
 
 from maasops import channel, crypto
 from maasops.command import Cmd
-from maasops.errors import RemoteError, Unsafe, connect_error, host_label
+from maasops.errors import RemoteError, TooBig, Unsafe, connect_error, host_label
 from maasops.pipes import BLOCK, FileSink, PipeConsumer
 
 POLL = 0.5  # seconds a download waits for data before it checks for a cancel
@@ -165,6 +165,8 @@ def download(c: Connection, command: Cmd, dest: Path, step: str, *, sudo_user: s
             inspected = sinks.pop().close() if inspect else None
             stored_sha, stored_size = sinks[0].close()
             sinks = []
+        except TooBig as exc:  # the inspector counted more decompressed bytes than the step allows
+            raise _too_big(c, step, exc.limit) from None
         except OSError as exc:
             if isinstance(exc, (socket.timeout, paramiko.SSHException)):
                 raise connect_error(c, step, exc) from None

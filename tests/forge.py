@@ -16,28 +16,32 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from maasops import backupset, signing
+import zstandard
+
+from maasops import backupset, compression, signing
 from maasops import manifest as mf
 
 Members = list[tuple[tarfile.TarInfo, bytes | None]]
 
 
-def members(archive: Path) -> Members:
-    """Every member of a .tar.gz with its bytes (files) or None."""
+def members(archive: Path, codec: str) -> Members:
+    """Every member of an archive compressed as ``codec`` with its bytes (files) or None."""
     out = []
-    with tarfile.open(archive, "r:gz") as tar:
+    with open(archive, "rb") as raw, tarfile.open(fileobj=compression.reader(raw, codec), mode="r|") as tar:
         for m in tar:
             out.append((m, tar.extractfile(m).read() if m.isfile() else None))
     return out
 
 
-def write(archive: Path, items: Members) -> None:
-    """Write members back as a .tar.gz."""
+def write(archive: Path, items: Members, codec: str) -> None:
+    """Write members back as an archive compressed as ``codec``."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for info, data in items:
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    archive.write_bytes(gzip.compress(raw.getvalue(), 1))
+    packed = {"gzip": lambda b: gzip.compress(b, 1), "zstd": lambda b: zstandard.ZstdCompressor().compress(b),
+              "none": lambda b: b}[codec]
+    archive.write_bytes(packed(raw.getvalue()))
 
 
 def info(name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644, size: int = 0, link: str = "",
@@ -59,10 +63,10 @@ def forge(src: Path, dest: Path, host: str, edit: Callable[[Members], Members], 
     shutil.copytree(src, dest)
     hdir = dest / host
     hm = json.loads((hdir / mf.MANIFEST).read_text())
-    archive = hdir / hm["archive"]["file"]
-    write(archive, edit(members(archive)))
+    archive, codec = hdir / hm["archive"]["file"], hm["archive"]["compression"]
+    write(archive, edit(members(archive, codec)), codec)
     with open(archive, "rb") as f:
-        files, sha, size = backupset.read_archive(f, "gzip")
+        files, sha, size = backupset.read_archive(f, codec)
     if listing:
         hm["archive"]["files"] = files
     hm["archive"].update(sha256=sha, size=size)
