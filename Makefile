@@ -12,9 +12,11 @@ drill: deps
 	$(VENV)/bin/fab drill $(DRILL_ARGS)
 
 # MAASOPS_LAB_REQUIRED: a lab test that cannot run (no root, no namespaces) fails instead of skipping.
+# -n 3 --dist loadfile: three workers, each with its own labs, a test file to one worker (its
+# module fixtures are built once); the tests mostly wait on sshd, units and PostgreSQL, not on CPU.
 test: deps
 	$(VENV)/bin/ruff check .
-	MAASOPS_LAB_REQUIRED=1 $(VENV)/bin/pytest -q
+	MAASOPS_LAB_REQUIRED=1 $(VENV)/bin/pytest -q -n 3 --dist loadfile
 
 lint: deps
 	$(VENV)/bin/ruff check .

@@ -96,6 +96,12 @@ def targets(the_lab: lab_mod.Lab) -> dict[str, fleet.Target]:
     return {t.name: t for t in fleet.from_deployment(dep, connect.fabric_config())}
 
 
+# pgrep/pkill options that keep to one lab host: lab hosts share this machine's process table (no PID
+# namespace), and other labs (pytest -n workers) run the same commands at the same time.
+THIS_HOST = "--ns $$ --nslist net"
+
+
 def remove_tool(lab, host: str, tool: str) -> None:
-    """Remove a tool_on wrapper and end its processes (the pattern does not match this command itself)."""
-    lab.run(host, f"rm -f /usr/local/bin/{tool}; pkill -f '/usr/local/bin/[{tool[0]}]{tool[1:]}'", check=False)
+    """Remove a tool_on wrapper and end its processes on that host (the pattern does not match this command)."""
+    lab.run(host, f"rm -f /usr/local/bin/{tool}; pkill {THIS_HOST} -f '/usr/local/bin/[{tool[0]}]{tool[1:]}'",
+            check=False)

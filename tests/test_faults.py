@@ -17,6 +17,7 @@ from maasops.remote import RemoteError
 from tests.labtools import (
     FAB,
     ROOT,
+    THIS_HOST,
     fab,
     journal_lines,
     remove_tool,
@@ -144,7 +145,7 @@ def test_a_cut_ssh_connection_fails_the_host_restarts_its_units_and_a_rerun_fini
     while "inactive" not in lab.run("rack1", "systemctl is-active snap.maas.supervisor", check=False).stdout:
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.2)
-    lab.run("rack1", "pkill -f 'sshd: [u]buntu'")  # the link drops: every session of maasops on rack1 dies
+    lab.run("rack1", f"pkill {THIS_HOST} -f 'sshd: [u]buntu'")  # the link drops: every session of maasops on rack1 dies
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1, out
     assert "FAILED" in table_row(out, "rack1")

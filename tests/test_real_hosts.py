@@ -19,7 +19,7 @@ from maasops import connect, fleet, guard, hostkeys, probe, remote, stream
 from maasops.command import Cmd
 from maasops.errors import RemoteError
 from maasops.lab import hostfs
-from tests.labtools import FAB, ROOT, fab, journal_lines, sets, unit_states
+from tests.labtools import FAB, ROOT, THIS_HOST, fab, journal_lines, remove_tool, sets, unit_states
 
 pytestmark = pytest.mark.lab
 
@@ -41,12 +41,12 @@ def tool_on(lab):
         placed.append((host, tool))
     yield install
     for host, tool in placed:
-        lab.run(host, f"rm -f /usr/local/bin/{tool}; pkill -f '/usr/local/bin/[{tool[0]}]{tool[1:]}'", check=False)
+        remove_tool(lab, host, tool)
 
 
 def running(lab, host: str, pattern: str) -> str:
     """Processes whose command line matches (the [x] keeps pgrep's own shell from matching itself)."""
-    return lab.run(host, f"pgrep -af '[{pattern[0]}]{pattern[1:]}'; true").stdout.strip()
+    return lab.run(host, f"pgrep {THIS_HOST} -af '[{pattern[0]}]{pattern[1:]}'; true").stdout.strip()
 
 
 def test_a_rackd_conf_without_its_final_newline_is_read_right_and_the_region_still_dumps(lab, cxn, tmp_path):
@@ -76,7 +76,8 @@ def test_killing_the_laptop_mid_backup_ends_the_remote_work_and_the_host_starts_
     before = unit_states(lab)
     tool_on("rack2", "gzip", "#!/bin/sh\ncase \"$*\" in *-d*) exec /usr/bin/gzip \"$@\";; esac\n"
                              "sleep 137\nexec /usr/bin/gzip \"$@\"\n")
-    proc = subprocess.Popen([FAB, "backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path)],
+    proc = subprocess.Popen([FAB, "backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path),
+                             "--compress", "gzip"],  # gzip: the wrapper's (--compress auto would take zstd)
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     wait_for(lambda: running(lab, "rack2", "sleep 137"), 60, "the archive to start (after the units stopped)")
     assert "inactive" in lab.run("rack2", "systemctl is-active maas-rackd", check=False).stdout
@@ -121,7 +122,8 @@ def test_the_secret_never_shows_in_the_process_list_while_a_rack_is_re_pointed(l
         r = fab("restore", str(s), "--inventory", str(lab.inventory), "--maas-url", "http://10.0.0.1:5240/MAAS")
         assert r.returncode == 0, r.stdout
     finally:
-        logs = {h: lab.run(h, "pkill -f '[p]s -eo args'; cat /tmp/ps.log").stdout for h in ("rack1", "rack2")}
+        stop = f"pkill {THIS_HOST} -f '[p]s -eo args'; cat /tmp/ps.log"
+        logs = {h: lab.run(h, stop).stdout for h in ("rack1", "rack2")}
     assert all(len(log.splitlines()) > 50 for log in logs.values())  # the watcher saw the restore happen
     assert not [h for h, log in logs.items() if secret in log]
     assert "- http://10.0.0.1:5240/MAAS" in lab.run("rack2", "cat /etc/maas/rackd.conf").stdout
