@@ -1,7 +1,7 @@
 """``maasops drill``: back up a fleet, restore it onto other (or the same) hosts, and prove the restore equal.
 
 Every proof is read from the hosts over SSH (see :mod:`maasops.proof`), never from
-maasops's own records: per-table checksums of the database against the source's,
+maasops's own records: per-table checksums of the database (and of its large objects) against the source's,
 every restored file equal in bytes, mode and owner to the backup, one secret on
 every host, every unit up and every region's API answering, and regions started
 before racks (by the hosts' own systemd timestamps). The report is printed as a

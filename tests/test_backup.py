@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import subprocess
 import tarfile
@@ -82,7 +83,8 @@ def test_the_dump_restores_into_a_fresh_postgresql_equal_to_the_source(fleet, tm
         subprocess.run([*psql, "-f", "-", "postgres"], input=src.read(), check=True, capture_output=True, cwd="/")
     restored = subprocess.run([*psql, "-At", "-d", "maasdb", "-c", dbcheck.FINGERPRINT_SQL], check=True,
                               capture_output=True, text=True, cwd="/").stdout
-    source = fleet.run("region1", f"runuser -u postgres -- psql -XAt -d maasdb -c \"{dbcheck.FINGERPRINT_SQL}\"").stdout
+    fingerprint = f"runuser -u postgres -- psql -XAt -d maasdb -c {shlex.quote(dbcheck.FINGERPRINT_SQL)}"
+    source = fleet.run("region1", fingerprint).stdout
     assert dbcheck.parse_fingerprint(restored) == dbcheck.parse_fingerprint(source)
     assert len(dbcheck.parse_fingerprint(source)) >= 10
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from maasops import manifest as mf
 from tests.labtools import FAB, ROOT, THIS_HOST, fab, journal_lines, mixed_lab, sets, targets, unit_states
 
 pytestmark = pytest.mark.lab
-FINGERPRINT = f"runuser -u postgres -- psql -XAt -d maasdb -c \"{dbcheck.FINGERPRINT_SQL}\""
+FINGERPRINT = f"runuser -u postgres -- psql -XAt -d maasdb -c {shlex.quote(dbcheck.FINGERPRINT_SQL)}"
 
 
 @pytest.fixture(scope="module")
