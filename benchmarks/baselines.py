@@ -91,9 +91,10 @@ def restore_host(the_lab: lab_mod.Lab, name: str, host_dir: Path) -> str:
     remote = [unit_verb(profile, roles, "stop")]
     if dump:
         remote.append(_load(f"{RUN_DIR}/{dump['file']}", dump["compression"]))
-    for tree in arch["actual_trees"]:
-        remote.append(f"sudo rm -rf {shlex.quote(tree + '.old')} && sudo mv -T {shlex.quote(tree)} "
-                      f"{shlex.quote(tree + '.old')}")
+    for tree in arch["actual_trees"]:  # aside, as maasops does: a mount point cannot move, its contents do
+        t, old = shlex.quote(tree), shlex.quote(tree + ".old")
+        remote.append(f"sudo rm -rf {old} && if mountpoint -q {t}; then sudo mkdir {old} && "
+                      f"sudo find {t} -mindepth 1 -maxdepth 1 -exec mv -t {old} {{}} +; else sudo mv -T {t} {old}; fi")
     remote.append(f"{compression.codec(arch['compression']).decompress} {RUN_DIR}/{arch['file']} | "
                   "sudo tar xpf - -C /")
     for excluded in arch["excluded"]:

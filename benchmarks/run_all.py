@@ -105,6 +105,7 @@ def run(names: list[str]) -> tuple[dict[str, dict], float]:
     for name in names:
         for r in MODULES[name].run():
             reports[r["name"]] = r
+        save_json(WORK / "in-progress.json", reports)  # what a run cut short had measured
     return reports, (time.monotonic() - started) / 60
 
 
