@@ -91,16 +91,18 @@ def restore_host(the_lab: lab_mod.Lab, name: str, host_dir: Path) -> str:
     remote = [unit_verb(profile, roles, "stop")]
     if dump:
         remote.append(_load(f"{RUN_DIR}/{dump['file']}", dump["compression"]))
-    for tree in arch["actual_trees"]:  # aside, as maasops does: a mount point cannot move, its contents do
-        t, old = shlex.quote(tree), shlex.quote(tree + ".old")
-        remote.append(f"sudo rm -rf {old} && if mountpoint -q {t}; then sudo mkdir {old} && "
-                      f"sudo find {t} -mindepth 1 -maxdepth 1 -exec mv -t {old} {{}} +; else sudo mv -T {t} {old}; fi")
+    trees = arch["actual_trees"]
+    for i, tree in enumerate(trees):  # aside, as maasops does: beside the tree, or inside it if it is a mount point
+        t, inside, beside = shlex.quote(tree), shlex.quote(tree + "/.maasops-baseline-old"), shlex.quote(tree + ".old")
+        remote.append(f"if mountpoint -q {t}; then a{i}={inside} && sudo rm -rf {inside} && sudo mkdir {inside} && "
+                      f"sudo find {t} -mindepth 1 -maxdepth 1 ! -name '.maasops-*' -exec mv -t {inside} {{}} +; "
+                      f"else a{i}={beside} && sudo rm -rf {beside} && sudo mv -T {t} {beside}; fi")
     remote.append(f"{compression.codec(arch['compression']).decompress} {RUN_DIR}/{arch['file']} | "
                   "sudo tar xpf - -C /")
     for excluded in arch["excluded"]:
-        tree = next((t for t in arch["actual_trees"] if excluded.startswith(t + "/")), None)
-        if tree:
-            kept = shlex.quote(tree + ".old" + excluded[len(tree):])
+        i = next((i for i, t in enumerate(trees) if excluded.startswith(t + "/")), None)
+        if i is not None:
+            kept = f"\"$a{i}\"{shlex.quote(excluded[len(trees[i]):])}"
             remote.append(f"{{ [ ! -d {kept} ] || [ -e {shlex.quote(excluded)} ] || sudo cp -al {kept} "
                           f"{shlex.quote(excluded)}; }}")
     if "region" in roles:
