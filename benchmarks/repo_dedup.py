@@ -8,14 +8,14 @@ One region (deb 3.5, images in image-storage), backed up twice, unchanged, into 
 - peak RSS of the laptop's process in every run (flat: nothing is held whole).
 
 Sizes: BENCH_REPO_IMAGES_MB (default 2048) of image-storage, BENCH_REPO_DB_MB (default 300) of raw dump.
-Run: ``python -m benchmarks.repo_dedup`` (as root: the lab needs it).
+Part of ``make bench``; alone: ``python -m benchmarks.run_all repo_dedup`` (as root: the lab needs it).
 """
 
 from __future__ import annotations
 
 import os
 
-from benchmarks.common import fab, fresh_dir, ratio, report, site, timed
+from benchmarks.common import Ratio, fab, fresh_dir, report, site, timed
 from maasops.lab.lab import OFFSITE_DIR
 
 IMAGES_MB = int(os.environ.get("BENCH_REPO_IMAGES_MB", "2048"))
@@ -37,8 +37,8 @@ def repo_bytes(the_lab) -> int:
     return int(the_lab.run("bastion", f"du -sb {OFFSITE_DIR}/{REPO_NAME}").stdout.split()[0])
 
 
-def main() -> dict:
-    """Run every measurement once at the configured sizes; print and save the table and ratios."""
+def run() -> list[dict]:
+    """Measure once at the configured sizes; the report."""
     with site("repo", regions=1, racks=0, profile="deb-3.5", db_mb=DB_MB) as the_lab:
         prepare(the_lab)
         inv = ["--inventory", str(the_lab.inventory)]
@@ -53,28 +53,22 @@ def main() -> dict:
         [local_set] = sorted((local_dir / "lab").iterdir())
         from_local = timed(fab("restore", *inv, str(local_set)))
         from_repo = timed(fab("restore", *repo, "--set", "latest"))
-    for name, r in (("first", first), ("second", second), ("local", local), ("restore local", from_local),
-                    ("restore repo", from_repo)):
+    runs = (("backup 1 into the repository", first), ("backup 2 (unchanged)", second),
+            ("backup into a local set (uncompressed)", local), ("restore from the local set", from_local),
+            ("restore from the repository", from_repo))
+    for name, r in runs:
         if r.code:
             raise RuntimeError(f"{name} failed ({r.code}): {r.output[-2000:]}")
-    rows = [{"run": "backup 1 into the repository", "seconds": f"{first.seconds:.2f}",
-             "repository bytes": f"{after_first}", "peak RSS MiB": f"{first.rss_mib:.0f}"},
-            {"run": "backup 2 (unchanged)", "seconds": f"{second.seconds:.2f}", "repository bytes": f"+{added}",
-             "peak RSS MiB": f"{second.rss_mib:.0f}"},
-            {"run": "backup into a local set (uncompressed)", "seconds": f"{local.seconds:.2f}",
-             "repository bytes": "", "peak RSS MiB": f"{local.rss_mib:.0f}"},
-            {"run": "restore from the local set", "seconds": f"{from_local.seconds:.2f}", "repository bytes": "",
-             "peak RSS MiB": f"{from_local.rss_mib:.0f}"},
-            {"run": "restore from the repository", "seconds": f"{from_repo.seconds:.2f}", "repository bytes": "",
-             "peak RSS MiB": f"{from_repo.rss_mib:.0f}"}]
-    print(f"[sizes: {IMAGES_MB} MiB of images, {DB_MB} MB of raw dump; second/first "
-          f"{ratio(second.seconds, first.seconds)}]")
-    return report("repo_dedup", "Repository: deduplicated second backup, restore from the repository", rows, {
-        "second backup bytes added / first": (added / after_first, "≤ 0.05"),
-        "second backup wall time / first": (second.seconds / first.seconds, "≤ 0.4"),
-        "restore from the repository / from a local set": (from_repo.seconds / from_local.seconds, "≤ 1.3"),
-    })
-
-
-if __name__ == "__main__":
-    main()
+    added_by = {"backup 1 into the repository": str(after_first), "backup 2 (unchanged)": f"+{added}"}
+    rows = [{"run": name, "seconds": f"{r.seconds:.2f}", "repository bytes": added_by.get(name, ""),
+             "peak RSS MiB": f"{r.rss_mib:.0f}"} for name, r in runs]
+    return [report(
+        "repo_dedup", f"Repository: deduplicated second backup, restore from the repository ({IMAGES_MB} MiB of "
+        f"images, {DB_MB} MB database), one run each", rows,
+        {"second backup bytes added / first": Ratio(added / after_first, "≤", 0.05),
+         "second backup wall time / first": Ratio(second.seconds / first.seconds, "≤", 0.4),
+         "restore from the repository / from a local set": Ratio(from_repo.seconds / from_local.seconds, "≤", 1.3)},
+        "the second backup is measured against the first (the same fab backup --repo, unchanged data); the restore "
+        "from the repository against fab restore of a local, uncompressed set of the same data (both verify, upload, "
+        "load and start the same way).",
+        {name: [round(r.seconds, 3)] for name, r in runs})]

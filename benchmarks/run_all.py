@@ -6,7 +6,8 @@
                                             # in benchmarks/ is rewritten
 
 NAMEs: single_controller (benchmarks 1, 4, 6), fleet (2 and the fleet curve), transfer (3),
-compression (5), parallel_dump (the -Fd -j evaluation), scaling (the region curve and memory).
+compression (5), parallel_dump (the -Fd -j evaluation), scaling (the region curve and memory), repo_dedup
+(the restic repository: a second backup's bytes and time, a restore from it).
 Sizes come from the environment (see SIZES); RESULTS.md records the values used.
 """
 
@@ -18,17 +19,18 @@ import subprocess
 import sys
 import time
 
-from benchmarks import compression, fleet, parallel_dump, scaling, single_controller, transfer
+from benchmarks import compression, fleet, parallel_dump, repo_dedup, scaling, single_controller, transfer
 from benchmarks.common import ROOT, WORK, save_json
 
 MODULES = {"single_controller": single_controller, "fleet": fleet, "transfer": transfer, "compression": compression,
-           "parallel_dump": parallel_dump, "scaling": scaling}
+           "parallel_dump": parallel_dump, "scaling": scaling, "repo_dedup": repo_dedup}
 ORDER = ("single_controller", "fleet", "transfer", "downtime", "compression", "restore", "fleet_scaling",
-         "region_scaling", "memory", "parallel_dump")
+         "region_scaling", "memory", "parallel_dump", "repo_dedup")
 SIZES = {"BENCH_RUNS": "3", "BENCH_DB_MB": "500", "BENCH_SMALL_DB_MB": "100", "BENCH_FLEET_DB_MB": "64",
          "BENCH_FLEET_RACKS": "5",
          "BENCH_SCALE_RACKS": "5,10,20", "BENCH_SCALE_MB": "100,1024,4096", "BENCH_SCALE_RUNS": "1",
-         "BENCH_TRANSFER_MB": "1024", "BENCH_BIG_DB_MB": "1024", "BENCH_JOBS": str(os.cpu_count() or 2)}
+         "BENCH_TRANSFER_MB": "1024", "BENCH_BIG_DB_MB": "1024", "BENCH_JOBS": str(os.cpu_count() or 2),
+         "BENCH_REPO_IMAGES_MB": "2048", "BENCH_REPO_DB_MB": "300"}
 OUTPUTS = ("benchmarks/RESULTS.md", "benchmarks/results/", "benchmarks/scaling.png")
 PLOT = "scaling.png"
 
