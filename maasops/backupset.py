@@ -17,7 +17,7 @@ import re
 import stat
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -116,11 +116,18 @@ class HashingReader(io.RawIOBase):
         return n
 
 
-class BoundedReader(io.RawIOBase):
-    """A file wrapper that raises :class:`TooBig` once more than ``limit`` bytes were read through it."""
+# No real archive or dump, over more bytes than the probe's sizes allow, is this many times smaller compressed
+# (gzip cannot do better than ~1030:1 even on zeros); endless zeros through zstd are.
+MAX_RATIO = 1000
 
-    def __init__(self, f: BinaryIO, limit: int | None):
-        self.f, self.limit, self.size = f, limit, 0
+
+class BoundedReader(io.RawIOBase):
+    """Decompressed bytes read from ``f``: raises :class:`TooBig` past ``limit`` bytes when they also came from
+    more than MAX_RATIO times fewer compressed bytes (``sent()``): a legitimate stream that outgrew the probe's
+    sizes is still bounded by what crosses the wire (:mod:`maasops.stream`), a decompression bomb is not."""
+
+    def __init__(self, f: BinaryIO, limit: int | None, sent: Callable[[], int]):
+        self.f, self.limit, self.sent, self.size = f, limit, sent, 0
 
     def readable(self) -> bool:
         """Always true."""
@@ -132,7 +139,7 @@ class BoundedReader(io.RawIOBase):
         n = len(data)
         b[:n] = data
         self.size += n
-        if self.limit is not None and self.size > self.limit:
+        if self.limit is not None and self.size > self.limit and self.size > MAX_RATIO * self.sent():
             raise TooBig(self.limit)
         return n
 
@@ -141,13 +148,13 @@ def read_archive(src: BinaryIO, compress: str, limit: int | None = None) -> tupl
     """Every member of a config archive read from ``src`` (path, type, size, mode, owner, sha256), in one pass.
 
     Returns the listing and the sha256 and size of the bytes read. Past ``limit`` bytes of tar
-    stream (decompressed, trailing bytes after the archive's end included) it raises TooBig:
-    a few compressed bytes may stand for any amount of tar.
+    stream (decompressed, trailing bytes after the archive's end included) from a stream that
+    compresses like no real one (:class:`BoundedReader`) it raises TooBig.
     """
     files = []
     raw = HashingReader(src)
     buffered = io.BufferedReader(raw, CHUNK)
-    plain = io.BufferedReader(BoundedReader(compression.reader(buffered, compress), limit), CHUNK)
+    plain = io.BufferedReader(BoundedReader(compression.reader(buffered, compress), limit, lambda: raw.size), CHUNK)
     with tarfile.open(fileobj=plain, mode="r|") as tar:
         for m in tar:
             entry = {"path": "/" + m.name, "type": _kind(m), "mode": f"{m.mode:04o}", "uid": m.uid,
@@ -171,11 +178,11 @@ def read_archive(src: BinaryIO, compress: str, limit: int | None = None) -> tupl
 def read_dump(src: BinaryIO, compress: str, limit: int | None = None) -> tuple[str, str, int, int]:
     """A dump read from ``src``: its last meaningful line, sha256 and size of the bytes read, its own size.
 
-    Past ``limit`` bytes of dump (decompressed) it raises TooBig.
+    Past ``limit`` bytes of dump (decompressed) that compress like no real dump it raises TooBig.
     """
     raw = HashingReader(src)
     buffered = io.BufferedReader(raw, CHUNK)
-    plain_src = BoundedReader(compression.reader(buffered, compress), limit)
+    plain_src = BoundedReader(compression.reader(buffered, compress), limit, lambda: raw.size)
     tail = b""
     plain = 0
     while chunk := plain_src.read(CHUNK):

@@ -30,6 +30,7 @@ ARCHIVE = "config.tar"
 DUMP = "maasdb.sql"
 ENCRYPTED = ".age"
 DUMP_KINDS = ("pg_dump", "pg_dumpall", "roles+pg_dump")
+ROLE_DUMP_KINDS = ("pg_dumpall", "roles+pg_dump")  # dumps that set the server's roles (and their passwords)
 DUMP_HOW = ("local", "network", "maas-test-db")
 MEMBER_TYPES = ("file", "dir", "symlink", "hardlink", "other")
 ROLES = ("region", "rack")

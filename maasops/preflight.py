@@ -58,9 +58,10 @@ class Preflight:
 
     @property
     def loads_roles(self) -> bool:
-        """True when the dump loaded holds the server's roles (a local cluster's): their passwords become the set's."""
+        """True when the dump loaded holds the server's roles (a dedicated cluster's roles + pg_dump, or an old
+        set's pg_dumpall): their passwords become the set's. A plain pg_dump leaves the server's roles as they are."""
         holder = self.records.hosts.get(self.records.set.database.dumped_by or "") if self.loader else None
-        return bool(holder and holder.dump and holder.dump.how == "local")
+        return bool(holder and holder.dump and holder.dump.kind in mf.ROLE_DUMP_KINDS)
 
     def target_of(self, source: str) -> str:
         """The target a backed-up host is restored onto."""

@@ -61,9 +61,9 @@ def private_open(path: Path) -> int:
 
 
 def _too_big(c: Connection, step: str, limit: int) -> RemoteError:
-    return RemoteError(host_label(c), step, f"the host sent more than {limit / 1048576:.0f} MiB, the most the probe's "
-                       "sizes allow: stopped", "check what grew on the host (du of its trees, the database size), "
-                       "then run again")
+    return RemoteError(host_label(c), step, f"the host's stream went past {limit / 1048576:.0f} MiB, the most the "
+                       "probe's sizes allow: stopped",
+                       "check what grew on the host (du of its trees, the database size), then run again")
 
 
 def _receive(c: Connection, chan: paramiko.Channel, step: str, sinks: list, progress: Callable[[int], None] | None,

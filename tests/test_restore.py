@@ -189,7 +189,7 @@ def gzip_on_rack2(site):
     def install(script: str) -> None:
         site.run("rack2", "cat > /usr/local/bin/gzip && chmod 755 /usr/local/bin/gzip", input=script)
     yield install
-    site.run("rack2", f"pkill {THIS_HOST} -f /usr/local/bin/gzip; rm -f /usr/local/bin/gzip", check=False)
+    site.run("rack2", f"rm -f /usr/local/bin/gzip; pkill {THIS_HOST} -f '/usr/local/bin/[g]zip'", check=False)
 
 
 def mutate(site) -> None:
@@ -227,7 +227,7 @@ def test_a_killed_restore_can_be_rolled_back(site, backup_set, gzip_on_rack2):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the laptop dies: no undo runs
     proc.communicate(timeout=30)
-    site.run("rack2", f"pkill {THIS_HOST} -f /usr/local/bin/gzip; rm -f /usr/local/bin/gzip", check=False)
+    site.run("rack2", f"rm -f /usr/local/bin/gzip; pkill {THIS_HOST} -f '/usr/local/bin/[g]zip'", check=False)
     assert unit_states(site) != before[2]  # MAAS is down, mid-restore
     r = fab("restore", str(backup_set), "--inventory", str(site.inventory), "--rollback")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from types import SimpleNamespace
 
 from maasops import layouts, preflight
 from maasops import manifest as mf
@@ -117,3 +118,15 @@ def test_a_tree_that_is_a_mount_point_is_emptied_into_an_aside_directory_inside_
     assert "mv -T" in text(moves["/etc/maas"])
     assert "mkdir -m 0700 /var/lib/maas/.maasops-aside-20261128T000000Z" in text(moves["/var/lib/maas"])
     assert "mv -T" not in text(moves["/var/lib/maas"])
+
+
+def test_only_a_dump_that_holds_the_roles_gives_the_servers_roles_the_sets_passwords():
+    def loads_roles(kind: str, loader: str | None = "region1") -> bool:
+        holder = SimpleNamespace(dump=SimpleNamespace(kind=kind, how="local"))
+        records = SimpleNamespace(hosts={"region1": holder}, set=SimpleNamespace(
+            database=SimpleNamespace(dumped_by="region1")))
+        return preflight.Preflight(check=SimpleNamespace(records=records), pairs=[], loader=loader).loads_roles
+
+    assert loads_roles("roles+pg_dump") and loads_roles("pg_dumpall")
+    assert not loads_roles("pg_dump")  # a shared server's (or --db-only-maas) dump: the server's roles stay
+    assert not loads_roles("roles+pg_dump", loader=None)
