@@ -29,8 +29,16 @@ def _hops(c: Connection) -> list[Connection]:
 GCM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
 
+# Rekey after this many bytes (or packets) each way, as OpenSSH does for 128-bit block ciphers (2^32 blocks of
+# 16 bytes; ssh_config(5) RekeyLimit "default"). paramiko's own 2^29 bytes puts a key exchange inside every 512 MiB
+# transfer, and one that meets the channel's close stalls paramiko's transport thread until "Key-exchange timed
+# out waiting for key negotiation" (seen in make bench fetching 512 MiB through the bastion).
+REKEY_BYTES = 2**36
+REKEY_PACKETS = 2**31
+
+
 class GcmFirstTransport(paramiko.Transport):
-    """A Transport that offers AES-GCM first.
+    """A Transport that offers AES-GCM first and rekeys when OpenSSH would.
 
     With paramiko, AES-GCM moves bulk data faster than its default AES-CTR + HMAC
     (benchmarks/transfer.py measures both: benchmarks/RESULTS.md, 3); every OpenSSH
@@ -39,6 +47,10 @@ class GcmFirstTransport(paramiko.Transport):
 
     _preferred_ciphers = GCM_CIPHERS + tuple(
         c for c in paramiko.Transport._preferred_ciphers if c not in GCM_CIPHERS)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.packetizer.REKEY_BYTES, self.packetizer.REKEY_PACKETS = REKEY_BYTES, REKEY_PACKETS
 
 
 def make_strict(c: Connection, accept_new: bool = False) -> Connection:
