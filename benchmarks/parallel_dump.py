@@ -79,7 +79,7 @@ def run() -> list[dict]:
         with site(f"pdump-{profile}", regions=1, racks=0, profile=profile, db_mb=BIG_MB) as the_lab:
             got = measure(the_lab)
         raw.update({f"{label} {k}": v.raw for k, v in got.items()})
-        plain = got["dump: plain | zstd"].seconds + got["load: plain | zstd"].seconds
+        plain = got["dump: plain, zstd"].seconds + got["load: plain, zstd"].seconds
         for name in DUMPS:
             total = got[f"dump: {name}"].seconds + got[f"load: {name}"].seconds
             rows.append({"database": label, "format": name, "dump s": secs(got[f"dump: {name}"]),
