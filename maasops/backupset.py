@@ -94,12 +94,11 @@ def write_json(path: Path, data: dict) -> None:
         raise
 
 
-class HashingReader(io.RawIOBase):
-    """A file wrapper that sha256-hashes every byte read through it."""
+class CountingReader(io.RawIOBase):
+    """A file wrapper that counts the bytes read through it (``size``)."""
 
     def __init__(self, f):
         self.f = f
-        self.digest = hashlib.sha256()
         self.size = 0
 
     def readable(self) -> bool:
@@ -107,12 +106,25 @@ class HashingReader(io.RawIOBase):
         return True
 
     def readinto(self, b) -> int:
-        """Read into ``b``, hashing what was read."""
+        """Read into ``b``, counting what was read."""
         data = self.f.read(len(b))
         n = len(data)
         b[:n] = data
-        self.digest.update(data)
         self.size += n
+        return n
+
+
+class HashingReader(CountingReader):
+    """A file wrapper that sha256-hashes every byte read through it."""
+
+    def __init__(self, f):
+        super().__init__(f)
+        self.digest = hashlib.sha256()
+
+    def readinto(self, b) -> int:
+        """Read into ``b``, hashing what was read."""
+        n = super().readinto(b)
+        self.digest.update(memoryview(b)[:n])
         return n
 
 
@@ -121,24 +133,18 @@ class HashingReader(io.RawIOBase):
 MAX_RATIO = 1000
 
 
-class BoundedReader(io.RawIOBase):
+class BoundedReader(CountingReader):
     """Decompressed bytes read from ``f``: raises :class:`TooBig` past ``limit`` bytes when they also came from
     more than MAX_RATIO times fewer compressed bytes (``sent()``): a legitimate stream that outgrew the probe's
     sizes is still bounded by what crosses the wire (:mod:`maasops.stream`), a decompression bomb is not."""
 
     def __init__(self, f: BinaryIO, limit: int | None, sent: Callable[[], int]):
-        self.f, self.limit, self.sent, self.size = f, limit, sent, 0
-
-    def readable(self) -> bool:
-        """Always true."""
-        return True
+        super().__init__(f)
+        self.limit, self.sent = limit, sent
 
     def readinto(self, b) -> int:
         """Read into ``b``; TooBig past the limit."""
-        data = self.f.read(len(b))
-        n = len(data)
-        b[:n] = data
-        self.size += n
+        n = super().readinto(b)
         if self.limit is not None and self.size > self.limit and self.size > MAX_RATIO * self.sent():
             raise TooBig(self.limit)
         return n

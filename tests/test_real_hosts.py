@@ -19,7 +19,7 @@ from maasops import connect, fleet, guard, hostkeys, probe, remote, stream
 from maasops.command import Cmd
 from maasops.errors import RemoteError
 from maasops.lab import hostfs
-from tests.labtools import FAB, ROOT, THIS_HOST, fab, journal_lines, remove_tool, sets, unit_states
+from tests.labtools import FAB, ROOT, THIS_HOST, fab, journal_lines, sets, unit_states
 
 pytestmark = pytest.mark.lab
 
@@ -29,19 +29,6 @@ def wait_for(predicate, seconds: float = 20.0, what: str = "") -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"waited {seconds}s for {what}"
         time.sleep(0.2)
-
-
-@pytest.fixture
-def tool_on(lab):
-    """Put a wrapper for a tool on a host's sudo PATH; remove it (and end its processes) afterwards."""
-    placed = []
-
-    def install(host: str, tool: str, script: str) -> None:
-        lab.run(host, f"cat > /usr/local/bin/{tool} && chmod 755 /usr/local/bin/{tool}", input=script)
-        placed.append((host, tool))
-    yield install
-    for host, tool in placed:
-        remove_tool(lab, host, tool)
 
 
 def running(lab, host: str, pattern: str) -> str:
