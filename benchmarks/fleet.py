@@ -14,7 +14,7 @@ import json
 import os
 
 from benchmarks import baselines
-from benchmarks.common import RUNS, Measured, Ratio, fab, fresh_dir, median_of, report, secs, site, timed
+from benchmarks.common import RUNS, Measured, Ratio, fab, fresh_dir, median_of, report, secs, settle, site, timed
 
 PROFILE = "deb-3.5"
 FLEET_DB_MB = int(os.environ.get("BENCH_FLEET_DB_MB", "64"))
@@ -38,8 +38,10 @@ def measure(racks: int, runs: int, sequential: bool) -> dict[str, Measured]:
         codec = json.loads((latest / "region1" / "manifest.json").read_text())["dump"]["compression"]
         got["shell loop backup"] = median_of(lambda: timed(baselines.backup_fleet(the_lab, fresh_dir("fleet-loop"),
                                                                                  codec)), runs)
-        got["maasops restore"] = median_of(lambda: timed(fab("restore", str(latest), "--inventory", inv)), runs)
-        got["shell loop restore"] = median_of(lambda: timed(baselines.restore_fleet(the_lab, latest)), runs)
+        got["maasops restore"] = median_of(lambda: timed(fab("restore", str(latest), "--inventory", inv)), runs,
+                                           settle(the_lab))
+        got["shell loop restore"] = median_of(lambda: timed(baselines.restore_fleet(the_lab, latest)), runs,
+                                              settle(the_lab))
     return got
 
 

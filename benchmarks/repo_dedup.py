@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from benchmarks.common import Ratio, fab, fresh_dir, report, site, timed
+from benchmarks.common import Ratio, fab, fresh_dir, report, settle, site, timed
 from maasops.lab.lab import OFFSITE_DIR
 
 IMAGES_MB = int(os.environ.get("BENCH_REPO_IMAGES_MB", "2048"))
@@ -51,7 +51,9 @@ def run() -> list[dict]:
         local_dir = fresh_dir("repo-local")
         local = timed(fab("backup", *inv, "--backup-dir", str(local_dir), "--compress", "none"))
         [local_set] = sorted((local_dir / "lab").iterdir())
+        settle(the_lab)()
         from_local = timed(fab("restore", *inv, str(local_set)))
+        settle(the_lab)()
         from_repo = timed(fab("restore", *repo, "--set", "latest"))
     runs = (("backup 1 into the repository", first), ("backup 2 (unchanged)", second),
             ("backup into a local set (uncompressed)", local), ("restore from the local set", from_local),

@@ -15,7 +15,7 @@ import json
 import statistics
 
 from benchmarks import baselines
-from benchmarks.common import DB_MB, RUNS, Measured, Ratio, fab, fresh_dir, median_of, report, secs, site, timed
+from benchmarks.common import DB_MB, RUNS, Measured, Ratio, fab, fresh_dir, median_of, report, secs, settle, site, timed
 from maasops.lab.profiles import PROFILES
 
 PROFILE = "deb-2.9"
@@ -79,9 +79,11 @@ def bench4(the_lab, made: list, codec: str) -> dict:
 
 def restores(the_lab, inv: str, latest) -> dict:
     """Benchmark 6: maasops with and without its rollback copy vs the manual steps."""
-    kept = median_of(lambda: timed(fab("restore", str(latest), "--inventory", inv)))
-    bare = median_of(lambda: timed(fab("restore", str(latest), "--inventory", inv, "--no-rollback-copy")))
-    manual = median_of(lambda: timed(baselines.restore_host(the_lab, "region1", latest / "region1")))
+    settled = settle(the_lab)
+    kept = median_of(lambda: timed(fab("restore", str(latest), "--inventory", inv)), before=settled)
+    bare = median_of(lambda: timed(fab("restore", str(latest), "--inventory", inv, "--no-rollback-copy")),
+                     before=settled)
+    manual = median_of(lambda: timed(baselines.restore_host(the_lab, "region1", latest / "region1")), before=settled)
     return report(
         "restore", f"6. Restore of the region ({DB_MB} MB database), median of {RUNS}",
         [{"what": "maasops: fab restore (keeps the replaced database, renamed, for rollback)", "seconds": secs(kept)},
@@ -93,7 +95,8 @@ def restores(the_lab, inv: str, latest) -> dict:
         "maasops accepts); move aside the trees the manifest lists (maasops's); extract; hard-link the excluded "
         "cache back from the aside copy; dbupgrade; start and wait until active and the region answers. maasops "
         "also verifies the set's signature and manifests, probes, locks, checks each upload's sha256 on the host "
-        "and records every step for --rollback.",
+        "and records every step for --rollback. Before each run (untimed): CHECKPOINT and sync, so each replaces a "
+        "database at rest on disk.",
         {"maasops": kept.raw, "maasops --no-rollback-copy": bare.raw, "manual": manual.raw})
 
 

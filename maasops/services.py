@@ -16,6 +16,7 @@ from maasops.probe import HostFacts
 
 START_TIMEOUT = 120  # seconds for started units to become active
 READY_TIMEOUT = 300  # seconds for a started region's API to answer
+POLL = "0.2"  # seconds between two looks: a unit's state and the API are cheap to ask, and every restart waits on it
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def wait_active(units: tuple[str, ...], timeout: int = START_TIMEOUT) -> Cmd:
         "[ -z \"$bad\" ] && exit 0;",
         "if printf '%s\\n' \"$bad\" | grep -q '=failed$'; then echo \"units failed: $(echo $bad)\" >&2; exit 3; fi;",
         f"if [ $SECONDS -ge $end ]; then echo \"units not active after {int(timeout)}s: $(echo $bad)\" >&2;",
-        "exit 3; fi; sleep 1; done")
+        "exit 3; fi; sleep", POLL, "; done")
 
 
 def unit_commands(install: str, units: tuple[str, ...], timeout: int = START_TIMEOUT) -> UnitCommands | None:
@@ -76,4 +77,4 @@ def region_ready(timeout: int = READY_TIMEOUT) -> Cmd:
              "except Exception as e:\n    print(e, file=sys.stderr); sys.exit(1)\n")
     return Cmd(f"end=$((SECONDS + {int(timeout)})); until err=$(python3 -c", Q(probe), Q(layouts.REGION_READY_URL),
                "2>&1); do if [ $SECONDS -ge $end ]; then echo \"the region's API did not answer within",
-               f"{int(timeout)}s: $err\" >&2; exit 3; fi; sleep 1; done")
+               f"{int(timeout)}s: $err\" >&2; exit 3; fi; sleep", POLL, "; done")

@@ -38,11 +38,12 @@ LOCAL_FULL_HINT = "free space on the laptop (or pick another --backup-dir), then
 @dataclass(frozen=True)
 class Streamed:
     """What arrived: size and sha256 of the file as stored (encrypted or not), of the bytes as sent,
-    and what the ``inspect`` consumer made of them."""
+    and what the ``inspect`` consumer made of them. An upload has no path and no hashes: the host
+    checks the bytes it received."""
 
     path: Path | None  # None for an upload
     size: int
-    sha256: str
+    sha256: str = ""
     plain_sha256: str = ""
     inspected: object = None
 
@@ -191,7 +192,6 @@ def upload(c: Connection, command: Cmd, source: BinaryIO, step: str, *, sudo_use
     read them (damaged bytes), the host's own check of the bytes speaks first.
     """
     chan, _, err = channel.open_command(c, command, step, user=sudo_user, reads_stdin=True, hold_work_lock=True)
-    digest = hashlib.sha256()
     size = 0
     checker = PipeConsumer(inspect) if inspect else None
     unreadable: BaseException | None = None
@@ -207,7 +207,6 @@ def upload(c: Connection, command: Cmd, source: BinaryIO, step: str, *, sudo_use
                     except Exception as exc:  # damaged bytes: the host's sha256 check says so
                         unreadable, checker = exc, None
                 chan.sendall(data)
-                digest.update(data)
                 size += len(data)
                 if progress:
                     progress(size)
@@ -239,4 +238,4 @@ def upload(c: Connection, command: Cmd, source: BinaryIO, step: str, *, sudo_use
         chan.close()
     if unreadable is not None:
         raise RemoteError(host_label(c), step, f"the archive cannot be read: {unreadable}")
-    return Streamed(None, size, digest.hexdigest(), inspected=inspected)
+    return Streamed(None, size, inspected=inspected)

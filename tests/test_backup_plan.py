@@ -7,7 +7,7 @@ import shlex
 import pytest
 
 from maasops import backup_plan as bp
-from maasops import layouts, plan, probe
+from maasops import layouts, plan, probe, services
 from maasops.compression import codec
 from maasops.plan import StepId
 from maasops.probe import DatabaseFacts, HostFacts
@@ -39,7 +39,8 @@ def test_region_backup_dumps_live_alongside_and_stops_only_for_the_archive():
     assert str(stop.undo).endswith(f" && {check.command}") and check.resolves == (stop.id,)
     assert "setsid -f flock -o /var/lib/maasops/lock" in text(stop)  # the host's guard, armed before the stop
     assert text(start).endswith("&& rm -f /var/lib/maasops/guard-units-stopped")
-    assert "is-active" in str(check.command) and "sleep 1" in str(check.command)  # waits through "activating"
+    # waits through "activating"
+    assert "is-active" in str(check.command) and f"sleep {services.POLL}" in str(check.command)
     assert "maas-apiserver" in text(stop) and "maas-temporal-worker" in text(stop)
     assert "(alongside the next steps)" in plan.render([p])
 

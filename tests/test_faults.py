@@ -178,10 +178,10 @@ def test_a_disk_that_fills_during_the_upload_fails_it_and_leaves_every_host_runn
     assert r.returncode == 0, r.stdout
     [s] = sets(tmp_path)
     before = (unit_states(lab), journal_lines(lab))
-    # The upload's writer fails the way a full disk makes it fail; every other cat works.
-    tool_on("region1", "cat", "#!/bin/sh\ncase $(readlink /proc/$$/fd/1) in /var/lib/maasops/*)\n"
-                              "  head -c 1000 >/dev/null; echo 'cat: write error: No space left on device' >&2; "
-                              "exit 1;;\nesac\nexec /bin/cat \"$@\"\n")
+    # The upload's writer fails the way a full disk makes it fail; every other tee works.
+    tool_on("region1", "tee", "#!/bin/sh\ncase \"$*\" in *' /var/lib/maasops/'*)\n"
+                              "  head -c 1000 >/dev/null; echo \"tee: $2: No space left on device\" >&2; "
+                              "exit 1;;\nesac\nexec /usr/bin/tee \"$@\"\n")
     r = fab("restore", str(s), "--inventory", str(lab.inventory))
     left = lab.run("region1", "find /var/lib/maasops -name 'upload-*'").stdout
     assert r.returncode == 2  # refused before anything stopped
