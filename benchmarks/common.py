@@ -82,16 +82,30 @@ def timed(argv: list[str] | str, stdout_to: Path | None = None, cwd: Path = ROOT
     return Run(seconds, usage.ru_maxrss / 1024, proc.returncode, text + err)
 
 
+def _checked(fn: Callable[[], Run], before: Callable[[], None] | None) -> Run:
+    """One run of ``fn`` after ``before`` (untimed); a failed run stops the benchmark."""
+    if before:
+        before()
+    r = fn()
+    if r.code != 0:
+        raise RuntimeError(f"benchmark command failed ({r.code}): {r.output[-3000:]}")
+    return r
+
+
 def median_of(fn: Callable[[], Run], runs: int = RUNS, before: Callable[[], None] | None = None) -> Measured:
     """``runs`` runs of ``fn`` (``before`` is called, untimed, before each); a failed run stops the benchmark."""
-    got = Measured()
-    for _ in range(runs):
-        if before:
-            before()
-        r = fn()
-        if r.code != 0:
-            raise RuntimeError(f"benchmark command failed ({r.code}): {r.output[-3000:]}")
-        got.runs.append(r)
+    return Measured([_checked(fn, before) for _ in range(runs)])
+
+
+def interleaved(fns: dict[str, Callable[[], Run]], runs: int = RUNS,
+                before: Callable[[], None] | None = None) -> dict[str, Measured]:
+    """``runs`` rounds of one run of each of ``fns``, each round starting one further along, so that a drift in
+    this shared machine's speed falls on every contender alike; ``before`` runs, untimed, before each run."""
+    got = {name: Measured() for name in fns}
+    names = list(fns)
+    for i in range(runs):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            got[name].runs.append(_checked(fns[name], before))
     return got
 
 

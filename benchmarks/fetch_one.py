@@ -19,13 +19,19 @@ from maasops import connect, stream
 from maasops.lab import lab as lab_mod
 
 
+class CtrFirstTransport(connect.GcmFirstTransport):
+    """maasops's transport with paramiko's default cipher order (AES-CTR + HMAC first): only the cipher differs."""
+
+    _preferred_ciphers = paramiko.Transport._preferred_ciphers
+
+
 def main(lab_dir: str, host: str, remote_path: str, dest: str, method: str) -> None:
     """Fetch ``remote_path`` from ``host`` into ``dest`` by ``method``."""
     the_lab = lab_mod.Lab.load(lab_dir)
     cfg = connect.with_ssh_config(connect.fabric_config(), the_lab.ssh_config)
     c = connect.connection(host, cfg)
     if method == "stream-ctr":
-        c.connect_kwargs["transport_factory"] = paramiko.Transport
+        c.connect_kwargs["transport_factory"] = CtrFirstTransport
     if method == "stream-paramiko-hop":
         del c.open_gateway  # back to Fabric's direct-tcpip channel through a paramiko session to the bastion
         connect.make_strict(c.gateway)

@@ -14,7 +14,20 @@ import json
 import os
 
 from benchmarks import baselines
-from benchmarks.common import RUNS, Measured, Ratio, fab, fresh_dir, median_of, report, secs, settle, site, timed
+from benchmarks.common import (
+    RUNS,
+    Measured,
+    Ratio,
+    fab,
+    fresh_dir,
+    interleaved,
+    median_of,
+    report,
+    secs,
+    settle,
+    site,
+    timed,
+)
 
 PROFILE = "deb-3.5"
 FLEET_DB_MB = int(os.environ.get("BENCH_FLEET_DB_MB", "64"))
@@ -38,10 +51,9 @@ def measure(racks: int, runs: int, sequential: bool) -> dict[str, Measured]:
         codec = json.loads((latest / "region1" / "manifest.json").read_text())["dump"]["compression"]
         got["shell loop backup"] = median_of(lambda: timed(baselines.backup_fleet(the_lab, fresh_dir("fleet-loop"),
                                                                                  codec)), runs)
-        got["maasops restore"] = median_of(lambda: timed(fab("restore", str(latest), "--inventory", inv)), runs,
-                                           settle(the_lab))
-        got["shell loop restore"] = median_of(lambda: timed(baselines.restore_fleet(the_lab, latest)), runs,
-                                              settle(the_lab))
+        got |= interleaved({
+            "maasops restore": lambda: timed(fab("restore", str(latest), "--inventory", inv)),
+            "shell loop restore": lambda: timed(baselines.restore_fleet(the_lab, latest))}, runs, settle(the_lab))
     return got
 
 
@@ -61,7 +73,8 @@ def bench2(got: dict[str, Measured]) -> dict:
          "maasops restore / shell loop": Ratio(rest.seconds / rloop.seconds, note="restore keeps a rollback copy")},
         "benchmarks/baselines.py: each host in turn over ssh, the same work and compressor as maasops (backup: "
         "dump on the region, stop, tar, start and wait; restore: upload, stop, load and check, move aside, extract, "
-        "dbupgrade on the region, start and wait, regions first).", {k: v.raw for k, v in got.items()})
+        "dbupgrade on the region, start and wait, regions first). The two restores take turns; before each, the "
+        "region's PostgreSQL is vacuumed and checkpointed and the kernel syncs (untimed).", {k: v.raw for k, v in got.items()})
 
 
 def scaling(points: dict[int, dict[str, Measured]]) -> dict:

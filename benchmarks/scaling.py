@@ -12,7 +12,7 @@ import json
 import os
 
 from benchmarks import baselines
-from benchmarks.common import Measured, Ratio, fab, fresh_dir, median_of, report, secs, settle, site, timed
+from benchmarks.common import Measured, Ratio, fab, fresh_dir, interleaved, median_of, report, secs, settle, site, timed
 
 PROFILE = "deb-2.9"
 SIZES = [int(n) for n in os.environ.get("BENCH_SCALE_MB", "100,1024,4096").split(",")]
@@ -30,11 +30,10 @@ def measure(mb: int) -> dict[str, Measured]:
         codec = json.loads((latest / "region1" / "manifest.json").read_text())["dump"]["compression"]
         got["baseline backup"] = median_of(lambda: timed(" && ".join(baselines.backup_host(
             the_lab, "region1", fresh_dir(f"scale{mb}-pipe"), codec, dump=True))), RUNS)
-        got["maasops restore"] = median_of(lambda: timed(fab("restore", str(latest), "--inventory", inv)), RUNS,
-                                           settle(the_lab))
-        got["manual restore"] = median_of(lambda: timed(baselines.restore_host(the_lab, "region1",
-                                                                               latest / "region1")), RUNS,
-                                          settle(the_lab))
+        got |= interleaved({
+            "maasops restore": lambda: timed(fab("restore", str(latest), "--inventory", inv)),
+            "manual restore": lambda: timed(baselines.restore_host(the_lab, "region1", latest / "region1"))},
+            RUNS, settle(the_lab))
         return got
 
 

@@ -15,7 +15,21 @@ import json
 import statistics
 
 from benchmarks import baselines
-from benchmarks.common import DB_MB, RUNS, Measured, Ratio, fab, fresh_dir, median_of, report, secs, settle, site, timed
+from benchmarks.common import (
+    DB_MB,
+    RUNS,
+    Measured,
+    Ratio,
+    fab,
+    fresh_dir,
+    interleaved,
+    median_of,
+    report,
+    secs,
+    settle,
+    site,
+    timed,
+)
 from maasops.lab.profiles import PROFILES
 
 PROFILE = "deb-2.9"
@@ -79,11 +93,12 @@ def bench4(the_lab, made: list, codec: str) -> dict:
 
 def restores(the_lab, inv: str, latest) -> dict:
     """Benchmark 6: maasops with and without its rollback copy vs the manual steps."""
-    settled = settle(the_lab)
-    kept = median_of(lambda: timed(fab("restore", str(latest), "--inventory", inv)), before=settled)
-    bare = median_of(lambda: timed(fab("restore", str(latest), "--inventory", inv, "--no-rollback-copy")),
-                     before=settled)
-    manual = median_of(lambda: timed(baselines.restore_host(the_lab, "region1", latest / "region1")), before=settled)
+    got = interleaved({
+        "kept": lambda: timed(fab("restore", str(latest), "--inventory", inv)),
+        "bare": lambda: timed(fab("restore", str(latest), "--inventory", inv, "--no-rollback-copy")),
+        "manual": lambda: timed(baselines.restore_host(the_lab, "region1", latest / "region1"))},
+        before=settle(the_lab))
+    kept, bare, manual = got["kept"], got["bare"], got["manual"]
     return report(
         "restore", f"6. Restore of the region ({DB_MB} MB database), median of {RUNS}",
         [{"what": "maasops: fab restore (keeps the replaced database, renamed, for rollback)", "seconds": secs(kept)},
@@ -95,8 +110,9 @@ def restores(the_lab, inv: str, latest) -> dict:
         "maasops accepts); move aside the trees the manifest lists (maasops's); extract; hard-link the excluded "
         "cache back from the aside copy; dbupgrade; start and wait until active and the region answers. maasops "
         "also verifies the set's signature and manifests, probes, locks, checks each upload's sha256 on the host "
-        "and records every step for --rollback. Before each run (untimed): CHECKPOINT and sync, so each replaces a "
-        "database at rest on disk.",
+        "and records every step for --rollback. The three take turns (round i starts with the i-th); before each run "
+        "(untimed) the region's PostgreSQL is vacuumed and checkpointed and the kernel syncs, so each run replaces "
+        "a database at rest on disk.",
         {"maasops": kept.raw, "maasops --no-rollback-copy": bare.raw, "manual": manual.raw})
 
 
