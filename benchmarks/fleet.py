@@ -74,7 +74,8 @@ def bench2(got: dict[str, Measured]) -> dict:
         "benchmarks/baselines.py: each host in turn over ssh, the same work and compressor as maasops (backup: "
         "dump on the region, stop, tar, start and wait; restore: upload, stop, load and check, move aside, extract, "
         "dbupgrade on the region, start and wait, regions first). The two restores take turns; before each, the "
-        "region's PostgreSQL is vacuumed and checkpointed and the kernel syncs (untimed).", {k: v.raw for k, v in got.items()})
+        "region's PostgreSQL is vacuumed and checkpointed and the kernel syncs (untimed).",
+        {k: v.raw for k, v in got.items()})
 
 
 def scaling(points: dict[int, dict[str, Measured]]) -> dict:
