@@ -109,7 +109,8 @@ def _await_ready(c: Connection, chan: paramiko.Channel, step: str, marker: bytes
             out += chan.recv(BLOCK)
         if chan.recv_stderr_ready():
             err += chan.recv_stderr(BLOCK)
-        elif chan.exit_status_ready() and not chan.recv_stderr_ready():
+        # sshd may send the exit status before the last of the output: only the end of the channel says all came
+        elif chan.exit_status_ready() and (chan.eof_received or chan.closed) and not chan.recv_stderr_ready():
             status = chan.recv_exit_status()
             said = _text(err.replace(prompt, b""))
             if "a password is required" in said:

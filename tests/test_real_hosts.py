@@ -83,11 +83,12 @@ def test_killing_the_laptop_mid_upload_ends_the_remote_writer_and_stops_nothing(
     assert r.returncode == 0, r.stdout
     [s] = sets(tmp_path)
     before = (unit_states(lab), journal_lines(lab))
-    # A slow writer: a disk that takes 16 KiB every 0.0213 s. It ends when its input ends, as cat does
+    # A slow writer: a disk that takes 16 KiB every 0.0213 s. It ends when its input ends, as tee does
     # (after what was on its way: a command fed through stdin ends with its input, it has no watcher).
-    slow = "import sys, time\nwhile sys.stdin.buffer.read1(16384):\n    time.sleep(0.0213)\n"
-    tool_on("region1", "cat", "#!/bin/sh\ncase $(readlink /proc/$$/fd/1) in /var/lib/maasops/*)\n"
-                              f"  exec python3 -c '{slow}';;\nesac\nexec /bin/cat \"$@\"\n")
+    slow = ("import sys, time\nout = open(sys.argv[1], \"wb\")\nwhile b := sys.stdin.buffer.read1(16384):\n"
+            "    out.write(b)\n    sys.stdout.buffer.write(b)\n    time.sleep(0.0213)\n")
+    tool_on("region1", "tee", "#!/bin/sh\ncase \"$*\" in *' /var/lib/maasops/'*)\n"
+                              f"  exec python3 -c '{slow}' \"$2\";;\nesac\nexec /usr/bin/tee \"$@\"\n")
     proc = subprocess.Popen([FAB, "restore", str(s), "--inventory", str(lab.inventory)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     wait_for(lambda: running(lab, "region1", "0.0213"), 60, "the upload to start")
