@@ -128,11 +128,12 @@ def ssh(the_lab: lab_mod.Lab, host: str, command: str) -> str:
 
 
 def settle(the_lab: lab_mod.Lab, host: str = "region1") -> Callable[[], None]:
-    """What runs, untimed, before each restore run: the region's PostgreSQL checkpoints and the kernel writes back.
+    """What runs, untimed, before each restore run: the region's PostgreSQL is vacuumed and checkpointed, and the
+    kernel writes back what is pending.
 
     Every run then replaces a database at rest on disk, as a real restore does. Without it, a run that keeps the
-    database it replaces (maasops's rollback copy) pays to write back the pages the run before it had just loaded,
-    and a run that drops it (the manual steps, --no-rollback-copy) gets them discarded for free.
+    database it replaces (maasops's rollback copy) would still have to write back pages the run before it had just
+    loaded, while a run that drops it (the manual steps, --no-rollback-copy) would have them discarded.
     """
     def run() -> None:
         the_lab.run(host, "runuser -u postgres -- vacuumdb --all --analyze --quiet && "
