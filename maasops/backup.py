@@ -25,6 +25,7 @@ from maasops import (
     backup_plan,
     backupset,
     crypto,
+    dumps,
     fleet,
     hostlock,
     plan,
@@ -57,8 +58,8 @@ def _stored(got: stream.Streamed, encrypted: bool) -> dict:
 def _dump_record(hp: plan.HostPlan, spec: BackupSpec, got: stream.Streamed) -> mf.Dump:
     d = spec.dump
     last, _, _, plain = got.inspected
-    if last != backupset.completion_line(d.kind):
-        raise RemoteError(hp.host, "verify dump", f"dump is incomplete (last line {last[:60]!r})",
+    if last != dumps.completion(d.kind):
+        raise RemoteError(hp.host, "verify dump", f"dump is incomplete ({dumps.incomplete(d.kind, last)})",
                           "check the database server's log and disk, then run the backup again")
     return mf.Dump(d.file, spec.compress, **_stored(got, bool(spec.encrypt_to)), kind=d.kind, database=d.database,
                    how=d.how, last_line=last, uncompressed_size=plain)
@@ -98,7 +99,8 @@ def stream_options(hp: plan.HostPlan, idle: float, store: stream.Store | None = 
         if step.id == StepId.ARCHIVE:
             return {"inspect": lambda src: backupset.read_archive(src, spec.compress, step.limit), "limits": limits,
                     **extra}
-        return {"inspect": lambda src: backupset.read_dump(src, spec.compress, step.limit), "limits": limits, **extra}
+        read = dumps.reader(spec.dump.kind)
+        return {"inspect": lambda src: read(src, spec.compress, step.limit), "limits": limits, **extra}
     return options
 
 

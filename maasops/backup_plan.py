@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from maasops import guard, layouts, services
+from maasops import dumps, guard, layouts, services
 from maasops.command import Cmd, Q, group
 from maasops.compression import codec, compressed, resolve
-from maasops.manifest import ARCHIVE, DUMP, ENCRYPTED
+from maasops.manifest import ARCHIVE, ENCRYPTED, dump_file
 from maasops.plan import HostPlan, Step, StepId
 from maasops.probe import DatabaseFacts, HostFacts, conf_value
 from maasops.restore_plan import LEFTOVERS
@@ -31,6 +31,7 @@ class BackupOptions:
     encrypt_to: str | None = None  # age/SSH public keys: files are encrypted as they arrive
     database_name: str | None = None  # when regiond.conf does not say (Vault keeps it)
     database_elsewhere: bool = False  # the operator backs the database up another way
+    dump_format: str = "auto"  # auto | plain | directory (maasops.dumps)
 
 
 @dataclass(frozen=True)
@@ -129,10 +130,36 @@ def _connection(facts: HostFacts, how: str) -> tuple[Cmd, Cmd, bool]:
     return Cmd(), Cmd(), True
 
 
+def directory_format(facts: HostFacts, how: str, options: BackupOptions) -> tuple[bool, str | None]:
+    """Whether the dump takes PostgreSQL's directory format (maasops.dumps), and why not when asked for it.
+
+    Only a local server's (the dump is written on its host first); ``auto`` takes it from
+    DIRECTORY_FROM bytes of database, when the host has ROOM times that free for it.
+    """
+    if options.dump_format == "plain" or options.dump_format == "auto" and how != "local":
+        return False, None
+    if how != "local":
+        return False, f"--dump-format directory: the database is dumped over the network ({how}), not on its host"
+    size = facts.database.size or 0
+    space = facts.space.get(dumps.WORK_ROOT)
+    room = space is not None and space.free >= dumps.ROOM * size
+    if options.dump_format == "auto":
+        return size >= dumps.DIRECTORY_FROM and room, None
+    if not room:
+        free = f"{space.free >> 20} MiB free" if space else "its free space unknown"
+        return False, (f"--dump-format directory: the dump is written under {dumps.WORK_ROOT} first, which needs "
+                       f"about {dumps.ROOM * size >> 20} MiB ({free}): free space there, or use --dump-format plain")
+    return True, None
+
+
 def _dump_command(facts: HostFacts, how: str, name: str, options: BackupOptions) -> tuple[Cmd, str, str]:
     """(command, kind, label) of the dump."""
     env, conn, superuser = _connection(facts, how)
-    if how == "local" and facts.database.dedicated and not options.db_only_maas:
+    roles = how == "local" and facts.database.dedicated and not options.db_only_maas
+    if directory_format(facts, how, options)[0]:
+        kind = "roles+pg_dump-Fd" if roles else "pg_dump-Fd"
+        return dumps.take(name, roles), kind, f"dump database ({'roles + ' if roles else ''}pg_dump -Fd, parallel jobs)"
+    if roles:
         # The MAAS role (its password is regiond.conf's) and the MAAS database: what a restore needs.
         cmd = group(Cmd("pg_dumpall --roles-only && pg_dump --clean --create --if-exists", Q(name)))
         return as_postgres(Cmd("bash -o pipefail -c", Q(cmd))), "roles+pg_dump", "dump database (roles + pg_dump)"
@@ -156,7 +183,7 @@ def dump_steps(facts: HostFacts, how: str, name: str, options: BackupOptions,
     env, conn, superuser = _connection(facts, how)
     check = Cmd(env, "psql -XAt", conn, "-d", Q(name), "-c", Q(SESSIONS_SQL))
     cmd, kind, label = _dump_command(facts, how, name, options)
-    file = DUMP + suffix(options)
+    file = dump_file(kind) + suffix(options)
     check = as_postgres(check) if superuser else check
     steps = [Step(StepId.DB_CHECK, "dump database: check PostgreSQL answers", check),
              Step(StepId.DUMP, label, compressed(cmd, options.compress), fetch=file, background=background,
@@ -169,8 +196,8 @@ def database_name(facts: HostFacts, options: BackupOptions) -> str | None:
     return options.database_name or (facts.database.name if facts.database else None) or None
 
 
-def refusal(facts: HostFacts, options: BackupOptions, dumps: bool) -> str | None:
-    """Why this host cannot be backed up as asked, or None."""
+def refusal(facts: HostFacts, options: BackupOptions, dump: str | None) -> str | None:
+    """Why this host cannot be backed up as asked (dumping the database ``dump``, or not at all), or None."""
     if facts.install is None:
         return "no MAAS here (no maas deb packages, no maas snap)"
     try:
@@ -184,10 +211,10 @@ def refusal(facts: HostFacts, options: BackupOptions, dumps: bool) -> str | None
         return ("Vault holds this MAAS's secrets (vault_url in regiond.conf): files + database alone cannot restore "
                 "it. Back up Vault (its storage snapshot and the MAAS approle) as well, then rerun with "
                 "--allow-vault to record this set as incomplete without them")
-    if dumps and not database_name(facts, options):
+    if dump and not database_name(facts, options):
         return ("regiond.conf names no database (Vault keeps the database credentials): give its name with "
                 "--database-name (on the server: psql -l), never a guess")
-    return None
+    return directory_format(facts, dump, options)[1] if dump else None
 
 
 def _archive_step(facts: HostFacts, options: BackupOptions, ext: str) -> tuple[Step, ArchiveSpec, list[str]]:
@@ -218,7 +245,7 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
     ``--compress auto`` becomes this host's codec here: the plan and the manifest name the one used.
     """
     options = replace(options, compress=resolve(options.compress, facts.tools))
-    problem = refusal(facts, options, bool(dump))
+    problem = refusal(facts, options, dump)
     if problem:
         return HostPlan(facts.host, facts, error=problem)
     notes = ["Vault in use: secrets in Vault are NOT in this backup (--allow-vault)"] if facts.vault else []

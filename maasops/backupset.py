@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from maasops import compression, layouts
+from maasops import compression
 from maasops.errors import TooBig
 
 PARTIAL = ".partial"
@@ -196,11 +196,23 @@ def read_dump(src: BinaryIO, compress: str, limit: int | None = None) -> tuple[s
         tail = (tail + chunk)[-4096:]
     while buffered.read(CHUNK):
         pass
+    return _last_meaningful(tail), raw.digest.hexdigest(), raw.size, plain
+
+
+def _last_meaningful(tail: bytes) -> str:
     # pg_dump frames its closing comment with "--" lines: skip those and blanks. PostgreSQL 13.22, 14.19,
     # 15.14, 16.10, 17.6 and later end a dump with "\unrestrict KEY" (psql's guard against hostile dumps).
     lines = [ln for ln in tail.decode(errors="replace").splitlines()
              if ln.strip() not in ("", "--") and not ln.startswith("\\unrestrict ")]
-    return (lines[-1] if lines else ""), raw.digest.hexdigest(), raw.size, plain
+    return lines[-1] if lines else ""
+
+
+def last_line(src: BinaryIO) -> str:
+    """The last meaningful line of a SQL dump read from ``src`` to its end (its completion line, when complete)."""
+    tail = b""
+    while chunk := src.read(CHUNK):
+        tail = (tail + chunk)[-4096:]
+    return _last_meaningful(tail)
 
 
 @contextmanager
@@ -226,8 +238,3 @@ def file_sha256(path: Path) -> str:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def completion_line(kind: str) -> str:
-    """The last line a complete dump of ``kind`` ends with (a roles+pg_dump dump ends with pg_dump's)."""
-    return layouts.DUMPALL_COMPLETE_LINE if kind == "pg_dumpall" else layouts.DUMP_COMPLETE_LINE

@@ -22,6 +22,7 @@ from maasops import (
     backup,
     backup_plan,
     crypto,
+    dumps,
     fleet,
     hostfiles,
     inventory,
@@ -250,10 +251,14 @@ def backup_options(opts: dict) -> backup_plan.BackupOptions:
     name = opts.get("database_name") or None
     if name is not None and (len(name.encode()) > mf.MAX_IDENTIFIER or "\0" in name):
         raise Exit("--database-name is not a PostgreSQL database name", code=REFUSED)
+    dump_format = opts.get("dump_format") or "auto"
+    if dump_format not in dumps.FORMATS:
+        raise Exit(f"--dump-format must be one of {', '.join(dumps.FORMATS)}", code=REFUSED)
     return backup_plan.BackupOptions(
         stop_postgresql=bool(opts.get("stop_postgresql")), exclude_images=bool(opts.get("exclude_images")),
         db_only_maas=bool(opts.get("db_only_maas")), allow_vault=bool(opts.get("allow_vault")), compress=compress,
-        encrypt_to=encrypt_to, database_name=name, database_elsewhere=bool(opts.get("database_elsewhere")))
+        encrypt_to=encrypt_to, database_name=name, database_elsewhere=bool(opts.get("database_elsewhere")),
+        dump_format=dump_format)
 
 
 def run_backup(c: Context, req: FleetRequest, dry_run: bool | None = None) -> None:

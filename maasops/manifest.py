@@ -28,9 +28,11 @@ KNOWN_FORMATS = (1, 2)
 MANIFEST = "manifest.json"
 ARCHIVE = "config.tar"
 DUMP = "maasdb.sql"
+DUMP_DIRECTORY = "maasdb.tar"  # a directory-format dump (maasops.dumps), as a tar
 ENCRYPTED = ".age"
-DUMP_KINDS = ("pg_dump", "pg_dumpall", "roles+pg_dump")
-ROLE_DUMP_KINDS = ("pg_dumpall", "roles+pg_dump")  # dumps that set the server's roles (and their passwords)
+DIRECTORY_DUMP_KINDS = ("pg_dump-Fd", "roles+pg_dump-Fd")  # PostgreSQL's directory format (maasops.dumps)
+DUMP_KINDS = ("pg_dump", "pg_dumpall", "roles+pg_dump", *DIRECTORY_DUMP_KINDS)
+ROLE_DUMP_KINDS = ("pg_dumpall", "roles+pg_dump", "roles+pg_dump-Fd")  # dumps that set the server's roles
 DUMP_HOW = ("local", "network", "maas-test-db")
 MEMBER_TYPES = ("file", "dir", "symlink", "hardlink", "other")
 ROLES = ("region", "rack")
@@ -321,11 +323,16 @@ def _archive(o: _Obj, lay: layouts.Layout, roles: set[str], snap_data: str | Non
     return Archive(**stored, trees=trees, actual_trees=actual, excluded=excluded, files=files)
 
 
+def dump_file(kind: str) -> str:
+    """What a dump of ``kind`` is called in a set, before its codec's and encryption's suffixes."""
+    return DUMP_DIRECTORY if kind in DIRECTORY_DUMP_KINDS else DUMP
+
+
 def _dump(o: _Obj) -> Dump:
-    stored = _stored(o, DUMP)
     kind, how, database = o.str("kind"), o.str("how", optional=True) or "local", o.str("database")
-    if kind not in DUMP_KINDS or how not in DUMP_HOW:
+    if kind not in DUMP_KINDS or how not in DUMP_HOW or (kind in DIRECTORY_DUMP_KINDS and how != "local"):
         raise ManifestError(f"{o.where}: a dump of kind {kind!r} taken {how!r} is not one maasops makes")
+    stored = _stored(o, dump_file(kind))
     if not database or len(database.encode()) > MAX_IDENTIFIER or "\0" in database:
         raise ManifestError(f"{o.where}: database {database[:70]!r} is not a PostgreSQL database name")
     return Dump(**stored, kind=kind, database=database, how=how, last_line=o.str("last_line"),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from invoke import Collection, Exit, Task
 from invoke.parser import Argument
 
-from maasops import compression, fleet, stream
+from maasops import compression, dumps, fleet, stream
 from maasops.lab.profiles import PROFILES
 from maasops.restore_plan import KEEP
 from maasops.results import INTERRUPTED
@@ -73,6 +73,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("allow_vault", False, "back up although Vault holds MAAS secrets; the set records that they are missing"),
     Option("compress", None, f"{', '.join(compression.CHOICES)} for the dump and the archive (default auto: zstd "
                               "where the host has it, else gzip; none with --repo: restic compresses)"),
+    Option("dump_format", None, "auto, plain or directory: directory is pg_dump -Fd with parallel jobs, written on "
+                                "the database host first (default auto: directory from "
+                                f"{dumps.DIRECTORY_FROM >> 20} MiB of database, where the host has room)"),
     Option("encrypt_to", None, "age (age1...) or SSH public keys, comma-separated: archives and dumps are encrypted "
                                "as they arrive; keep the identity safe and away from the backups"),
     Option("database_name", None, "the MAAS database's name, when regiond.conf does not say (Vault keeps it)"),

@@ -38,6 +38,7 @@ class StepId(StrEnum):
     PREPARE = "prepare"
     UPLOAD_ARCHIVE = "upload-archive"
     UPLOAD_DUMP = "upload-dump"
+    UNPACK_DUMP = "unpack-dump"
     KEEP_DATABASE = "keep-database"
     LOAD_DATABASE = "load-database"
     MOVE_ASIDE = "move-aside"

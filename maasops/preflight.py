@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maasops import compression, crypto, fleet, layouts, probe, remote, signing, verify
+from maasops import compression, crypto, dumps, fleet, layouts, probe, remote, signing, verify
 from maasops import manifest as mf
 from maasops.command import Cmd
 from maasops.plan import Send
@@ -118,6 +118,8 @@ def disk_needs(m: mf.HostManifest, f: probe.HostFacts, loads_db: bool, keeps_cop
         needs[tree] += sum(e.size or 0 for e in m.archive.files if mf.within(e.path, (root,)))
     if loads_db and m.dump:
         needs[uploads] += m.dump.size
+        if dumps.is_directory(m.dump.kind):
+            needs[uploads] += m.dump.uncompressed_size  # unpacked beside the upload
         if m.dump.how == "local":
             needs["database"] += int(m.dump.uncompressed_size * DB_GROWTH)
         elif keeps_copy:
@@ -162,6 +164,8 @@ def _loader_problem(t: fleet.Target, m: mf.HostManifest, f: probe.HostFacts) -> 
     if m.dump.how != "local" and not (f.database and f.database.location in ("remote", "maas-test-db")):
         return "the backup's database was dumped over the network, but this host's regiond.conf names none"
     if m.dump.how == "local":
+        if m.dump and dumps.is_directory(m.dump.kind) and "pg_restore" not in f.tools:
+            return "the set's dump is in PostgreSQL's directory format and pg_restore is not installed on this host"
         ok = remote.run(t.connection, Cmd("psql -XAtc 'SELECT 1'"), "preflight: PostgreSQL answers",
                         user=layouts.PG_SUPERUSER, check=False)
         if ok.exited != 0:

@@ -22,7 +22,8 @@ from maasops.command import Cmd, Q
 from maasops.errors import RemoteError, host_label
 from maasops.remote import run
 
-TOOLS = ("tar", "gzip", "zstd", "pg_dump", "pg_dumpall", "psql", "sha256sum", "flock", "setsid", "python3")
+TOOLS = ("tar", "gzip", "zstd", "pg_dump", "pg_dumpall", "pg_restore", "psql", "sha256sum", "flock", "setsid",
+         "python3")
 LOCAL_DB_HOSTS = ("", "localhost", "127.0.0.1", "::1")
 END = "end"
 

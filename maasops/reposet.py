@@ -198,7 +198,7 @@ def file_tags(deployment: str, stamp: str, host: str, kind: str, maas_version: s
 
 def file_sink(repo: Repo, deployment: str, stamp: str, host: str, name: str, maas_version: str) -> restic.SnapshotSink:
     """A sink that streams one host file of a set into its own snapshot."""
-    kind = "dump" if name.startswith(mf.DUMP) else "archive"
+    kind = "archive" if name.startswith(mf.ARCHIVE) else "dump"
     return restic.SnapshotSink(repo, f"{deployment}/{stamp}/{host}/{name}",
                                file_tags(deployment, stamp, host, kind, maas_version), deployment,
                                stamp_time(stamp))

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from maasops import backupset, confine, fleet, hostlock, plan, preflight, proof, report, runner, verify
+from maasops import backupset, confine, dumps, fleet, hostlock, plan, preflight, proof, report, runner, verify
 from maasops.plan import Phase, Send, StepId
 from maasops.preflight import Preflight, Refused
 from maasops.restore_plan import BEFORE_STOP, PHASES, FleetRole, RestoreOptions, confinement, restore_plan
@@ -52,8 +52,10 @@ def _stream_options(pf: Preflight) -> dict[str, runner.StreamOptions]:
         if t.name not in pf.facts:
             continue
         m = pf.records.hosts[source]
-        check = confine.inspector(m.archive.compression, confinement(m, pf.facts[t.name]))
-        out[t.name] = lambda step, check=check: {"inspect": check} if step.inspect_upload else {}
+        checks = {StepId.UPLOAD_ARCHIVE: confine.inspector(m.archive.compression, confinement(m, pf.facts[t.name]))}
+        if m.dump and dumps.is_directory(m.dump.kind):
+            checks[StepId.UPLOAD_DUMP] = dumps.inspector(m.dump.kind, m.dump.compression)
+        out[t.name] = lambda step, checks=checks: {"inspect": checks[step.id]} if step.inspect_upload else {}
     return out
 
 

@@ -26,7 +26,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from maasops import compression, confine, database, layouts, services
+from maasops import compression, confine, database, dumps, layouts, services
 from maasops.command import Cmd, Q, Word, seq
 from maasops.hostfiles import copy_yaml_keys, record, recorded, replace_yaml_key
 from maasops.manifest import HostManifest
@@ -162,10 +162,17 @@ def _upload_steps(m: HostManifest, files: SetFiles, role: FleetRole, options: Re
     if role.loads_database:
         dump = m.dump
         dump_upload = f"{rdir}/{UPLOAD_DUMP}{compression.codec(dump.compression).suffix}"
+        directory = dumps.is_directory(dump.kind)
         steps.append(Step(StepId.UPLOAD_DUMP, "upload database dump", _receive(dump_upload,
                                                                                 dump.plain_sha256 or dump.sha256),
                           Phase.UPLOAD, send=files.send(f"{m.host}/{dump.file}",
-                                                        identity=options.identity if dump.encryption else None)))
+                                                        identity=options.identity if dump.encryption else None),
+                          inspect_upload=directory))
+        if directory:
+            steps.append(Step(StepId.UNPACK_DUMP, "unpack the database dump and check it (pg_restore -l)",
+                              dumps.unpack(rdir, dump_upload, compression.codec(dump.compression),
+                                           dumps.has_roles(dump.kind)),
+                              Phase.UPLOAD, undo=Cmd("rm -rf --", Q(dumps.unpacked(rdir)))))
     return steps, upload, dump_upload
 
 
@@ -182,9 +189,11 @@ def _database_steps(m: HostManifest, target: HostFacts, options: RestoreOptions,
         undo = database.put_back(server, name, rid, rdir, state)
     else:
         notes.append("--no-rollback-copy: a failure after the load keeps the loaded database")
-    steps.append(Step(StepId.LOAD_DATABASE, "load database dump",
-                      database.load(server, dump_upload, compression.codec(m.dump.compression), name,
-                                    f"{rdir}/load.log"), Phase.DATABASE, undo=undo))
+    if dumps.is_directory(m.dump.kind):
+        load = dumps.load(server, rdir, dumps.has_roles(m.dump.kind), f"{rdir}/load.log")
+    else:
+        load = database.load(server, dump_upload, compression.codec(m.dump.compression), name, f"{rdir}/load.log")
+    steps.append(Step(StepId.LOAD_DATABASE, "load database dump", load, Phase.DATABASE, undo=undo))
     return steps, notes
 
 
@@ -373,7 +382,9 @@ def restore_plan(m: HostManifest, files: SetFiles, target: HostFacts, role: Flee
         notes.append("no units ran on the source: the units stopped here stay stopped")
     steps += start
     server = server_for(m, target) if role.loads_database else None
-    steps += [Step(StepId.CLEANUP, "remove uploaded files", Cmd("rm -f --", *map(Q, upload_names(run_dir(run_id)))),
+    rdir = run_dir(run_id)
+    steps += [Step(StepId.CLEANUP, "remove uploaded files", Cmd("rm -f --", *map(Q, upload_names(rdir)),
+                                                                "&& rm -rf --", Q(dumps.unpacked(rdir))),
                    Phase.CLEANUP, resolves=(StepId.UPLOAD_ARCHIVE,)),
               Step(StepId.PRUNE, f"prune what older restores left (keep the newest {options.keep})",
                    prune_command(target, options.keep, server if server and server.superuser else None),

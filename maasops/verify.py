@@ -19,7 +19,7 @@ from pathlib import Path
 
 import zstandard
 
-from maasops import backupset, confine, crypto, report, signing
+from maasops import backupset, confine, crypto, dumps, report, signing
 from maasops import manifest as mf
 from maasops.setfiles import LocalFiles, SetFiles
 
@@ -148,9 +148,9 @@ def _check_dump(hc: HostCheck, files: SetFiles, how: Reading) -> None:
     d = hc.manifest.dump
     if not d:
         return
-    got = _read(hc, "dump", files, f"{hc.host}/{d.file}", d, backupset.read_dump, how)
-    if got is not None and got[0] != backupset.completion_line(d.kind):
-        hc.problems.append(f"dump is incomplete (last line {got[0][:50]!r})")
+    got = _read(hc, "dump", files, f"{hc.host}/{d.file}", d, dumps.reader(d.kind), how)
+    if got is not None and got[0] != dumps.completion(d.kind):
+        hc.problems.append(f"dump is incomplete ({dumps.incomplete(d.kind, got[0])})")
 
 
 def _check_records(hc: HostCheck, set_dir: Path, entry: mf.HostEntry) -> None:

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from invoke import Collection, Exit
 
-from maasops import cli, connect, fleet, inventory, output, progress, report
+from maasops import cli, connect, dumps, fleet, inventory, output, progress, report
 from maasops import drill as drill_mod
 from maasops import repo as restic
 from maasops.backup_plan import BackupOptions
 from maasops.lab import lab
 from maasops.options import TaskSpec, make_task
 from maasops.restore_plan import RestoreOptions
-from maasops.results import STATUS_OF_CODE
+from maasops.results import REFUSED, STATUS_OF_CODE
 from maasops.transfers import QUIET, Transfers
 
 DRILL_PROFILE = "deb-3.5,rack1=snap-3.5"
@@ -71,10 +71,12 @@ def _dbupgrade_runs(the_lab: lab.Lab) -> int:
 
 def drill(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 1, racks: int = 2,
           profile: str = DRILL_PROFILE, db_mb: int = 8, dedicated_db: bool = False,
-          say=print, transfers: Transfers = QUIET, offsite: bool = False) -> drill_mod.DrillResult:
+          say=print, transfers: Transfers = QUIET, offsite: bool = False,
+          dump_format: str = "auto") -> drill_mod.DrillResult:
     """The DR rehearsal on the lab: a source site and a fresh DR site, backup → restore onto DR → proof.
 
     ``offsite``: through the source site's off-site restic repository (sftp to its bastion).
+    ``dump_format``: the backup's --dump-format (directory rehearses a large database's parallel dump and load).
     """
     base = Path(lab_dir)
     sites = {}
@@ -100,7 +102,8 @@ def drill(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 
         with fleet.closing(sources + targets):
             return drill_mod.run(sources, targets, {}, "lab", Path(backup_dir), options, say=say,
                                  extra_checks=lab_checks, sign_key=src.signing_key, transfers=transfers, repo=repo,
-                                 backup_options=BackupOptions(compress="none") if offsite else None)
+                                 backup_options=BackupOptions(compress="none" if offsite else "auto",
+                                                              dump_format=dump_format))
     finally:
         if not keep:
             for site in sites:
@@ -109,19 +112,21 @@ def drill(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 
 
 DRILL = TaskSpec("drill", "12. DR rehearsal on the local lab: back up a site, restore onto a fresh one, prove them "
                           "equal.", ("lab_dir", "keep_lab", "backup_dir", "regions", "racks", "profile", "db_mb",
-                                     "dedicated_db", "offsite", "json"))
+                                     "dedicated_db", "offsite", "dump_format", "json"))
 
 
 def drill_task():
     """The ``drill`` task."""
-    def body(c, lab_dir, keep_lab, backup_dir, regions, racks, profile, db_mb, dedicated_db, offsite, json,
-             **_) -> None:
+    def body(c, lab_dir, keep_lab, backup_dir, regions, racks, profile, db_mb, dedicated_db, offsite, dump_format,
+             json, **_) -> None:
+        if (dump_format or "auto") not in dumps.FORMATS:
+            raise Exit(f"--dump-format must be one of {', '.join(dumps.FORMATS)}", code=REFUSED)
         out = output.Output(json)
         with cli.always_reported("drill", out, {}, lambda: "lab"), progress.for_output(out) as transfers:
             result = drill(lab_dir=lab_dir or ".lab-drill", keep=keep_lab, backup_dir=backup_dir,
                            regions=int(regions), racks=int(racks), profile=profile or DRILL_PROFILE,
                            db_mb=int(db_mb), dedicated_db=dedicated_db, say=out.say, transfers=transfers,
-                           offsite=offsite)
+                           offsite=offsite, dump_format=dump_format or "auto")
             out.emit({"operation": "drill", "status": STATUS_OF_CODE.get(result.code, "failed"),
                       "exit_code": result.code, **result.report})
             if result.code:

@@ -1,0 +1,201 @@
+"""Dumps of the MAAS database, by kind: how each is read and judged complete, and PostgreSQL's directory
+format (taken with parallel jobs on the database host, streamed as a tar, unpacked and loaded with parallel jobs).
+
+A plain dump (``pg_dump``, ``roles+pg_dump``, an old set's ``pg_dumpall``) is SQL that
+streams straight from ``pg_dump`` and loads with ``psql``; it is complete when it ends with
+PostgreSQL's completion line. A directory dump (``pg_dump-Fd``, ``roles+pg_dump-Fd``) is
+``pg_dump -Fd -Z 0 -j N`` written into a private directory on the database host, then
+sent as an uncompressed tar (the set's codec compresses it, as it does a plain dump)::
+
+    roles.sql        pg_dumpall --roles-only (roles+pg_dump-Fd only), ending with its completion line
+    db/              the directory pg_dump wrote
+    db/toc.dat       its table of contents (written last: pg_dump writes it when everything else is)
+    db/<id>.dat      one per table's data; blobs.toc and blob_<oid>.dat (large objects, PostgreSQL up to 16),
+                     blobs_<id>.toc (17+)
+
+Nothing else may be in it: no other name, no link, no device (:func:`read_directory`),
+checked as the set arrives, by ``verify`` and as the restore uploads it. A restore unpacks it
+into its run directory as PostgreSQL's superuser, lists it with ``pg_restore -l`` and checks
+every table's data file is there, all before anything stops, then loads it with
+``pg_restore -j N --create``.
+
+benchmarks/parallel_dump.py measured it on this project's lab at 512 MB (benchmarks/RESULTS.md,
+"Evaluation"): dump + load took 0.56x (boot images in large objects) and 0.79x (rows only)
+of the plain dump's. ``--dump-format auto`` therefore takes it for a local database of
+DIRECTORY_FROM bytes or more, where the host has room for it.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+from collections.abc import Callable
+from typing import BinaryIO
+
+from maasops import backupset, compression, database, layouts, probe
+from maasops import manifest as mf
+from maasops.command import Cmd, Q, Word
+from maasops.errors import Unsafe
+
+FORMATS = ("auto", "plain", "directory")  # --dump-format
+DIRECTORY_FROM = 256 << 20  # auto: a local database this large (pg_database_size) or larger gets a directory dump
+ROOM = 2  # the host must have this many times the database's size free: COPY writes bytea as hex
+MAX_JOBS = 4  # pg_dump/pg_restore jobs: the host's cores, at most this (each is one more database session)
+WORK_ROOT = probe.RESTORE_WRITES[0]  # maasops's own directory on a host (the probe measures its free space)
+DUMP_ROOT = f"{WORK_ROOT}/dump"  # where a backup's directory dump is written, then removed
+STALE_MINUTES = 720  # a dump directory this old was left by a killed backup: the next one removes it
+ROLES_FILE = "roles.sql"
+DIRECTORY = "db"
+COMPLETE = "directory dump complete: toc.dat and only a directory dump's files"
+DATA_FILE = re.compile(r"^db/(toc\.dat|[0-9]+\.dat|blob_[0-9]+\.dat|blobs(_[0-9]+)?\.toc)$")
+JOBS = Cmd("j=$(nproc 2>/dev/null); case $j in ''|*[!0-9]*) j=1;; esac; [ \"$j\" -le", str(MAX_JOBS), "] || j=" +
+           str(MAX_JOBS), ";")
+SOURCES = {
+    "DATA_FILE": "postgresql src/bin/pg_dump/pg_backup_directory.c @ REL_15, REL_17 (toc.dat, %d.dat, "
+                 "blob_%u.dat, blobs.toc / blobs_%d.toc)",
+    "COMPLETE": "pg_backup_directory.c _CloseArchive @ REL_15 (toc.dat is written when the archive closes)",
+}
+
+
+def is_directory(kind: str) -> bool:
+    """True for the directory-format kinds."""
+    return kind in mf.DIRECTORY_DUMP_KINDS
+
+
+def has_roles(kind: str) -> bool:
+    """True when a dump of ``kind`` also sets the server's roles (and their passwords)."""
+    return kind in mf.ROLE_DUMP_KINDS
+
+
+def completion(kind: str) -> str:
+    """What :func:`reader` returns first for a complete dump of ``kind``."""
+    if is_directory(kind):
+        return COMPLETE
+    return layouts.DUMPALL_COMPLETE_LINE if kind == "pg_dumpall" else layouts.DUMP_COMPLETE_LINE
+
+
+def incomplete(kind: str, verdict: str) -> str:
+    """What is wrong with a dump of ``kind`` whose reader said ``verdict``, in words."""
+    return verdict[:120] if is_directory(kind) else f"last line {verdict[:60]!r}"
+
+
+def reader(kind: str) -> Callable[[BinaryIO, str, int | None], tuple[str, str, int, int]]:
+    """How a dump of ``kind`` is read: ``(src, compress, limit) -> (verdict, sha256, size, plain size)``;
+    the verdict is :func:`completion` for a complete dump."""
+    if is_directory(kind):
+        return lambda src, compress, limit=None: read_directory(src, compress, limit, has_roles(kind))
+    return backupset.read_dump
+
+
+def _member_problem(m: tarfile.TarInfo, roles: bool, seen: set[str]) -> str | None:
+    name = m.name
+    if name in seen:
+        return f"{name[:80]!r} is in the tar twice"
+    seen.add(name)
+    if name == DIRECTORY:
+        return None if m.isdir() else f"{DIRECTORY!r} is not a directory"
+    if name == ROLES_FILE and roles or DATA_FILE.match(name):
+        return None if m.isfile() else f"{name!r} is not a regular file"
+    return f"{name[:80]!r} is not a file a directory dump holds"
+
+
+def read_directory(src: BinaryIO, compress: str, limit: int | None = None,
+                   roles: bool = True) -> tuple[str, str, int, int]:
+    """A directory dump's tar read from ``src``, in one pass: (verdict, sha256 and size of the bytes read, tar size).
+
+    The verdict is COMPLETE, or the first thing wrong: a member no directory dump holds, a
+    link or device, a name twice, no toc.dat, roles.sql cut short. Past ``limit`` bytes of tar
+    that compress like no real dump it raises TooBig.
+    """
+    raw = backupset.HashingReader(src)
+    buffered = io.BufferedReader(raw, backupset.CHUNK)
+    plain = backupset.CountingReader(backupset.BoundedReader(compression.reader(buffered, compress), limit,
+                                                             lambda: raw.size))
+    problem, seen, roles_last = None, set(), ""
+    try:
+        with tarfile.open(fileobj=io.BufferedReader(plain, backupset.CHUNK), mode="r|") as tar:
+            for m in tar:
+                problem = problem or _member_problem(m, roles, seen)
+                if problem is None and m.name == ROLES_FILE:
+                    roles_last = backupset.last_line(tar.extractfile(m))
+    except tarfile.TarError as exc:
+        problem = problem or f"not a complete tar ({exc})"
+    while plain.read(backupset.CHUNK):
+        pass
+    while buffered.read(backupset.CHUNK):
+        pass
+    if problem is None and f"{DIRECTORY}/toc.dat" not in seen:
+        problem = "no db/toc.dat: pg_dump did not finish"
+    if problem is None and roles and roles_last != layouts.DUMPALL_COMPLETE_LINE:
+        problem = f"roles.sql is cut short (last line {roles_last[:60]!r})"
+    return problem or COMPLETE, raw.digest.hexdigest(), raw.size, plain.size
+
+
+def inspector(kind: str, compress: str) -> Callable[[BinaryIO], str]:
+    """An upload inspector for a directory dump: Unsafe unless every member is one a directory dump holds."""
+    def check(src: BinaryIO) -> str:
+        verdict = read_directory(src, compress, None, has_roles(kind))[0]
+        if verdict != COMPLETE:
+            raise Unsafe(f"the database dump: {verdict}")
+        return verdict
+    return check
+
+
+def take(name: str, roles: bool) -> Cmd:
+    """On the database host, as root: ``pg_dump -Fd -Z 0 -j N`` of ``name`` (with the roles first) into a private
+    directory under DUMP_ROOT; then its tar on stdout. The directory is removed however the command ends
+    (one a killed backup left is removed by the next, after STALE_MINUTES)."""
+    pg = Cmd("runuser -u", Q(layouts.PG_SUPERUSER), "--")
+    dump_roles = Cmd(pg, "pg_dumpall --roles-only >", Word('"$d"/', Q(ROLES_FILE)), "&&") if roles else Cmd()
+    return Cmd(
+        "umask 077 && mkdir -p", Q(DUMP_ROOT), "&& chmod 0711", Q(WORK_ROOT), Q(DUMP_ROOT),
+        "&& find", Q(DUMP_ROOT), "-mindepth 1 -maxdepth 1 -mmin", f"+{STALE_MINUTES}", "-exec rm -rf -- {} +",
+        "&& d=$(mktemp -d", Q(f"{DUMP_ROOT}/run.XXXXXXXX"), ") && trap 'rm -rf -- \"$d\"' EXIT",
+        "&& trap 'exit 1' HUP INT TERM && chown", Q(layouts.PG_SUPERUSER), "\"$d\" &&", JOBS, dump_roles,
+        pg, "pg_dump -Fd -Z 0 -j \"$j\" -f", Word('"$d"/', Q(DIRECTORY)), Q(name),
+        "&& tar -cf - -C \"$d\" --", *((Q(ROLES_FILE),) if roles else ()), Q(DIRECTORY))
+
+
+def unpacked(run_dir: str) -> str:
+    """Where a restore unpacks a directory dump: inside its run directory."""
+    return f"{run_dir}/pgdump"
+
+
+def unpack(run_dir: str, upload: str, how: compression.Codec, roles: bool) -> Cmd:
+    """Unpack the uploaded directory dump into :func:`unpacked` as PostgreSQL's superuser, and check it there:
+    regular files only, roles.sql when ``roles``, a table of contents this host's ``pg_restore`` reads, and
+    every table's data file it names. Changes nothing MAAS runs on.
+
+    The run directory and its parents become 0711 (enter, not list) so that the superuser reaches its own
+    directory; what else is in them stays 0600 root.
+    """
+    d, pg = unpacked(run_dir), Cmd("runuser -u", Q(layouts.PG_SUPERUSER), "--")
+    listing = f"{run_dir}/pgdump.list"
+    need_roles = Cmd("[ -f", Q(f"{d}/{ROLES_FILE}"), "] || { echo 'the dump holds no roles.sql' >&2; exit 1; };")
+    return Cmd(
+        "umask 077 && chmod 0711", Q(WORK_ROOT), Q(run_dir.rsplit("/", 1)[0]), Q(run_dir), "&& rm -rf --", Q(d),
+        "&& install -d -m 0700 -o", Q(layouts.PG_SUPERUSER), Q(d), "&&", how.decompress, Q(upload), "|", pg,
+        "tar -x --no-same-owner --no-same-permissions -f - -C", Q(d), "|| exit 1;",
+        "odd=$(find", Q(d), "-mindepth 1 ! -type f ! -type d -print -quit) || exit 1;",
+        "[ -z \"$odd\" ] || { echo \"the dump holds $odd, which is no regular file\" >&2; exit 1; };",
+        need_roles if roles else Cmd(),
+        pg, "pg_restore -l", Q(f"{d}/{DIRECTORY}"), ">", Q(listing), "|| exit 1;",
+        "missing=$(awk '$4 == \"TABLE\" && $5 == \"DATA\" { print $1 + 0 }'", Q(listing),
+        "| while read -r id; do [ -f", Word(Q(f"{d}/{DIRECTORY}/"), '"$id".dat'), "] || echo \"$id.dat\"; done",
+        "| head -n 3);",
+        "[ -z \"$missing\" ] || { echo \"the dump's table of contents names data files it does not hold:\"",
+        "$missing >&2; exit 1; }")
+
+
+def load(server: database.Server, run_dir: str, roles: bool, log: str) -> Cmd:
+    """Load the unpacked directory dump into the local ``server``: its roles first (when ``roles``), then
+    ``pg_restore -j N --create`` (the dump creates the database; one of that name must not be in use).
+    Fails on the first error, quoting pg_restore's first lines of it."""
+    d = unpacked(run_dir)
+    first = (database.load(server, f"{d}/{ROLES_FILE}", compression.codec("none"), "postgres",
+                           f"{run_dir}/roles-load.log"), "&&") if roles else ()
+    restore = server.client("pg_restore", "-j \"$j\" --create --clean --if-exists --exit-on-error -d postgres",
+                            Q(f"{d}/{DIRECTORY}"))
+    return Cmd(JOBS, *first, restore, "2>", Q(log), "|| { echo \"loading the database dump failed (pg_restore):",
+               "$(grep -m 3 -i error", Q(log), ")\" >&2; exit 1; }")
