@@ -9,9 +9,10 @@ sent as an uncompressed tar (the set's codec compresses it, as it does a plain d
 
     roles.sql        pg_dumpall --roles-only (roles+pg_dump-Fd only), ending with its completion line
     db/              the directory pg_dump wrote
-    db/toc.dat       its table of contents (written last: pg_dump writes it when everything else is)
     db/<id>.dat      one per table's data; blobs.toc and blob_<oid>.dat (large objects, PostgreSQL up to 16),
                      blobs_<id>.toc (17+)
+    db/toc.dat       its table of contents, last: pg_dump writes it when all else is written, and a tar whose
+                     last member is a whole toc.dat holds a finished dump
 
 Nothing else may be in it: no other name, no link, no device (:func:`read_directory`),
 checked as the set arrives, by ``verify`` and as the restore uploads it. A restore unpacks it
@@ -47,6 +48,7 @@ DUMP_ROOT = f"{WORK_ROOT}/dump"  # where a backup's directory dump is written, t
 STALE_MINUTES = 720  # a dump directory this old was left by a killed backup: the next one removes it
 ROLES_FILE = "roles.sql"
 DIRECTORY = "db"
+TOC = f"{DIRECTORY}/toc.dat"
 COMPLETE = "directory dump complete: toc.dat and only a directory dump's files"
 DATA_FILE = re.compile(r"^db/(toc\.dat|[0-9]+\.dat|blob_[0-9]+\.dat|blobs(_[0-9]+)?\.toc)$")
 JOBS = Cmd("j=$(nproc 2>/dev/null); case $j in ''|*[!0-9]*) j=1;; esac; [ \"$j\" -le", str(MAX_JOBS), "] || j=" +
@@ -116,7 +118,9 @@ def read_directory(src: BinaryIO, compress: str, limit: int | None = None,
     try:
         with tarfile.open(fileobj=io.BufferedReader(plain, backupset.CHUNK), mode="r|") as tar:
             for m in tar:
-                problem = problem or _member_problem(m, roles, seen)
+                after_toc = TOC in seen
+                problem = problem or _member_problem(m, roles, seen) or (
+                    f"{m.name[:80]!r} follows db/toc.dat, which pg_dump writes last" if after_toc else None)
                 if problem is None and m.name == ROLES_FILE:
                     roles_last = backupset.last_line(tar.extractfile(m))
     except tarfile.TarError as exc:
@@ -125,8 +129,10 @@ def read_directory(src: BinaryIO, compress: str, limit: int | None = None,
         pass
     while buffered.read(backupset.CHUNK):
         pass
-    if problem is None and f"{DIRECTORY}/toc.dat" not in seen:
+    if problem is None and TOC not in seen:
         problem = "no db/toc.dat: pg_dump did not finish"
+    if problem is None and roles and ROLES_FILE not in seen:
+        problem = "no roles.sql: the roles were not dumped"
     if problem is None and roles and roles_last != layouts.DUMPALL_COMPLETE_LINE:
         problem = f"roles.sql is cut short (last line {roles_last[:60]!r})"
     return problem or COMPLETE, raw.digest.hexdigest(), raw.size, plain.size
@@ -149,12 +155,15 @@ def take(name: str, roles: bool) -> Cmd:
     pg = Cmd("runuser -u", Q(layouts.PG_SUPERUSER), "--")
     dump_roles = Cmd(pg, "pg_dumpall --roles-only >", Word('"$d"/', Q(ROLES_FILE)), "&&") if roles else Cmd()
     return Cmd(
-        "umask 077 && mkdir -p", Q(DUMP_ROOT), "&& chmod 0711", Q(WORK_ROOT), Q(DUMP_ROOT),
+        JOBS, "umask 077 && mkdir -p", Q(DUMP_ROOT), "&& chmod 0711", Q(WORK_ROOT), Q(DUMP_ROOT),
         "&& find", Q(DUMP_ROOT), "-mindepth 1 -maxdepth 1 -mmin", f"+{STALE_MINUTES}", "-exec rm -rf -- {} +",
         "&& d=$(mktemp -d", Q(f"{DUMP_ROOT}/run.XXXXXXXX"), ") && trap 'rm -rf -- \"$d\"' EXIT",
-        "&& trap 'exit 1' HUP INT TERM && chown", Q(layouts.PG_SUPERUSER), "\"$d\" &&", JOBS, dump_roles,
+        "&& trap 'exit 1' HUP INT TERM && chown", Q(layouts.PG_SUPERUSER), "\"$d\" &&", dump_roles,
         pg, "pg_dump -Fd -Z 0 -j \"$j\" -f", Word('"$d"/', Q(DIRECTORY)), Q(name),
-        "&& tar -cf - -C \"$d\" --", *((Q(ROLES_FILE),) if roles else ()), Q(DIRECTORY))
+        # toc.dat last: a tar that ends with it whole holds a finished dump (see read_directory)
+        "&& { printf '%s\\n'", *((Q(ROLES_FILE),) if roles else ()), Q(DIRECTORY), "&& cd \"$d\" && find",
+        Q(DIRECTORY), "-mindepth 1 ! -name toc.dat && printf '%s\\n'", Q(f"{DIRECTORY}/toc.dat"), ";}",
+        "| tar -cf - -C \"$d\" --no-recursion --verbatim-files-from -T -")
 
 
 def unpacked(run_dir: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import zstandard
 
-from maasops import backupset, compression, signing
+from maasops import backupset, compression, dumps, signing
 from maasops import manifest as mf
 
 Members = list[tuple[tarfile.TarInfo, bytes | None]]
@@ -54,8 +54,9 @@ def info(name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644, size: int 
 
 
 def forge(src: Path, dest: Path, host: str, edit: Callable[[Members], Members], *, listing: bool = True,
-          sign_with: Path | None = None) -> Path:
-    """A copy of set ``src`` at ``dest`` whose ``host`` archive ``edit`` rewrote, recomputed to look intact.
+          sign_with: Path | None = None, part: str = "archive") -> Path:
+    """A copy of set ``src`` at ``dest`` whose ``host`` archive (``part="dump"``: its directory dump's tar)
+    ``edit`` rewrote, recomputed to look intact.
 
     ``listing`` False leaves the manifest's listing as it was (the archive alone is forged);
     ``sign_with`` signs the forged set manifest with that key, else the signature is removed.
@@ -63,18 +64,22 @@ def forge(src: Path, dest: Path, host: str, edit: Callable[[Members], Members], 
     shutil.copytree(src, dest)
     hdir = dest / host
     hm = json.loads((hdir / mf.MANIFEST).read_text())
-    archive, codec = hdir / hm["archive"]["file"], hm["archive"]["compression"]
-    write(archive, edit(members(archive, codec)), codec)
-    with open(archive, "rb") as f:
-        files, sha, size = backupset.read_archive(f, codec)
-    if listing:
-        hm["archive"]["files"] = files
-    hm["archive"].update(sha256=sha, size=size)
+    tar, codec = hdir / hm[part]["file"], hm[part]["compression"]
+    write(tar, edit(members(tar, codec)), codec)
+    with open(tar, "rb") as f:
+        if part == "archive":
+            files, sha, size = backupset.read_archive(f, codec)
+            if listing:
+                hm["archive"]["files"] = files
+        else:
+            _, sha, size, plain = dumps.read_directory(f, codec)
+            hm["dump"]["uncompressed_size"] = plain
+    hm[part].update(sha256=sha, size=size)
     backupset.write_json(hdir / mf.MANIFEST, hm)
     sm = json.loads((dest / mf.MANIFEST).read_text())
     entry = sm["hosts"][host]
     entry["manifest_sha256"] = backupset.file_sha256(hdir / mf.MANIFEST)
-    entry["files"][hm["archive"]["file"]] = sha
+    entry["files"][hm[part]["file"]] = sha
     backupset.write_json(dest / mf.MANIFEST, sm)
     (dest / signing.SIGNATURE).unlink(missing_ok=True)
     if sign_with:

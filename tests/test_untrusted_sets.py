@@ -172,3 +172,42 @@ def test_a_hostile_host_name_in_an_inventory_or_map_is_refused(lab, good_set, tm
     assert r.returncode == 2 and "'../rack1' is not a safe name" in r.stdout + r.stderr, r.stdout + r.stderr
     r = fab("restore", str(good_set), "--inventory", str(lab.inventory), "--map", "rack1=../../x")
     assert r.returncode == 2 and "'../../x' is not a safe name" in r.stdout + r.stderr
+
+
+@pytest.fixture(scope="module")
+def directory_set(lab, tmp_path_factory):
+    """A set whose database dump is in PostgreSQL's directory format (a tar the restore unpacks)."""
+    d = tmp_path_factory.mktemp("dirdump")
+    r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(d), "--dump-format", "directory")
+    assert r.returncode == 0, r.stdout + r.stderr
+    [s] = sets(d)
+    return s
+
+
+DUMP_ATTACKS = {
+    "a data file that is a symlink to /etc/shadow": ((info("db/99999.dat", tarfile.SYMTYPE, 0o777,
+                                                           link="/etc/shadow"), None), "'db/99999.dat'"),
+    "a cron job beside the dump": ((info("etc/cron.d/x", size=len(PAYLOAD)), PAYLOAD), "'etc/cron.d/x'"),
+    "a dot-dot member": ((info("db/../../../../etc/cron.d/x", size=len(PAYLOAD)), PAYLOAD), "'db/../"),
+}
+
+
+@pytest.mark.parametrize("attack", list(DUMP_ATTACKS))
+def test_a_directory_dump_member_no_dump_holds_is_refused_before_anything_stops(lab, directory_set, tmp_path,
+                                                                                attack):
+    added, member = DUMP_ATTACKS[attack]
+    bad = forge(directory_set, tmp_path / directory_set.name, "region1", lambda items: items + [added],
+                sign_with=lab.signing_key, part="dump")
+    out = refused(lab, bad)
+    assert "region1: upload database dump: refused, nothing written" in out and member in out, out
+    v = fab("verify", str(bad), "--inventory", str(lab.inventory))
+    assert v.returncode == 1 and "dump is incomplete" in v.stdout and member in v.stdout, v.stdout
+    assert lab.run("region1", "ls /var/lib/maasops/restore/latest/pgdump 2>/dev/null; true").stdout == ""
+
+
+def test_a_directory_dump_without_its_table_of_contents_is_incomplete(lab, directory_set, tmp_path):
+    bad = forge(directory_set, tmp_path / directory_set.name, "region1",
+                lambda items: [(i, b) for i, b in items if i.name != "db/toc.dat"], sign_with=lab.signing_key,
+                part="dump")
+    v = fab("verify", str(bad), "--inventory", str(lab.inventory))
+    assert v.returncode == 1 and "no db/toc.dat: pg_dump did not finish" in v.stdout, v.stdout
