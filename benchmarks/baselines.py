@@ -23,7 +23,7 @@ import json
 import shlex
 from pathlib import Path
 
-from benchmarks.common import piped, ssh, units_of, wait_ready
+from benchmarks.common import fab, fresh_dir, piped, ssh, timed, units_of, wait_ready
 from maasops import compression, database, layouts
 from maasops.lab import lab as lab_mod
 from maasops.lab.profiles import PROFILES
@@ -132,4 +132,19 @@ def doc_downtime(the_lab: lab_mod.Lab, name: str, codec: str) -> str:
                               f"sudo systemctl start postgresql {units} && t1=$(date +%s.%N) && "
                               "rm -f /var/tmp/doc-dump.sql /var/tmp/doc-backup.tar && "
                               "awk -v a=\"$t0\" -v b=\"$t1\" 'BEGIN { print \"window\", b - a }'")
+
+
+def plain_set(inv: str, name: str) -> Path:
+    """A maasops set of the lab with a plain SQL dump (``--dump-format plain``), made untimed: what the manual
+    restore loads with psql, as the doc's procedure does, whatever format maasops's own set has."""
+    out = fresh_dir(name)
+    r = timed(fab("backup", "--inventory", inv, "--backup-dir", str(out), "--dump-format", "plain"))
+    if r.code:
+        raise RuntimeError(r.output[-2000:])
+    return sorted((out / "lab").iterdir())[-1]
+
+
+def dump_kind(set_dir: Path, host: str = "region1") -> str:
+    """The kind of the dump in a set (roles+pg_dump, roles+pg_dump-Fd, ...)."""
+    return json.loads((set_dir / host / "manifest.json").read_text())["dump"]["kind"]
 

@@ -93,20 +93,25 @@ def bench4(the_lab, made: list, codec: str) -> dict:
 
 def restores(the_lab, inv: str, latest) -> dict:
     """Benchmark 6: maasops with and without its rollback copy vs the manual steps."""
+    plain = baselines.plain_set(inv, "single-plain")
     got = interleaved({
         "kept": lambda: timed(fab("restore", str(latest), "--inventory", inv)),
         "bare": lambda: timed(fab("restore", str(latest), "--inventory", inv, "--no-rollback-copy")),
-        "manual": lambda: timed(baselines.restore_host(the_lab, "region1", latest / "region1"))},
+        "manual": lambda: timed(baselines.restore_host(the_lab, "region1", plain / "region1"))},
         before=settle(the_lab))
     kept, bare, manual = got["kept"], got["bare"], got["manual"]
+    kind = baselines.dump_kind(latest)
     return report(
         "restore", f"6. Restore of the region ({DB_MB} MB database), median of {RUNS}",
-        [{"what": "maasops: fab restore (keeps the replaced database, renamed, for rollback)", "seconds": secs(kept)},
+        [{"what": f"maasops: fab restore (its set's {kind} dump; keeps the replaced database, renamed, for "
+                  "rollback)", "seconds": secs(kept)},
          {"what": "maasops: fab restore --no-rollback-copy", "seconds": secs(bare)},
-         {"what": "manual steps, same work, over ssh", "seconds": secs(manual)}],
+         {"what": "manual steps, same work, over ssh (a plain roles+pg_dump, psql)", "seconds": secs(manual)}],
         {"maasops (rollback copy) / manual": Ratio(kept.seconds / manual.seconds, "≤", 1.15),
          "maasops --no-rollback-copy / manual": Ratio(bare.seconds / manual.seconds, note="≈ 1×")},
-        "upload archive and dump; stop the units; load the dump and check psql's exit and errors (the harmless ones "
+        "the doc's procedure: upload archive and a plain SQL dump of the same database (made by maasops "
+        "--dump-format plain, untimed), whatever format maasops's own set has; stop the units; load the dump with "
+        "psql and check psql's exit and errors (the harmless ones "
         "maasops accepts); move aside the trees the manifest lists (maasops's); extract; hard-link the excluded "
         "cache back from the aside copy; dbupgrade; start and wait until active and the region answers. maasops "
         "also verifies the set's signature and manifests, probes, locks, checks each upload's sha256 on the host "

@@ -131,24 +131,23 @@ def _connection(facts: HostFacts, how: str) -> tuple[Cmd, Cmd, bool]:
 
 
 def directory_format(facts: HostFacts, how: str, options: BackupOptions) -> tuple[bool, str | None]:
-    """Whether the dump takes PostgreSQL's directory format (maasops.dumps), and why not when asked for it.
+    """Whether the dump takes PostgreSQL's directory format (maasops.dumps), and why not where it matters.
 
     Only a local server's (the dump is written on its host first); ``auto`` takes it from
-    DIRECTORY_FROM bytes of database, when the host has ROOM times that free for it.
+    DIRECTORY_FROM bytes of database, when the host has ROOM times that free for it. The reason
+    refuses ``--dump-format directory``, and is a note of the plan for ``auto``.
     """
-    if options.dump_format == "plain" or options.dump_format == "auto" and how != "local":
+    size = facts.database.size or 0 if facts.database else 0
+    wanted = options.dump_format == "directory" or options.dump_format == "auto" and size >= dumps.DIRECTORY_FROM
+    if not wanted:
         return False, None
     if how != "local":
-        return False, f"--dump-format directory: the database is dumped over the network ({how}), not on its host"
-    size = facts.database.size or 0
+        return False, f"the database is dumped over the network ({how}), not on its host: a plain dump"
     space = facts.space.get(dumps.WORK_ROOT)
-    room = space is not None and space.free >= dumps.ROOM * size
-    if options.dump_format == "auto":
-        return size >= dumps.DIRECTORY_FROM and room, None
-    if not room:
+    if space is None or space.free < dumps.ROOM * size:
         free = f"{space.free >> 20} MiB free" if space else "its free space unknown"
-        return False, (f"--dump-format directory: the dump is written under {dumps.WORK_ROOT} first, which needs "
-                       f"about {dumps.ROOM * size >> 20} MiB ({free}): free space there, or use --dump-format plain")
+        return False, (f"a directory dump is written under {dumps.WORK_ROOT} first, which needs about "
+                       f"{dumps.ROOM * size >> 20} MiB ({free}): a plain dump")
     return True, None
 
 
@@ -214,7 +213,8 @@ def refusal(facts: HostFacts, options: BackupOptions, dump: str | None) -> str |
     if dump and not database_name(facts, options):
         return ("regiond.conf names no database (Vault keeps the database credentials): give its name with "
                 "--database-name (on the server: psql -l), never a guess")
-    return directory_format(facts, dump, options)[1] if dump else None
+    why_not = directory_format(facts, dump, options)[1] if dump and options.dump_format == "directory" else None
+    return f"--dump-format directory: {why_not.removesuffix(': a plain dump')}" if why_not else None
 
 
 def _archive_step(facts: HostFacts, options: BackupOptions, ext: str) -> tuple[Step, ArchiveSpec, list[str]]:
@@ -257,6 +257,9 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
         # archive (unless PostgreSQL itself is stopped for the archive).
         db_steps, dump_spec = dump_steps(facts, dump, database_name(facts, options), options, not stop_pg)
         steps += db_steps
+        why_not = directory_format(facts, dump, options)[1]
+        if why_not:
+            notes.append(why_not)
         if db_steps[-1].limit is None:
             notes.append("the database's size is unknown here: its dump has no size bound")
     archive, archive_spec, missing = _archive_step(facts, options, suffix(options))

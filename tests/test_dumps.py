@@ -116,9 +116,11 @@ def test_otherwise_the_dump_stays_plain(host, how, fmt):
 def test_asking_for_a_directory_dump_where_it_cannot_be_taken_is_refused_with_the_reason():
     remote = DatabaseFacts("remote", "10.0.0.5", 5432, "maasdb", "maas")
     p = bp.backup_plan(big(db=remote), "network", bp.BackupOptions(dump_format="directory"))
-    assert "dumped over the network (network)" in p.error
+    assert p.error == "--dump-format directory: the database is dumped over the network (network), not on its host"
     p = bp.backup_plan(big(free=BIG), "local", bp.BackupOptions(dump_format="directory"))
-    assert f"needs about {2 * BIG >> 20} MiB ({BIG >> 20} MiB free)" in p.error
+    assert p.error.endswith(f"needs about {2 * BIG >> 20} MiB ({BIG >> 20} MiB free)")
+    [note] = bp.backup_plan(big(free=BIG), "local", bp.BackupOptions()).notes
+    assert note.endswith(f"({BIG >> 20} MiB free): a plain dump")
     assert bp.backup_plan(big(size=1), "local", bp.BackupOptions(dump_format="directory")).spec.dump.kind == \
         "roles+pg_dump-Fd"
 
