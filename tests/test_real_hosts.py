@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from maasops import connect, fleet, guard, hostkeys, probe, remote, stream
+from maasops import connect, dumps, fleet, guard, hostkeys, probe, remote, stream
 from maasops.command import Cmd
 from maasops.errors import RemoteError
 from maasops.lab import hostfs
@@ -268,3 +268,20 @@ def test_a_backup_refused_before_it_started_leaves_no_directory(lab, tmp_path):
     r = fab("backup", "--inventory", str(inv), "--backup-dir", str(tmp_path / "b"))
     assert r.returncode == 2 and "unknown host key" in r.stdout, r.stdout
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").rglob("*"))
+
+
+def test_killing_the_laptop_mid_directory_dump_removes_the_dump_from_the_host(lab, tmp_path, tool_on):
+    """pg_dump -Fd writes the database on the host first: a backup that dies takes that copy with it."""
+    tool_on("region1", "tar", "#!/bin/sh\ncase \"$*\" in *--verbatim-files-from*) sleep 139;; esac\n"
+                              "exec /usr/bin/tar \"$@\"\n")
+    proc = subprocess.Popen([FAB, "backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path),
+                             "--dump-format", "directory"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for(lambda: running(lab, "region1", "sleep 139"), 60, "the dump's tar to start (pg_dump done)")
+    dumped = lab.run("region1", f"ls {dumps.DUMP_ROOT}/*/db/toc.dat").stdout
+    assert "/run." in dumped and lab.run("region1", f"stat -c %a {dumps.DUMP_ROOT}/run.*").stdout.strip() == "700"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    wait_for(lambda: not running(lab, "region1", "sleep 139"), 20, "the orphaned dump to end")
+    wait_for(lambda: not lab.run("region1", f"ls -A {dumps.DUMP_ROOT}").stdout.strip(), 20,
+             "the dump directory to be removed")
