@@ -20,10 +20,10 @@ into its run directory as PostgreSQL's superuser, lists it with ``pg_restore -l`
 every table's data file is there, all before anything stops, then loads it with
 ``pg_restore -j N --create``.
 
-benchmarks/parallel_dump.py measured it on this project's lab at 512 MB (benchmarks/RESULTS.md,
-"Evaluation"): dump + load took 0.56x (boot images in large objects) and 0.79x (rows only)
-of the plain dump's. ``--dump-format auto`` therefore takes it for a local database of
-DIRECTORY_FROM bytes or more, where the host has room for it.
+benchmarks/parallel_dump.py measures its dump + load against the plain dump's, for both kinds of
+MAAS database (benchmarks/RESULTS.md, "Evaluation"); benchmarks 6 and the scaling curve measure
+restores with it. ``--dump-format auto`` takes it for a local database of DIRECTORY_FROM bytes
+or more, where the host has room for it.
 """
 
 from __future__ import annotations
