@@ -66,6 +66,14 @@ def sets(backup_dir: Path, deployment: str = "lab") -> list[Path]:
     return sorted(p for p in d.iterdir() if p.is_dir()) if d.exists() else []
 
 
+def backed_up(inventory: Path, backup_dir: Path, *options: str) -> Path:
+    """The one set a real `fab backup` of ``inventory`` into ``backup_dir`` made (the test fails if it failed)."""
+    r = fab("backup", "--inventory", str(inventory), "--backup-dir", str(backup_dir), *options)
+    assert r.returncode == 0, r.stdout + r.stderr
+    [s] = sets(backup_dir)
+    return s
+
+
 def unit_states(the_lab: lab_mod.Lab) -> dict[str, str]:
     """`systemctl is-active` of every MAAS unit, per host."""
     out = {}

@@ -14,7 +14,7 @@ import pytest
 
 from maasops import dbcheck, probe, proof, restore_plan
 from maasops import manifest as mf
-from tests.labtools import FAB, ROOT, THIS_HOST, fab, journal_lines, mixed_lab, sets, targets, unit_states
+from tests.labtools import FAB, ROOT, THIS_HOST, backed_up, fab, journal_lines, mixed_lab, sets, targets, unit_states
 
 pytestmark = pytest.mark.lab
 FINGERPRINT = f"runuser -u postgres -- psql -XAt -d maasdb -c {shlex.quote(dbcheck.FINGERPRINT_SQL)}"
@@ -28,12 +28,8 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def backup_set(site, tmp_path_factory):
-    d = tmp_path_factory.mktemp("sets")
     # gzip, so that gzip_on_rack2 sits in the restore's way (the drill restores --compress auto's zstd sets).
-    r = fab("backup", "--inventory", str(site.inventory), "--backup-dir", str(d), "--compress", "gzip")
-    assert r.returncode == 0, r.stdout + r.stderr
-    [s] = sets(d)
-    return s
+    return backed_up(site.inventory, tmp_path_factory.mktemp("sets"), "--compress", "gzip")
 
 
 def fingerprint(the_lab) -> dict[str, str]:

@@ -19,7 +19,7 @@ from maasops import backupset, signing
 from maasops import manifest as mf
 from maasops.lab.lab import SIGNER
 from tests.forge import forge, info
-from tests.labtools import fab, journal_lines, sets, unit_states
+from tests.labtools import backed_up, fab, journal_lines, sets, unit_states
 
 pytestmark = pytest.mark.lab
 PAYLOAD = b"* * * * * root touch /tmp/pwned\n"
@@ -59,11 +59,7 @@ ATTACKS = {
 
 @pytest.fixture(scope="module")
 def good_set(lab, tmp_path_factory):
-    d = tmp_path_factory.mktemp("good")
-    r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(d))
-    assert r.returncode == 0, r.stdout + r.stderr
-    [s] = sets(d)
-    return s
+    return backed_up(lab.inventory, tmp_path_factory.mktemp("good"))
 
 
 def left_on_rack2(lab) -> list[str]:
@@ -177,11 +173,7 @@ def test_a_hostile_host_name_in_an_inventory_or_map_is_refused(lab, good_set, tm
 @pytest.fixture(scope="module")
 def directory_set(lab, tmp_path_factory):
     """A set whose database dump is in PostgreSQL's directory format (a tar the restore unpacks)."""
-    d = tmp_path_factory.mktemp("dirdump")
-    r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(d), "--dump-format", "directory")
-    assert r.returncode == 0, r.stdout + r.stderr
-    [s] = sets(d)
-    return s
+    return backed_up(lab.inventory, tmp_path_factory.mktemp("dirdump"), "--dump-format", "directory")
 
 
 DUMP_ATTACKS = {
