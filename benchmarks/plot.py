@@ -16,10 +16,18 @@ def _style(series: str) -> str:
     return next(v for k, v in STYLES.items() if series.startswith(k))
 
 
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _panel(ax, rows: list[dict], x_key: str, x_of, xlabel: str, title: str) -> None:
     xs = [x_of(r[x_key]) for r in rows]
     for col in rows[0]:
-        if col == x_key or not col.endswith(" s"):  # seconds only (not RSS, not the dump's kind)
+        if col == x_key or "RSS" in col or not _number(rows[0][col]):  # seconds only (not the dump's kind)
             continue
         ax.plot(xs, [float(r[col]) for r in rows], _style(col), label=col.removesuffix(" s"))
     ax.set_xlabel(xlabel)
