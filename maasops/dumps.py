@@ -50,14 +50,11 @@ ROLES_FILE = "roles.sql"
 DIRECTORY = "db"
 TOC = f"{DIRECTORY}/toc.dat"
 COMPLETE = "directory dump complete: toc.dat and only a directory dump's files"
+# The names pg_dump -Fd writes: postgresql src/bin/pg_dump/pg_backup_directory.c @ REL_15 and REL_17 (toc.dat,
+# "%d.dat", "blob_%u.dat", blobs.toc; REL_17 "blobs_%d.toc"); toc.dat is written when the archive closes.
 DATA_FILE = re.compile(r"^db/(toc\.dat|[0-9]+\.dat|blob_[0-9]+\.dat|blobs(_[0-9]+)?\.toc)$")
 JOBS = Cmd("j=$(nproc 2>/dev/null); case $j in ''|*[!0-9]*) j=1;; esac; [ \"$j\" -le", str(MAX_JOBS), "] || j=" +
            str(MAX_JOBS), ";")
-SOURCES = {
-    "DATA_FILE": "postgresql src/bin/pg_dump/pg_backup_directory.c @ REL_15, REL_17 (toc.dat, %d.dat, "
-                 "blob_%u.dat, blobs.toc / blobs_%d.toc)",
-    "COMPLETE": "pg_backup_directory.c _CloseArchive @ REL_15 (toc.dat is written when the archive closes)",
-}
 
 
 def is_directory(kind: str) -> bool:
