@@ -163,6 +163,14 @@ def take(name: str, roles: bool) -> Cmd:
         "| tar -cf - -C \"$d\" --no-recursion --verbatim-files-from -T -")
 
 
+def stale_dumps(remove: bool) -> Cmd:
+    """List (with their sizes) or remove the dump directories killed backups left on the host (older than
+    STALE_MINUTES), printing each one; nothing when there is none."""
+    act = Cmd("-exec rm -rf -- {} ';' -printf 'removed %p\\n'") if remove else Cmd("-exec du -sh -- {} ';'")
+    return Cmd("{ find", Q(DUMP_ROOT), "-mindepth 1 -maxdepth 1 -mmin", f"+{STALE_MINUTES}", act,
+               "2>/dev/null || true; }")
+
+
 def unpacked(run_dir: str) -> str:
     """Where a restore unpacks a directory dump: inside its run directory."""
     return f"{run_dir}/pgdump"

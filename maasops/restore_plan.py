@@ -341,7 +341,8 @@ def _start_steps(m: HostManifest, target: HostFacts) -> list[Step]:
 
 def prune_command(target: HostFacts, keep: int, server: database.Server | None) -> Cmd:
     """Remove what older restores left on the host (aside and rolled-back copies, run records, kept
-    databases), all but the newest ``keep`` of each kind; print each thing removed."""
+    databases), all but the newest ``keep`` of each kind, and what killed backups left (dumps.stale_dumps);
+    print each thing removed."""
     n = max(1, int(keep))
     prefixes = [f"{RUN_ROOT}/"]
     for tree in target.layout.archived_trees(set(target.roles)):
@@ -349,6 +350,7 @@ def prune_command(target: HostFacts, keep: int, server: database.Server | None) 
         prefixes += [f"{path}{ASIDE}", f"{path}{ROLLED_BACK}", f"{path}/{ASIDE}", f"{path}/{ROLLED_BACK}"]
     parts = [Cmd("{ ls -1d --", Word(Q(prefix), "[0-9]*"), "2>/dev/null || true; } | sort -r | tail -n", f"+{n + 1}",
                  "| while IFS= read -r p; do rm -rf -- \"$p\" && echo \"removed $p\"; done") for prefix in prefixes]
+    parts.append(dumps.stale_dumps(remove=True))
     if server is not None:
         parts.append(database.prune(server, n))
     return seq(*parts)

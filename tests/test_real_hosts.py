@@ -238,10 +238,16 @@ def test_leftovers_of_older_restores_are_pruned_and_cleanup_removes_the_rest(lab
     kept = lab.run("region1", "runuser -u postgres -- psql -XAtc \"SELECT datname FROM pg_database "
                               "WHERE datname LIKE 'maasops_kept_%'\"").stdout.split()
     assert (len(asides), len(inside), len(kept)) == (2, 2, 2)
+    # what a backup killed with its host leaves: a directory-format dump, older than the stale age
+    stale, fresh = f"{dumps.DUMP_ROOT}/run.stale", f"{dumps.DUMP_ROOT}/run.fresh"
+    lab.run("region1", f"mkdir -p {stale}/db {fresh} && touch -d '-{dumps.STALE_MINUTES + 1} minutes' {stale}")
     listed = fab("cleanup", "--inventory", str(lab.inventory), "--dry-run")
     assert listed.returncode == 0 and "maasops_kept_" in listed.stdout and ".maasops-aside-" in listed.stdout
+    assert stale in listed.stdout and fresh not in listed.stdout, listed.stdout
     r = fab("cleanup", "--inventory", str(lab.inventory), "--keep", "1")
-    assert r.returncode == 0 and "removed" in r.stdout, r.stdout
+    assert r.returncode == 0 and "removed" in r.stdout and f"removed {stale}" in r.stdout, r.stdout
+    assert lab.run("region1", f"ls {dumps.DUMP_ROOT}").stdout.split() == ["run.fresh"]  # a running backup's
+    lab.run("region1", f"rm -rf {fresh}")
     assert len(lab.run("rack1", "ls -d /var/snap/maas/common/maas.maasops-aside-*").stdout.split()) == 1
 
 
