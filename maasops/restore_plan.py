@@ -4,7 +4,8 @@ Every host goes through the same phases; the runner finishes a phase on every
 host before starting the next (see :mod:`maasops.runner`)::
 
     upload      private run dir, archive (and the dump on the database loader), sha256 checked on the host;
-                every archive member checked on the laptop as it goes (maasops.confine)
+                every archive member checked on the laptop as it goes (maasops.confine); a directory-format
+                dump's members too, then it is unpacked and listed with pg_restore -l (maasops.dumps)
     stop        stop the MAAS units (PostgreSQL stays up)
     database    keep the current database for rollback, load the dump           (the loader only)
     files       move each tree aside under a run-stamped name, extract with owners and modes,
@@ -13,7 +14,8 @@ host before starting the next (see :mod:`maasops.runner`)::
     dbupgrade   on exactly one region
     commit      from here on a failure no longer puts the old state back
     start regions, start racks (each waits until its units are active, and a region until its API answers)
-    cleanup     remove the uploaded files, prune what older restores left (the newest few stay)
+    cleanup     remove the uploaded files, prune what older restores left (the newest few stay) and
+                dumps that killed backups left
 
 Everything a ``--rollback`` needs is recorded on the host in ``RUN_ROOT/<run id>/state``.
 Where files are written is decided by the target's layout (:mod:`maasops.layouts`),
