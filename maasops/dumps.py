@@ -153,7 +153,7 @@ def take(name: str, roles: bool) -> Cmd:
     dump_roles = Cmd(pg, "pg_dumpall --roles-only >", Word('"$d"/', Q(ROLES_FILE)), "&&") if roles else Cmd()
     return Cmd(
         JOBS, "umask 077 && mkdir -p", Q(DUMP_ROOT), "&& chmod 0711", Q(WORK_ROOT), Q(DUMP_ROOT),
-        "&& find", Q(DUMP_ROOT), "-mindepth 1 -maxdepth 1 -mmin", f"+{STALE_MINUTES}", "-exec rm -rf -- {} +",
+        "&&", stale_dumps(remove=True), "> /dev/null",  # stdout is the dump's: the names go nowhere
         "&& d=$(mktemp -d", Q(f"{DUMP_ROOT}/run.XXXXXXXX"), ") && trap 'rm -rf -- \"$d\"' EXIT",
         "&& trap 'exit 1' HUP INT TERM && chown", Q(layouts.PG_SUPERUSER), "\"$d\" &&", dump_roles,
         pg, "pg_dump -Fd -Z 0 -j \"$j\" -f", Word('"$d"/', Q(DIRECTORY)), Q(name),
