@@ -28,6 +28,7 @@ from maasops import (
     dumps,
     fleet,
     hostlock,
+    images,
     plan,
     probe,
     report,
@@ -65,6 +66,19 @@ def _dump_record(hp: plan.HostPlan, spec: BackupSpec, got: stream.Streamed) -> m
                    how=d.how, last_line=last, uncompressed_size=plain)
 
 
+def _images_record(hp: plan.HostPlan, outcome: runner.HostOutcome, got: stream.Streamed) -> mf.Images:
+    spec: BackupSpec = hp.spec
+    state = outcome.record(StepId.IMAGES_STATE)
+    listing, _, _ = got.inspected
+    found = images.record(spec.images, state.output if state else "", got.size,
+                          _stored(got, bool(spec.encrypt_to)), listing, spec.compress)
+    if found is None:
+        raise RemoteError(hp.host, "image-storage", "the host sent no images, yet its image-storage is not as the "
+                          "last set recorded it (or its fingerprint could not be read)",
+                          "run the backup again; if it says this again, look at the host's image-storage")
+    return found
+
+
 def host_manifest(hp: plan.HostPlan, outcome: runner.HostOutcome, address: str,
                   window: tuple[float, float] | None) -> mf.HostManifest:
     """Describe what arrived (listing and dump tail were read as it streamed); RemoteError if the dump is cut."""
@@ -82,6 +96,7 @@ def host_manifest(hp: plan.HostPlan, outcome: runner.HostOutcome, address: str,
         maas_url=facts.maas_url, database=asdict(facts.database) if facts.database else None, vault=facts.vault,
         notes=hp.notes, unit_states=facts.unit_states, archive=archive,
         dump=_dump_record(hp, spec, fetched[spec.dump.file]) if spec.dump else None,
+        images=_images_record(hp, outcome, fetched[spec.images.file]) if spec.images else None,
         other_db_sessions=sessions.output if sessions else None,
         downtime=mf.Downtime(spec.units, window[0], window[1], round(window[1] - window[0], 3)) if window else None,
         tool_version=__version__)
@@ -99,6 +114,8 @@ def stream_options(hp: plan.HostPlan, idle: float, store: stream.Store | None = 
         if step.id == StepId.ARCHIVE:
             return {"inspect": lambda src: backupset.read_archive(src, spec.compress, step.limit), "limits": limits,
                     **extra}
+        if step.id == StepId.IMAGES:
+            return {"inspect": lambda src: images.read(src, spec.compress, step.limit), "limits": limits, **extra}
         read = dumps.reader(spec.dump.kind)
         return {"inspect": lambda src: read(src, spec.compress, step.limit), "limits": limits, **extra}
     return options
@@ -124,7 +141,7 @@ def _run_host(target: fleet.Target, hp: plan.HostPlan, set_dir: Path, cancel: th
             backupset.write_json(host_dir / mf.MANIFEST, manifest.to_json())
             fetched = [r.fetched for r in outcome.records if r.fetched]
             result.size = sum(f.size for f in fetched) + (host_dir / mf.MANIFEST).stat().st_size
-            files = {f.path.name: f.sha256 for f in fetched} | {
+            files = {f.file: f.sha256 for f in manifest.stored()} | {  # a reused images part: the earlier bytes'
                 mf.MANIFEST: backupset.file_sha256(host_dir / mf.MANIFEST)}
         except RemoteError as exc:
             result.status, result.error = "FAILED", str(exc)
@@ -139,10 +156,16 @@ def _run_host(target: fleet.Target, hp: plan.HostPlan, set_dir: Path, cancel: th
 
 
 def plans_for(targets: list[fleet.Target], facts: dict[str, probe.HostFacts], options: BackupOptions,
-              dump_from: str | None, say: Callable[[str], None]) -> tuple[dict[str, plan.HostPlan], dict[str, str]]:
-    """Every probed host's plan and the fleet's dump owner (DatabaseConflict when the fleet has two databases)."""
+              dump_from: str | None, say: Callable[[str], None],
+              previous_images: dict[str, mf.Images] | None = None) -> tuple[dict[str, plan.HostPlan], dict[str, str]]:
+    """Every probed host's plan and the fleet's dump owner (DatabaseConflict when the fleet has two databases).
+
+    ``previous_images`` (a backup into a repository, else None): image-storage goes as its own part, not sent
+    where it is as this record of the last set says."""
     owners = backup_plan.dump_owners(facts, {t.name: t.connection.host for t in targets}, dump_from)
-    plans = {n: backup_plan.backup_plan(f, owners.get(n), options) for n, f in facts.items()}
+    split = previous_images is not None
+    plans = {n: backup_plan.backup_plan(f, owners.get(n), options, split, (previous_images or {}).get(n))
+             for n, f in facts.items()}
     for t in targets:
         if t.name in plans:
             diffs = tuple(probe.differences(t.declared, facts[t.name]))
@@ -198,6 +221,17 @@ def _ready(req: BackupRequest) -> Path:
     return key
 
 
+def _previous_images(req: BackupRequest) -> dict[str, mf.Images] | None:
+    """With ``--repo``: what the repository's last set of the deployment holds of each host's image-storage
+    (none when the repository has no set yet, or cannot say: then the images are sent)."""
+    if req.repo is None:
+        return None
+    try:
+        return reposet.reusable_images(req.repo, req.deployment)
+    except RepoError:
+        return {}
+
+
 def run(req: BackupRequest, dry_run: bool = False, say: Callable[[str], None] = print,
         transfers: Transfers = QUIET) -> RunResult:
     """Back up every target into one signed set; print the plan (dry run) or a table; streams go to ``transfers``."""
@@ -213,7 +247,7 @@ def run(req: BackupRequest, dry_run: bool = False, say: Callable[[str], None] = 
     results = {n: HostResult(n, "UNREACHABLE", error=str(e)) for n, e in probed.items()
                if not isinstance(e, probe.HostFacts)}
     try:
-        plans, owners = plans_for(req.targets, facts, req.options, req.dump_from, say)
+        plans, owners = plans_for(req.targets, facts, req.options, req.dump_from, say, _previous_images(req))
     except backup_plan.DatabaseConflict as exc:
         say(f"backup refused, nothing was touched: {exc}")
         return refused("backup", str(exc))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from maasops import dumps, guard, layouts, services
+from maasops import dumps, guard, images, layouts, services
+from maasops import manifest as mf
 from maasops.command import Cmd, Q, group
 from maasops.compression import codec, compressed, resolve
 from maasops.manifest import ARCHIVE, ENCRYPTED, dump_file
@@ -64,6 +65,7 @@ class BackupSpec:
     archive: ArchiveSpec
     dump: DumpSpec | None
     units: tuple[str, ...]
+    images: images.ImagesSpec | None = None  # image-storage as its own part (a backup into a repository)
 
 
 def suffix(options: BackupOptions) -> str:
@@ -217,17 +219,19 @@ def refusal(facts: HostFacts, options: BackupOptions, dump: str | None) -> str |
     return f"--dump-format directory: {why_not.removesuffix(': a plain dump')}" if why_not else None
 
 
-def _archive_step(facts: HostFacts, options: BackupOptions, ext: str) -> tuple[Step, ArchiveSpec, list[str]]:
+def _archive_step(facts: HostFacts, options: BackupOptions, ext: str,
+                  apart: tuple[str, ...]) -> tuple[Step, ArchiveSpec, list[str]]:
+    """The config archive, leaving out the caches, the images when excluded, and ``apart`` (sent on their own)."""
     lay = facts.layout
     wanted = lay.archived_trees(set(facts.roles))
     trees = tuple(p for p in wanted if p in facts.present)
     missing = [p for p in wanted if p not in facts.present]
     excludes = lay.cache_excludes + (lay.image_dirs if options.exclude_images else ())
     tar = Cmd("tar --create --file=- --directory=/ --anchored",
-              *(Q("--exclude=" + facts.on_host(p).lstrip("/")) for p in excludes),
+              *(Q("--exclude=" + facts.on_host(p).lstrip("/")) for p in excludes + apart),
               "--no-anchored", Q("--exclude=" + LEFTOVERS), "--anchored",
               *(Q(facts.on_host(p).lstrip("/")) for p in trees))
-    size = sum(facts.sizes.get(p, 0) for p in trees) - sum(facts.sizes.get(p, 0) for p in excludes)
+    size = sum(facts.sizes.get(p, 0) for p in trees) - sum(facts.sizes.get(p, 0) for p in excludes + apart)
     # Uncompressed, the tar is about the trees' size; compressed, only an earlier set can tell (see backup.py).
     step = Step(StepId.ARCHIVE, "archive config trees", compressed(tar, options.compress), fetch=ARCHIVE + ext,
                 limit=int(size * 1.5) + STREAM_MARGIN if facts.sizes else None,
@@ -238,11 +242,19 @@ def _archive_step(facts: HostFacts, options: BackupOptions, ext: str) -> tuple[S
     return step, spec, notes
 
 
-def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> HostPlan:
+def _images_limit(facts: HostFacts) -> int | None:
+    size = sum(facts.sizes.get(p, 0) for p in facts.layout.image_dirs)
+    return int(size * 1.5) + STREAM_MARGIN if facts.sizes else None
+
+
+def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions, split_images: bool = False,
+                previous_images: mf.Images | None = None) -> HostPlan:
     """The steps that back up one host: dump (live), stop, archive, start, check.
 
     ``dump`` says how this host dumps the deployment's database (see :func:`dump_owners`), or None.
     ``--compress auto`` becomes this host's codec here: the plan and the manifest name the one used.
+    ``split_images`` (a backup into a repository): image-storage goes as its own part, not sent when it is
+    as ``previous_images`` recorded it (:mod:`maasops.images`).
     """
     options = replace(options, compress=resolve(options.compress, facts.tools))
     problem = refusal(facts, options, dump)
@@ -262,7 +274,12 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
             notes.append(why_not)
         if db_steps[-1].limit is None:
             notes.append("the database's size is unknown here: its dump has no size bound")
-    archive, archive_spec, missing = _archive_step(facts, options, suffix(options))
+    image_steps, images_spec = [], None
+    if split_images and not options.exclude_images:
+        image_steps, images_spec = images.steps(facts, options.compress, suffix(options), previous_images,
+                                                _images_limit(facts))
+    apart = images_spec.trees if images_spec else ()
+    archive, archive_spec, missing = _archive_step(facts, options, suffix(options), apart)
     services_now = services.running_units(facts)
     if services_now:
         # Armed before the stop: if the laptop dies, the host itself starts what was stopped.
@@ -272,7 +289,7 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
     if stop_pg:
         steps.append(Step(StepId.STOP_POSTGRESQL, "stop postgresql", services.postgresql("stop"),
                           undo=services.postgresql("start")))
-    steps.append(archive)
+    steps += [archive, *image_steps]
     if stop_pg:
         steps.append(Step(StepId.START_POSTGRESQL, "start postgresql", services.postgresql("start"),
                           resolves=(StepId.STOP_POSTGRESQL,)))
@@ -283,5 +300,5 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions) -> H
         if "region" in facts.roles and any(u in services_now.units for u in facts.layout.region_units):
             steps.append(Step(StepId.CHECK_REGION, "check the region answers", services.region_ready(), sudo=False))
     spec = BackupSpec(facts.layout.name, options.compress, options.encrypt_to, archive_spec, dump_spec,
-                      services_now.units if services_now else ())
+                      services_now.units if services_now else (), images_spec)
     return HostPlan(facts.host, facts, tuple(steps), tuple(notes + missing), spec=spec)

@@ -29,6 +29,7 @@ MANIFEST = "manifest.json"
 ARCHIVE = "config.tar"
 DUMP = "maasdb.sql"
 DUMP_DIRECTORY = "maasdb.tar"  # a directory-format dump (maasops.dumps), as a tar
+IMAGES = "images.tar"  # image-storage as its own part (a backup into a repository: maasops.images)
 ENCRYPTED = ".age"
 DIRECTORY_DUMP_KINDS = ("pg_dump-Fd", "roles+pg_dump-Fd")  # PostgreSQL's directory format (maasops.dumps)
 DUMP_KINDS = ("pg_dump", "pg_dumpall", "roles+pg_dump", *DIRECTORY_DUMP_KINDS)
@@ -39,6 +40,7 @@ ROLES = ("region", "rack")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._:@-]{0,127}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MODE = re.compile(r"^0?[0-7]{3,4}$")
+STAMP = re.compile(r"^\d{8}T\d{6}Z(-\d{1,4})?$")  # a set's directory name: its UTC time
 MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 MAX_MANIFEST = 256 * 1024 * 1024  # a listing of millions of files still fits; a bigger file is not a manifest
 
@@ -93,6 +95,21 @@ class Archive(Stored):
 
 
 @dataclass(frozen=True)
+class Images(Stored):
+    """A host's image-storage, archived apart from its config (a backup into a repository: maasops.images).
+
+    ``origin`` is the set whose snapshot holds the bytes when this set reuses them (the
+    host's image-storage had not changed: same ``fingerprint``), None when this set sent them.
+    """
+
+    trees: tuple[str, ...]  # layout paths
+    actual_trees: tuple[str, ...]  # as on the host (snap revision)
+    files: tuple[Member, ...]
+    fingerprint: str  # sha256 of the trees' listing (maasops.images.fingerprint), taken with the units stopped
+    origin: str | None = None
+
+
+@dataclass(frozen=True)
 class Dump(Stored):
     """A database dump."""
 
@@ -133,6 +150,7 @@ class HostManifest:
     unit_states: dict[str, str]
     archive: Archive
     dump: Dump | None = None
+    images: Images | None = None
     other_db_sessions: str | None = None
     downtime: Downtime | None = None
     tool: str = "maasops"
@@ -153,13 +171,21 @@ class HostManifest:
         path = self.on_host(self.lay.secret)
         return next((m.sha256 for m in self.archive.files if m.path == path), None)
 
+    def members(self) -> tuple[Member, ...]:
+        """Every archived member: the config archive's and the images part's."""
+        return self.archive.files + (self.images.files if self.images else ())
+
+    def stored(self) -> list[Stored]:
+        """Every file of this host in the set: archive, dump, images."""
+        return [s for s in (self.archive, self.dump, self.images) if s is not None]
+
     def to_json(self) -> dict:
         """The manifest as written to disk (sections this host has none of are left out)."""
         data = {k: v for k, v in asdict(self).items() if not (v is None and k in OPTIONAL)}
         return {"format_version": data.pop("format_version"), **data}
 
 
-OPTIONAL = ("dump", "downtime", "other_db_sessions")
+OPTIONAL = ("dump", "images", "downtime", "other_db_sessions")
 
 
 @dataclass(frozen=True)
@@ -323,6 +349,24 @@ def _archive(o: _Obj, lay: layouts.Layout, roles: set[str], snap_data: str | Non
     return Archive(**stored, trees=trees, actual_trees=actual, excluded=excluded, files=files)
 
 
+def _images(o: _Obj, lay: layouts.Layout, archive: Archive, snap_data: str | None) -> Images:
+    stored = _stored(o, IMAGES)
+    trees = o.strs("trees")
+    if not trees or not set(trees) <= set(lay.image_dirs):
+        raise ManifestError(f"{o.where}: trees {list(trees)} are not {lay.name}'s image-storage")
+    actual = tuple(layouts.on_host(t, snap_data) for t in trees)
+    if o.strs("actual_trees") != actual or set(actual) & set(archive.excluded):
+        raise ManifestError(f"{o.where}: actual_trees are not the image-storage on the host it names, or the "
+                            "archive leaves them out too")
+    items = o._get("files", (list,), False)
+    files = tuple(_member(m, f"{o.where}: files[{i}]", actual) for i, m in enumerate(items))
+    origin = o.str("origin", optional=True)
+    if origin is not None and not STAMP.match(origin):
+        raise ManifestError(f"{o.where}: origin {origin[:40]!r} is not a set's time")
+    return Images(**stored, trees=trees, actual_trees=actual, files=files, fingerprint=o.sha("fingerprint"),
+                  origin=origin)
+
+
 def dump_file(kind: str) -> str:
     """What a dump of ``kind`` is called in a set, before its codec's and encryption's suffixes."""
     return DUMP_DIRECTORY if kind in DIRECTORY_DUMP_KINDS else DUMP
@@ -359,15 +403,18 @@ def parse_host(data: object, host: str, where: str) -> HostManifest:
     if (install == "snap") != bool(snap_data) or (snap_data and not layouts.SNAP_REVISION_DIR.match(snap_data)):
         raise ManifestError(f"{where}: snap_data {str(snap_data)[:60]!r} is not a snap revision directory")
     dump = o.obj("dump", optional=True)
+    images = o.obj("images", optional=True)
     downtime = o.obj("downtime", optional=True)
+    archive = _archive(o.obj("archive"), lay, set(roles), snap_data)
     return HostManifest(
         host=host, address=o.str("address", optional=True) or host, install=install, maas_version=maas_version,
         layout=lay.name, roles=roles, snap_revision=o.str("snap_revision", optional=True), snap_data=snap_data,
         snap_mode=o.str("snap_mode", optional=True), maas_url=o.str("maas_url", optional=True),
         database=o.data.get("database") if isinstance(o.data.get("database"), dict) else None,
         vault=o.bool("vault"), notes=o.strs("notes"), unit_states=o.str_map("unit_states"),
-        archive=_archive(o.obj("archive"), lay, set(roles), snap_data),
-        dump=_dump(dump) if dump else None, other_db_sessions=o.str("other_db_sessions", optional=True),
+        archive=archive, dump=_dump(dump) if dump else None,
+        images=_images(images, lay, archive, snap_data) if images else None,
+        other_db_sessions=o.str("other_db_sessions", optional=True),
         downtime=Downtime(downtime.strs("units"), downtime.num("stopped_at"), downtime.num("started_at"),
                           downtime.num("seconds")) if downtime else None,
         tool=o.str("tool", optional=True) or "maasops", tool_version=o.str("tool_version", optional=True) or "",

@@ -112,10 +112,10 @@ def disk_needs(m: mf.HostManifest, f: probe.HostFacts, loads_db: bool, keeps_cop
     """Bytes a restore writes, per path it writes them under (uploads, each tree, the database)."""
     needs: dict[str, int] = defaultdict(int)
     uploads = probe.RESTORE_WRITES[0]
-    needs[uploads] += m.archive.size
+    needs[uploads] += m.archive.size + (m.images.size if m.images else 0)
     for tree in m.archive.trees:
         root = m.on_host(tree)
-        needs[tree] += sum(e.size or 0 for e in m.archive.files if mf.within(e.path, (root,)))
+        needs[tree] += sum(e.size or 0 for e in m.members() if mf.within(e.path, (root,)))
     if loads_db and m.dump:
         needs[uploads] += m.dump.size
         if dumps.is_directory(m.dump.kind):

@@ -64,8 +64,9 @@ def tree_listing(c: Connection, trees: list[str], prune: list[str]) -> dict[str,
 
 
 def expected_listing(m: HostManifest, target: HostFacts) -> dict[str, dict]:
-    """The manifest's archive listing with paths as they are on the target (its snap revision)."""
-    return {layouts.rebase(e.path, m.snap_data, target.snap_data): e.__dict__ for e in m.archive.files}
+    """The manifest's archive listing (and images part's) with paths as they are on the target (its snap
+    revision)."""
+    return {layouts.rebase(e.path, m.snap_data, target.snap_data): e.__dict__ for e in m.members()}
 
 
 def compare(expected: dict[str, dict], got: dict[str, dict], allowed: set[str]) -> list[str]:

@@ -3,9 +3,9 @@
 A set ``<deployment>/<time>`` is a group of restic snapshots, all with the set's
 time and the tags ``maasops``, ``deployment=``, ``set=``:
 
-- one per archive and dump, ``/<deployment>/<time>/<host>/<file>``: the bytes
+- one per archive, dump and images part, ``/<deployment>/<time>/<host>/<file>``: the bytes
   exactly as the backup streamed them (``restic backup --stdin``), tagged
-  ``host=``, ``kind=archive|dump`` and ``maas=`` (the host's MAAS version). The
+  ``host=``, ``kind=archive|dump|images`` and ``maas=`` (the host's MAAS version). The
   manifests' sha256 are of these bytes, so a set read back verifies as it did
   when it was made; a backup into a repository writes uncompressed tar and SQL,
   which restic's content-defined chunking deduplicates from one run to the next
@@ -13,7 +13,10 @@ time and the tags ``maasops``, ``deployment=``, ``set=``:
 - one of the manifests, written last: ``/<deployment>/<time>/manifests.tar``, a
   tar of ``manifest.json``, its signature and every host's ``manifest.json``, tagged
   ``kind=manifests``, ``state=complete|incomplete``, ``hosts=a+b`` and ``size=``;
-  a verify that read the whole set back from the repository adds ``verified=``.
+  a verify that read the whole set back from the repository adds ``verified=``;
+  ``reuse=host/time+...`` names the earlier sets whose images part a host reuses
+  (:mod:`maasops.images`: its image-storage had not changed), which the set's
+  files then include.
 
 Tags only list and select sets: nothing is trusted because of them. A set read
 back is checked exactly as a local one (:mod:`maasops.verify`): its manifests are
@@ -27,22 +30,22 @@ import calendar
 import io
 import json
 import os
-import re
 import tarfile
+import tempfile
 import time
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from maasops import backupset, signing
+from maasops import backupset, images, signing
 from maasops import manifest as mf
 from maasops import repo as restic
 from maasops.plan import Send
 from maasops.repo import Repo, RepoError
 
-STAMP = re.compile(r"^\d{8}T\d{6}Z(-\d{1,4})?$")
-KINDS = ("archive", "dump", "manifests")
+STAMP = mf.STAMP
+KINDS = ("archive", "dump", "images", "manifests")
 LATEST = "latest"
 SET_FILES = (mf.MANIFEST, signing.SIGNATURE)  # beside the host directories
 MANIFESTS = "manifests.tar"
@@ -122,7 +125,25 @@ def catalog(repo: Repo) -> list[RepoSet]:
             rel = snap.path.removeprefix(f"/{dep}/{stamp}/")
             if rel != snap.path:
                 rs.files[rel] = snap
-    return [sets[k] for k in sorted(sets)]
+    used = _resolve_reuse(sets)
+    # A set kept only for the images later sets reuse (its own manifests were let go) is not a set any more.
+    return [sets[k] for k in sorted(sets) if sets[k].manifests or not set(sets[k].snapshot_ids()) <= used]
+
+
+def _resolve_reuse(sets: dict[tuple[str, str], RepoSet]) -> set[str]:
+    """Add to each set the images parts its ``reuse=`` tag names (when the repository still has them);
+    the ids of the snapshots so reused."""
+    used = set()
+    for rs in sets.values():
+        for ref in filter(None, rs.tag("reuse").split("+")):
+            host, _, stamp = ref.partition("/")
+            origin = sets.get((rs.deployment, stamp))
+            found = [(rel, snap) for rel, snap in (origin.files.items() if origin else ())
+                     if rel.startswith(f"{host}/{mf.IMAGES}")]
+            if found and host and rs is not origin:
+                rs.files[found[0][0]] = found[0][1]
+                used.add(found[0][1].id)
+    return used
 
 
 def find(sets: list[RepoSet], ref: str, deployment: str | None = None) -> RepoSet:
@@ -191,17 +212,76 @@ def materialize(repo: Repo, rs: RepoSet, dest: Path) -> Path:
     return set_dir
 
 
+def reusable_images(repo: Repo, deployment: str) -> dict[str, mf.Images]:
+    """Per host, the images part of the deployment's newest complete set, as a new set would reuse it (its
+    ``origin`` the set that holds the bytes); none when that set has none, or the repository lost them."""
+    done = [s for s in catalog(repo) if s.deployment == deployment and s.complete]
+    if not done:
+        return {}
+    rs = done[-1]
+    with tempfile.TemporaryDirectory(prefix="maasops-previous-") as tmp:
+        try:
+            records = mf.read_set(materialize(repo, rs, Path(tmp)))
+        except mf.ManifestError:
+            return {}
+    out = {}
+    for host, m in records.hosts.items():
+        if m.images and f"{host}/{m.images.file}" in rs.files:
+            out[host] = replace(m.images, origin=m.images.origin or rs.stamp)
+    return out
+
+
 def file_tags(deployment: str, stamp: str, host: str, kind: str, maas_version: str) -> dict[str, str]:
-    """The tags of one archive's or dump's snapshot."""
+    """The tags of one archive's, dump's or images part's snapshot."""
     return {"deployment": deployment, "set": stamp, "host": host, "kind": kind, "maas": maas_version}
 
 
-def file_sink(repo: Repo, deployment: str, stamp: str, host: str, name: str, maas_version: str) -> restic.SnapshotSink:
-    """A sink that streams one host file of a set into its own snapshot."""
-    kind = "archive" if name.startswith(mf.ARCHIVE) else "dump"
-    return restic.SnapshotSink(repo, f"{deployment}/{stamp}/{host}/{name}",
-                               file_tags(deployment, stamp, host, kind, maas_version), deployment,
-                               stamp_time(stamp))
+def file_sink(repo: Repo, deployment: str, stamp: str, host: str, name: str,
+              maas_version: str) -> restic.SnapshotSink | WhenWritten:
+    """A sink that streams one host file of a set into its own snapshot (an images part: only when a byte
+    comes; an unchanged image-storage sends none, and makes no snapshot)."""
+    kind = "archive" if name.startswith(mf.ARCHIVE) else "images" if name.startswith(mf.IMAGES) else "dump"
+
+    def sink() -> restic.SnapshotSink:
+        return restic.SnapshotSink(repo, f"{deployment}/{stamp}/{host}/{name}",
+                                   file_tags(deployment, stamp, host, kind, maas_version), deployment,
+                                   stamp_time(stamp))
+    return WhenWritten(sink) if kind == "images" else sink()
+
+
+class WhenWritten:
+    """A sink made at its first byte: closed with none written, it made nothing (the sha256 and size of b'')."""
+
+    def __init__(self, make):
+        self._make, self._sink = make, None
+
+    def write(self, data: bytes) -> int:
+        """Hand bytes to the sink, made now if this is the first."""
+        if self._sink is None:
+            self._sink = self._make()
+        return self._sink.write(data)
+
+    def close(self) -> tuple[str, int]:
+        """End of the file: the sink's checksums, or those of nothing."""
+        return self._sink.close() if self._sink else (images.EMPTY, 0)
+
+    def abort(self) -> None:
+        """Stop the sink, if one was made."""
+        if self._sink:
+            self._sink.abort()
+
+
+def _reused(set_dir: Path, hosts: list[str]) -> str:
+    """``host/time+...``: the hosts whose manifest reuses an earlier set's images part, and that set."""
+    refs = []
+    for host in hosts:
+        try:
+            m = mf.parse_host(mf.load_json(set_dir / host / mf.MANIFEST), host, f"{host}/{mf.MANIFEST}")
+        except mf.ManifestError:
+            continue
+        if m.images and m.images.origin:
+            refs.append(f"{host}/{m.images.origin}")
+    return "+".join(refs)
 
 
 def push_manifests(repo: Repo, set_dir: Path, deployment: str, stamp: str, complete: bool, size: int) -> str:
@@ -210,6 +290,8 @@ def push_manifests(repo: Repo, set_dir: Path, deployment: str, stamp: str, compl
         f"{p.parent.name}/{mf.MANIFEST}"))
     tags = {"deployment": deployment, "set": stamp, "kind": "manifests",
             "state": "complete" if complete else "incomplete", "hosts": "+".join(hosts), "size": str(size)}
+    if reused := _reused(set_dir, hosts):
+        tags["reuse"] = reused
     sink = restic.SnapshotSink(repo, f"{deployment}/{stamp}/{MANIFESTS}", tags, deployment, stamp_time(stamp))
     try:
         with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
@@ -235,16 +317,13 @@ class RepoFiles:
     def __str__(self) -> str:
         return f"restic {self.repo} {self.set.name}"
 
-    def _path(self, rel: str) -> str:
-        return f"/{self.set.name}/{rel}"
-
     def size(self, rel: str) -> int | None:
         """The file's size as the repository records it (None when the set has no such file)."""
         if rel not in self._sizes:
             snap = self.set.files.get(rel)
             nodes = restic.run(self.repo, "ls", "--json", snap.id).splitlines() if snap else []
             sizes = [n.get("size") for n in map(_json, nodes)
-                     if n.get("path") == self._path(rel) and n.get("type") == "file"]
+                     if snap and n.get("path") == snap.path and n.get("type") == "file"]
             self._sizes[rel] = sizes[0] if sizes and isinstance(sizes[0], int) else None
         return self._sizes[rel]
 
@@ -253,7 +332,7 @@ class RepoFiles:
         snap = self.set.files.get(rel)
         if snap is None:
             raise RepoError(f"{self.set.name}/{rel} is not in the repository")
-        return restic.dump(self.repo, snap.id, self._path(rel))
+        return restic.dump(self.repo, snap.id, snap.path)  # an images part reused: an earlier set's path
 
     def sha256(self, rel: str) -> str:
         """The file's sha256, read from the repository."""
@@ -297,8 +376,10 @@ def _push_file(repo: Repo, set_dir: Path, deployment: str, stamp: str, host: str
 def _forget_unfinished(repo: Repo, deployment: str, stamp: str) -> None:
     """Forget the files a push stored before it failed (a set without manifests); never a finished set's."""
     try:
-        ids = [i for s in catalog(repo) if (s.deployment, s.stamp) == (deployment, stamp) and not s.manifests
-               for i in s.snapshot_ids()]
+        sets = catalog(repo)
+        others = {i for s in sets if (s.deployment, s.stamp) != (deployment, stamp) for i in s.snapshot_ids()}
+        ids = [i for s in sets if (s.deployment, s.stamp) == (deployment, stamp) and not s.manifests
+               for i in s.snapshot_ids() if i not in others]
         if ids:
             restic.run(repo, "forget", *ids)
     except RepoError:  # already failing: the first error is the one to report; prune removes them later

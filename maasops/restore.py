@@ -53,6 +53,9 @@ def _stream_options(pf: Preflight) -> dict[str, runner.StreamOptions]:
             continue
         m = pf.records.hosts[source]
         checks = {StepId.UPLOAD_ARCHIVE: confine.inspector(m.archive.compression, confinement(m, pf.facts[t.name]))}
+        if m.images:
+            checks[StepId.UPLOAD_IMAGES] = confine.inspector(m.images.compression,
+                                                             confinement(m, pf.facts[t.name], images=True))
         if m.dump and dumps.is_directory(m.dump.kind):
             checks[StepId.UPLOAD_DUMP] = dumps.inspector(m.dump.kind, m.dump.compression)
         out[t.name] = lambda step, checks=checks: {"inspect": checks[step.id]} if step.inspect_upload else {}

@@ -41,6 +41,7 @@ PHASES = (Phase.UPLOAD, Phase.STOP, Phase.DATABASE, Phase.FILES, Phase.SECRET, P
 BEFORE_STOP = PHASES[:PHASES.index(Phase.STOP)]  # phases that change nothing MAAS runs on
 RUN_ROOT = "/var/lib/maasops/restore"
 UPLOAD_ARCHIVE = "upload-config.tar"
+UPLOAD_IMAGES = "upload-images.tar"
 UPLOAD_DUMP = "upload-maasdb.sql"
 ASIDE = ".maasops-aside-"
 ROLLED_BACK = ".maasops-rolledback-"
@@ -105,7 +106,7 @@ def aside_path(path: str, run_id: str, inside: bool) -> str:
 
 def upload_names(rdir: str) -> tuple[str, ...]:
     """Every name an upload may have in a run directory (each compression)."""
-    return tuple(f"{rdir}/{name}{c.suffix}" for name in (UPLOAD_ARCHIVE, UPLOAD_DUMP)
+    return tuple(f"{rdir}/{name}{c.suffix}" for name in (UPLOAD_ARCHIVE, UPLOAD_DUMP, UPLOAD_IMAGES)
                  for c in compression.CODECS.values())
 
 
@@ -121,11 +122,11 @@ def _receive(dest: str, sha256: str) -> Cmd:
                "[ \"${sum%% *}\" =", Q(sha256), "] || { echo", Q(DAMAGED), ">&2; exit 1; }")
 
 
-def confinement(m: HostManifest, target: HostFacts) -> confine.Rules:
-    """What the target's layout lets this host's archive write, as member names of the archive."""
+def confinement(m: HostManifest, target: HostFacts, images: bool = False) -> confine.Rules:
+    """What the target's layout lets this host's archive (or its images part) write, as member names of it."""
     lay = target.layout
-    roots = tuple(layouts.rebase(target.on_host(t), target.snap_data, m.snap_data).lstrip("/")
-                  for t in lay.archived_trees(set(m.roles)))
+    trees = lay.image_dirs if images else lay.archived_trees(set(m.roles))
+    roots = tuple(layouts.rebase(target.on_host(t), target.snap_data, m.snap_data).lstrip("/") for t in trees)
     return confine.Rules(roots, frozenset(lay.owners))
 
 
@@ -146,6 +147,11 @@ def database_name(m: HostManifest, target: HostFacts) -> str:
     return target.database.name
 
 
+def images_upload(rdir: str, m: HostManifest) -> str:
+    """Where the images part is uploaded in a run directory."""
+    return f"{rdir}/{UPLOAD_IMAGES}{compression.codec(m.images.compression).suffix}"
+
+
 def _upload_steps(m: HostManifest, files: SetFiles, role: FleetRole, options: RestoreOptions,
                   rid: str) -> tuple[list[Step], str, str]:
     rdir = run_dir(rid)
@@ -160,6 +166,12 @@ def _upload_steps(m: HostManifest, files: SetFiles, role: FleetRole, options: Re
                                            identity=options.identity if arch.encryption else None),
              undo=Cmd("rm -f --", *map(Q, upload_names(rdir))), inspect_upload=True),
     ]
+    if m.images:
+        images = m.images
+        steps.append(Step(StepId.UPLOAD_IMAGES, "upload image-storage", _receive(
+            images_upload(rdir, m), images.plain_sha256 or images.sha256), Phase.UPLOAD,
+            send=files.send(f"{m.host}/{images.file}", identity=options.identity if images.encryption else None),
+            inspect_upload=True))
     dump_upload = ""
     if role.loads_database:
         dump = m.dump
@@ -262,6 +274,10 @@ def _tree_steps(m: HostManifest, target: HostFacts, upload: str, rid: str) -> li
     steps.append(Step(StepId.EXTRACT, "extract config archive", confine.extract_command(
         compression.codec(m.archive.compression).decompress, upload, members, target.layout.owners, transform),
         Phase.FILES))
+    if m.images:
+        steps.append(Step(StepId.EXTRACT_IMAGES, "extract image-storage", confine.extract_command(
+            compression.codec(m.images.compression).decompress, images_upload(run_dir(rid), m),
+            tuple(t.lstrip("/") for t in m.images.actual_trees), target.layout.owners, transform), Phase.FILES))
     for excluded in m.archive.excluded:
         path = layouts.rebase(excluded, m.snap_data, target.snap_data)
         tree = next((t for t in asides if path.startswith(t + "/")), None)

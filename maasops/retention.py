@@ -3,8 +3,9 @@
 Retention is decided per set, never per file: restic's own policy
 (``restic forget --dry-run --keep-daily/weekly/monthly``, grouped by deployment)
 is applied to the snapshots of complete sets' manifests, and every snapshot of
-a set it lets go is forgotten together, so no set is ever left half there. On
-top of restic's policy:
+a set it lets go is forgotten together, so no set is ever left half there (but
+for an images part a kept set reuses: it stays while one does). On top of
+restic's policy:
 
 - the newest set that a ``maasops verify --repo`` read back in full (or, when none
   ever was, the newest complete set) is always kept;
@@ -117,7 +118,8 @@ def prune(repo: Repo, keep: Keep, dry_run: bool, say: Callable[[str], None],
     if dry_run:
         say(f"\n--dry-run: {len(gone)} set(s) would be removed; nothing was changed")
         return RunResult("prune", OK, details={**details, "status": "planned"})
-    ids = [i for s in gone for i in s.snapshot_ids()]
+    kept = {i for d in decisions if d.keep for i in d.set.snapshot_ids()}  # an images part a kept set reuses
+    ids = [i for s in gone for i in s.snapshot_ids() if i not in kept]
     if ids:
         restic.run(repo, "forget", *ids)
     out = restic.run(repo, "prune", timeout=PRUNE_TIMEOUT)

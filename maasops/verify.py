@@ -129,19 +129,25 @@ def _read_size(hc: HostCheck, what: str, files: SetFiles, rel: str, size: int, e
             hc.problems.append(f"{what} cannot be read: {exc}")
 
 
-def _check_archive(hc: HostCheck, files: SetFiles, how: Reading) -> None:
+def _check_listed(hc: HostCheck, files: SetFiles, what: str, stored: mf.Archive | mf.Images,
+                  roots: tuple[str, ...], how: Reading) -> None:
+    """An archive (config or images) read back: members as listed, none a restore must not write."""
     m = hc.manifest
-    arch = m.archive
-    got = _read(hc, "archive", files, f"{hc.host}/{arch.file}", arch, backupset.read_archive, how)
-    if got is not None and tuple(mf.Member(**e) for e in got[0]) != arch.files:
-        hc.problems.append("archive members differ from the manifest listing")
-    hc.files = len(arch.files)
-    lay = m.lay
-    rules = confine.Rules(tuple(t.lstrip("/") for t in (m.on_host(p) for p in lay.archived_trees(set(m.roles)))),
-                          frozenset(lay.owners))
-    violations = confine.check_listing(arch.files, rules)
+    got = _read(hc, what, files, f"{hc.host}/{stored.file}", stored, backupset.read_archive, how)
+    if got is not None and tuple(mf.Member(**e) for e in got[0]) != stored.files:
+        hc.problems.append(f"{what} members differ from the manifest listing")
+    hc.files += len(stored.files)
+    rules = confine.Rules(tuple(m.on_host(p).lstrip("/") for p in roots), frozenset(m.lay.owners))
+    violations = confine.check_listing(stored.files, rules)
     if violations:
         hc.problems.append("a restore must not write " + "; ".join(violations[:3]))
+
+
+def _check_archive(hc: HostCheck, files: SetFiles, how: Reading) -> None:
+    m = hc.manifest
+    _check_listed(hc, files, "archive", m.archive, m.lay.archived_trees(set(m.roles)), how)
+    if m.images:
+        _check_listed(hc, files, "images", m.images, m.images.trees, how)
 
 
 def _check_dump(hc: HostCheck, files: SetFiles, how: Reading) -> None:
@@ -159,7 +165,7 @@ def _check_records(hc: HostCheck, set_dir: Path, entry: mf.HostEntry) -> None:
     if entry.manifest_sha256 and backupset.file_sha256(mpath) != entry.manifest_sha256:
         hc.problems.append("manifest.json was changed after the backup (sha256 differs from the set's record)")
     m = hc.manifest
-    said = {m.archive.file: m.archive.sha256} | ({m.dump.file: m.dump.sha256} if m.dump else {})
+    said = {s.file: s.sha256 for s in m.stored()}
     if entry.files and entry.files != said:
         hc.problems.append("the set manifest's checksums differ from the host manifest's")
 

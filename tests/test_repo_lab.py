@@ -46,23 +46,68 @@ def local_sets(lab, tmp_path_factory) -> list[Path]:
     return sets(d)
 
 
+def offsite(lab, name: str) -> Repo:
+    return Repo(f"sftp:bastion:{OFFSITE_DIR}/{name}", lab.repo_password_file, lab.ssh_config)
+
+
+def image_files(lab) -> str:
+    """region1's image-storage as its host lists it: name, size, mode, owner, sha256."""
+    return lab.run("region1", "cd /var/lib/maas/image-storage && find . -type f -printf '%p %s %m %u ' "
+                              "-exec sha256sum {} ';' | sort").stdout
+
+
 def test_backup_into_the_offsite_repository_dedups_lists_verifies_and_restores(lab, tmp_path):
     args = repo_args(lab, "direct")
     r = fab("backup", *args, "--backup-dir", str(tmp_path / "local"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert not (tmp_path / "local").exists()  # no copy on this machine: the files streamed into restic
     first = repo_bytes(lab, "direct")
+    images = image_files(lab)
     r = fab("backup", *args)
     assert r.returncode == 0, r.stdout + r.stderr
     assert repo_bytes(lab, "direct") - first < first * 0.1  # uncompressed tar and SQL: chunks stored once
     [a, b] = listed(lab, "direct")
     assert (a["state"], b["state"], b["hosts"]) == ("complete", "complete", "rack1,rack2,region1")
+    # region1's image-storage had not changed: the second set reuses the first's snapshot of it
+    first_set, second_set = reposet.catalog(offsite(lab, "direct"))
+    assert f"region1/{a['time']}" in second_set.tag("reuse").split("+")
+    assert second_set.files["region1/images.tar"] == first_set.files["region1/images.tar"]
+    assert "images" not in {s.tags["kind"] for s in second_set.files.values() if s.path.startswith(
+        f"/lab/{b['time']}/")}
     r = fab("verify", *args, "--set", "latest")
     assert r.returncode == 0 and "OK, signed by maasops-lab" in r.stdout, r.stdout + r.stderr
     assert listed(lab, "direct")[1]["verified"] != "-"
+    lab.run("region1", "rm -rf /var/lib/maas/image-storage/*")
     r = fab("restore", *args, "--set", f"lab/{b['time']}")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count(" ok ") >= 3
+    assert image_files(lab) == images  # from the first set's snapshot, through the second's manifest
+
+
+def test_prune_keeps_the_images_a_kept_set_reuses_and_a_changed_image_storage_is_sent(lab):
+    args = repo_args(lab, "reused")
+    for _ in range(2):
+        r = fab("backup", *args)
+        assert r.returncode == 0, r.stdout + r.stderr
+    lab.run("region1", "f=/var/lib/maas/image-storage/$(head -c 32 /dev/urandom | sha256sum | cut -c1-64) && "
+                       "head -c 1048576 /dev/urandom > $f && chown maas:maas $f")
+    r = fab("backup", *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    one, two, three = reposet.catalog(offsite(lab, "reused"))
+    assert "region1/" in two.tag("reuse") and "region1/" not in three.tag("reuse")  # the new image was sent
+    assert three.files["region1/images.tar"].path == f"/lab/{three.stamp}/region1/images.tar"
+    r = fab("verify", *args, "--set", two.stamp)  # the verified one prune never removes
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = fab("prune", *args, "--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [s["time"] for s in listed(lab, "reused")] == [two.stamp, three.stamp]
+    kept = {s.stamp: s for s in reposet.catalog(offsite(lab, "reused"))}
+    assert set(kept) == {two.stamp, three.stamp}  # the first set's images live on, not as a set
+    assert kept[two.stamp].files["region1/images.tar"] == one.files["region1/images.tar"]
+    r = fab("check", *args, "--read-data-subset", "100%")
+    assert r.returncode == 0 and "no errors were found" in r.stdout, r.stdout + r.stderr
+    r = fab("verify", *args, "--set", two.stamp)  # its images, from the snapshot the first set made
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_push_prune_check_and_restore_plan_from_pushed_sets(lab, local_sets):
@@ -107,8 +152,7 @@ def test_a_dump_cut_short_never_becomes_a_snapshot_and_the_set_says_incomplete(l
     assert "INCOMPLETE" in r.stdout
     [s] = listed(lab, "faulty")
     assert s["state"] == "incomplete"
-    repo = Repo(f"sftp:bastion:{OFFSITE_DIR}/faulty", lab.repo_password_file, lab.ssh_config)
-    [rs] = reposet.catalog(repo)
+    [rs] = reposet.catalog(offsite(lab, "faulty"))
     assert "region1/maasdb.sql" not in rs.files and "rack1/config.tar" in rs.files
 
 

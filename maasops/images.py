@@ -1,0 +1,116 @@
+"""image-storage as its own part of a set, sent only when it changed (backups into a restic repository).
+
+From MAAS 3.5 a region keeps its boot images as files in image-storage
+(:data:`maasops.layouts` ``image_dirs``): gigabytes that rarely change. A backup
+into a repository archives them apart from the config trees, as ``images.tar``, and
+records a fingerprint of their listing. The next backup computes the fingerprint
+again with the units stopped; when it is the same, the host sends nothing and the
+new set reuses the earlier set's snapshot (``origin`` in the host manifest). The
+repository's prune keeps a snapshot while any kept set uses it (maasops.retention).
+
+The fingerprint is that of restic's own change detection, taken further: for every
+file and directory its type, inode, ctime, mtime, size, mode, owner and path. A file
+rewritten in place changes its ctime, which nothing can set back, so an unchanged
+fingerprint means unchanged files. A set that reuses images records the same
+sha256 and listing as the set it reuses, so verify and restore check the bytes read
+from the repository exactly as if this set had sent them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from maasops import backupset
+from maasops import manifest as mf
+from maasops.command import Cmd, Q
+from maasops.compression import compressed
+from maasops.plan import Step, StepId
+from maasops.probe import HostFacts
+from maasops.restore_plan import LEFTOVERS
+
+EMPTY = hashlib.sha256(b"").hexdigest()
+FINGERPRINT = re.compile(r"^([0-9a-f]{64})\b")
+
+
+@dataclass(frozen=True)
+class ImagesSpec:
+    """What the images step fetches, and what an unchanged image-storage reuses."""
+
+    file: str
+    trees: tuple[str, ...]
+    actual_trees: tuple[str, ...]
+    previous: mf.Images | None  # the last set's record (its origin resolved), reused when the fingerprint matches
+
+
+def fingerprint(dirs: tuple[str, ...]) -> Cmd:
+    """Prints the sha256 of the listing of ``dirs`` (read-only): what tells an unchanged image-storage."""
+    listing = Cmd("find", *map(Q, dirs), "-printf", Q("%y %i %C@ %T@ %s %m %U %G %p\\0"))
+    return Cmd(listing, "| LC_ALL=C sort -z | sha256sum | cut -c1-64")  # under pipefail (maasops.remote)
+
+
+def steps(facts: HostFacts, compress: str, ext: str, previous: mf.Images | None,
+          limit: int | None) -> tuple[list[Step], ImagesSpec | None]:
+    """The steps (run with the units stopped) that fingerprint the host's image-storage and send it as
+    ``images.tar`` unless the fingerprint is ``previous``'s; none when the host has no image-storage."""
+    lay = facts.layout
+    trees = tuple(p for p in lay.image_dirs if p in facts.present)
+    if not trees:
+        return [], None
+    actual = tuple(facts.on_host(p) for p in trees)
+    tar = compressed(Cmd("tar --create --file=- --directory=/ --no-anchored", Q("--exclude=" + LEFTOVERS),
+                         "--anchored", *(Q(p.lstrip("/")) for p in actual)), compress)
+    send = tar
+    if previous is not None and previous.actual_trees == actual and previous.compression == compress:
+        send = Cmd("if [ \"$(", fingerprint(actual), ")\" =", Q(previous.fingerprint), "]; then exit 0; fi;", tar)
+    size = sum(facts.sizes.get(p, 0) for p in trees)
+    label = (f"image-storage: send it unless unchanged since {previous.origin}" if send is not tar
+             else "archive image-storage")
+    spec = ImagesSpec(mf.IMAGES + ext, trees, actual, previous if send is not tar else None)
+    return [Step(StepId.IMAGES_STATE, "image-storage: fingerprint its listing", fingerprint(actual)),
+            Step(StepId.IMAGES, label, send, fetch=spec.file, limit=limit,
+                 estimate=size if facts.sizes and compress == "none" else None)], spec
+
+
+def read(src: BinaryIO, compress: str, limit: int | None = None) -> tuple[list[dict], str, int]:
+    """The images part's listing as it streams (:func:`maasops.backupset.read_archive`); an empty stream (the
+    host found its image-storage unchanged) lists nothing."""
+    first = src.read(backupset.CHUNK)
+    if not first:
+        return [], EMPTY, 0
+    return backupset.read_archive(_Prepended(first, src), compress, limit)
+
+
+class _Prepended(io.RawIOBase):
+    """``first``, then the rest of ``src`` (which it never closes)."""
+
+    def __init__(self, first: bytes, src: BinaryIO):
+        self._first, self._src = first, src
+
+    def readable(self) -> bool:
+        """Always true."""
+        return True
+
+    def readinto(self, b) -> int:
+        """Read into ``b``: what is left of ``first``, then from ``src``."""
+        data, self._first = (self._first[:len(b)], self._first[len(b):]) if self._first else (
+            self._src.read(len(b)), b"")
+        b[:len(data)] = data
+        return len(data)
+
+
+def record(spec: ImagesSpec, state: str, got_size: int, stored: dict, listing: list[dict],
+           compress: str) -> mf.Images | None:
+    """The host manifest's images record: the previous one when nothing came (and the fingerprint is its),
+    a new one when the images were sent; None when what came cannot be trusted (caller fails the host)."""
+    found = FINGERPRINT.match(state.strip())
+    if not found:
+        return None
+    if got_size == 0:
+        prev = spec.previous
+        return prev if prev is not None and prev.fingerprint == found.group(1) else None
+    return mf.Images(spec.file, compress, **stored, trees=spec.trees, actual_trees=spec.actual_trees,
+                     files=tuple(mf.Member(**m) for m in listing), fingerprint=found.group(1))
