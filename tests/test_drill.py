@@ -60,3 +60,13 @@ def test_a_drill_with_directory_dumps_proves_large_objects_and_rows_equal(tmp_pa
     dump = json.loads((set_dir / "region1" / "manifest.json").read_text())["dump"]
     assert dump["kind"] == "roles+pg_dump-Fd" and dump["file"] == "maasdb.tar.zst"
     assert "database: 39/39 tables equal to region1's" in r.stdout  # pg_largeobject among them
+
+
+def test_a_drill_through_the_offsite_repository_restores_image_storage_from_its_own_part(tmp_path):
+    """--offsite: the set goes into the lab's restic repository over sftp, and the DR site is restored from it;
+    MAAS 3.5 keeps boot images in image-storage, which a repository set holds as its own part."""
+    need_root()
+    r = fab("drill", "--lab-dir", str(tmp_path / "labs"), "--backup-dir", str(tmp_path / "b"), "--racks", "1",
+            "--offsite", timeout=600)
+    assert r.returncode == 0 and "drill PASSED" in r.stdout, r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
