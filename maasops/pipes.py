@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
 from collections.abc import Callable
 from typing import BinaryIO
@@ -79,3 +80,55 @@ class PipeConsumer:
         if self._failure:
             raise self._failure[0]
         return self._result[0]
+
+
+class ReadAhead:
+    """Reads ``src`` in a thread, up to ``blocks`` blocks ahead of its own reader.
+
+    A producer that stalls between bursts (``restic dump`` loads one blob after another)
+    then works while the reader is busy sending what it already has; memory stays
+    bounded by ``blocks`` x BLOCK. ``close()`` stops the thread (never ``src``).
+    """
+
+    def __init__(self, src: BinaryIO, blocks: int):
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=blocks)
+        self._stop = threading.Event()
+        self._left = b""
+        self._done = False
+
+        def work() -> None:
+            try:
+                while not self._stop.is_set():
+                    block = src.read(BLOCK)
+                    self._put(block)
+                    if not block:
+                        return
+            except BaseException as exc:  # re-raised by read()
+                self._put(exc)
+        self._thread = threading.Thread(target=work, daemon=True)
+        self._thread.start()
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (b'' at the end); ``n`` < 0: everything left."""
+        if n is None or n < 0:
+            return b"".join(iter(lambda: self.read(BLOCK), b""))
+        while not self._left and not self._done:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            self._left, self._done = item, not item
+        data, self._left = self._left[:n], self._left[n:]
+        return data
+
+    def close(self) -> None:
+        """Stop reading ahead (``src`` stays open: its owner ends it, which ends the thread)."""
+        self._stop.set()
+        self._thread.join()

@@ -33,12 +33,17 @@ from functools import cache
 from pathlib import Path
 from typing import BinaryIO
 
+from maasops import pipes
+
 RESTIC = "restic"
 MIN_VERSION = (0, 14)  # repository format 2 (compression) came with restic 0.14
 FORMAT = 2
 TIMEOUT = 900  # seconds for a command that moves no set data (listing, tagging, forgetting)
 ABORT_WAIT = 30  # seconds restic gets to stop after SIGINT before it is killed
 STDERR_KEEP = 4096
+# restic 0.14's dump loads one blob after another (restic#3406): read this many MiB ahead of the upload, so that it
+# loads the next blobs while the last ones go up to the host (memory bounded by it).
+AHEAD_BLOCKS = 64
 NAME = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}"
 SFTP_SCP = re.compile(rf"^sftp:(?:(?P<user>{NAME})@)?(?P<host>{NAME}):(?P<path>.+)$")
 SFTP_URL = re.compile(rf"^sftp://(?:(?P<user>{NAME})@)?(?P<host>{NAME})(?::(?P<port>\d{{1,5}}))?/(?P<path>.*)$")
@@ -98,7 +103,31 @@ class Repo:
             ssh += ["-p", m.group("port")]
         if m.group("user"):
             ssh += ["-l", m.group("user")]
+        ssh += gcm_first(ssh, m.group("host"))
         return ["-o", "sftp.command=" + shlex.join([*ssh, m.group("host"), "-s", "sftp"])]
+
+
+GCM = "aes128-gcm@openssh.com"  # as the fleet's own connections (maasops.connect): fast where the CPU has AES
+
+
+@cache
+def _ciphers(ssh: tuple[str, ...], host: str) -> str:
+    try:
+        out = subprocess.run([*ssh, "-G", host], capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return next((ln.split(None, 1)[1] for ln in out.splitlines() if ln.startswith("ciphers ")), "")
+
+
+def gcm_first(ssh: list[str], host: str) -> list[str]:
+    """``-o Ciphers=^aes128-gcm@openssh.com`` (ssh offers it first) when the user's ssh_config leaves the
+    ciphers at OpenSSH's defaults, which hold it; nothing when it chooses them (its choice stands).
+
+    restic 0.14 splits ``-o`` values at commas, so a list cannot be passed; ``^`` reorders the defaults.
+    """
+    chosen = _ciphers(tuple(ssh), host)
+    defaults = _ciphers(("ssh", "-F", "/dev/null"), host)
+    return ["-o", f"Ciphers=^{GCM}"] if chosen and chosen == defaults and GCM in chosen.split(",") else []
 
 
 def password_file(given: str | Path | None) -> Path:
@@ -300,14 +329,16 @@ def dump(repo: Repo, snapshot: str, path: str) -> Iterator[BinaryIO]:
                                 stdout=subprocess.PIPE, stderr=err)
     except OSError as exc:
         raise RepoError(f"restic cannot run ({exc}): {INSTALL_HINT}") from None
+    reader = pipes.ReadAhead(proc.stdout, AHEAD_BLOCKS)
     finished = False
     try:
-        yield proc.stdout
+        yield reader
         finished = True
     finally:
-        ended = (finished and proc.stdout.read(1) == b"") or proc.poll() is not None
+        ended = (finished and reader.read(1) == b"") or proc.poll() is not None
         if not ended:
             interrupt(proc)
+        reader.close()
         code = proc.wait()
         proc.stdout.close()
         if ended and code != 0:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 
 import pytest
 
 from maasops import repo as restic
-from maasops import reposet, retention, schedule
+from maasops import pipes, reposet, retention, schedule
 from maasops.repo import Repo, RepoError
 from maasops.reposet import RepoSet, Snapshot
 
@@ -143,3 +144,33 @@ def test_schedule_units_pass_systemd_analyze_verify(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "--repo-password-file" in (tmp_path / "units" / "maasops-backup-prod.service").read_text()
     assert schedule.remove(opts, lambda _: None) == {"removed": ["maasops-backup-prod.timer"]}
+
+
+def test_read_ahead_gives_every_byte_in_order_and_stops_when_closed_early():
+    data = bytes(range(256)) * 40000  # ~10 MiB: more than it may hold ahead
+    ahead = pipes.ReadAhead(io.BytesIO(data), 2)
+    got = ahead.read(7) + ahead.read(3 << 20) + ahead.read()
+    assert got == data and ahead.read(1) == b""
+    ahead.close()
+    early = pipes.ReadAhead(io.BytesIO(data), 1)
+    assert early.read(10) == data[:10]
+    early.close()  # its thread was blocked handing over the next block: it stops all the same
+
+
+def test_read_ahead_raises_what_the_source_raised():
+    class Broken(io.RawIOBase):
+        def read(self, n=-1):
+            raise OSError("disk gone")
+    ahead = pipes.ReadAhead(Broken(), 2)
+    with pytest.raises(OSError, match="disk gone"):
+        ahead.read(1)
+    ahead.close()
+
+
+def test_sftp_prefers_aes_gcm_only_where_the_users_ssh_config_leaves_the_ciphers_alone(tmp_path):
+    plain, chosen = tmp_path / "plain", tmp_path / "chosen"
+    plain.write_text("Host offsite\n  HostName 127.0.0.1\n")
+    chosen.write_text("Host offsite\n  HostName 127.0.0.1\n  Ciphers chacha20-poly1305@openssh.com\n")
+    pw = tmp_path / "pw"
+    assert "Ciphers=^aes128-gcm@openssh.com" in " ".join(Repo("sftp:offsite:/r", pw, plain).command("snapshots"))
+    assert "Ciphers" not in " ".join(Repo("sftp:offsite:/r", pw, chosen).command("snapshots"))
