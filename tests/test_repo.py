@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from maasops import repo as restic
 from maasops import pipes, reposet, retention, schedule
+from maasops import repo as restic
 from maasops.repo import Repo, RepoError
 from maasops.reposet import RepoSet, Snapshot
 
