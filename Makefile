@@ -21,7 +21,7 @@ test: deps
 lint: deps
 	$(VENV)/bin/ruff check .
 
-# Every benchmark in one invocation (41 min here for the run RESULTS.md records, at the sizes it lists). Writes benchmarks/RESULTS.md, the raw per-run
+# Every benchmark in one invocation (47 min here for the run RESULTS.md records, at the sizes it lists). Writes benchmarks/RESULTS.md, the raw per-run
 # numbers in benchmarks/results/<date>-<commit>.json and benchmarks/scaling.png. Sizes: see
 # benchmarks/run_all.py SIZES (e.g. BENCH_DB_MB=500 BENCH_RUNS=3 BENCH_SCALE_MB=100,1024,4096).
 bench: deps $(STAMPS)/bench
