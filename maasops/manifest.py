@@ -12,6 +12,9 @@ Format 2 adds ``format_version``, each host's file checksums in the set manifest
 (so a signature over the set manifest covers every byte) and the set's
 ``database`` record. Format 1 (no ``format_version``, sets written before
 signing) is read too; such a set is unsigned, which the caller must allow.
+Format 3 is that of a host manifest with an images part (a repository set,
+:mod:`maasops.images`): a maasops that does not know the part refuses the set,
+never restores it without its images.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from pathlib import Path
 from maasops import compression, layouts
 
 FORMAT_VERSION = 2
-KNOWN_FORMATS = (1, 2)
+IMAGES_FORMAT = 3  # a host manifest with an images part
+KNOWN_FORMATS = (1, 2, IMAGES_FORMAT)
 MANIFEST = "manifest.json"
 ARCHIVE = "config.tar"
 DUMP = "maasdb.sql"
@@ -182,7 +186,8 @@ class HostManifest:
     def to_json(self) -> dict:
         """The manifest as written to disk (sections this host has none of are left out)."""
         data = {k: v for k, v in asdict(self).items() if not (v is None and k in OPTIONAL)}
-        return {"format_version": data.pop("format_version"), **data}
+        version = data.pop("format_version")
+        return {"format_version": max(version, IMAGES_FORMAT) if self.images else version, **data}
 
 
 OPTIONAL = ("dump", "images", "downtime", "other_db_sessions")
@@ -404,6 +409,8 @@ def parse_host(data: object, host: str, where: str) -> HostManifest:
         raise ManifestError(f"{where}: snap_data {str(snap_data)[:60]!r} is not a snap revision directory")
     dump = o.obj("dump", optional=True)
     images = o.obj("images", optional=True)
+    if images is not None and version < IMAGES_FORMAT:
+        raise ManifestError(f"{where}: an images part in a format {version} manifest (format {IMAGES_FORMAT} has it)")
     downtime = o.obj("downtime", optional=True)
     archive = _archive(o.obj("archive"), lay, set(roles), snap_data)
     return HostManifest(

@@ -79,7 +79,7 @@ def test_the_reader_lists_nothing_from_an_empty_stream_and_members_from_a_tar():
 
 def host_json(images_data: dict) -> dict:
     m = manifest("region1", "deb", "1:3.5.3-1", ("region",))
-    return json.loads(json.dumps({**m.to_json(), "images": images_data}))
+    return json.loads(json.dumps({**m.to_json(), "images": images_data, "format_version": mf.IMAGES_FORMAT}))
 
 
 @pytest.mark.parametrize("change, error", [
@@ -92,7 +92,11 @@ def test_a_host_manifest_with_a_forged_images_part_is_refused(change, error):
     data = {**asdict(images_record()), **change}
     with pytest.raises(mf.ManifestError, match=error):
         mf.parse_host(host_json(data), "region1", "region1/manifest.json")
-    assert mf.parse_host(host_json(asdict(images_record())), "region1", "x").images == images_record()
+    read = mf.parse_host(host_json(asdict(images_record())), "region1", "x")
+    assert read.images == images_record() and read.to_json()["format_version"] == mf.IMAGES_FORMAT
+    older = {**host_json(asdict(images_record())), "format_version": 2}
+    with pytest.raises(mf.ManifestError, match="an images part in a format 2 manifest"):
+        mf.parse_host(older, "region1", "x")
 
 
 def test_a_restore_uploads_the_images_before_the_stop_and_extracts_them_into_image_storage_only():
