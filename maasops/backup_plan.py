@@ -219,6 +219,18 @@ def refusal(facts: HostFacts, options: BackupOptions, dump: str | None) -> str |
     return f"--dump-format directory: {why_not.removesuffix(': a plain dump')}" if why_not else None
 
 
+def archive_command(paths: tuple[str, ...], excludes: tuple[str, ...]) -> Cmd:
+    """A tar of ``paths`` (as on the host) on stdout, owners and modes kept, without ``excludes`` and without
+    what a restore leaves in a tree; read-only on the host."""
+    return Cmd("tar --create --file=- --directory=/ --anchored", *(Q("--exclude=" + p.lstrip("/")) for p in excludes),
+               "--no-anchored", Q("--exclude=" + LEFTOVERS), "--anchored", *(Q(p.lstrip("/")) for p in paths))
+
+
+def _limit(facts: HostFacts, size: int) -> int | None:
+    """The most a tar of ``size`` bytes of trees may carry (None when the probe measured no sizes)."""
+    return int(size * 1.5) + STREAM_MARGIN if facts.sizes else None
+
+
 def _archive_step(facts: HostFacts, options: BackupOptions, ext: str,
                   apart: tuple[str, ...]) -> tuple[Step, ArchiveSpec, list[str]]:
     """The config archive, leaving out the caches, the images when excluded, and ``apart`` (sent on their own)."""
@@ -227,24 +239,16 @@ def _archive_step(facts: HostFacts, options: BackupOptions, ext: str,
     trees = tuple(p for p in wanted if p in facts.present)
     missing = [p for p in wanted if p not in facts.present]
     excludes = lay.cache_excludes + (lay.image_dirs if options.exclude_images else ())
-    tar = Cmd("tar --create --file=- --directory=/ --anchored",
-              *(Q("--exclude=" + facts.on_host(p).lstrip("/")) for p in excludes + apart),
-              "--no-anchored", Q("--exclude=" + LEFTOVERS), "--anchored",
-              *(Q(facts.on_host(p).lstrip("/")) for p in trees))
+    tar = archive_command(tuple(map(facts.on_host, trees)), tuple(map(facts.on_host, excludes + apart)))
     size = sum(facts.sizes.get(p, 0) for p in trees) - sum(facts.sizes.get(p, 0) for p in excludes + apart)
     # Uncompressed, the tar is about the trees' size; compressed, only an earlier set can tell (see backup.py).
     step = Step(StepId.ARCHIVE, "archive config trees", compressed(tar, options.compress), fetch=ARCHIVE + ext,
-                limit=int(size * 1.5) + STREAM_MARGIN if facts.sizes else None,
+                limit=_limit(facts, size),
                 estimate=size if facts.sizes and options.compress == "none" else None)
     spec = ArchiveSpec(ARCHIVE + ext, trees, tuple(facts.on_host(p) for p in trees),
                        tuple(facts.on_host(p) for p in excludes))
     notes = [f"not present, not archived: {', '.join(missing)}"] if missing else []
     return step, spec, notes
-
-
-def _images_limit(facts: HostFacts) -> int | None:
-    size = sum(facts.sizes.get(p, 0) for p in facts.layout.image_dirs)
-    return int(size * 1.5) + STREAM_MARGIN if facts.sizes else None
 
 
 def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions, split_images: bool = False,
@@ -276,8 +280,10 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions, spli
             notes.append("the database's size is unknown here: its dump has no size bound")
     image_steps, images_spec = [], None
     if split_images and not options.exclude_images:
-        image_steps, images_spec = images.steps(facts, options.compress, suffix(options), previous_images,
-                                                _images_limit(facts))
+        image_steps, images_spec = images.steps(
+            facts, suffix(options), previous_images, options.compress,
+            lambda actual: compressed(archive_command(actual, ()), options.compress),
+            _limit(facts, sum(facts.sizes.get(p, 0) for p in facts.layout.image_dirs)))
     apart = images_spec.trees if images_spec else ()
     archive, archive_spec, missing = _archive_step(facts, options, suffix(options), apart)
     services_now = services.running_units(facts)

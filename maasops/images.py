@@ -21,16 +21,15 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from maasops import backupset
 from maasops import manifest as mf
 from maasops.command import Cmd, Q
-from maasops.compression import compressed
 from maasops.plan import Step, StepId
 from maasops.probe import HostFacts
-from maasops.restore_plan import LEFTOVERS
 
 EMPTY = hashlib.sha256(b"").hexdigest()
 FINGERPRINT = re.compile(r"^([0-9a-f]{64})\b")
@@ -52,24 +51,23 @@ def fingerprint(dirs: tuple[str, ...]) -> Cmd:
     return Cmd(listing, "| LC_ALL=C sort -z | sha256sum | cut -c1-64")  # under pipefail (maasops.remote)
 
 
-def steps(facts: HostFacts, compress: str, ext: str, previous: mf.Images | None,
-          limit: int | None) -> tuple[list[Step], ImagesSpec | None]:
+def steps(facts: HostFacts, ext: str, previous: mf.Images | None, compress: str,
+          archive: Callable[[tuple[str, ...]], Cmd], limit: int | None) -> tuple[list[Step], ImagesSpec | None]:
     """The steps (run with the units stopped) that fingerprint the host's image-storage and send it as
-    ``images.tar`` unless the fingerprint is ``previous``'s; none when the host has no image-storage."""
+    ``images.tar`` (``archive`` of its paths, compressed as ``compress``) unless the fingerprint is
+    ``previous``'s; none when the host has no image-storage."""
     lay = facts.layout
     trees = tuple(p for p in lay.image_dirs if p in facts.present)
     if not trees:
         return [], None
     actual = tuple(facts.on_host(p) for p in trees)
-    tar = compressed(Cmd("tar --create --file=- --directory=/ --no-anchored", Q("--exclude=" + LEFTOVERS),
-                         "--anchored", *(Q(p.lstrip("/")) for p in actual)), compress)
-    send = tar
-    if previous is not None and previous.actual_trees == actual and previous.compression == compress:
-        send = Cmd("if [ \"$(", fingerprint(actual), ")\" =", Q(previous.fingerprint), "]; then exit 0; fi;", tar)
+    reuse = previous if previous and previous.actual_trees == actual and previous.compression == compress else None
+    send = archive(actual)
+    if reuse:
+        send = Cmd("if [ \"$(", fingerprint(actual), ")\" =", Q(reuse.fingerprint), "]; then exit 0; fi;", send)
     size = sum(facts.sizes.get(p, 0) for p in trees)
-    label = (f"image-storage: send it unless unchanged since {previous.origin}" if send is not tar
-             else "archive image-storage")
-    spec = ImagesSpec(mf.IMAGES + ext, trees, actual, previous if send is not tar else None)
+    label = f"image-storage: send it unless unchanged since {reuse.origin}" if reuse else "archive image-storage"
+    spec = ImagesSpec(mf.IMAGES + ext, trees, actual, reuse)
     return [Step(StepId.IMAGES_STATE, "image-storage: fingerprint its listing", fingerprint(actual)),
             Step(StepId.IMAGES, label, send, fetch=spec.file, limit=limit,
                  estimate=size if facts.sizes and compress == "none" else None)], spec

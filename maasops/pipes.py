@@ -93,7 +93,7 @@ class ReadAhead:
     def __init__(self, src: BinaryIO, blocks: int):
         self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=blocks)
         self._stop = threading.Event()
-        self._left = b""
+        self._block, self._at = b"", 0  # the block being read, and how far
         self._done = False
 
         def work() -> None:
@@ -120,12 +120,13 @@ class ReadAhead:
         """Up to ``n`` bytes (b'' at the end); ``n`` < 0: everything left."""
         if n is None or n < 0:
             return b"".join(iter(lambda: self.read(BLOCK), b""))
-        while not self._left and not self._done:
+        while self._at >= len(self._block) and not self._done:
             item = self._queue.get()
             if isinstance(item, BaseException):
                 raise item
-            self._left, self._done = item, not item
-        data, self._left = self._left[:n], self._left[n:]
+            self._block, self._at, self._done = item, 0, not item
+        data = self._block[self._at:self._at + n]  # only the bytes asked for are copied (the whole block: none)
+        self._at += len(data)
         return data
 
     def close(self) -> None:

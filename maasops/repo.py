@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from maasops import pipes
+from maasops.connect import GCM_CIPHERS
 
 RESTIC = "restic"
 MIN_VERSION = (0, 14)  # repository format 2 (compression) came with restic 0.14
@@ -107,7 +108,7 @@ class Repo:
         return ["-o", "sftp.command=" + shlex.join([*ssh, m.group("host"), "-s", "sftp"])]
 
 
-GCM = "aes128-gcm@openssh.com"  # as the fleet's own connections (maasops.connect): fast where the CPU has AES
+GCM = GCM_CIPHERS[0]  # as the fleet's own connections prefer it: fast where the CPU has AES
 
 
 @cache
