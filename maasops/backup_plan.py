@@ -123,7 +123,7 @@ def _connection(facts: HostFacts, how: str) -> tuple[Cmd, Cmd, bool]:
     """(environment, psql/pg_dump connection options, runs as the superuser) for a dump taken ``how``."""
     db = facts.database
     if how == "maas-test-db":
-        return Cmd(), Cmd("-h", Q(db.host), "-U", Q(db.user)), False
+        return Cmd(), Cmd("-h", Q(db.client_host), "-U", Q(db.user)), False
     if how == "network":
         # The password stays on the host: read from regiond.conf by the remote shell.
         conf = facts.on_host(facts.layout.regiond_conf)

@@ -9,7 +9,8 @@ rules that come from the layout of the *target* (its install type and version):
   fifos or sockets);
 - a relative name with no ``.`` or ``..`` part, inside one of the layout's trees;
 - no setuid, setgid or sticky bit;
-- owner and group among the layout's owners (root, maas);
+- owner and group among the owners the layout gives the member's tree (root, maas; on a deb rack
+  /var/lib/maas/dhcp also dhcpd);
 - a symbolic link whose target stays inside the trees, and nothing below a
   symbolic link; a hard link only to a regular file of the archive;
 - every member's directory is itself in the archive (or is above the trees), so
@@ -43,10 +44,22 @@ class Violation(Unsafe):
 
 @dataclass(frozen=True)
 class Rules:
-    """What may be written: member names (no leading /) of the trees, and the allowed owners."""
+    """What may be written: member names (no leading /) of the trees, and who what lies below a name may belong
+    to (most specific name first, as :meth:`maasops.layouts.Layout.owner_rules` gives them)."""
 
     roots: tuple[str, ...]
-    owners: frozenset[str]
+    owners: tuple[tuple[str, frozenset[str]], ...]
+
+    def owners_of(self, name: str) -> frozenset[str]:
+        """The users and groups member ``name`` may belong to (none outside the trees)."""
+        return next((names for path, names in self.owners if _inside(name, (path,))), frozenset())
+
+
+def rules(trees: Iterable[str], owner_rules: Iterable[tuple[str, frozenset[str]]],
+          place: Callable[[str], str]) -> Rules:
+    """Rules from layout paths, each put where the archive names it by ``place`` (a host's snap revision)."""
+    return Rules(tuple(place(t).lstrip("/") for t in trees),
+                 tuple((place(p).lstrip("/"), names) for p, names in owner_rules))
 
 
 @dataclass
@@ -87,9 +100,10 @@ def _check_kind(e: Entry, rules: Rules, seen: _Seen) -> None:
         raise Violation(f"/{e.name}: a {e.kind} (device, fifo or socket): only files, directories and links")
     if e.mode & SPECIAL_BITS:
         raise Violation(f"/{e.name}: mode {e.mode:04o} has a setuid, setgid or sticky bit")
-    if e.user not in rules.owners or e.group not in rules.owners:
+    owners = rules.owners_of(e.name)
+    if e.user not in owners or e.group not in owners:
         raise Violation(f"/{e.name}: owned by {e.user or '?'}:{e.group or '?'}, not by "
-                        f"{' or '.join(sorted(rules.owners))}")
+                        f"{' or '.join(sorted(owners))}")
     if e.kind == "symlink":
         target = posixpath.normpath(posixpath.join("/" + posixpath.dirname(e.name), e.link)).lstrip("/")
         if not _inside(target, rules.roots):

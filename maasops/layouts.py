@@ -23,6 +23,15 @@ SNAP_REVISION_DIR = re.compile(r"^/var/snap/maas/[0-9]+$")  # what $SNAP_DATA re
 
 
 @dataclass(frozen=True)
+class SubtreeOwners:
+    """A directory inside a tree whose contents (it included) belong to other users than the tree's."""
+
+    path: str
+    names: tuple[str, ...]  # the users and groups what lies there may belong to
+    role: str  # the role whose hosts have it (its owners exist there)
+
+
+@dataclass(frozen=True)
 class Layout:
     """Where one (install type, version range) keeps its state and how it is driven."""
 
@@ -44,7 +53,8 @@ class Layout:
     rack_units: tuple[str, ...]
     conf_owner: str  # owner:group of regiond.conf / rackd.conf
     state_owner: str  # owner:group of secret / maas_id
-    owners: tuple[str, ...]  # the only users and groups a restored file may belong to
+    owners: tuple[str, ...]  # the users and groups a restored file may belong to, but in subtree_owners
+    subtree_owners: tuple[SubtreeOwners, ...]  # directories with owners of their own, per role
     dbupgrade: tuple[str, ...]
     secret_in_db: tuple[str, str]  # (table, key) where the database keeps the shared secret
 
@@ -61,6 +71,16 @@ class Layout:
         """True when this layout describes MAAS ``version`` (major, minor)."""
         return self.min_version <= version <= self.max_version
 
+    def owner_rules(self, roles: frozenset[str] | set[str]) -> tuple[tuple[str, frozenset[str]], ...]:
+        """(path, the names what lies below it may belong to), most specific path first, for a host's roles."""
+        rules = [(o.path, frozenset(o.names)) for o in self.subtree_owners if o.role in roles]
+        rules += [(t, frozenset(self.owners)) for t in self.archived_trees(roles)]
+        return tuple(sorted(rules, key=lambda r: -len(r[0])))
+
+    def owner_names(self, roles: frozenset[str] | set[str]) -> frozenset[str]:
+        """Every user and group a restored file of a host with these roles may belong to."""
+        return frozenset(n for _, names in self.owner_rules(roles) for n in names)
+
     def archived_trees(self, roles: frozenset[str] | set[str]) -> tuple[str, ...]:
         """The trees a backup of a host with these roles archives (and a restore may write)."""
         return self.trees + (self.region_trees if "region" in roles else ())
@@ -70,6 +90,11 @@ DEB_REGION_UNITS = ("maas-regiond", "maas-proxy", "maas-syslog")
 DEB_RACK_UNITS = ("maas-rackd", "maas-dhcpd", "maas-dhcpd6", "maas-http", "maas-proxy", "maas-syslog")
 SECRET_IN_CONFIG = ("maasserver_config", "rpc_shared_secret")  # value: a JSON string
 SECRET_IN_SECRETS = ("maasserver_secret", "global/rpc-shared")  # value: {"secret": hex}
+DHCP_USER = "dhcpd"  # isc-dhcp-server's system user and group; maas-rack-controller depends on maas-dhcp
+DEB_DHCP_OWNERS = (SubtreeOwners("/var/lib/maas/dhcp", ("root", DHCP_USER), "rack"),)
+# The LXD client certificate (maas.crt, maas.key, maas.pub) VM hosts added before 3.1 trust; a deb keeps it in
+# /etc/maas/certificates (inside /etc/maas).
+SNAP_LXD_CERTIFICATES = f"{SNAP_COMMON}/certificates"
 
 _DEB = Layout(
     name="deb-2.7",
@@ -91,6 +116,7 @@ _DEB = Layout(
     conf_owner="root:maas",
     state_owner="maas:maas",
     owners=("root", "maas"),
+    subtree_owners=DEB_DHCP_OWNERS,
     dbupgrade=("maas-region", "dbupgrade"),
     secret_in_db=SECRET_IN_CONFIG,
 )
@@ -99,14 +125,14 @@ _SNAP = Layout(
     name="snap-2.8",
     install="snap",
     min_version=(2, 8),
-    max_version=(3, 4),
+    max_version=(3, 2),
     regiond_conf=f"{SNAP_DATA}/regiond.conf",
     rackd_conf=f"{SNAP_DATA}/rackd.conf",
     secret=f"{SNAP_COMMON}/maas/secret",
     maas_id=f"{SNAP_COMMON}/maas/maas_id",
     snap_mode=f"{SNAP_COMMON}/snap_mode",
     certificates=None,
-    trees=(SNAP_DATA, f"{SNAP_COMMON}/maas", f"{SNAP_COMMON}/snap_mode"),
+    trees=(SNAP_DATA, f"{SNAP_COMMON}/maas", f"{SNAP_COMMON}/snap_mode", SNAP_LXD_CERTIFICATES),
     region_trees=(),
     cache_excludes=(f"{SNAP_COMMON}/maas/boot-resources",),
     image_dirs=(),
@@ -115,6 +141,7 @@ _SNAP = Layout(
     conf_owner="root:root",
     state_owner="root:root",
     owners=("root",),
+    subtree_owners=(),
     dbupgrade=("maas", "migrate"),
     secret_in_db=SECRET_IN_CONFIG,
 )
@@ -191,6 +218,8 @@ DB_USER_DEFAULT = "maas"
 DB_PORT_DEFAULT = 5432
 PG_SUPERUSER = "postgres"
 MAAS_TEST_DB_SOCKET = f"{SNAP_COMMON}/test-db-socket"  # database_host of a maas-test-db region
+# ... a content-interface mount inside the maas snap's mount namespace only; on the host the socket is here:
+MAAS_TEST_DB_HOST_SOCKETS = "/var/snap/maas-test-db/common/postgres/sockets"
 SNAP_POSTGRES = f"{SNAP_COMMON}/postgres"  # 2.7/2.8 snap "all" mode: PostgreSQL inside the snap
 # Every complete pg_dump/pg_dumpall output ends with this comment line.
 DUMP_COMPLETE_LINE = "-- PostgreSQL database dump complete"
@@ -237,6 +266,15 @@ SOURCES: dict[str, str] = {
     "state_owner": "debian/maas-region-api.postinst, maas-rack-controller.postinst @ 2.7-3.6 "
                    "(chown maas:maas /var/lib/maas/secret, maas_id; chmod 0640)",
     "owners": "debian/*.postinst @ 2.7-3.6 (files under the trees belong to root or maas); snap: root",
+    "subtree_owners": "debian/maas-dhcp.postinst @ 2.7-3.6 (chown / install -d -o root -g dhcpd /var/lib/maas/dhcp); "
+                      "debian/maas-dhcp.maas-dhcpd.service @ 3.5 (chown root:dhcpd, chmod 775 the directory, "
+                      "664 dhcpd.leases; dhcpd -user dhcpd -group dhcpd rewrites the leases as dhcpd)",
+    "DHCP_USER": "debian/control @ 2.7-3.6 (maas-rack-controller depends on maas-dhcp, which depends on "
+                 "isc-dhcp-server: its dhcpd system user and group)",
+    "DEB_DHCP_OWNERS": "debian/maas-dhcp.postinst @ 2.7-3.6; debian/maas-dhcp.dirs @ 3.5 (var/lib/maas/dhcp)",
+    "SNAP_LXD_CERTIFICATES": "src/provisioningserver/maas_certificates.py @ 2.8-3.0 (snap: $SNAP_COMMON/certificates/"
+                             "maas.key, maas.pub, maas.crt, generated on start); certificates.py @ 3.6 "
+                             "(get_maas_cert_tuple still reads them for LXD VM hosts)",
     "dbupgrade": "src/maasserver/management/commands/dbupgrade.py @ 3.5 (maas-region dbupgrade, root only); "
                  "src/maascli/snap.py @ 3.5 (maas migrate)",
     "secret_in_db": "src/maasserver/security.py @ 3.2 (maasserver_config rpc_shared_secret); "
@@ -262,6 +300,9 @@ SOURCES: dict[str, str] = {
     "DB_PORT_DEFAULT": "src/maasserver/config.py @ 3.5 (database_port = 5432)",
     "PG_SUPERUSER": "maas-backup doc 2.7-2.9 (sudo -u postgres pg_dumpall -c)",
     "MAAS_TEST_DB_SOCKET": "src/maascli/snap.py @ 3.5 (maas-test-db:/// -> host=$SNAP_COMMON/test-db-socket)",
+    "MAAS_TEST_DB_HOST_SOCKETS": "snap/snapcraft.yaml @ 3.5 (plug test-db-socket: content interface, target "
+                                 "$SNAP_COMMON/test-db-socket); HACKING.rst @ 3.5 (-h /var/snap/maas-test-db/common/"
+                                 "postgres/sockets)",
     "SNAP_POSTGRES": "src/maascli/snappy.py @ 2.7, 2.8 (all mode: initdb in $SNAP_COMMON/postgres, "
                      "database_host=$SNAP_COMMON/postgres/sockets); snapcraft.yaml @ 2.9 epoch 3 drops it",
     "DEB_REGION_PACKAGES": "debian/control @ 2.7-3.6 (maas-region-controller = maas-region-api + dbconfig-pgsql "

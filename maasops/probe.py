@@ -50,6 +50,12 @@ class DatabaseFacts:
     data_directory: str | None = None  # the local server's data directory
     data_space: Space | None = None  # free space where that directory is
 
+    @property
+    def client_host(self) -> str:
+        """Where a client run on the host (as maasops's are, outside the maas snap) reaches the server: for
+        maas-test-db its socket directory as the host has it, not the snap's view regiond.conf names."""
+        return layouts.MAAS_TEST_DB_HOST_SOCKETS if self.location == "maas-test-db" else self.host
+
 
 @dataclass(frozen=True)
 class HostFacts:

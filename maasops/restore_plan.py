@@ -126,8 +126,8 @@ def confinement(m: HostManifest, target: HostFacts, images: bool = False) -> con
     """What the target's layout lets this host's archive (or its images part) write, as member names of it."""
     lay = target.layout
     trees = lay.image_dirs if images else lay.archived_trees(set(m.roles))
-    roots = tuple(layouts.rebase(target.on_host(t), target.snap_data, m.snap_data).lstrip("/") for t in trees)
-    return confine.Rules(roots, frozenset(lay.owners))
+    return confine.rules(trees, lay.owner_rules(set(m.roles)),
+                         lambda t: layouts.rebase(target.on_host(t), target.snap_data, m.snap_data))
 
 
 def server_for(m: HostManifest, target: HostFacts) -> database.Server:
@@ -137,7 +137,7 @@ def server_for(m: HostManifest, target: HostFacts) -> database.Server:
     if how == "local":
         host = db.host if db and db.host.startswith("/") else "localhost"
         return database.Server("local", host, db.port if db else layouts.DB_PORT_DEFAULT, layouts.PG_SUPERUSER)
-    return database.Server(how, db.host, db.port, db.user, target.on_host(target.layout.regiond_conf))
+    return database.Server(how, db.client_host, db.port, db.user, target.on_host(target.layout.regiond_conf))
 
 
 def database_name(m: HostManifest, target: HostFacts) -> str:
@@ -271,13 +271,14 @@ def _tree_steps(m: HostManifest, target: HostFacts, upload: str, rid: str) -> li
     if m.snap_data and target.snap_data and m.snap_data != target.snap_data:
         transform = "s,^{},{},".format(m.snap_data.lstrip("/"), target.snap_data.lstrip("/"))
     members = tuple(t.lstrip("/") for t in m.archive.actual_trees)
+    owners = target.layout.owner_names(set(m.roles))
     steps.append(Step(StepId.EXTRACT, "extract config archive", confine.extract_command(
-        compression.codec(m.archive.compression).decompress, upload, members, target.layout.owners, transform),
+        compression.codec(m.archive.compression).decompress, upload, members, owners, transform),
         Phase.FILES))
     if m.images:
         steps.append(Step(StepId.EXTRACT_IMAGES, "extract image-storage", confine.extract_command(
             compression.codec(m.images.compression).decompress, images_upload(run_dir(rid), m),
-            tuple(t.lstrip("/") for t in m.images.actual_trees), target.layout.owners, transform), Phase.FILES))
+            tuple(t.lstrip("/") for t in m.images.actual_trees), owners, transform), Phase.FILES))
     for excluded in m.archive.excluded:
         path = layouts.rebase(excluded, m.snap_data, target.snap_data)
         tree = next((t for t in asides if path.startswith(t + "/")), None)

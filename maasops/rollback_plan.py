@@ -73,8 +73,8 @@ def _database_step(f: HostFacts, run_id: str, state: list[str]) -> Step | None:
         elif kind == "saved-db" and f.database and f.database.location != "local":
             db = f.database
             name = db.name or layouts.DB_NAME_DEFAULT
-            server = database.Server(db.location if db.location == "maas-test-db" else "network", db.host, db.port,
-                                     db.user, f.on_host(f.layout.regiond_conf))
+            server = database.Server(db.location if db.location == "maas-test-db" else "network", db.client_host,
+                                     db.port, db.user, f.on_host(f.layout.regiond_conf))
         else:
             continue
         return Step(StepId.RELOAD_DATABASE, "put back the database the restore replaced",

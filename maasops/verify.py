@@ -137,7 +137,7 @@ def _check_listed(hc: HostCheck, files: SetFiles, what: str, stored: mf.Archive 
     if got is not None and tuple(mf.Member(**e) for e in got[0]) != stored.files:
         hc.problems.append(f"{what} members differ from the manifest listing")
     hc.files += len(stored.files)
-    rules = confine.Rules(tuple(m.on_host(p).lstrip("/") for p in roots), frozenset(m.lay.owners))
+    rules = confine.rules(roots, m.lay.owner_rules(set(m.roles)), m.on_host)
     violations = confine.check_listing(stored.files, rules)
     if violations:
         hc.problems.append("a restore must not write " + "; ".join(violations[:3]))

@@ -35,14 +35,16 @@ def test_a_maas_test_db_region_is_recognised_dumped_and_restored_through_its_soc
     t = targets(testdb)["region1"]
     db = probe.probe(t.connection).database
     assert (db.location, db.host) == ("maas-test-db", "/var/snap/maas/common/test-db-socket")  # not "remote"
+    # ... a path that exists only inside the maas snap's mount namespace: on the host, maas-test-db's own socket
+    assert testdb.run("region1", "test -e /var/snap/maas/common/test-db-socket", check=False).returncode == 1
     r = fab("backup", "--inventory", str(testdb.inventory), "--backup-dir", str(tmp_path))
     assert r.returncode == 0, r.stdout
     [s] = sets(tmp_path)
     assert list((s / "region1").glob("maasdb.sql*"))
-    hostname = ("psql -XAt -h /var/snap/maas/common/test-db-socket -U maas -d maasdb "
+    hostname = ("psql -XAt -h /var/snap/maas-test-db/common/postgres/sockets -U maas -d maasdb "
                 "-c 'SELECT hostname FROM maasserver_node WHERE id = 3'")
     backed_up = testdb.run("region1", hostname).stdout.strip()
-    testdb.run("region1", "psql -XAtq -h /var/snap/maas/common/test-db-socket -U maas -d maasdb "
+    testdb.run("region1", "psql -XAtq -h /var/snap/maas-test-db/common/postgres/sockets -U maas -d maasdb "
                           "-c \"UPDATE maasserver_node SET hostname = 'changed' WHERE id = 3\"")
     r = fab("restore", str(s), "--inventory", str(testdb.inventory))
     assert r.returncode == 0, r.stdout

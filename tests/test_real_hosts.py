@@ -257,7 +257,7 @@ def test_a_machine_that_already_has_an_ubuntu_user_gets_the_labs_own(tmp_path):
     for f in ("passwd", "group", "shadow", "gshadow"):
         (etc / f).write_text(Path("/etc", f).read_text() + "ubuntu:x:1000:1000::/home/ubuntu:/bin/bash\n"
                              if f == "passwd" else Path("/etc", f).read_text() + "ubuntu:x:1000:\n")
-    ids = hostfs.Ids(user=4242, maas=990)
+    ids = hostfs.Ids(user=4242, maas=990, dhcpd=989)
     fs = hostfs.HostFS(tmp_path / "fs", ids)
     hostfs.write_base(fs, "bastion", "10.0.0.2", {}, "ssh-ed25519 AAAA test\n", None, etc=etc)
     entries = [ln for ln in fs.path("/etc/passwd").read_text().splitlines() if ln.startswith("ubuntu:")]

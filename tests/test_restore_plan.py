@@ -52,7 +52,8 @@ def test_phases_are_in_the_procedures_order_and_a_rack_gets_the_regions_secret()
     extract = p.step(StepId.EXTRACT)
     assert "--transform=s,^var/snap/maas/32469,var/snap/maas/37209," in shlex.split(text(extract))
     assert "--no-same-permissions" in text(extract) and "--delay-directory-restore" in text(extract)
-    assert text(extract).endswith("-- var/snap/maas/32469 var/snap/maas/common/maas var/snap/maas/common/snap_mode")
+    assert text(extract).endswith("-- var/snap/maas/32469 var/snap/maas/common/maas var/snap/maas/common/snap_mode "
+                                  "var/snap/maas/common/certificates")
     assert not any("/snap/maas/current" in text(s).replace("/var/snap/maas/current", "") for s in p.steps)
     assert set(p.step(StepId.COMMIT).resolves) == {StepId.MOVE_ASIDE, StepId.LOAD_DATABASE}
 

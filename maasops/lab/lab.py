@@ -273,8 +273,9 @@ def _build(lab: Lab, db_mb: int) -> None:
     pg_cluster = f"{lab.pg_version} main"
     for h in lab.hosts:
         fs = hostfs.HostFS(path / "hosts" / h.name / "fs", ids)
+        deb_rack = h.profile is not None and PROFILES[h.profile].install == "deb" and "rack" in h.roles
         hostfs.write_base(fs, h.name, h.address, addresses, key.with_suffix(".pub").read_text(),
-                          password_hash if h.sudo_password else None)
+                          password_hash if h.sudo_password else None, dhcpd=deb_rack)
         allow = bastion.address if lab.bastion_only and h is not bastion else None
         hostfs.write_sshd(fs, h.address, allow)
         known.append(f"{h.name},{h.address} {hostfs.host_key(fs)}\n")
@@ -336,9 +337,10 @@ def _start_database(lab: Lab, h: LabHost, pg_cluster: str, region: dict, db_mb: 
     hba = "".join(f"host all all {c} scram-sha-256\n" for c in clients)
     sockets, first = "/var/run/postgresql", ""
     if h.profile and PROFILES[h.profile].database == "test-db":
-        # maas-test-db shares its socket directory with the maas snap and trusts local connections.
-        sockets += "," + layouts.MAAS_TEST_DB_SOCKET
-        lab.run(h.name, f"install -d -o postgres -g postgres {layouts.MAAS_TEST_DB_SOCKET}")
+        # maas-test-db's socket is in its own snap's directory and trusts local connections; the maas snap sees it
+        # at regiond.conf's database_host only inside its own mount namespace (the content interface).
+        sockets += "," + layouts.MAAS_TEST_DB_HOST_SOCKETS
+        lab.run(h.name, f"install -d -o postgres -g postgres {layouts.MAAS_TEST_DB_HOST_SOCKETS}")
         first = f"sed -i '1i local all {db['user']} trust' /etc/postgresql/{ver}/main/pg_hba.conf && "
     lab.run(h.name, f"pg_createcluster -p {db['port']} -o listen_addresses='localhost,{h.address}' "
                     f"-o unix_socket_directories='{sockets}' {ver} main >/dev/null && {first}"

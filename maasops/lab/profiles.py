@@ -22,6 +22,7 @@ class Profile:
     snap_revision: str = ""
     snap_channel: str = ""
     database: str = "server"  # server | test-db (the maas-test-db snap's socket) | vault (Vault keeps the creds)
+    lxd_certificate: bool = False  # a snap that ran 2.8-3.0 generated the LXD client certificate (kept on upgrade)
 
     @property
     def layout_version(self) -> tuple[int, int]:
@@ -39,8 +40,9 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile("deb-2.9", "deb", "1:2.9.2-9164-g.ac176b5c4-0ubuntu1~20.04.1"),
         Profile("deb-3.5", "deb", "1:3.5.3-16381-g.5b2e8a6f6-0ubuntu1~22.04.1"),
-        Profile("snap-2.9", "snap", "2.9.2-9164-g.ac176b5c4", "11322", "2.9/stable"),
-        Profile("snap-3.4", "snap", "3.4.2-14353-g.5a5221d57", "32469", "3.4/stable"),
+        Profile("snap-2.9", "snap", "2.9.2-9164-g.ac176b5c4", "11322", "2.9/stable", lxd_certificate=True),
+        # Installed at 2.9 and refreshed since: its LXD client certificate is still there, still used.
+        Profile("snap-3.4", "snap", "3.4.2-14353-g.5a5221d57", "32469", "3.4/stable", lxd_certificate=True),
         Profile("snap-3.5", "snap", "3.5.3-16381-g.5b2e8a6f6", "37209", "3.5/stable"),
         # A region whose database is maas-test-db's (database_host is the socket directory it shares).
         Profile("snap-3.5-testdb", "snap", "3.5.3-16381-g.5b2e8a6f6", "37209", "3.5/stable", "test-db"),

@@ -40,10 +40,16 @@ unit_state() {
     fi
 }
 
+db_host() {  # regiond.conf's database_host as MAAS's processes see it: inside the snap, maas-test-db's socket
+    local host; host=$(conf_get "$LAB_REGIOND_CONF" database_host)
+    if [ -n "$LAB_TEST_DB_MOUNT" ] && [ "$host" = "${LAB_TEST_DB_MOUNT%% *}" ]; then host=${LAB_TEST_DB_MOUNT#* }; fi
+    printf '%s\n' "$host"
+}
+
 region_sql() {  # region_sql SQL: run a query on the region's database as regiond.conf says; fails if unreachable
     local conf=$LAB_REGIOND_CONF
     PGPASSWORD=$(conf_get "$conf" database_pass) PGCONNECT_TIMEOUT=3 psql -XAt -v ON_ERROR_STOP=1 \
-        -h "$(conf_get "$conf" database_host)" -p "$(conf_get "$conf" database_port)" \
+        -h "$(db_host)" -p "$(conf_get "$conf" database_port)" \
         -U "$(conf_get "$conf" database_user)" -d "$(conf_get "$conf" database_name)" -c "$1" 2>/dev/null
 }
 
@@ -84,12 +90,24 @@ close_fds() {  # a service inherits nothing from whoever started it (systemd giv
     return 0
 }
 
+dhcpd_prepare() {  # maas-dhcpd(6).service's ExecStart before dhcpd runs: the leases root:dhcpd 0664, the dir 0775
+    local leases
+    case $1 in maas-dhcpd) leases=dhcpd.leases ;; maas-dhcpd6) leases=dhcpd6.leases ;; *) return 0 ;; esac
+    [ -n "$LAB_DHCP_DIR" ] || return 0
+    leases=$LAB_DHCP_DIR/$leases
+    [ -e "$leases" ] || touch "$leases"
+    chown "root:$LAB_DHCP_USER" "$LAB_DHCP_DIR" "$leases" && chmod 775 "$LAB_DHCP_DIR" && chmod 664 "$leases"
+}
+
 activate() {  # runs detached, like systemd: after a moment the unit is active, or failed
     local unit=$1 verdict=ok
     close_fds
     sleep "$ACTIVATE_SECONDS"
     exec 8>"$STATE_DIR/.lock"; flock 8
     [ "$(unit_state "$unit")" = activating ] || return 0  # stopped meanwhile
+    if ! dhcpd_prepare "$unit"; then
+        echo failed > "$STATE_DIR/$unit"; journal "$LAB_HOST failed $unit (leases)"; return 0
+    fi
     if [ -e "/etc/maas-lab/fail-start/$unit" ]; then
         echo failed > "$STATE_DIR/$unit"; journal "$LAB_HOST failed $unit"; return 0
     fi
@@ -160,7 +178,7 @@ dbupgrade() {
     local conf=$LAB_REGIOND_CONF out
     [ -r "$conf" ] || die "Unable to read $conf: is this a region controller?"
     PGPASSWORD=$(conf_get "$conf" database_pass); export PGPASSWORD
-    out=$(psql -X -q -v ON_ERROR_STOP=1 -h "$(conf_get "$conf" database_host)" \
+    out=$(psql -X -q -v ON_ERROR_STOP=1 -h "$(db_host)" \
         -p "$(conf_get "$conf" database_port)" -U "$(conf_get "$conf" database_user)" \
         -d "$(conf_get "$conf" database_name)" 2>&1 <<SQL
 BEGIN;
