@@ -73,6 +73,14 @@ def test_restore_onto_the_same_hosts_undoes_every_change(site, backup_set):
     db_before = fingerprint(site)
     site.run("rack2", "head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n' > /var/snap/maas/common/maas/secret")
     site.run("rack1", "chmod 0600 /etc/maas/rackd.conf && echo extra >> /var/lib/maas/dhcpd.conf")
+    # A deb rack's DHCP leases (root:dhcpd, and dhcpd's own copy) and a snap's LXD client certificate (issue 23)
+    dhcp = "stat -c '%n %U:%G %a' /var/lib/maas/dhcp /var/lib/maas/dhcp/dhcpd.leases /var/lib/maas/dhcp/dhcpd.leases~"
+    dhcp_before = site.run("rack1", dhcp).stdout
+    assert "/var/lib/maas/dhcp root:dhcpd 775" in dhcp_before and "dhcpd.leases~ dhcpd:dhcpd 644" in dhcp_before
+    site.run("rack1", "rm /var/lib/maas/dhcp/dhcpd.leases~ && echo lost > /var/lib/maas/dhcp/dhcpd.leases")
+    lxd_key = "/var/snap/maas/common/certificates/maas.key"
+    key_before = site.run("rack3", f"md5sum {lxd_key}").stdout
+    site.run("rack3", f"rm {lxd_key}")
     site.run("region1", "echo stray > /etc/maas/stray.conf && runuser -u postgres -- psql -XAtq -d maasdb "
                         "-c \"UPDATE maasserver_node SET hostname = 'changed' WHERE id = 7\"")
     assert fingerprint(site) != db_before
@@ -81,6 +89,8 @@ def test_restore_onto_the_same_hosts_undoes_every_change(site, backup_set):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "dbupgrade on region1" in r.stdout
     assert fingerprint(site) == db_before
+    assert site.run("rack1", dhcp).stdout == dhcp_before  # read from the host: its owners, mode, names
+    assert site.run("rack3", f"md5sum {lxd_key}").stdout == key_before
     secret_digests, diffs = secrets_and_diffs(site, backup_set)
     assert diffs == {h: [] for h in diffs}
     assert len(secret_digests) == 1  # the regenerated rack secret is the region's again
