@@ -156,14 +156,17 @@ def directory_format(facts: HostFacts, how: str, options: BackupOptions) -> tupl
 def _dump_command(facts: HostFacts, how: str, name: str, options: BackupOptions) -> tuple[Cmd, str, str]:
     """(command, kind, label) of the dump."""
     env, conn, superuser = _connection(facts, how)
-    roles = how == "local" and facts.database.dedicated and not options.db_only_maas
+    # The MAAS role (its password is regiond.conf's) and the MAAS database: what a restore needs. A server shared
+    # with other databases keeps the roles of theirs out (only the roles maasdb's objects belong to).
+    roles = dumps.roles(name, not facts.database.dedicated) if how == "local" and not options.db_only_maas else None
+    which = "roles" if facts.database.dedicated else "MAAS's roles"
     if directory_format(facts, how, options)[0]:
         kind = "roles+pg_dump-Fd" if roles else "pg_dump-Fd"
-        return dumps.take(name, roles), kind, f"dump database ({'roles + ' if roles else ''}pg_dump -Fd, parallel jobs)"
+        return dumps.take(name, roles), kind, f"dump database ({which + ' + ' if roles else ''}pg_dump -Fd, " \
+                                              "parallel jobs)"
     if roles:
-        # The MAAS role (its password is regiond.conf's) and the MAAS database: what a restore needs.
-        cmd = group(Cmd("pg_dumpall --roles-only && pg_dump --clean --create --if-exists", Q(name)))
-        return as_postgres(Cmd("bash -o pipefail -c", Q(cmd))), "roles+pg_dump", "dump database (roles + pg_dump)"
+        cmd = group(Cmd(roles, "&& pg_dump --clean --create --if-exists", Q(name)))
+        return as_postgres(Cmd("bash -o pipefail -c", Q(cmd))), "roles+pg_dump", f"dump database ({which} + pg_dump)"
     flags = "--clean --create --if-exists" if how == "local" else "--clean --if-exists"
     cmd = Cmd(env, "pg_dump", flags, conn, Q(name))
     label = "dump database (pg_dump)" if how == "local" else f"dump database (pg_dump from {how})"

@@ -145,20 +145,54 @@ def inspector(kind: str, compress: str) -> Callable[[BinaryIO], str]:
     return check
 
 
-def take(name: str, roles: bool) -> Cmd:
-    """On the database host, as root: ``pg_dump -Fd -Z 0 -j N`` of ``name`` (with the roles first) into a private
-    directory under DUMP_ROOT; then its tar on stdout. The directory is removed however the command ends
-    (one a killed backup left is removed by the next, after STALE_MINUTES)."""
+# The roles the MAAS database's objects belong to (the database, its schemas, tables, functions, types, large
+# objects), but superusers and PostgreSQL's predefined roles (pg_*, reserved: pg_database_owner owns the public
+# schema): on a server shared with other databases, these are the roles a restore needs.
+NEEDED_ROLES_SQL = (
+    "SELECT quote_ident(rolname) FROM pg_roles WHERE NOT rolsuper AND rolname !~ '^pg_' AND oid IN ("
+    "SELECT datdba FROM pg_database WHERE datname = current_database() UNION SELECT relowner FROM pg_class "
+    "UNION SELECT nspowner FROM pg_namespace UNION SELECT proowner FROM pg_proc UNION SELECT typowner FROM pg_type "
+    "UNION SELECT lomowner FROM pg_largeobject_metadata) ORDER BY 1")
+# pg_dumpall --roles-only's output with only those roles' CREATE ROLE and ALTER ROLE lines (and no memberships);
+# every other line (its header, SET lines, completion line) as it was. Fails for a role it found no CREATE for.
+ROLES_FILTER = r"""BEGIN { n = split(ENVIRON["KEEP"], names, "\n") }
+/^(CREATE|ALTER) ROLE / {
+    for (i = 1; i <= n; i++) if (index($0, "CREATE ROLE " names[i] ";") == 1) { made[i] = 1; print; next }
+    for (i = 1; i <= n; i++) if (index($0, "ALTER ROLE " names[i] " ") == 1) { print; next }
+    next
+}
+/^GRANT / { next }
+{ print }
+END { for (i = 1; i <= n; i++) if (!(i in made)) { print "pg_dumpall made no role " names[i] > "/dev/stderr"; exit 1 } }
+"""
+
+
+def roles(name: str, only_needed: bool) -> Cmd:
+    """The server's roles as SQL on stdout, run as PostgreSQL's superuser: every role (``pg_dumpall
+    --roles-only``, a server of MAAS's own), or ``only_needed`` the roles the objects of database ``name``
+    belong to (a server shared with other databases), each with its password."""
+    if not only_needed:
+        return Cmd("pg_dumpall --roles-only")
+    keep = Cmd("keep=$(psql -XAt -v ON_ERROR_STOP=1 -d", Q(name), "-c", Q(NEEDED_ROLES_SQL), ") &&")
+    script = Cmd(keep, "pg_dumpall --roles-only | KEEP=\"$keep\" awk", Q(ROLES_FILTER))
+    return Cmd("bash -o pipefail -c", Q(str(script)))
+
+
+def take(name: str, dump_roles: Cmd | None) -> Cmd:
+    """On the database host, as root: ``pg_dump -Fd -Z 0 -j N`` of ``name`` (with the output of
+    ``dump_roles``, :func:`roles`, first) into a private directory under DUMP_ROOT; then its tar on stdout. The
+    directory is removed however the command ends (one a killed backup left is removed by the next, after
+    STALE_MINUTES)."""
     pg = Cmd("runuser -u", Q(layouts.PG_SUPERUSER), "--")
-    dump_roles = Cmd(pg, "pg_dumpall --roles-only >", Word('"$d"/', Q(ROLES_FILE)), "&&") if roles else Cmd()
+    roles_sql = Cmd(pg, dump_roles, ">", Word('"$d"/', Q(ROLES_FILE)), "&&") if dump_roles else Cmd()
     return Cmd(
         JOBS, "umask 077 && mkdir -p", Q(DUMP_ROOT), "&& chmod 0711", Q(WORK_ROOT), Q(DUMP_ROOT),
         "&&", stale_dumps(remove=True), "> /dev/null",  # stdout is the dump's: the names go nowhere
         "&& d=$(mktemp -d", Q(f"{DUMP_ROOT}/run.XXXXXXXX"), ") && trap 'rm -rf -- \"$d\"' EXIT",
-        "&& trap 'exit 1' HUP INT TERM && chown", Q(layouts.PG_SUPERUSER), "\"$d\" &&", dump_roles,
+        "&& trap 'exit 1' HUP INT TERM && chown", Q(layouts.PG_SUPERUSER), "\"$d\" &&", roles_sql,
         pg, "pg_dump -Fd -Z 0 -j \"$j\" -f", Word('"$d"/', Q(DIRECTORY)), Q(name),
         # toc.dat last: a tar that ends with it whole holds a finished dump (see read_directory)
-        "&& { printf '%s\\n'", *((Q(ROLES_FILE),) if roles else ()), Q(DIRECTORY), "&& cd \"$d\" && find",
+        "&& { printf '%s\\n'", *((Q(ROLES_FILE),) if dump_roles else ()), Q(DIRECTORY), "&& cd \"$d\" && find",
         Q(DIRECTORY), "-mindepth 1 ! -name toc.dat && printf '%s\\n'", Q(f"{DIRECTORY}/toc.dat"), ";}",
         "| tar -cf - -C \"$d\" --no-recursion --verbatim-files-from -T -")
 

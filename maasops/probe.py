@@ -49,6 +49,8 @@ class DatabaseFacts:
     size: int | None = None  # bytes, as PostgreSQL reports it (local servers)
     data_directory: str | None = None  # the local server's data directory
     data_space: Space | None = None  # free space where that directory is
+    listen_addresses: str | None = None  # the local server's, and its pg_hba.conf rules: what a DR site's server
+    hba: tuple[str, ...] = ()  # needs so that every region reaches it (recorded in the host manifest)
 
     @property
     def client_host(self) -> str:
@@ -329,8 +331,29 @@ def classify(host: str) -> str:
     return "remote"
 
 
-DATABASES_SQL = ("SELECT datname || ' ' || pg_database_size(datname) FROM pg_database WHERE NOT datistemplate "
-                 "UNION ALL SELECT 'data_directory ' || current_setting('data_directory')")
+DATABASES_SQL = ("SELECT 'db ' || pg_database_size(datname) || ' ' || datname FROM pg_database WHERE NOT datistemplate "
+                 "UNION ALL SELECT 'data_directory ' || current_setting('data_directory') "
+                 "UNION ALL SELECT 'listen_addresses ' || current_setting('listen_addresses') "
+                 "UNION ALL SELECT 'hba ' || concat_ws(' ', type, array_to_string(database, ','), "
+                 "array_to_string(user_name, ','), address, netmask, auth_method) FROM pg_hba_file_rules "
+                 "WHERE error IS NULL")
+MAX_HBA_RULES = 64  # pg_hba rules recorded at the most (a DR site needs the ones naming MAAS's role)
+
+
+def _server_records(text: str) -> tuple[dict[str, int], dict[str, str], list[str]]:
+    """DATABASES_SQL's lines: sizes by database, the settings, the pg_hba rules (odd lines are left out)."""
+    sizes, settings, hba = {}, {}, []
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "db":
+            size, _, name = value.partition(" ")
+            if size.isdigit() and name:
+                sizes[name] = int(size)
+        elif key == "hba" and value.strip() and len(hba) < MAX_HBA_RULES:
+            hba.append(" ".join(value.split())[:200])
+        elif key in ("data_directory", "listen_addresses"):
+            settings[key] = value.strip()
+    return sizes, settings, hba
 
 
 def _database_facts(c: Connection, conf: dict) -> DatabaseFacts:
@@ -344,20 +367,21 @@ def _database_facts(c: Connection, conf: dict) -> DatabaseFacts:
     user = str(conf.get("database_user") or "")
     if conf.get("database_user") is None and not conf.get("vault_url"):
         user = layouts.DB_USER_DEFAULT
-    dedicated = size = data_dir = space = None
+    dedicated = size = data_dir = space = listen = None
+    hba: list[str] = []
     if location == "local":
         out = run(c, Cmd("psql -XAt -p", Q(str(port)), "-c", Q(DATABASES_SQL)), "probe: databases on the local server",
                   user=layouts.PG_SUPERUSER, check=False)
         if out.exited == 0:
-            sizes = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
-            data_dir = sizes.pop("data_directory", None)
+            sizes, settings, hba = _server_records(out.stdout)
+            data_dir, listen = settings.get("data_directory"), settings.get("listen_addresses")
             dedicated = set(sizes) <= {name, layouts.PG_SUPERUSER}
-            size = _int(sizes.get(name, "")) or None
+            size = sizes.get(name) or None
         if data_dir:
             df = run(c, Cmd("df -B1 --output=avail,target", Q(data_dir), "| tail -n 1"),
                      "probe: free space for the database", user="root", check=False)
             space = _space(df.stdout) if df.exited == 0 else None
-    return DatabaseFacts(location, host, int(port), name, user, dedicated, size, data_dir, space)
+    return DatabaseFacts(location, host, int(port), name, user, dedicated, size, data_dir, space, listen, tuple(hba))
 
 
 def differences(declared, facts: HostFacts) -> list[str]:

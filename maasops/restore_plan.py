@@ -28,7 +28,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from maasops import compression, confine, database, dumps, layouts, services
+from maasops import compression, confine, database, dumps, layouts, probe, services
 from maasops.command import Cmd, Q, Word, seq
 from maasops.hostfiles import copy_yaml_keys, record, recorded, replace_yaml_key
 from maasops.manifest import HostManifest
@@ -208,7 +208,19 @@ def _database_steps(m: HostManifest, target: HostFacts, options: RestoreOptions,
     else:
         load = database.load(server, dump_upload, compression.codec(m.dump.compression), name, f"{rdir}/load.log")
     steps.append(Step(StepId.LOAD_DATABASE, "load database dump", load, Phase.DATABASE, undo=undo))
-    return steps, notes
+    return steps, notes + _source_server(m)
+
+
+def _source_server(m: HostManifest) -> list[str]:
+    """What the source's PostgreSQL admitted, as the backup's probe read it (host manifest ``database``): a DR
+    server must listen and admit every region as it did. Set data, shown quoted (repr), never run."""
+    db = m.database if isinstance(m.database, dict) else {}
+    listen, hba = db.get("listen_addresses"), db.get("hba")
+    if not isinstance(listen, str) or not isinstance(hba, list):
+        return []
+    rules = "; ".join(repr(r[:200]) for r in hba[:probe.MAX_HBA_RULES] if isinstance(r, str)) or "no rule"
+    return [f"the source's PostgreSQL listened on {listen[:200]!r} and admitted (pg_hba.conf) {rules}: the server "
+            "this restores onto must let every region in the same way (listen_addresses, pg_hba.conf)"]
 
 
 def contents_list(path: str, run_id: str) -> str:

@@ -62,12 +62,20 @@ def test_a_network_database_is_checked_and_dumped_the_same_way():
     assert "--create" not in text(dump)  # the MAAS role loads it into its database; it cannot create one
 
 
-def test_postgresql_stays_up_when_asked_and_shared_servers_get_pg_dump():
+def test_postgresql_stays_up_when_asked_and_shared_servers_get_maas_roles_and_pg_dump():
     db = DatabaseFacts("local", "localhost", 5432, "maas db", "maas", dedicated=False)
     p = bp.backup_plan(facts(db=db), "local", bp.BackupOptions(stop_postgresql=False))
     assert not any("postgresql" in s.label for s in p.steps)
     dump = p.step(StepId.DUMP)
-    assert shlex.split(text(dump).split("|")[0])[-1] == "maas db"  # quoted
+    # issue 23: the MAAS role and its password are kept, the other databases' roles left out
+    assert dump.label == "dump database (MAAS's roles + pg_dump)" and p.spec.dump.kind == "roles+pg_dump"
+    words = shlex.split(text(dump))
+    script = words[words.index("-c") + 1]
+    assert script.endswith("&& pg_dump --clean --create --if-exists 'maas db' ; }")  # quoted
+    roles = shlex.split(script[2:].rsplit(" && pg_dump --clean", 1)[0])
+    assert roles[:4] == ["bash", "-o", "pipefail", "-c"] and "-d 'maas db'" in roles[4]
+    only_maas = bp.backup_plan(facts(db=db), "local", bp.BackupOptions(db_only_maas=True))
+    assert only_maas.spec.dump.kind == "pg_dump"
 
 
 def test_cache_is_excluded_and_images_only_on_request():

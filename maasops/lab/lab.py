@@ -37,6 +37,7 @@ SIGNER = "maasops-lab"  # the principal the lab's allowed_signers names for the 
 NODE_TYPES = {frozenset({"rack"}): 2, frozenset({"region"}): 3, frozenset({"region", "rack"}): 4}  # as MAAS lists them
 DB_HOST = "db1"  # --dedicated-db: the PostgreSQL host every region uses over the lab network
 MOUNTED_TREE = ("rack2",)  # a deb host whose /var/lib/maas is a mount point
+OTHER_APP = "billing"  # a "shared" profile's server also holds this application's role and database
 OFFSITE_DIR = "/var/lib/offsite"  # on the bastion: where the lab's off-site restic repository lives
 
 
@@ -345,9 +346,15 @@ def _start_database(lab: Lab, h: LabHost, pg_cluster: str, region: dict, db_mb: 
     lab.run(h.name, f"pg_createcluster -p {db['port']} -o listen_addresses='localhost,{h.address}' "
                     f"-o unix_socket_directories='{sockets}' {ver} main >/dev/null && {first}"
                     f"cat >> /etc/postgresql/{ver}/main/pg_hba.conf && pg_ctlcluster {pg_cluster} start", input=hba)
+    other = ""
+    if h.profile and PROFILES[h.profile].database == "shared":  # another application's role and database
+        other = (f"CREATE ROLE {OTHER_APP} LOGIN PASSWORD '{secrets.token_urlsafe(12)}';\n"
+                 f"CREATE DATABASE {OTHER_APP} OWNER {OTHER_APP};\n\\c {OTHER_APP}\n"
+                 f"CREATE TABLE invoices (id serial PRIMARY KEY, total numeric);\nALTER TABLE invoices OWNER TO "
+                 f"{OTHER_APP};\nINSERT INTO invoices (total) SELECT i FROM generate_series(1, 100) i;\n")
     lab.run(h.name, f"runuser -u {layouts.PG_SUPERUSER} -- psql -X -q -v ON_ERROR_STOP=1",
             input=f"CREATE ROLE {db['user']} LOGIN PASSWORD '{db['password']}';\n"
-                  f"CREATE DATABASE {db['name']} OWNER {db['user']};\n")
+                  f"CREATE DATABASE {db['name']} OWNER {db['user']};\n{other}")
     sql = resources.files("maasops.lab") / "sql"
     regions = [PROFILES[r.profile] for r in lab.hosts if "region" in r.roles]
     # The database is as upgraded as every region's MAAS needs it, and holds the images while no region is 3.5+.

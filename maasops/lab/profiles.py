@@ -21,7 +21,9 @@ class Profile:
     version: str  # as dpkg-query or snap list prints it
     snap_revision: str = ""
     snap_channel: str = ""
-    database: str = "server"  # server | test-db (the maas-test-db snap's socket) | vault (Vault keeps the creds)
+    # server | shared (its PostgreSQL also serves another application's database and role) | test-db (the
+    # maas-test-db snap's socket) | vault (Vault keeps the credentials)
+    database: str = "server"
     lxd_certificate: bool = False  # a snap that ran 2.8-3.0 generated the LXD client certificate (kept on upgrade)
 
     @property
@@ -46,6 +48,8 @@ PROFILES: dict[str, Profile] = {
         Profile("snap-3.5", "snap", "3.5.3-16381-g.5b2e8a6f6", "37209", "3.5/stable"),
         # A region whose database is maas-test-db's (database_host is the socket directory it shares).
         Profile("snap-3.5-testdb", "snap", "3.5.3-16381-g.5b2e8a6f6", "37209", "3.5/stable", "test-db"),
+        # A region whose PostgreSQL also serves another application (MAAS's docs: a "shared" server).
+        Profile("deb-3.5-shared", "deb", "1:3.5.3-16381-g.5b2e8a6f6-0ubuntu1~22.04.1", database="shared"),
         # A region after `maas config-vault migrate`: regiond.conf names Vault and no database credentials.
         Profile("deb-3.5-vault", "deb", "1:3.5.3-16381-g.5b2e8a6f6-0ubuntu1~22.04.1", database="vault"),
     )
