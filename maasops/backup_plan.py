@@ -12,6 +12,7 @@ from maasops import dumps, guard, images, layouts, services
 from maasops import manifest as mf
 from maasops.command import Cmd, Q, group
 from maasops.compression import codec, compressed, resolve
+from maasops.database import Credentials
 from maasops.manifest import ARCHIVE, ENCRYPTED, dump_file
 from maasops.plan import HostPlan, Step, StepId
 from maasops.probe import DatabaseFacts, HostFacts, conf_value
@@ -31,6 +32,7 @@ class BackupOptions:
     compress: str = "auto"  # a codec name, or auto (resolved per host by backup_plan)
     encrypt_to: str | None = None  # age/SSH public keys: files are encrypted as they arrive
     database_name: str | None = None  # when regiond.conf does not say (Vault keeps it)
+    credentials: Credentials | None = None  # the operator's role and password file, when regiond.conf names none
     database_elsewhere: bool = False  # the operator backs the database up another way
     dump_format: str = "auto"  # auto | plain | directory (maasops.dumps)
 
@@ -119,16 +121,25 @@ def as_postgres(command: Cmd) -> Cmd:
     return Cmd("runuser -u", Q(layouts.PG_SUPERUSER), "--", command)
 
 
-def _connection(facts: HostFacts, how: str) -> tuple[Cmd, Cmd, bool]:
+def operator_credentials(facts: HostFacts, how: str, options: BackupOptions) -> Credentials | None:
+    """The operator's credentials when this dump needs them: over the network, where regiond.conf names no role
+    (Vault keeps MAAS's database credentials). None when regiond.conf's are used."""
+    return options.credentials if how == "network" and not facts.database.user else None
+
+
+def _connection(facts: HostFacts, how: str, options: BackupOptions) -> tuple[Cmd, Cmd, bool]:
     """(environment, psql/pg_dump connection options, runs as the superuser) for a dump taken ``how``."""
     db = facts.database
     if how == "maas-test-db":
         return Cmd(), Cmd("-h", Q(db.client_host), "-U", Q(db.user)), False
     if how == "network":
-        # The password stays on the host: read from regiond.conf by the remote shell.
+        creds = operator_credentials(facts, how, options)
+        # The password stays on the host: read from regiond.conf by the remote shell; or the operator's, which
+        # the step gets over the channel as its PGPASSWORD.
         conf = facts.on_host(facts.layout.regiond_conf)
-        env = Cmd("PGPASSWORD=\"$(", conf_value(conf, "database_pass"), ")\"")
-        return env, Cmd("-h", Q(db.host), "-p", Q(str(db.port)), "-U", Q(db.user)), False
+        env = Cmd() if creds else Cmd("PGPASSWORD=\"$(", conf_value(conf, "database_pass"), ")\"")
+        user = creds.user if creds else db.user
+        return env, Cmd("-h", Q(db.host), "-p", Q(str(db.port)), "-U", Q(user)), False
     return Cmd(), Cmd(), True
 
 
@@ -155,7 +166,7 @@ def directory_format(facts: HostFacts, how: str, options: BackupOptions) -> tupl
 
 def _dump_command(facts: HostFacts, how: str, name: str, options: BackupOptions) -> tuple[Cmd, str, str]:
     """(command, kind, label) of the dump."""
-    env, conn, superuser = _connection(facts, how)
+    env, conn, superuser = _connection(facts, how, options)
     # The MAAS role (its password is regiond.conf's) and the MAAS database: what a restore needs. A server shared
     # with other databases keeps the roles of theirs out (only the roles maasdb's objects belong to).
     roles = dumps.roles(name, not facts.database.dedicated) if how == "local" and not options.db_only_maas else None
@@ -184,14 +195,16 @@ def dump_steps(facts: HostFacts, how: str, name: str, options: BackupOptions,
 
     Both connect the same way, so a database that is down fails the check, before anything stops.
     """
-    env, conn, superuser = _connection(facts, how)
+    env, conn, superuser = _connection(facts, how, options)
     check = Cmd(env, "psql -XAt", conn, "-d", Q(name), "-c", Q(SESSIONS_SQL))
     cmd, kind, label = _dump_command(facts, how, name, options)
     file = dump_file(kind) + suffix(options)
     check = as_postgres(check) if superuser else check
-    steps = [Step(StepId.DB_CHECK, "dump database: check PostgreSQL answers", check),
+    creds = operator_credentials(facts, how, options)
+    password_file = creds.password_file if creds else None
+    steps = [Step(StepId.DB_CHECK, "dump database: check PostgreSQL answers", check, password_file=password_file),
              Step(StepId.DUMP, label, compressed(cmd, options.compress), fetch=file, background=background,
-                  limit=_dump_limit(facts.database))]
+                  limit=_dump_limit(facts.database), password_file=password_file)]
     return steps, DumpSpec(file, kind, name, how)
 
 
@@ -218,6 +231,10 @@ def refusal(facts: HostFacts, options: BackupOptions, dump: str | None) -> str |
     if dump and not database_name(facts, options):
         return ("regiond.conf names no database (Vault keeps the database credentials): give its name with "
                 "--database-name (on the server: psql -l), never a guess")
+    if dump == "network" and not facts.database.user and not options.credentials:
+        return ("regiond.conf names no database role (Vault keeps the database credentials) for the dump over the "
+                "network: give the role and a file holding its password with --database-user and "
+                "--database-password-file")
     why_not = directory_format(facts, dump, options)[1] if dump and options.dump_format == "directory" else None
     return f"--dump-format directory: {why_not.removesuffix(': a plain dump')}" if why_not else None
 

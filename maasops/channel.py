@@ -13,6 +13,10 @@ Every remote command maasops runs goes through :func:`open_command`:
   channel: when the laptop closes the channel, dies or loses the link, sshd
   closes that input and the watcher kills the command's whole process group. A
   command fed through stdin ends at end of input by itself.
+- **A database password comes over the channel.** A command given one
+  (``pgpassword``) reads it as its first line of input, after the ready line,
+  into ``PGPASSWORD`` in its own environment: never on a command line, never on
+  the host's disk.
 - **The work lock.** Steps of a run hold a shared ``flock`` on the host's work
   lock for as long as any of their processes lives (see :mod:`maasops.hostlock`),
   so a later run can wait for, or refuse, orphaned work.
@@ -39,11 +43,14 @@ WORK_LOCK = f"{WORK_LOCK_DIR}/work.lock"
 SUDO_HINT = "give the right sudo password (--prompt-for-sudo-password or the inventory's sudo_password_file)"
 
 
-def _watched(cmd: Cmd, marker: str, reads_stdin: bool, hold_work_lock: bool) -> Cmd:
-    """The script that prints ``marker`` and runs ``cmd`` so that it dies with the session."""
+def _watched(cmd: Cmd, marker: str, reads_stdin: bool, hold_work_lock: bool, reads_password: bool = False) -> Cmd:
+    """The script that prints ``marker`` and runs ``cmd`` so that it dies with the session (``reads_password``:
+    with the first line of input as its PGPASSWORD)."""
     lock = Cmd("umask 077 && mkdir -p", Q(WORK_LOCK_DIR), "&& exec 9>>", Q(WORK_LOCK), "&& flock -s 9 &&") \
         if hold_work_lock else Cmd()
     ready = Cmd("cd / && printf '%s\\n'", Q(marker), ">&2 &&")
+    if reads_password:
+        ready = Cmd(ready, "IFS= read -r PGPASSWORD && export PGPASSWORD &&")
     if reads_stdin:
         return Cmd(lock, ready, "exec", shell(cmd))
     # fd 3 keeps the channel's input for the watcher; the command gets none, in its own session.
@@ -59,16 +66,18 @@ def _sudo(c: Connection, user: str, prompt: str) -> Cmd:
 
 
 def open_command(c: Connection, cmd: Cmd, step: str, *, user: str | None = None, reads_stdin: bool = False,
-                 hold_work_lock: bool = False) -> tuple[paramiko.Channel, bytes, bytes]:
+                 hold_work_lock: bool = False,
+                 pgpassword: bytes | None = None) -> tuple[paramiko.Channel, bytes, bytes]:
     """Start ``cmd`` on the host (with sudo as ``user`` if given) on a fresh channel.
 
     Returns the channel, ready for stdin (if ``reads_stdin``), and any stdout and stderr the
     command already wrote (the two streams arrive in no fixed order). Raises RemoteError when
-    SSH, sudo or the shell fail before it starts.
+    SSH, sudo or the shell fail before it starts. ``pgpassword`` goes to the command as its
+    PGPASSWORD, sent once the ready line came.
     """
     token = secrets.token_hex(8)
     marker, prompt = f"maasops-ready-{token}", f"maasops-sudo-{token}:"
-    body = shell(_watched(cmd, marker, reads_stdin, hold_work_lock and user == "root"))
+    body = shell(_watched(cmd, marker, reads_stdin, hold_work_lock and user == "root", pgpassword is not None))
     full = Cmd(_sudo(c, user, prompt), body) if user else body
     try:
         c.open()
@@ -78,6 +87,8 @@ def open_command(c: Connection, cmd: Cmd, step: str, *, user: str | None = None,
         raise connect_error(c, step, exc) from None
     try:
         out, rest = _await_ready(c, chan, step, marker.encode(), prompt.encode())
+        if pgpassword is not None:
+            chan.sendall(pgpassword + b"\n")
     except BaseException:
         chan.close()
         raise
@@ -148,12 +159,12 @@ def drain_stderr(chan: paramiko.Channel) -> bytes:
 
 
 def run_collect(c: Connection, cmd: Cmd, step: str, *, user: str | None = None, timeout: float | None = None,
-                hold_work_lock: bool = False) -> tuple[int, bytes, bytes]:
+                hold_work_lock: bool = False, pgpassword: bytes | None = None) -> tuple[int, bytes, bytes]:
     """Run ``cmd`` and collect its stdout and stderr (small outputs); returns (status, stdout, stderr).
 
     ``timeout`` bounds the whole run: the command is ended (its channel closed) when it passes.
     """
-    chan, out, err = open_command(c, cmd, step, user=user, hold_work_lock=hold_work_lock)
+    chan, out, err = open_command(c, cmd, step, user=user, hold_work_lock=hold_work_lock, pgpassword=pgpassword)
     deadline = time.monotonic() + timeout if timeout else None
     try:
         while True:

@@ -22,6 +22,7 @@ from maasops import (
     backup,
     backup_plan,
     crypto,
+    database,
     dumps,
     fleet,
     hostfiles,
@@ -258,7 +259,23 @@ def backup_options(opts: dict) -> backup_plan.BackupOptions:
         stop_postgresql=bool(opts.get("stop_postgresql")), exclude_images=bool(opts.get("exclude_images")),
         db_only_maas=bool(opts.get("db_only_maas")), allow_vault=bool(opts.get("allow_vault")), compress=compress,
         encrypt_to=encrypt_to, database_name=name, database_elsewhere=bool(opts.get("database_elsewhere")),
-        dump_format=dump_format)
+        dump_format=dump_format, credentials=_credentials(opts))
+
+
+def _credentials(opts: dict) -> database.Credentials | None:
+    """The operator's database role and password file (both or neither; the file checked now)."""
+    user, file = opts.get("database_user") or None, opts.get("database_password_file") or None
+    if not user and not file:
+        return None
+    if not (user and file):
+        raise Exit("--database-user and --database-password-file go together", code=REFUSED)
+    if len(user.encode()) > mf.MAX_IDENTIFIER or "\0" in user:
+        raise Exit("--database-user is not a PostgreSQL role name", code=REFUSED)
+    try:
+        database.password(file)
+    except database.PasswordFileError as exc:
+        raise Exit(f"--database-password-file: {exc}", code=REFUSED) from None
+    return database.Credentials(user, str(Path(file).expanduser()))
 
 
 def run_backup(c: Context, req: FleetRequest, dry_run: bool | None = None) -> None:
@@ -325,7 +342,7 @@ def restore_options(opts: dict, signers: Path | None = None) -> RestoreOptions:
         allow_upgrade=bool(opts.get("allow_upgrade")), maas_url=url, database_host=db_host,
         rollback_copy=bool(opts.get("rollback_copy", True)), skip_database=bool(opts.get("skip_database")),
         identity=opts.get("decrypt_key") or None, keep=keep, database_elsewhere=bool(opts.get("database_elsewhere")),
-        allowed_signers=signers, trust_unsigned=bool(opts.get("trust_unsigned")))
+        allowed_signers=signers, trust_unsigned=bool(opts.get("trust_unsigned")), credentials=_credentials(opts))
 
 
 def run_restore(c: Context, req: FleetRequest, dry_run: bool | None = None) -> None:
@@ -344,7 +361,7 @@ def run_restore(c: Context, req: FleetRequest, dry_run: bool | None = None) -> N
     parallel = int(opts.get("parallel") or fleet.PARALLEL)
     dry_run = bool(opts.get("dry_run")) if dry_run is None else dry_run
     if opts.get("rollback"):
-        result = rollback.run(set_dir, tgts, parallel, dry_run, out.say)
+        result = rollback.run(set_dir, tgts, parallel, dry_run, out.say, options.credentials)
     else:
         try:
             mapping = preflight.parse_map(opts.get("map"))

@@ -16,6 +16,7 @@ identifier, ``:'db'`` as a literal), never spliced into it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from maasops import layouts
 from maasops.command import Cmd, Q, Word
@@ -31,6 +32,37 @@ HARMLESS_LOAD_ERRORS = ('role "[^"]*" already exists', "current user cannot be d
                         'database "[^"]*" does not exist')
 
 
+class PasswordFileError(ValueError):
+    """The operator's database password file cannot be used (missing, empty, readable by others)."""
+
+
+def password(path: str | None) -> bytes | None:
+    """The first line of the operator's database password file (``--database-password-file``), which a step
+    gets as its PGPASSWORD over the SSH channel; None for no file. The file must be its owner's alone."""
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    try:
+        if p.stat().st_mode & 0o077:
+            raise PasswordFileError(f"database password file {p} is readable by others: chmod 600 it")
+        with p.open("rb") as f:
+            line = f.readline(4096).rstrip(b"\r\n")
+    except OSError as exc:
+        raise PasswordFileError(f"database password file {p}: {exc.strerror}") from None
+    if not line or b"\0" in line:
+        raise PasswordFileError(f"database password file {p} holds no password on its first line")
+    return line
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The role a network dump or load connects as and the local file holding its password, given by the operator
+    where regiond.conf names none (Vault keeps MAAS's database credentials)."""
+
+    user: str
+    password_file: str
+
+
 @dataclass(frozen=True)
 class Server:
     """How the loading host reaches the database server."""
@@ -40,6 +72,7 @@ class Server:
     port: int
     user: str
     conf: str | None = None  # regiond.conf on the loading host (network: it holds the password)
+    operator_password: bool = False  # network: the step's PGPASSWORD is the operator's (Vault keeps MAAS's)
 
     def client(self, program: str, *args: str | Cmd) -> Cmd:
         """``program`` (psql, pg_dump, pg_dumpall) connected to this server; as the superuser on a local one."""
@@ -48,7 +81,8 @@ class Server:
             return Cmd("runuser -u", Q(layouts.PG_SUPERUSER), "--", program, "-p", Q(str(self.port)), sock, *args)
         if self.how == "maas-test-db":
             return Cmd(program, "-h", Q(self.host), "-U", Q(self.user), *args)
-        password = Word("PGPASSWORD=\"$(", conf_value(self.conf, "database_pass"), ")\"")
+        password = Cmd() if self.operator_password else \
+            Word("PGPASSWORD=\"$(", conf_value(self.conf, "database_pass"), ")\"")
         return Cmd(password, program, "-h", Q(self.host), "-p", Q(str(self.port)), "-U", Q(self.user), *args)
 
     @property

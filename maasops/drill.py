@@ -15,7 +15,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maasops import backup, backupset, fleet, probe, proof, remote, report, reposet, reposource, restore, services
+from maasops import (
+    backup,
+    backupset,
+    database,
+    fleet,
+    probe,
+    proof,
+    remote,
+    report,
+    reposet,
+    reposource,
+    restore,
+    services,
+)
 from maasops import manifest as mf
 from maasops.backup_plan import BackupOptions
 from maasops.repo import Repo
@@ -49,9 +62,13 @@ def allowed_changes(m: mf.HostManifest, facts: probe.HostFacts, options: Restore
     return allowed
 
 
-def _fingerprint(t: fleet.Target, f: probe.HostFacts, m: mf.HostManifest) -> dict[str, str]:
-    """The per-table fingerprint of the database ``m``'s dump came from (or went into), read through host ``t``."""
-    return proof.db_fingerprint(t.connection, server_for(m, f), database_name(m, f))
+def _fingerprint(t: fleet.Target, f: probe.HostFacts, m: mf.HostManifest,
+                 credentials: database.Credentials | None) -> dict[str, str]:
+    """The per-table fingerprint of the database ``m``'s dump came from (or went into), read through host ``t``
+    (with the operator's ``credentials`` where the host's regiond.conf names no role)."""
+    server = server_for(m, f, credentials)
+    password = database.password(credentials.password_file) if server.operator_password else None
+    return proof.db_fingerprint(t.connection, server, database_name(m, f), password)
 
 
 def _database_check(records: mf.SetRecords, want: dict[str, str] | None, got: dict[str, str] | None,
@@ -94,7 +111,8 @@ def prove(records: mf.SetRecords, rep: dict, conns: dict[str, fleet.Target], opt
     checks = {}
     loader = rep.get("database_loaded_on")
     if want is not None and loader and isinstance(facts.get(loader), probe.HostFacts):
-        got = _fingerprint(conns[loader], facts[loader], records.hosts[records.set.database.dumped_by])
+        got = _fingerprint(conns[loader], facts[loader], records.hosts[records.set.database.dumped_by],
+                           options.credentials)
         checks |= _database_check(records, want, got, options)
     region_secret = records.hosts[rep["secret_from"]].secret_sha256() if rep.get("secret_from") else None
     checks["files: every restored file equal in bytes, mode and owner"] = all(
@@ -126,13 +144,14 @@ def _rows(rep: dict, b: RunResult, proofs: dict[str, proof.HostProof]) -> list[d
     return rows
 
 
-def _source_fingerprint(records: mf.SetRecords, sources: list[fleet.Target]) -> dict[str, str] | None:
+def _source_fingerprint(records: mf.SetRecords, sources: list[fleet.Target],
+                        credentials: database.Credentials | None) -> dict[str, str] | None:
     holder = records.set.database.dumped_by
     m = records.hosts.get(holder) if holder else None
     if m is None or m.dump is None:
         return None
     t = next(t for t in sources if t.name == holder)
-    return _fingerprint(t, probe.probe(t.connection), m)
+    return _fingerprint(t, probe.probe(t.connection), m, credentials)
 
 
 def _made(b: RunResult, repo: Repo | None) -> tuple[Path, SetFiles | None]:
@@ -164,7 +183,7 @@ def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[
         return DrillResult(False, {"backup": b.to_json()}, code=b.code or FAILED)
     set_dir, files = _made(b, repo)
     records = mf.read_set(set_dir)  # the restore verifies every byte before it starts
-    want = _source_fingerprint(records, sources)
+    want = _source_fingerprint(records, sources, (backup_options or BackupOptions()).credentials)
     say("\n== 2/3 restore")
     t1 = time.time()
     r = restore.run(set_dir, targets, mapping, options, parallel, say=say, transfers=transfers, files=files)

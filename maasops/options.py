@@ -79,6 +79,10 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("encrypt_to", None, "age (age1...) or SSH public keys, comma-separated: archives and dumps are encrypted "
                                "as they arrive; keep the identity safe and away from the backups"),
     Option("database_name", None, "the MAAS database's name, when regiond.conf does not say (Vault keeps it)"),
+    Option("database_user", None, "the role a network dump or load connects as, when regiond.conf names none "
+                                  "(Vault keeps MAAS's database credentials)"),
+    Option("database_password_file", None, "file (mode 0600) whose first line is --database-user's password: sent "
+                                           "over SSH as the command's PGPASSWORD, never written on the host"),
     Option("database_elsewhere", False, "the deployment's database is backed up another way: a set without it is "
                                         "made (and verified, restored) anyway, and records this"),
     Option("dump_from", None, "the region whose database is the deployment's, when the regions disagree"),

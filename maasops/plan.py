@@ -125,6 +125,7 @@ class Step:
     estimate: int | None = None
     inspect_upload: bool = False  # the restore's member check reads the bytes as they go up
     by_hand: Cmd | None = None  # what a person runs when the undo keeps failing (default: the undo)
+    password_file: str | None = None  # a local file whose first line the step (and its undo) gets as PGPASSWORD
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,8 @@ def _render_host(p: HostPlan) -> list[str]:
             line += f"  > {p.host}/{s.fetch}"
         if s.send:
             line += f"  < {s.send}"
+        if s.password_file:
+            line += f"  (PGPASSWORD from {s.password_file})"
         out.append(line)
         if s.undo:
             out.append(f"      on any failure after this: {s.undo}")

@@ -157,7 +157,11 @@ def _database_roles(pf: Preflight, options: RestoreOptions) -> None:
         pf.upgrader = regions[0]
 
 
-def _loader_problem(t: fleet.Target, m: mf.HostManifest, f: probe.HostFacts) -> str | None:
+def _loader_problem(t: fleet.Target, m: mf.HostManifest, f: probe.HostFacts, options: RestoreOptions) -> str | None:
+    if m.dump.how == "network" and f.database and not f.database.user and not options.credentials:
+        return ("this region's regiond.conf names no database role (Vault keeps the database credentials): give "
+                "the role to load as and a file holding its password with --database-user and "
+                "--database-password-file")
     if m.dump.how == "local" and not (f.database and f.database.location == "local"):
         return ("the backup's database ran on this host, but its regiond.conf names no local database: load the "
                 "dump yourself, or restore onto a region with a local PostgreSQL")
@@ -180,7 +184,7 @@ def _host_problem(pf: Preflight, source: str, t: fleet.Target, options: RestoreO
     loads = t.name == pf.loader
     return (version_problem(m, f, options.allow_upgrade) or _role_problem(m, f) or _mount_problem(f)
             or disk_problem(m, f, loads, options.rollback_copy) or _tool_problem(m, f)
-            or (_loader_problem(t, m, f) if loads else None))
+            or (_loader_problem(t, m, f, options) if loads else None))
 
 
 def _pairs(check: verify.SetCheck, targets: list[fleet.Target], mapping: dict[str, str]) -> list:

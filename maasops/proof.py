@@ -35,10 +35,11 @@ class HostProof:
     started_at: float | None = None  # when the host's first MAAS unit last became active (its systemd says)
 
 
-def db_fingerprint(c: Connection, server: Server, database: str) -> dict[str, str]:
-    """``{table: "rows:md5"}`` of a database, read through the host (as the superuser on its own server)."""
+def db_fingerprint(c: Connection, server: Server, database: str, pgpassword: bytes | None = None) -> dict[str, str]:
+    """``{table: "rows:md5"}`` of a database, read through the host (as the superuser on its own server;
+    ``pgpassword``: the operator's, for a server reached with the operator's credentials)."""
     out = remote.run(c, server.client("psql", "-XAt -d", Q(database), "-c", Q(dbcheck.FINGERPRINT_SQL)),
-                     "prove: database fingerprint", user="root")
+                     "prove: database fingerprint", user="root", pgpassword=pgpassword)
     return dbcheck.parse_fingerprint(out.stdout)
 
 

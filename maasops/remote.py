@@ -27,14 +27,15 @@ class Result:
 
 
 def run(c: Connection, command: Cmd, step: str, *, user: str | None = None, check: bool = True,
-        timeout: float | None = None, hold_work_lock: bool = False) -> Result:
+        timeout: float | None = None, hold_work_lock: bool = False, pgpassword: bytes | None = None) -> Result:
     """Run ``command`` on the host (with sudo as ``user`` when given); raise RemoteError when it fails.
 
     ``check`` False returns a failed command's Result instead. ``hold_work_lock``: the command holds
-    the host's work lock while it runs (steps of a backup, restore or rollback).
+    the host's work lock while it runs (steps of a backup, restore or rollback). ``pgpassword``: the
+    command's PGPASSWORD, sent over the channel (:func:`maasops.channel.open_command`).
     """
     status, out, err = channel.run_collect(c, command, step, user=user, timeout=timeout,
-                                           hold_work_lock=hold_work_lock)
+                                           hold_work_lock=hold_work_lock, pgpassword=pgpassword)
     result = Result(out.decode(errors="replace"), err.decode(errors="replace"), status)
     if check and status != 0:
         detail = channel.summary(result.stderr) or channel.summary(result.stdout) or "failed"

@@ -68,6 +68,7 @@ class RestoreOptions:
     database_elsewhere: bool = False  # a set without the database may be restored (its files only)
     allowed_signers: Path | None = None  # whose signatures to trust (None: the user's default file)
     trust_unsigned: bool = False
+    credentials: database.Credentials | None = None  # the operator's, where regiond.conf names no database role
 
 
 @dataclass(frozen=True)
@@ -130,14 +131,17 @@ def confinement(m: HostManifest, target: HostFacts, images: bool = False) -> con
                          lambda t: layouts.rebase(target.on_host(t), target.snap_data, m.snap_data))
 
 
-def server_for(m: HostManifest, target: HostFacts) -> database.Server:
-    """How the loading host reaches the database server the dump goes into."""
+def server_for(m: HostManifest, target: HostFacts, credentials: database.Credentials | None = None) -> database.Server:
+    """How the loading host reaches the database server the dump goes into (over the network with the operator's
+    ``credentials`` where the target's regiond.conf names no role: Vault keeps them)."""
     db = target.database
     how = m.dump.how
     if how == "local":
         host = db.host if db and db.host.startswith("/") else "localhost"
         return database.Server("local", host, db.port if db else layouts.DB_PORT_DEFAULT, layouts.PG_SUPERUSER)
-    return database.Server(how, db.client_host, db.port, db.user, target.on_host(target.layout.regiond_conf))
+    operator = how == "network" and not db.user and credentials is not None
+    return database.Server(how, db.client_host, db.port, credentials.user if operator else db.user,
+                           target.on_host(target.layout.regiond_conf), operator_password=operator)
 
 
 def database_name(m: HostManifest, target: HostFacts) -> str:
@@ -192,14 +196,15 @@ def _upload_steps(m: HostManifest, files: SetFiles, role: FleetRole, options: Re
 
 def _database_steps(m: HostManifest, target: HostFacts, options: RestoreOptions, rid: str,
                     dump_upload: str) -> tuple[list[Step], list[str]]:
-    server, name = server_for(m, target), database_name(m, target)
+    server, name = server_for(m, target, options.credentials), database_name(m, target)
+    password_file = options.credentials.password_file if server.operator_password else None
     rdir, state = run_dir(rid), state_file(rid)
     steps, notes = [], []
     undo = None
     if options.rollback_copy:
         how = "renamed" if server.superuser else "dumped into the run directory"
         steps.append(Step(StepId.KEEP_DATABASE, f"keep the current database for rollback ({how})",
-                          database.keep(server, name, rid, rdir, state), Phase.DATABASE))
+                          database.keep(server, name, rid, rdir, state), Phase.DATABASE, password_file=password_file))
         undo = database.put_back(server, name, rid, rdir, state)
     else:
         notes.append("--no-rollback-copy: a failure after the load keeps the loaded database")
@@ -207,7 +212,8 @@ def _database_steps(m: HostManifest, target: HostFacts, options: RestoreOptions,
         load = dumps.load(server, rdir, dumps.has_roles(m.dump.kind), f"{rdir}/load.log")
     else:
         load = database.load(server, dump_upload, compression.codec(m.dump.compression), name, f"{rdir}/load.log")
-    steps.append(Step(StepId.LOAD_DATABASE, "load database dump", load, Phase.DATABASE, undo=undo))
+    steps.append(Step(StepId.LOAD_DATABASE, "load database dump", load, Phase.DATABASE, undo=undo,
+                      password_file=password_file))
     return steps, notes + _source_server(m)
 
 
@@ -414,7 +420,7 @@ def restore_plan(m: HostManifest, files: SetFiles, target: HostFacts, role: Flee
     if not start and now:
         notes.append("no units ran on the source: the units stopped here stay stopped")
     steps += start
-    server = server_for(m, target) if role.loads_database else None
+    server = server_for(m, target, options.credentials) if role.loads_database else None
     rdir = run_dir(run_id)
     steps += [Step(StepId.CLEANUP, "remove uploaded files", Cmd("rm -f --", *map(Q, upload_names(rdir)),
                                                                 "&& rm -rf --", Q(dumps.unpacked(rdir))),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fabric import Connection
 
-from maasops import fleet, hostlock, plan, probe, remote, report, runner
+from maasops import database, fleet, hostlock, plan, probe, remote, report, runner
 from maasops import manifest as mf
 from maasops.command import Cmd, Q, Word
 from maasops.restore_plan import PHASES, RUN_ROOT
@@ -52,7 +52,8 @@ def _roles(set_dir: Path, last: dict) -> dict[str, tuple[str, ...]]:
 
 
 def _plans(targets: list[fleet.Target], run_id: str, parallel: int,
-           roles: dict[str, tuple[str, ...]]) -> tuple[list[plan.HostPlan], dict]:
+           roles: dict[str, tuple[str, ...]],
+           credentials: database.Credentials | None) -> tuple[list[plan.HostPlan], dict]:
     def look(t: fleet.Target):
         return probe.probe(t.connection, require_roles=False), read_state(t.connection)
     found = fleet.each(targets, look, parallel)
@@ -67,7 +68,7 @@ def _plans(targets: list[fleet.Target], run_id: str, parallel: int,
             plans.append(plan.HostPlan(t.name, got[0], error=(
                 f"the last restore on this host is {got[1][0][:40]}, not {run_id} from this set")))
         else:
-            plans.append(rollback_plan(got[0], *got[1], roles=roles.get(t.name, ())))
+            plans.append(rollback_plan(got[0], *got[1], roles=roles.get(t.name, ()), credentials=credentials))
     return plans, rows
 
 
@@ -108,14 +109,15 @@ def _outcome(plans: list[plan.HostPlan], fo: runner.FleetOutcome, rows: dict[str
 
 
 def run(set_dir: Path, targets: list[fleet.Target], parallel: int = fleet.PARALLEL, dry_run: bool = False,
-        say: Callable[[str], None] = print) -> RunResult:
-    """Undo the last restore of ``set_dir`` on the hosts it ran on."""
+        say: Callable[[str], None] = print, credentials: database.Credentials | None = None) -> RunResult:
+    """Undo the last restore of ``set_dir`` on the hosts it ran on (``credentials``: the operator's database
+    role, where a region's regiond.conf names none)."""
     which = _which_run(set_dir, targets)
     if isinstance(which, str):
         say(f"rollback refused: {which}")
         return refused("rollback", which)
     run_id, targets, last = which
-    plans, rows = _plans(targets, run_id, parallel, _roles(set_dir, last))
+    plans, rows = _plans(targets, run_id, parallel, _roles(set_dir, last), credentials)
     if dry_run or any(p.error for p in plans) or any(r.status == "UNREACHABLE" for r in rows.values()):
         say(plan.render(plans))
         if dry_run:

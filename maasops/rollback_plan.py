@@ -61,8 +61,10 @@ def _file_step(kind: str, path: str, aside: str, run_id: str) -> Step:
     return Step(StepId.PUT_BACK, f"move restored {path} away (it was not there before)", cmd, Phase.FILES, key=path)
 
 
-def _database_step(f: HostFacts, run_id: str, state: list[str]) -> Step | None:
-    """Put back the database the restore kept, when this host kept one."""
+def _database_step(f: HostFacts, run_id: str, state: list[str],
+                   credentials: database.Credentials | None) -> Step | None:
+    """Put back the database the restore kept, when this host kept one (over the network with the operator's
+    ``credentials`` where regiond.conf names no role)."""
     for line in state:
         kind, *words = line.split()
         if kind in ("kept-db", "new-db") and words:
@@ -73,19 +75,24 @@ def _database_step(f: HostFacts, run_id: str, state: list[str]) -> Step | None:
         elif kind == "saved-db" and f.database and f.database.location != "local":
             db = f.database
             name = db.name or layouts.DB_NAME_DEFAULT
+            operator = db.location == "remote" and not db.user and credentials is not None
             server = database.Server(db.location if db.location == "maas-test-db" else "network", db.client_host,
-                                     db.port, db.user, f.on_host(f.layout.regiond_conf))
+                                     db.port, credentials.user if operator else db.user,
+                                     f.on_host(f.layout.regiond_conf), operator_password=operator)
         else:
             continue
         return Step(StepId.RELOAD_DATABASE, "put back the database the restore replaced",
-                    database.put_back(server, name, run_id, run_dir(run_id), state_file(run_id)), Phase.DATABASE)
+                    database.put_back(server, name, run_id, run_dir(run_id), state_file(run_id)), Phase.DATABASE,
+                    password_file=credentials.password_file if server.operator_password else None)
     return None
 
 
-def rollback_plan(f: HostFacts, run_id: str, state: list[str], roles: tuple[str, ...] = ()) -> HostPlan:
+def rollback_plan(f: HostFacts, run_id: str, state: list[str], roles: tuple[str, ...] = (),
+                  credentials: database.Credentials | None = None) -> HostPlan:
     """Steps that put back what the restore ``run_id`` replaced on this host, by its record ``state``.
 
-    ``roles``: the host's roles when the probe could not tell them (a restore killed half-way).
+    ``roles``: the host's roles when the probe could not tell them (a restore killed half-way);
+    ``credentials``: the operator's database role, where regiond.conf names none (Vault keeps it).
     """
     if not f.roles and roles:
         f = replace(f, roles=roles)
@@ -106,7 +113,7 @@ def rollback_plan(f: HostFacts, run_id: str, state: list[str], roles: tuple[str,
     if now:
         steps.append(Step(StepId.STOP_UNITS, "stop MAAS units", now.stop, Phase.STOP, undo=now.start_and_wait,
                           by_hand=now.start))
-    db_step = _database_step(f, run_id, state)
+    db_step = _database_step(f, run_id, state, credentials)
     if db_step:
         steps.append(db_step)
     steps += [_file_step(kind, path, aside, run_id) for kind, path, aside in moves]

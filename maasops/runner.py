@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 from fabric import Connection
 
-from maasops import backupset, crypto, remote, stream
+from maasops import backupset, crypto, database, remote, stream
 from maasops.command import Cmd
 from maasops.errors import RemoteError, host_label
 from maasops.plan import STARTS, STOPS, HostPlan, Phase, Send, Step, StepId
@@ -72,6 +72,7 @@ class Pending:
     key: str
     command: Cmd
     by_hand: Cmd
+    password_file: str | None = None
 
 
 @dataclass
@@ -141,7 +142,7 @@ def run_step(c: Connection, step: Step, dest_dir: Path | None, cancel: threading
         _stream(c, step, dest_dir, cancel, transfers, stream_options(step) if stream_options else {}, record)
     else:
         result = remote.run(c, step.command, step.label, user="root" if step.sudo else None, check=step.check,
-                            hold_work_lock=True)
+                            hold_work_lock=True, pgpassword=database.password(step.password_file))
         record.output = result.stdout.strip()
     record.ended = time.time()
     return record
@@ -158,7 +159,8 @@ def _stream(c: Connection, step: Step, dest_dir: Path | None, cancel: threading.
     try:
         if step.fetch:
             record.fetched = stream.download(c, step.command, dest_dir / step.fetch, step.label, sudo_user=user,
-                                             progress=tick, **extra)
+                                             progress=tick, pgpassword=database.password(step.password_file),
+                                             **extra)
         else:
             with _open_send(step.send) as src:
                 record.sent = stream.upload(c, step.command, src, step.label, sudo_user=user, progress=tick,
@@ -236,7 +238,7 @@ def run_steps(c: Connection, steps: list[Step] | tuple[Step, ...], outcome: Host
             if step.undo:
                 # Pushed before running: a stop that half-worked must still be undone.
                 outcome.pending.append(Pending(step.phase, step.id, step.label, step.key, step.undo,
-                                               step.by_hand or step.undo))
+                                               step.by_hand or step.undo, step.password_file))
             outcome.records.append(run_step(c, step, dest_dir, either, transfers, stream_options))
             if step.resolves:
                 outcome.pending = [p for p in outcome.pending if p.step not in step.resolves]
@@ -274,7 +276,8 @@ def _undo(c: Connection, pending: Pending, outcome: HostOutcome) -> bool:
     for attempt in range(UNDO_TRIES):
         try:
             started = time.time()
-            remote.run(c, pending.command, f"undo {pending.label}", user="root", hold_work_lock=True)
+            remote.run(c, pending.command, f"undo {pending.label}", user="root", hold_work_lock=True,
+                       pgpassword=database.password(pending.password_file))
             outcome.records.append(StepRecord(pending.step, f"undo {pending.label}", started, time.time(),
                                               phase=pending.phase, key=pending.key, undo=True))
             return True

@@ -146,15 +146,17 @@ def _discard(sink) -> None:
 def download(c: Connection, command: Cmd, dest: Path, step: str, *, sudo_user: str | None = None,
              progress: Callable[[int], None] | None = None, encrypt_to: list | None = None,
              inspect: Callable[[BinaryIO], object] | None = None, limits: Limits = Limits(),
-             store: Store | None = None) -> Streamed:
+             store: Store | None = None, pgpassword: bytes | None = None) -> Streamed:
     """Run ``command`` on the host and stream its stdout into ``dest`` (0600, via dest.partial).
 
     With ``encrypt_to`` the file is age-encrypted as it is written; ``inspect``
     reads the plaintext on the side (a listing, a dump's last line), in one pass.
     ``store(dest)`` replaces the local file (a restic snapshot): it is closed only
-    when the command succeeded and the inspector agreed, and aborted otherwise.
+    when the command succeeded and the inspector agreed, and aborted otherwise. ``pgpassword``: the
+    command's PGPASSWORD, sent over the channel.
     """
-    chan, first, err = channel.open_command(c, command, step, user=sudo_user, hold_work_lock=True)
+    chan, first, err = channel.open_command(c, command, step, user=sudo_user, hold_work_lock=True,
+                                            pgpassword=pgpassword)
     sinks: list = []
     try:
         sinks.append(store(dest) if store else LocalFile(dest, encrypt_to))

@@ -26,6 +26,7 @@ STANDINS = resources.files("maasops.lab") / "standins"
 SQL = resources.files("maasops.lab") / "sql"
 BIG_CACHE_BYTES = 256 * 1024 * 1024  # sparse: proves the image cache is excluded
 HAND_EDITED = ("region1", "rack1")  # hosts whose rackd.conf lacks its final newline
+VAULT_DATABASE_CREDS = "/etc/maas-lab/vault/database-creds"  # a Vault profile's database credentials (stand-ins')
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,9 @@ def write_maas(fs: HostFS, name: str, profile: Profile, roles: frozenset[str], r
     if "region" in roles:
         db = region["database"]
         fs.write(lay.regiond_conf, regiond_conf(profile, maas_url, db), owner=lay.conf_owner, mode=0o640)
+        if profile.database == "vault":  # what the region reads from Vault instead (the lab's Vault is a file)
+            fs.write(VAULT_DATABASE_CREDS, f"name={db['name']}\nuser={db['user']}\npass={db['password']}\n",
+                     mode=0o600)
         for conf in () if secondary else lay.region_trees:  # dbconfig comes with maas-region-controller
             fs.write(conf, f"dbc_dbuser='{db['user']}'\ndbc_dbpass='{db['password']}'\n"
                            f"dbc_dbname='{db['name']}'\ndbc_dbserver='{db['host']}'\n", mode=0o600)
@@ -330,7 +334,7 @@ def write_host_env(fs: HostFS, name: str, profile: Profile, roles: frozenset[str
         "LAB_STATE_OWNER": lay.state_owner, "LAB_CONF_OWNER": lay.conf_owner,
         "LAB_PG_CLUSTER": pg_cluster, "LAB_DATABASE": profile.database,
         "LAB_DHCP_DIR": next((o.path for o in lay.subtree_owners if o.role in roles), ""),
-        "LAB_DHCP_USER": layouts.DHCP_USER,
+        "LAB_DHCP_USER": layouts.DHCP_USER, "LAB_VAULT_DATABASE_CREDS": VAULT_DATABASE_CREDS,
         # What the maas snap's mount namespace shows at regiond.conf's database_host (snapcraft.yaml's plug)
         "LAB_TEST_DB_MOUNT": (f"{layouts.MAAS_TEST_DB_SOCKET} {layouts.MAAS_TEST_DB_HOST_SOCKETS}"
                               if profile.database == "test-db" else ""),

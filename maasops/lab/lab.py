@@ -108,6 +108,11 @@ class Lab:
         return self.path / "restic_password"
 
     @property
+    def database_password_file(self) -> Path:
+        """The password of the MAAS database role, as an operator keeps it (``--database-password-file``)."""
+        return self.path / "database_password"
+
+    @property
     def sudo_password_file(self) -> Path:
         """The sudo password of the host that requires one."""
         return self.path / "sudo_password"
@@ -262,6 +267,8 @@ def _build(lab: Lab, db_mb: int) -> None:
         "database": {"port": layouts.DB_PORT_DEFAULT, "name": layouts.DB_NAME_DEFAULT,
                      "user": layouts.DB_USER_DEFAULT, "password": secrets.token_urlsafe(18)},
     }
+    lab.database_password_file.touch(mode=0o600)
+    lab.database_password_file.write_text(region["database"]["password"] + "\n")
     first_region = next((h for h in lab.hosts if "region" in h.roles), lab.hosts[-1])
     maas_url = f"http://{first_region.address}:5240/MAAS"
     addresses = {h.name: h.address for h in lab.hosts}

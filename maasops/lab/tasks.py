@@ -10,11 +10,13 @@ from pathlib import Path
 
 from invoke import Collection, Exit
 
-from maasops import cli, connect, dumps, fleet, inventory, output, progress, report
+from maasops import cli, connect, dumps, fleet, inventory, layouts, output, progress, report
 from maasops import drill as drill_mod
 from maasops import repo as restic
 from maasops.backup_plan import BackupOptions
+from maasops.database import Credentials
 from maasops.lab import lab
+from maasops.lab.profiles import PROFILES
 from maasops.options import TaskSpec, make_task
 from maasops.restore_plan import RestoreOptions
 from maasops.results import REFUSED, STATUS_OF_CODE
@@ -69,6 +71,11 @@ def _dbupgrade_runs(the_lab: lab.Lab) -> int:
                    or 0) for h in the_lab.hosts if "region" in h.roles)
 
 
+def _credentials(site: lab.Lab) -> Credentials:
+    """The MAAS database role and its password file, as a site's operator keeps them."""
+    return Credentials(layouts.DB_USER_DEFAULT, str(site.database_password_file))
+
+
 def drill(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 1, racks: int = 2,
           profile: str = DRILL_PROFILE, db_mb: int = 8, dedicated_db: bool = False,
           say=print, transfers: Transfers = QUIET, offsite: bool = False,
@@ -89,9 +96,12 @@ def drill(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 
         src, dr = sites["source"], sites["dr"]
         region1 = dr.host("region1").address
         db_host = dr.host(lab.DB_HOST).address if dedicated_db else region1
+        # A Vault region's regiond.conf names no database: the operator of each site gives the MAAS role's
+        # credentials (the drill: each lab's own), and the set records that Vault itself is not in it.
+        vault = any(PROFILES[h.profile].database == "vault" for h in src.hosts if h.profile)
         options = RestoreOptions(maas_url=f"http://{region1}:5240/MAAS",
                                  database_host=db_host if regions > 1 or dedicated_db else None,
-                                 allowed_signers=src.allowed_signers)
+                                 allowed_signers=src.allowed_signers, credentials=_credentials(dr) if vault else None)
         sources = fleet.from_deployment(inventory.load(src.inventory), connect.fabric_config())
         targets = fleet.from_deployment(inventory.load(dr.inventory), connect.fabric_config())
 
@@ -102,8 +112,10 @@ def drill(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 
         with fleet.closing(sources + targets):
             return drill_mod.run(sources, targets, {}, "lab", Path(backup_dir), options, say=say,
                                  extra_checks=lab_checks, sign_key=src.signing_key, transfers=transfers, repo=repo,
-                                 backup_options=BackupOptions(compress="none" if offsite else "auto",
-                                                              dump_format=dump_format))
+                                 backup_options=BackupOptions(
+                                     compress="none" if offsite else "auto", dump_format=dump_format,
+                                     allow_vault=vault, database_name=layouts.DB_NAME_DEFAULT if vault else None,
+                                     credentials=_credentials(src) if vault else None))
     finally:
         if not keep:
             for site in sites:

@@ -46,17 +46,22 @@ db_host() {  # regiond.conf's database_host as MAAS's processes see it: inside t
     printf '%s\n' "$host"
 }
 
+db_cred() {  # db_cred name|user|pass: regiond.conf's database_KEY, or where MAAS reads it once Vault keeps it
+    # (config.py get_db_creds_vault_path: controller/<maas_id>/database-creds; the lab's Vault is a file)
+    if [ "$LAB_DATABASE" = vault ]; then sed -n "s/^$1=//p" "$LAB_VAULT_DATABASE_CREDS"
+    else conf_get "$LAB_REGIOND_CONF" "database_$1"
+    fi
+}
+
 region_sql() {  # region_sql SQL: run a query on the region's database as regiond.conf says; fails if unreachable
     local conf=$LAB_REGIOND_CONF
-    PGPASSWORD=$(conf_get "$conf" database_pass) PGCONNECT_TIMEOUT=3 psql -XAt -v ON_ERROR_STOP=1 \
+    PGPASSWORD=$(db_cred pass) PGCONNECT_TIMEOUT=3 psql -XAt -v ON_ERROR_STOP=1 \
         -h "$(db_host)" -p "$(conf_get "$conf" database_port)" \
-        -U "$(conf_get "$conf" database_user)" -d "$(conf_get "$conf" database_name)" -c "$1" 2>/dev/null
+        -U "$(db_cred user)" -d "$(db_cred name)" -c "$1" 2>/dev/null
 }
 
 region_checks() {  # what regiond's start-up needs: prints "ok", "nodb", "old" or "secret"
     [ -r "$LAB_REGIOND_CONF" ] || { echo nodb; return; }
-    # Vault-configured regions are configuration only in the lab: no Vault holds their credentials.
-    [ "$LAB_DATABASE" = vault ] && { echo ok; return; }
     local migrated secret
     migrated=$(region_sql "SELECT count(*) FROM django_migrations WHERE name = '$LAB_MAAS_SERIES'") || {
         echo nodb; return; }
@@ -177,10 +182,10 @@ SQL
 dbupgrade() {
     local conf=$LAB_REGIOND_CONF out
     [ -r "$conf" ] || die "Unable to read $conf: is this a region controller?"
-    PGPASSWORD=$(conf_get "$conf" database_pass); export PGPASSWORD
+    PGPASSWORD=$(db_cred pass); export PGPASSWORD
     out=$(psql -X -q -v ON_ERROR_STOP=1 -h "$(db_host)" \
-        -p "$(conf_get "$conf" database_port)" -U "$(conf_get "$conf" database_user)" \
-        -d "$(conf_get "$conf" database_name)" 2>&1 <<SQL
+        -p "$(conf_get "$conf" database_port)" -U "$(db_cred user)" \
+        -d "$(db_cred name)" 2>&1 <<SQL
 BEGIN;
 DO \$\$ BEGIN
   IF NOT pg_try_advisory_xact_lock(7265676) THEN
