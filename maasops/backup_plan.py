@@ -12,7 +12,7 @@ from maasops import dumps, guard, images, layouts, services
 from maasops import manifest as mf
 from maasops.command import Cmd, Q, group
 from maasops.compression import codec, compressed, resolve
-from maasops.database import Credentials
+from maasops.database import Credentials, operator_credentials
 from maasops.manifest import ARCHIVE, ENCRYPTED, dump_file
 from maasops.plan import HostPlan, Step, StepId
 from maasops.probe import DatabaseFacts, HostFacts, conf_value
@@ -121,19 +121,13 @@ def as_postgres(command: Cmd) -> Cmd:
     return Cmd("runuser -u", Q(layouts.PG_SUPERUSER), "--", command)
 
 
-def operator_credentials(facts: HostFacts, how: str, options: BackupOptions) -> Credentials | None:
-    """The operator's credentials when this dump needs them: over the network, where regiond.conf names no role
-    (Vault keeps MAAS's database credentials). None when regiond.conf's are used."""
-    return options.credentials if how == "network" and not facts.database.user else None
-
-
 def _connection(facts: HostFacts, how: str, options: BackupOptions) -> tuple[Cmd, Cmd, bool]:
     """(environment, psql/pg_dump connection options, runs as the superuser) for a dump taken ``how``."""
     db = facts.database
     if how == "maas-test-db":
         return Cmd(), Cmd("-h", Q(db.client_host), "-U", Q(db.user)), False
     if how == "network":
-        creds = operator_credentials(facts, how, options)
+        creds = operator_credentials(db.location, db.user, options.credentials)
         # The password stays on the host: read from regiond.conf by the remote shell; or the operator's, which
         # the step gets over the channel as its PGPASSWORD.
         conf = facts.on_host(facts.layout.regiond_conf)
@@ -200,7 +194,7 @@ def dump_steps(facts: HostFacts, how: str, name: str, options: BackupOptions,
     cmd, kind, label = _dump_command(facts, how, name, options)
     file = dump_file(kind) + suffix(options)
     check = as_postgres(check) if superuser else check
-    creds = operator_credentials(facts, how, options)
+    creds = operator_credentials(facts.database.location, facts.database.user, options.credentials)
     password_file = creds.password_file if creds else None
     steps = [Step(StepId.DB_CHECK, "dump database: check PostgreSQL answers", check, password_file=password_file),
              Step(StepId.DUMP, label, compressed(cmd, options.compress), fetch=file, background=background,

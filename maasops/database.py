@@ -63,6 +63,12 @@ class Credentials:
     password_file: str
 
 
+def operator_credentials(location: str, conf_user: str, given: Credentials | None) -> Credentials | None:
+    """The operator's credentials where a connection needs them: to a server over the network (``location``
+    remote) whose role regiond.conf does not name (``conf_user`` empty). None: regiond.conf's are used."""
+    return given if location == "remote" and not conf_user else None
+
+
 @dataclass(frozen=True)
 class Server:
     """How the loading host reaches the database server."""
@@ -72,7 +78,7 @@ class Server:
     port: int
     user: str
     conf: str | None = None  # regiond.conf on the loading host (network: it holds the password)
-    operator_password: bool = False  # network: the step's PGPASSWORD is the operator's (Vault keeps MAAS's)
+    password_file: str | None = None  # network: the operator's, the steps' PGPASSWORD (regiond.conf names none)
 
     def client(self, program: str, *args: str | Cmd) -> Cmd:
         """``program`` (psql, pg_dump, pg_dumpall) connected to this server; as the superuser on a local one."""
@@ -81,7 +87,7 @@ class Server:
             return Cmd("runuser -u", Q(layouts.PG_SUPERUSER), "--", program, "-p", Q(str(self.port)), sock, *args)
         if self.how == "maas-test-db":
             return Cmd(program, "-h", Q(self.host), "-U", Q(self.user), *args)
-        password = Cmd() if self.operator_password else \
+        password = Cmd() if self.password_file else \
             Word("PGPASSWORD=\"$(", conf_value(self.conf, "database_pass"), ")\"")
         return Cmd(password, program, "-h", Q(self.host), "-p", Q(str(self.port)), "-U", Q(self.user), *args)
 

@@ -67,8 +67,7 @@ def _fingerprint(t: fleet.Target, f: probe.HostFacts, m: mf.HostManifest,
     """The per-table fingerprint of the database ``m``'s dump came from (or went into), read through host ``t``
     (with the operator's ``credentials`` where the host's regiond.conf names no role)."""
     server = server_for(m, f, credentials)
-    password = database.password(credentials.password_file) if server.operator_password else None
-    return proof.db_fingerprint(t.connection, server, database_name(m, f), password)
+    return proof.db_fingerprint(t.connection, server, database_name(m, f), database.password(server.password_file))
 
 
 def _database_check(records: mf.SetRecords, want: dict[str, str] | None, got: dict[str, str] | None,

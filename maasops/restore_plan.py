@@ -139,9 +139,9 @@ def server_for(m: HostManifest, target: HostFacts, credentials: database.Credent
     if how == "local":
         host = db.host if db and db.host.startswith("/") else "localhost"
         return database.Server("local", host, db.port if db else layouts.DB_PORT_DEFAULT, layouts.PG_SUPERUSER)
-    operator = how == "network" and not db.user and credentials is not None
-    return database.Server(how, db.client_host, db.port, credentials.user if operator else db.user,
-                           target.on_host(target.layout.regiond_conf), operator_password=operator)
+    creds = database.operator_credentials(db.location, db.user, credentials)
+    return database.Server(how, db.client_host, db.port, creds.user if creds else db.user,
+                           target.on_host(target.layout.regiond_conf), creds.password_file if creds else None)
 
 
 def database_name(m: HostManifest, target: HostFacts) -> str:
@@ -197,14 +197,14 @@ def _upload_steps(m: HostManifest, files: SetFiles, role: FleetRole, options: Re
 def _database_steps(m: HostManifest, target: HostFacts, options: RestoreOptions, rid: str,
                     dump_upload: str) -> tuple[list[Step], list[str]]:
     server, name = server_for(m, target, options.credentials), database_name(m, target)
-    password_file = options.credentials.password_file if server.operator_password else None
     rdir, state = run_dir(rid), state_file(rid)
     steps, notes = [], []
     undo = None
     if options.rollback_copy:
         how = "renamed" if server.superuser else "dumped into the run directory"
         steps.append(Step(StepId.KEEP_DATABASE, f"keep the current database for rollback ({how})",
-                          database.keep(server, name, rid, rdir, state), Phase.DATABASE, password_file=password_file))
+                          database.keep(server, name, rid, rdir, state), Phase.DATABASE,
+                          password_file=server.password_file))
         undo = database.put_back(server, name, rid, rdir, state)
     else:
         notes.append("--no-rollback-copy: a failure after the load keeps the loaded database")
@@ -213,7 +213,7 @@ def _database_steps(m: HostManifest, target: HostFacts, options: RestoreOptions,
     else:
         load = database.load(server, dump_upload, compression.codec(m.dump.compression), name, f"{rdir}/load.log")
     steps.append(Step(StepId.LOAD_DATABASE, "load database dump", load, Phase.DATABASE, undo=undo,
-                      password_file=password_file))
+                      password_file=server.password_file))
     return steps, notes + _source_server(m)
 
 

@@ -75,15 +75,15 @@ def _database_step(f: HostFacts, run_id: str, state: list[str],
         elif kind == "saved-db" and f.database and f.database.location != "local":
             db = f.database
             name = db.name or layouts.DB_NAME_DEFAULT
-            operator = db.location == "remote" and not db.user and credentials is not None
+            creds = database.operator_credentials(db.location, db.user, credentials)
             server = database.Server(db.location if db.location == "maas-test-db" else "network", db.client_host,
-                                     db.port, credentials.user if operator else db.user,
-                                     f.on_host(f.layout.regiond_conf), operator_password=operator)
+                                     db.port, creds.user if creds else db.user, f.on_host(f.layout.regiond_conf),
+                                     creds.password_file if creds else None)
         else:
             continue
         return Step(StepId.RELOAD_DATABASE, "put back the database the restore replaced",
                     database.put_back(server, name, run_id, run_dir(run_id), state_file(run_id)), Phase.DATABASE,
-                    password_file=credentials.password_file if server.operator_password else None)
+                    password_file=server.password_file)
     return None
 
 

@@ -7,7 +7,8 @@ import shlex
 import pytest
 
 from maasops import backup_plan as bp
-from maasops import layouts, plan, probe, services
+from maasops import database, layouts, plan, probe, services
+from maasops.command import Cmd
 from maasops.compression import codec
 from maasops.plan import StepId
 from maasops.probe import DatabaseFacts, HostFacts
@@ -168,3 +169,43 @@ def test_compress_auto_is_zstd_where_the_host_has_it_and_gzip_elsewhere_and_the_
 def test_a_compressor_the_host_lacks_is_refused_before_anything_runs():
     p = bp.backup_plan(facts(tools=("tar", "gzip")), "local", bp.BackupOptions(compress="zstd"))
     assert p.error and "zstd is not installed" in p.error and not p.steps
+
+
+def test_a_vault_regions_network_dump_takes_the_operators_role_and_its_password_over_the_channel():
+    """Issue 23: regiond.conf names no role (Vault keeps it): refused without --database-user, else the dump and
+    its check connect as that role, the password coming as the step's PGPASSWORD, never read from regiond.conf."""
+    vault = DatabaseFacts("remote", "10.0.0.8", 5432, "", "")
+    f = facts(db=vault, vault=True)
+    options = bp.BackupOptions(allow_vault=True, database_name="maasdb", compress="zstd")
+    assert "--database-user" in bp.refusal(f, options, "network")
+    creds = database.Credentials("maas", "/home/op/maasdb.pass")
+    options = bp.BackupOptions(allow_vault=True, database_name="maasdb", compress="zstd", credentials=creds)
+    assert bp.refusal(f, options, "network") is None
+    p = bp.backup_plan(f, "network", options)
+    for step in (p.step(StepId.DB_CHECK), p.step(StepId.DUMP)):
+        assert step.password_file == "/home/op/maasdb.pass"
+        assert "-U maas" in text(step) and "PGPASSWORD" not in text(step) and "database_pass" not in text(step)
+    assert "(PGPASSWORD from /home/op/maasdb.pass)" in plan.render([p])
+    # regiond.conf's own role and password where it names them: no file
+    own = bp.backup_plan(facts(db=DatabaseFacts("remote", "10.0.0.8", 5432, "maasdb", "maas")), "network", options)
+    assert own.step(StepId.DUMP).password_file is None and "PGPASSWORD=" in text(own.step(StepId.DUMP))
+
+
+def test_the_operators_password_file_must_be_its_owners_alone(tmp_path):
+    f = tmp_path / "pass"
+    f.write_text("s3cret\nignored\n")
+    f.chmod(0o644)
+    with pytest.raises(database.PasswordFileError, match="readable by others"):
+        database.password(str(f))
+    f.chmod(0o600)
+    assert database.password(str(f)) == b"s3cret"
+    f.write_text("\n")
+    with pytest.raises(database.PasswordFileError, match="no password"):
+        database.password(str(f))
+
+
+def test_a_command_given_a_password_reads_it_after_the_ready_line():
+    from maasops import channel
+    script = str(channel._watched(Cmd("pg_dump maasdb"), "ready-x", False, True, reads_password=True))
+    ready, read = script.index("ready-x"), script.index("IFS= read -r PGPASSWORD && export PGPASSWORD")
+    assert ready < read < script.index("exec 3<&0") < script.index("pg_dump maasdb")

@@ -154,3 +154,27 @@ def test_a_restore_of_a_directory_dump_unpacks_and_checks_it_before_the_stop_and
     assert 'pg_restore -p 5432 -j "$j" --create --clean --if-exists --exit-on-error -d postgres' in load
     assert load.index("roles.sql") < load.index("pg_restore -p")
     assert text(p.steps[ids.index(StepId.CLEANUP)]).endswith("/pgdump")
+
+
+def test_a_shared_servers_roles_are_the_ones_maasdb_needs_as_pg_dumpall_wrote_them(tmp_path):
+    """Issue 23: the host's awk keeps the CREATE/ALTER ROLE lines of the roles maasdb's objects belong to,
+    drops the other applications' roles and the memberships, and fails for a role pg_dumpall did not make."""
+    import subprocess
+    dumpall = ("--\n-- PostgreSQL database cluster dump\n--\n\n\\restrict abc\nSET client_encoding = 'UTF8';\n"
+               "CREATE ROLE billing;\nALTER ROLE billing WITH LOGIN PASSWORD 'SCRAM-SHA-256$x';\n"
+               "CREATE ROLE maas;\nALTER ROLE maas WITH NOSUPERUSER LOGIN PASSWORD 'SCRAM-SHA-256$y';\n"
+               "CREATE ROLE maasy;\nCREATE ROLE postgres;\nALTER ROLE postgres WITH SUPERUSER;\n"
+               "GRANT billing TO maas GRANTED BY postgres;\n\\unrestrict abc\n\n"
+               "--\n-- PostgreSQL database cluster dump complete\n--\n\n")
+
+    def keep(names: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["awk", dumps.ROLES_FILTER], input=dumpall, capture_output=True, text=True,
+                              env={"KEEP": names, "PATH": "/usr/bin:/bin"})
+    got = keep("maas")
+    assert got.returncode == 0
+    assert [ln for ln in got.stdout.splitlines() if "ROLE" in ln or "GRANT" in ln] == [
+        "CREATE ROLE maas;", "ALTER ROLE maas WITH NOSUPERUSER LOGIN PASSWORD 'SCRAM-SHA-256$y';"]
+    assert got.stdout.rstrip().endswith("-- PostgreSQL database cluster dump complete\n--")
+    assert "\\restrict abc" in got.stdout
+    missing = keep("maas\nnobody")
+    assert missing.returncode == 1 and "made no role nobody" in missing.stderr
