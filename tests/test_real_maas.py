@@ -97,11 +97,14 @@ def test_vault_with_a_remote_database_takes_the_operators_credentials(tmp_path, 
     assert f"(PGPASSWORD from {src.database_password_file})" in r.stdout
     assert src.database_password_file.read_text().strip() not in r.stdout + r.stderr
     # The password never reaches a command line or a file on the host: read the host's own process table.
+    stop = "/tmp/maasops-watch-stop"
     watch = ("p=$(mktemp) && printf '%s\\n' \"$PW\" > \"$p\" && "  # printf is a builtin: no command line holds it
-             "for i in $(seq 200); do ps -eo args; sleep 0.05; done | grep -cFf \"$p\"; rm -f \"$p\"")
+             f"for i in $(seq 3000); do [ -e {stop} ] && break; ps -eo args; sleep 0.05; done | grep -cFf \"$p\";"
+             " rm -f \"$p\"")
     seen = subprocess.Popen([*src.enter("region1"), "sh", "-c", watch], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PW": src.database_password_file.read_text().strip()})
     r = fab("backup", "--inventory", inv, "--backup-dir", str(tmp_path / "d"), "--allow-vault", "--database-name",
             "maasdb", "--database-user", "maas", "--database-password-file", str(src.database_password_file))
+    src.run("region1", f"touch {stop}")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert seen.communicate(timeout=60)[0].strip() == "0"
+    assert seen.communicate(timeout=300)[0].strip() == "0"
