@@ -34,7 +34,7 @@ import tarfile
 from collections.abc import Callable
 from typing import BinaryIO
 
-from maasops import backupset, compression, database, layouts, probe
+from maasops import backupset, compression, database, layouts, probe, sqlscan
 from maasops import manifest as mf
 from maasops.command import Cmd, Q, Word
 from maasops.errors import Unsafe
@@ -50,6 +50,7 @@ ROLES_FILE = "roles.sql"
 DIRECTORY = "db"
 TOC = f"{DIRECTORY}/toc.dat"
 COMPLETE = "directory dump complete: toc.dat and only a directory dump's files"
+REFUSED = "holds what a restore must not run: "
 # The names pg_dump -Fd writes: postgresql src/bin/pg_dump/pg_backup_directory.c @ REL_15 and REL_17 (toc.dat,
 # "%d.dat", "blob_%u.dat", blobs.toc; REL_17 "blobs_%d.toc"); toc.dat is written when the archive closes.
 DATA_FILE = re.compile(r"^db/(toc\.dat|[0-9]+\.dat|blob_[0-9]+\.dat|blobs(_[0-9]+)?\.toc)$")
@@ -74,17 +75,44 @@ def completion(kind: str) -> str:
     return layouts.DUMPALL_COMPLETE_LINE if kind == "pg_dumpall" else layouts.DUMP_COMPLETE_LINE
 
 
-def incomplete(kind: str, verdict: str) -> str:
-    """What is wrong with a dump of ``kind`` whose reader said ``verdict``, in words."""
-    return verdict[:120] if is_directory(kind) else f"last line {verdict[:60]!r}"
+def problem(kind: str, verdict: str) -> str:
+    """What is wrong with a dump of ``kind`` whose reader said ``verdict``, in words (after "dump ")."""
+    if verdict.startswith(REFUSED):
+        return verdict[:240]
+    return f"is incomplete ({verdict[:120] if is_directory(kind) else f'last line {verdict[:60]!r}'})"
 
 
-def reader(kind: str) -> Callable[[BinaryIO, str, int | None], tuple[str, str, int, int]]:
-    """How a dump of ``kind`` is read: ``(src, compress, limit) -> (verdict, sha256, size, plain size)``;
-    the verdict is :func:`completion` for a complete dump."""
+def scanner(kind: str, how: str) -> sqlscan.Scanner:
+    """The check of a plain dump of ``kind`` taken ``how`` (a local server's is a ``--create`` dump)."""
+    return sqlscan.Scanner(roles=has_roles(kind), create=how == "local")
+
+
+def read_plain(src: BinaryIO, compress: str, limit: int | None, check: sqlscan.Scanner) -> tuple[str, str, int, int]:
+    """A plain dump read from ``src`` (:func:`backupset.read_dump`) and checked by ``check`` on the way: the verdict is
+    its last line, or REFUSED and the line it must not load."""
+    refused: list[str] = []
+
+    def feed(chunk: bytes) -> None:
+        if not refused:
+            try:
+                check.feed(chunk)
+            except sqlscan.Refused as exc:
+                refused.append(str(exc))
+    got = backupset.read_dump(src, compress, limit, feed)
+    if not refused:
+        try:
+            check.close()
+        except sqlscan.Refused as exc:
+            refused.append(str(exc))
+    return (f"{REFUSED}{refused[0]}" if refused else got[0]), *got[1:]
+
+
+def reader(kind: str, how: str) -> Callable[[BinaryIO, str, int | None], tuple[str, str, int, int]]:
+    """How a dump of ``kind`` taken ``how`` is read: ``(src, compress, limit) -> (verdict, sha256, size, plain
+    size)``; the verdict is :func:`completion` for a complete dump that holds only what a restore may load."""
     if is_directory(kind):
         return lambda src, compress, limit=None: read_directory(src, compress, limit, has_roles(kind))
-    return backupset.read_dump
+    return lambda src, compress, limit=None: read_plain(src, compress, limit, scanner(kind, how))
 
 
 def _member_problem(m: tarfile.TarInfo, roles: bool, seen: set[str]) -> str | None:
@@ -119,7 +147,9 @@ def read_directory(src: BinaryIO, compress: str, limit: int | None = None,
                 problem = problem or _member_problem(m, roles, seen) or (
                     f"{m.name[:80]!r} follows db/toc.dat, which pg_dump writes last" if after_toc else None)
                 if problem is None and m.name == ROLES_FILE:
-                    roles_last = backupset.last_line(tar.extractfile(m))
+                    verdict = read_plain(tar.extractfile(m), "none", None, sqlscan.Scanner(only_roles=True))[0]
+                    problem = f"roles.sql {verdict}" if verdict.startswith(REFUSED) else None
+                    roles_last = verdict
     except tarfile.TarError as exc:
         problem = problem or f"not a complete tar ({exc})"
     while plain.read(backupset.CHUNK):
@@ -135,13 +165,20 @@ def read_directory(src: BinaryIO, compress: str, limit: int | None = None,
     return problem or COMPLETE, raw.digest.hexdigest(), raw.size, plain.size
 
 
-def inspector(kind: str, compress: str) -> Callable[[BinaryIO], str]:
-    """An upload inspector for a directory dump: Unsafe unless every member is one a directory dump holds."""
+def inspector(kind: str, how: str, compress: str) -> Callable[[BinaryIO], str]:
+    """An upload inspector for a dump: Unsafe unless a directory dump's members are all ones it holds, and
+    a plain dump (a directory dump's roles.sql) holds nothing a restore must not run (:mod:`maasops.sqlscan`)."""
     def check(src: BinaryIO) -> str:
-        verdict = read_directory(src, compress, None, has_roles(kind))[0]
-        if verdict != COMPLETE:
-            raise Unsafe(f"the database dump: {verdict}")
-        return verdict
+        if is_directory(kind):
+            verdict = read_directory(src, compress, None, has_roles(kind))[0]
+            if verdict != COMPLETE:
+                raise Unsafe(f"the database dump: {verdict}")
+            return verdict
+        try:
+            sqlscan.scan(compression.reader(src, compress), scanner(kind, how), backupset.CHUNK)
+        except sqlscan.Refused as exc:
+            raise Unsafe(f"the database dump {REFUSED}{exc}") from None
+        return "checked"
     return check
 
 

@@ -181,7 +181,7 @@ def _upload_steps(m: HostManifest, files: SetFiles, role: FleetRole, options: Re
                                                                                 dump.plain_sha256 or dump.sha256),
                           Phase.UPLOAD, send=files.send(f"{m.host}/{dump.file}",
                                                         identity=options.identity if dump.encryption else None),
-                          inspect_upload=directory))
+                          inspect_upload=True))
         if directory:
             steps.append(Step(StepId.UNPACK_DUMP, "unpack the database dump and check it (pg_restore -l)",
                               dumps.unpack(rdir, dump_upload, compression.codec(dump.compression),

@@ -84,7 +84,7 @@ def test_roles_sql_is_refused_in_a_dump_without_roles_and_a_cut_tar_is_incomplet
 
 
 def test_the_upload_inspector_raises_on_a_bad_dump_and_passes_a_good_one():
-    check = dumps.inspector("roles+pg_dump-Fd", "none")
+    check = dumps.inspector("roles+pg_dump-Fd", "local", "none")
     assert check(tar_of(*good())) == dumps.COMPLETE
     with pytest.raises(dumps.Unsafe, match="the database dump: 'x' is not a file"):
         check(tar_of(*good((info("x", size=1), b"x"))))
@@ -154,3 +154,16 @@ def test_a_restore_of_a_directory_dump_unpacks_and_checks_it_before_the_stop_and
     assert 'pg_restore -p 5432 -j "$j" --create --clean --if-exists --exit-on-error -d postgres' in load
     assert load.index("roles.sql") < load.index("pg_restore -p")
     assert text(p.steps[ids.index(StepId.CLEANUP)]).endswith("/pgdump")
+
+
+def test_a_directory_dumps_roles_sql_is_read_as_the_roles_part_naming_the_line():
+    evil = ROLES_SQL.replace(b"CREATE ROLE maas;\n", b"CREATE ROLE maas;\nALTER ROLE maas WITH SUPERUSER;\n")
+    got = verdict(good(roles=evil))
+    assert got.startswith("roles.sql " + dumps.REFUSED + "line 2: the roles part may only"), got
+
+
+def test_the_upload_inspector_reads_a_plain_dump_as_psql_would():
+    check = dumps.inspector("pg_dump", "network", "none")
+    assert check(io.BytesIO(b"SET client_encoding = 'UTF8';\n")) == "checked"
+    with pytest.raises(dumps.Unsafe, match=r"line 2: a psql meta-command '\\\\! touch /tmp/x'"):
+        check(io.BytesIO(b"SET client_encoding = 'UTF8';\n\\! touch /tmp/x\n"))
