@@ -231,7 +231,7 @@ def unpack(run_dir: str, upload: str, how: compression.Codec, roles: bool) -> Cm
         "odd=$(find", Q(d), "-mindepth 1 ! -type f ! -type d -print -quit) || exit 1;",
         "[ -z \"$odd\" ] || { echo \"the dump holds $odd, which is no regular file\" >&2; exit 1; };",
         need_roles if roles else Cmd(),
-        pg, "pg_restore -l", Q(f"{d}/{DIRECTORY}"), ">", Q(listing), "|| exit 1;",
+        pg, "pg_restore -l", Q(f"{d}/{DIRECTORY}"), ">", Q(listing), "|| exit 1;", toc_check(listing),
         "missing=$(awk '$4 == \"TABLE\" && $5 == \"DATA\" { print $1 + 0 }'", Q(listing),
         "| while read -r id; do [ -f", Word(Q(f"{d}/{DIRECTORY}/"), '"$id".dat'), "] || echo \"$id.dat\"; done",
         "| head -n 3);",
@@ -239,14 +239,34 @@ def unpack(run_dir: str, upload: str, how: compression.Codec, roles: bool) -> Cm
         "$missing >&2; exit 1; }")
 
 
-def load(server: database.Server, run_dir: str, roles: bool, log: str) -> Cmd:
-    """Load the unpacked directory dump into the local ``server``: its roles first (when ``roles``), then
-    ``pg_restore -j N --create`` (the dump creates the database; one of that name must not be in use).
+# The kinds of entry pg_restore -l lists for MAAS's database (pg_dump.c's descs): anything else refuses the dump.
+TOC_KINDS = ("TABLE", "TABLE DATA", "SEQUENCE", "SEQUENCE SET", "SEQUENCE OWNED BY", "VIEW", "MATERIALIZED VIEW",
+             "MATERIALIZED VIEW DATA", "INDEX", "INDEX ATTACH", "CONSTRAINT", "FK CONSTRAINT", "CHECK CONSTRAINT",
+             "TRIGGER", "FUNCTION", "PROCEDURE", "DEFAULT", "TYPE", "DOMAIN", "BLOB", "BLOBS", "BLOB METADATA",
+             "LARGE OBJECT", "ACL", "COMMENT", "SCHEMA", "ENCODING", "STDSTRINGS", "SEARCHPATH",
+             *(f"EXTENSION - {e}" for e in sqlscan.EXTENSIONS))
+
+
+def toc_check(listing: str) -> Cmd:
+    """Refuse a directory dump whose ``pg_restore -l`` listing has an entry of a kind not in TOC_KINDS."""
+    kinds = "|".join(TOC_KINDS)
+    return Cmd("bad=$(grep -v -e '^;' -e '^$'", Q(listing), "| grep -v -E", Q(f"^[0-9]+; [0-9]+ [0-9]+ ({kinds}) "),
+               "| head -n 3);", "[ -z \"$bad\" ] || { echo \"the dump's table of contents holds entries no dump of "
+               "MAAS's database has: $bad\" >&2; exit 1; };")
+
+
+def load(server: database.Server, run_dir: str, roles: bool, name: str, owner: str, log: str) -> Cmd:
+    """Load the unpacked directory dump into the local ``server``: its roles first (when ``roles``), as the
+    superuser, only the lines :func:`sqlscan.role_filter` lets through; then ``pg_restore -j N`` into the
+    database ``name`` maasops creates itself, owned by ``owner``, connected as the LOADER (a member of
+    ``owner``, no superuser), pg_restore running as PostgreSQL's OS user (it reads the unpacked files).
     Fails on the first error, quoting pg_restore's first lines of it."""
     d = unpacked(run_dir)
-    first = (database.load(server, f"{d}/{ROLES_FILE}", compression.codec("none"), "postgres",
-                           f"{run_dir}/roles-load.log"), "&&") if roles else ()
-    restore = server.client("pg_restore", "-j \"$j\" --create --clean --if-exists --exit-on-error -d postgres",
-                            Q(f"{d}/{DIRECTORY}"))
-    return Cmd(JOBS, *first, restore, "2>", Q(log), "|| { echo \"loading the database dump failed (pg_restore):",
-               "$(grep -m 3 -i error", Q(log), ")\" >&2; exit 1; }")
+    first = (database.loaded(Cmd("cat", Q(f"{d}/{ROLES_FILE}"), "|", sqlscan.role_filter()),
+                             server.client("psql", "-X -q -o /dev/null -f - -d postgres"),
+                             f"{run_dir}/roles-load.log", "roles.sql"), "&&") if roles else ()
+    restore = database.loader_client(server, "pg_restore", "-j \"$j\" --exit-on-error -d", Q(name),
+                                     Q(f"{d}/{DIRECTORY}"), os_user=layouts.PG_SUPERUSER)
+    return Cmd(JOBS, *first, database.owner_load(server, name, owner, Cmd(
+        restore, "2>", Q(log), "|| { echo \"loading the database dump failed (pg_restore):",
+        "$(grep -m 3 -i error", Q(log), ")\" >&2; exit 1; }")))

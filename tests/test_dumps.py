@@ -151,8 +151,14 @@ def test_a_restore_of_a_directory_dump_unpacks_and_checks_it_before_the_stop_and
     assert "pg_restore -l" in text(unpack) and "! -type f ! -type d" in text(unpack)
     assert str(unpack.undo).startswith("rm -rf -- ") and str(unpack.undo).endswith("/pgdump")
     load = text(p.steps[ids.index(StepId.LOAD_DATABASE)])
-    assert 'pg_restore -p 5432 -j "$j" --create --clean --if-exists --exit-on-error -d postgres' in load
-    assert load.index("roles.sql") < load.index("pg_restore -p")
+    assert "the dump's table of contents holds entries no dump of MAAS's database has" in text(unpack)
+    # the database maasops creates; its contents loaded by a login that is no superuser, dropped afterwards
+    assert "CREATE DATABASE :\"db\" OWNER :\"owner\"" in load and "-v owner=maas -v db=maasdb" in load
+    restore = ('PGPASSWORD="$pw" PGCLIENTENCODING=UTF8 runuser -u postgres -- pg_restore -h localhost -p 5432 '
+               '-U maasops_loader -j "$j" --exit-on-error -d maasdb')
+    assert restore in load and "--create" not in load
+    assert load.index("roles.sql | { grep -E") < load.index("pg_restore -h") < load.index("DROP ROLE :\"loader\"")
+    assert "maasops_loader" in p.steps[ids.index(StepId.LOAD_DATABASE)].label
     assert text(p.steps[ids.index(StepId.CLEANUP)]).endswith("/pgdump")
 
 
