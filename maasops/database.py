@@ -129,7 +129,8 @@ CREATE DATABASE :"db" OWNER :"owner" TEMPLATE template0 ENCODING 'UTF8';
 FINISH = 'REASSIGN OWNED BY :"loader" TO :"owner";\nDROP OWNED BY :"loader";\nDROP ROLE :"loader";\n'
 # A --create dump's database part: the lines after its header's \connect (the scan allowed one, there only).
 AFTER_CONNECT = "go { print } /^\\\\connect / { go = 1 }"
-ROLES_PART = f'{{ print }} $0 == "{layouts.DUMPALL_COMPLETE_LINE}" {{ exit }}'
+# A roles+pg_dump dump's roles part: up to pg_dumpall's completion line (read to the end: no SIGPIPE upstream).
+ROLES_PART = f'!done {{ print }} $0 == "{layouts.DUMPALL_COMPLETE_LINE}" {{ done = 1 }}'
 
 
 def new_password() -> Cmd:
