@@ -239,10 +239,11 @@ def unpack(run_dir: str, upload: str, how: compression.Codec, roles: bool) -> Cm
         "$missing >&2; exit 1; }")
 
 
-# The kinds of entry pg_restore -l lists for MAAS's database (pg_dump.c's descs): anything else refuses the dump.
+# The kinds of entry pg_restore -l lists for MAAS's database (pg_dump.c's descs; RULE: a view's _RETURN rule, split off
+# when views depend on each other): anything else refuses the dump.
 TOC_KINDS = ("TABLE", "TABLE DATA", "SEQUENCE", "SEQUENCE SET", "SEQUENCE OWNED BY", "VIEW", "MATERIALIZED VIEW",
              "MATERIALIZED VIEW DATA", "INDEX", "INDEX ATTACH", "CONSTRAINT", "FK CONSTRAINT", "CHECK CONSTRAINT",
-             "TRIGGER", "FUNCTION", "PROCEDURE", "DEFAULT", "TYPE", "DOMAIN", "BLOB", "BLOBS", "BLOB METADATA",
+             "TRIGGER", "RULE", "FUNCTION", "PROCEDURE", "DEFAULT", "TYPE", "DOMAIN", "BLOB", "BLOBS", "BLOB METADATA",
              "LARGE OBJECT", "ACL", "COMMENT", "SCHEMA", "ENCODING", "STDSTRINGS", "SEARCHPATH",
              *(f"EXTENSION - {e}" for e in sqlscan.EXTENSIONS))
 
