@@ -45,13 +45,15 @@ _SAFE_OPTION = ("(NOSUPERUSER|INHERIT|NOINHERIT|NOCREATEROLE|CREATEDB|NOCREATEDB
 _ANY_OPTION = "(NO)?(SUPERUSER|INHERIT|CREATEROLE|CREATEDB|LOGIN|REPLICATION|BYPASSRLS)"
 _PASSWORD = ("( PASSWORD '(md5[0-9a-f]{32}|SCRAM-SHA-256[$][0-9]{1,7}:[A-Za-z0-9+/=]{1,200}[$][A-Za-z0-9+/=]{1,200}"
              ":[A-Za-z0-9+/=]{1,200})')?")
-_LIMITS = "( CONNECTION LIMIT -?[0-9]{1,9})?( VALID UNTIL '[0-9 :+.-]{1,40}')?"
+_LIMITS = "( CONNECTION LIMIT -?[0-9]{1,9})?( VALID UNTIL '([0-9 :+.-]{1,40}|infinity)')?"
+# GRANT's options as pg_dumpall writes them: up to 15 "WITH ADMIN OPTION", from 16 also INHERIT and SET
+_GRANT_OPTION = "(ADMIN OPTION|INHERIT (TRUE|FALSE)|SET (TRUE|FALSE))"
 # The roles part's statements, as pg_dumpall --roles-only writes them (one line each), in the syntax both
 # Python's re and grep -E read: what the laptop accepts and the host's role_filter lets through are one list.
 ROLE_LINES = (
     f"CREATE ROLE {ROLE_NAME};",
     f"ALTER ROLE {ROLE_NAME} WITH( {_SAFE_OPTION})*{_LIMITS}{_PASSWORD};",
-    f"GRANT {ROLE_NAME} TO {ROLE_NAME}( WITH ADMIN OPTION)?( GRANTED BY {ROLE_NAME})?;",
+    f"GRANT {ROLE_NAME} TO {ROLE_NAME}( WITH {_GRANT_OPTION}(, {_GRANT_OPTION})*)?( GRANTED BY {ROLE_NAME})?;",
 )
 # Lines of ROLE_LINES' forms that touch PostgreSQL's own roles (pg_*, the superuser): granting one is a superuser's
 # power; they are refused on the laptop and dropped on the host.
@@ -65,7 +67,7 @@ LANGUAGES = ("plpgsql", "sql")
 FORBIDDEN_WORDS = re.compile(
     r"\b(lo_import|lo_export|pg_read_file|pg_read_binary_file|pg_ls_dir|pg_stat_file|pg_file_write|"
     r"pg_execute_server_program|pg_read_server_files|pg_write_server_files|dblink\w*|"
-    r"alter\s+system|(set|reset)\s+(role|session\s+authorization)|(to|from)\s+program)\b", re.I)
+    r"alter\s+system|(set|reset)\s+(role|session\s+authorization)\b(?!\s*=)|(to|from)\s+program)\b", re.I)
 _ID = r'(?:[a-z_][a-z0-9_$]*|"(?:[^"]|"")+")'
 _QNAME = rf"{_ID}(?:\.{_ID})?"
 _SETTING = r"(?:'[a-z0-9_]*'|[a-z0-9_.]+)"

@@ -110,6 +110,18 @@ def test_the_roles_part_refuses_all_but_safe_roles_naming_the_line(line):
     assert problem(bad + HEAD + CREATE + TABLE, roles=True, create=True) == got
 
 
+def test_role_options_and_grants_as_pg_dumpall_15_to_17_writes_them_pass():
+    ok = ("GRANT maas TO other GRANTED BY postgres;\nGRANT maas TO other WITH ADMIN OPTION, INHERIT FALSE, SET TRUE "
+          "GRANTED BY postgres;\nALTER ROLE other WITH NOSUPERUSER INHERIT NOCREATEROLE NOCREATEDB LOGIN NOREPLICATION "
+          "NOBYPASSRLS CONNECTION LIMIT 5 VALID UNTIL 'infinity' PASSWORD 'md5" + "0" * 32 + "';\n")
+    assert problem(ROLES.replace("\\unrestrict", ok + "\\unrestrict"), only_roles=True) is None
+
+
+def test_a_column_named_role_is_no_set_role():
+    assert problem(HEAD + "CREATE FUNCTION public.f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n"
+                   "  UPDATE public.t SET role = 1;\n  RETURN NEW;\nEND;\n$$;\n") is None
+
+
 def test_the_hosts_role_filter_lets_through_only_the_checked_lines_never_the_superusers():
     out = subprocess.run(["bash", "-c", str(sqlscan.role_filter())], input=ROLES + "GRANT maas TO other;\n"
                          "GRANT pg_read_server_files TO maas;\nALTER ROLE evil WITH SUPERUSER;\n",
