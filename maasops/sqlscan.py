@@ -135,6 +135,8 @@ class Scanner:
         data = self.pending + data
         start = 0
         while True:
+            if self.copy and not self.skip_line:
+                start = self._skip_copy(data, start)
             end = data.find(b"\n", start)
             if end < 0:
                 break
@@ -163,6 +165,18 @@ class Scanner:
             self._refuse("the dump ends inside a quoted string or comment")
         if self.create and not self.connected:
             self._refuse("no \\connect: a local server's dump is a pg_dump --create, whose header ends with one")
+
+    def _skip_copy(self, data: bytes, start: int) -> int:
+        """In COPY data at the start of a line: on to the next line that starts with a backslash and a dot (the
+        rest is data, whatever it holds), counting the lines passed."""
+        if data.startswith(b"\\.", start):
+            return start
+        found = data.find(b"\n\\.", start)
+        end = found if found >= 0 else data.rfind(b"\n", start)
+        if end < 0:
+            return start
+        self.line += data.count(b"\n", start, end + 1)
+        return end + 1
 
     def _copy_line(self, raw: bytes) -> None:
         if raw == b"\\.":
