@@ -49,7 +49,7 @@ class Server:
         if self.how == "local":
             sock = Cmd("-h", Q(self.host)) if self.host.startswith("/") else Cmd()
             return Cmd("runuser -u", Q(layouts.PG_SUPERUSER), "--", program, "-p", Q(str(self.port)), sock, *args)
-        who = Cmd("runuser -u", Q(NOBODY), "--") if unprivileged else Cmd()
+        who = Cmd(LOAD_ENV, "runuser -u", Q(NOBODY), "--") if unprivileged else Cmd()
         if self.how == "maas-test-db":
             return Cmd(who, program, "-h", Q(self.host), "-U", Q(self.user), *args)
         password = Word("PGPASSWORD=\"$(", conf_value(self.conf, "database_pass"), ")\"")
@@ -121,6 +121,9 @@ def load(server: Server, dump: str, how: Codec, database: str, log: str) -> Cmd:
 # more (no superuser), made for the load with a random password and dropped after it.
 LOADER = "maasops_loader"
 NOBODY = "nobody"  # the OS user psql runs as for a set's dump: it needs no file, its input is a pipe
+# A dump's client reads it as sqlscan did: UTF-8 (no encoding in which a backslash hides in a character) and
+# standard_conforming_strings on from the first line (no backslash escapes in '' strings, whatever the server says).
+LOAD_ENV = "PGCLIENTENCODING=UTF8 PGOPTIONS='-c standard_conforming_strings=on'"
 PREPARE = """DROP ROLE IF EXISTS :"loader";
 CREATE ROLE :"loader" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT PASSWORD :'pw'
     IN ROLE :"owner";
@@ -153,7 +156,7 @@ def finish_owner_load(server: Server, database: str, owner: str) -> Cmd:
 
 def loader_client(server: Server, program: str, *args: str | Cmd, os_user: str = NOBODY) -> Cmd:
     """``program`` connected to the local ``server`` as the LOADER (password ``$pw``), run as ``os_user``."""
-    return Cmd("PGPASSWORD=\"$pw\" PGCLIENTENCODING=UTF8 runuser -u", Q(os_user), "--", program, "-h localhost -p",
+    return Cmd("PGPASSWORD=\"$pw\"", LOAD_ENV, "runuser -u", Q(os_user), "--", program, "-h localhost -p",
                Q(str(server.port)), "-U", Q(LOADER), *args)
 
 

@@ -154,8 +154,8 @@ def test_a_restore_of_a_directory_dump_unpacks_and_checks_it_before_the_stop_and
     assert "the dump's table of contents holds entries no dump of MAAS's database has" in text(unpack)
     # the database maasops creates; its contents loaded by a login that is no superuser, dropped afterwards
     assert "CREATE DATABASE :\"db\" OWNER :\"owner\"" in load and "-v owner=maas -v db=maasdb" in load
-    restore = ('PGPASSWORD="$pw" PGCLIENTENCODING=UTF8 runuser -u postgres -- pg_restore -h localhost -p 5432 '
-               '-U maasops_loader -j "$j" --exit-on-error -d maasdb')
+    restore = ('PGPASSWORD="$pw" PGCLIENTENCODING=UTF8 PGOPTIONS=\'-c standard_conforming_strings=on\' runuser -u '
+               'postgres -- pg_restore -h localhost -p 5432 -U maasops_loader -j "$j" --exit-on-error -d maasdb')
     assert restore in load and "--create" not in load
     assert load.index("roles.sql | { grep -E") < load.index("pg_restore -h") < load.index("DROP ROLE :\"loader\"")
     assert "maasops_loader" in p.steps[ids.index(StepId.LOAD_DATABASE)].label

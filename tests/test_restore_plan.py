@@ -143,8 +143,9 @@ def test_a_sets_dump_is_loaded_by_no_root_and_no_superuser_and_the_plan_says_who
     # the roles part through the host's filter only; the database maasops's own; its contents as the loader
     roles, database = cmd.index("| { grep -E -e '^CREATE ROLE"), cmd.index("CREATE DATABASE")
     assert cmd.index("| awk '!done { print }") < roles < database
-    assert "| awk 'go { print } /^\\\\connect / { go = 1 }' | PGPASSWORD=\"$pw\" PGCLIENTENCODING=UTF8 runuser -u " \
-           "nobody -- psql -h localhost -p 5432 -U maasops_loader -X -q -v ON_ERROR_STOP=1" in cmd
+    assert ("| awk 'go { print } /^\\\\connect / { go = 1 }' | PGPASSWORD=\"$pw\" PGCLIENTENCODING=UTF8 PGOPTIONS='-c "
+            "standard_conforming_strings=on' runuser -u nobody -- psql -h localhost -p 5432 -U maasops_loader -X -q "
+            "-v ON_ERROR_STOP=1") in cmd
     assert cmd.index("ON_ERROR_STOP=1 -o /dev/null -f - -d maasdb") < cmd.index("DROP ROLE :\"loader\"")
     assert "maasops_loader (a member of maas, no superuser)" in load.label
     network = mf.Dump("maasdb.sql.zst", "zstd", 5, "cd" * 32, None, None, "pg_dump", "maasdb", "network", "-- x", 50)
@@ -152,5 +153,6 @@ def test_a_sets_dump_is_loaded_by_no_root_and_no_superuser_and_the_plan_says_who
     load = restore_plan(manifest("region1", "deb", "1:3.5.3-1", ("region",), dump=network), LocalFiles(Path("/s")),
                         target("region1", "deb", "1:3.5.3-1", ("region",), database=remote), FleetRole(True, True),
                         RestoreOptions(), "r").step(StepId.LOAD_DATABASE)
-    assert "runuser -u nobody -- psql -h 10.0.0.9 -p 5432 -U maas -X -q -v ON_ERROR_STOP=1" in text(load)
+    assert ("PGOPTIONS='-c standard_conforming_strings=on' runuser -u nobody -- psql -h 10.0.0.9 -p 5432 -U maas -X -q "
+            "-v ON_ERROR_STOP=1") in text(load)
     assert load.label == "load database dump: as maas (network), psql as the OS user nobody"
