@@ -20,6 +20,7 @@ import pytest
 import zstandard
 
 from tests.labtools import backed_up, fab, journal_lines, unit_states
+from tests.test_profiles import small_lab
 
 pytestmark = pytest.mark.lab
 PWNED = ("/tmp/pwned-by-dump", "/tmp/pwned2")
@@ -77,6 +78,12 @@ def forge_dump(src: Path, dest: Path, host: str, before: str, lines: list[str], 
     subprocess.run(["ssh-keygen", "-Y", "sign", "-q", "-f", str(key), "-n", "maasops", str(dest / "manifest.json")],
                    check=True, capture_output=True)
     return at + 1
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A lab of its own: its region's server holds MAAS's database alone, so its dump has the roles part."""
+    yield from small_lab(tmp_path_factory, "dumps", "deb-3.5")
 
 
 @pytest.fixture(scope="module")
