@@ -60,7 +60,7 @@ def _dump_record(hp: plan.HostPlan, spec: BackupSpec, got: stream.Streamed) -> m
     d = spec.dump
     last, _, _, plain = got.inspected
     if last != dumps.completion(d.kind):
-        raise RemoteError(hp.host, "verify dump", f"dump is incomplete ({dumps.incomplete(d.kind, last)})",
+        raise RemoteError(hp.host, "verify dump", f"dump {dumps.problem(d.kind, last)}",
                           "check the database server's log and disk, then run the backup again")
     return mf.Dump(d.file, spec.compress, **_stored(got, bool(spec.encrypt_to)), kind=d.kind, database=d.database,
                    how=d.how, last_line=last, uncompressed_size=plain)
@@ -116,7 +116,7 @@ def stream_options(hp: plan.HostPlan, idle: float, store: stream.Store | None = 
                     **extra}
         if step.id == StepId.IMAGES:
             return {"inspect": lambda src: images.read(src, spec.compress, step.limit), "limits": limits, **extra}
-        read = dumps.reader(spec.dump.kind)
+        read = dumps.reader(spec.dump.kind, spec.dump.how)
         return {"inspect": lambda src: read(src, spec.compress, step.limit), "limits": limits, **extra}
     return options
 

@@ -181,10 +181,12 @@ def read_archive(src: BinaryIO, compress: str, limit: int | None = None) -> tupl
     return files, raw.digest.hexdigest(), raw.size
 
 
-def read_dump(src: BinaryIO, compress: str, limit: int | None = None) -> tuple[str, str, int, int]:
+def read_dump(src: BinaryIO, compress: str, limit: int | None = None,
+              feed: Callable[[bytes], None] | None = None) -> tuple[str, str, int, int]:
     """A dump read from ``src``: its last meaningful line, sha256 and size of the bytes read, its own size.
 
-    Past ``limit`` bytes of dump (decompressed) that compress like no real dump it raises TooBig.
+    ``feed`` gets every decompressed chunk too (a check of what the dump holds). Past ``limit`` bytes
+    of dump (decompressed) that compress like no real dump it raises TooBig.
     """
     raw = HashingReader(src)
     buffered = io.BufferedReader(raw, CHUNK)
@@ -194,6 +196,8 @@ def read_dump(src: BinaryIO, compress: str, limit: int | None = None) -> tuple[s
     while chunk := plain_src.read(CHUNK):
         plain += len(chunk)
         tail = (tail + chunk)[-4096:]
+        if feed:
+            feed(chunk)
     while buffered.read(CHUNK):
         pass
     return _last_meaningful(tail), raw.digest.hexdigest(), raw.size, plain

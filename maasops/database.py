@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from maasops import layouts
+from maasops import layouts, sqlscan
 from maasops.command import Cmd, Q, Word
 from maasops.compression import Codec, codec
 from maasops.hostfiles import record, recorded
@@ -80,16 +80,20 @@ class Server:
     conf: str | None = None  # regiond.conf on the loading host (network: it holds the password)
     password_file: str | None = None  # network: the operator's, the steps' PGPASSWORD (regiond.conf names none)
 
-    def client(self, program: str, *args: str | Cmd) -> Cmd:
-        """``program`` (psql, pg_dump, pg_dumpall) connected to this server; as the superuser on a local one."""
+    def client(self, program: str, *args: str | Cmd, unprivileged: bool = False) -> Cmd:
+        """``program`` (psql, pg_dump, pg_dumpall) connected to this server; as the superuser on a local one.
+
+        ``unprivileged``: a network or maas-test-db client runs as the OS user nobody, never root (a dump's
+        bytes reach it: what psql could run would run as nobody)."""
         if self.how == "local":
             sock = Cmd("-h", Q(self.host)) if self.host.startswith("/") else Cmd()
             return Cmd("runuser -u", Q(layouts.PG_SUPERUSER), "--", program, "-p", Q(str(self.port)), sock, *args)
+        who = Cmd(LOAD_ENV, "runuser -u", Q(NOBODY), "--") if unprivileged else Cmd()
         if self.how == "maas-test-db":
-            return Cmd(program, "-h", Q(self.host), "-U", Q(self.user), *args)
+            return Cmd(who, program, "-h", Q(self.host), "-U", Q(self.user), *args)
         password = Cmd() if self.password_file else \
             Word("PGPASSWORD=\"$(", conf_value(self.conf, "database_pass"), ")\"")
-        return Cmd(password, program, "-h", Q(self.host), "-p", Q(str(self.port)), "-U", Q(self.user), *args)
+        return Cmd(password, who, program, "-h", Q(self.host), "-p", Q(str(self.port)), "-U", Q(self.user), *args)
 
     @property
     def superuser(self) -> bool:
@@ -132,19 +136,97 @@ def kept_name(run_id: str) -> str:
     return f"{KEPT_PREFIX}{run_id}".lower()
 
 
-def load(server: Server, dump: str, how: Codec, database: str, log: str) -> Cmd:
-    """Load a plain SQL dump into ``server``; fail on any error but the harmless ones (HARMLESS_LOAD_ERRORS).
+def loaded(source: Cmd, psql: Cmd, log: str, what: str) -> Cmd:
+    """``source | psql`` with psql's errors in ``log``; fails on any error but HARMLESS_LOAD_ERRORS, quoting them."""
+    harmless = Cmd(*(Cmd("-e", Q(e)) for e in HARMLESS_LOAD_ERRORS))
+    return Cmd("umask 077;", source, "|", psql,
+               "2>", Q(log), "; rc=$?; errors=$(grep 'ERROR:'", Q(log), "| grep -vE", harmless, "| head -n 3);",
+               "[ \"$rc\" = 0 ] && [ -z \"$errors\" ] || { echo \"loading", Q(what), "failed (psql exit $rc): "
+               "$errors\" >&2; exit 1; }")
 
-    A local server loads as the superuser into ``postgres`` (the dump creates the database); a
-    network one as the MAAS role into the database itself (that dump has no CREATE DATABASE).
+
+def load(server: Server, dump: str, how: Codec, database: str, log: str) -> Cmd:
+    """Load a plain SQL dump maasops took itself on this host (a rollback copy) into ``server``; fail on any
+    error but the harmless ones (HARMLESS_LOAD_ERRORS). A local server loads as the superuser into
+    ``postgres``; a network one as the MAAS role into the database itself, psql running as nobody.
+
+    A set's dump is loaded by :func:`load_set_dump` instead.
     """
     target = "postgres" if server.superuser else database
-    harmless = Cmd(*(Cmd("-e", Q(e)) for e in HARMLESS_LOAD_ERRORS))
-    psql = server.client("psql", "-X -q -o /dev/null -f - -d", Q(target))
-    return Cmd("umask 077;", how.decompress, Q(dump), "|", psql,
-               "2>", Q(log), "; rc=$?; errors=$(grep 'ERROR:'", Q(log), "| grep -vE", harmless, "| head -n 3);",
-               "[ \"$rc\" = 0 ] && [ -z \"$errors\" ] || { echo \"loading", Q(dump), "failed (psql exit $rc): "
-               "$errors\" >&2; exit 1; }")
+    psql = server.client("psql", "-X -q -o /dev/null -f - -d", Q(target), unprivileged=True)
+    return loaded(Cmd(how.decompress, Q(dump)), psql, log, dump)
+
+
+# On a local server a set's database part is loaded by this login: a member of the database's owner and nothing
+# more (no superuser), made for the load with a random password and dropped after it.
+LOADER = "maasops_loader"
+NOBODY = "nobody"  # the OS user psql runs as for a set's dump: it needs no file, its input is a pipe
+# A dump's client reads it as sqlscan did: UTF-8 (no encoding in which a backslash hides in a character) and
+# standard_conforming_strings on from the first line (no backslash escapes in '' strings, whatever the server says).
+LOAD_ENV = "PGCLIENTENCODING=UTF8 PGOPTIONS='-c standard_conforming_strings=on'"
+PREPARE = """DROP ROLE IF EXISTS :"loader";
+CREATE ROLE :"loader" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT PASSWORD :'pw'
+    IN ROLE :"owner";
+CREATE DATABASE :"db" OWNER :"owner" TEMPLATE template0 ENCODING 'UTF8';
+"""
+FINISH = 'REASSIGN OWNED BY :"loader" TO :"owner";\nDROP OWNED BY :"loader";\nDROP ROLE :"loader";\n'
+# A --create dump's database part: the lines after its header's \connect (the scan allowed one, there only).
+AFTER_CONNECT = "go { print } /^\\\\connect / { go = 1 }"
+# A roles+pg_dump dump's roles part: up to pg_dumpall's completion line (read to the end: no SIGPIPE upstream).
+ROLES_PART = f'!done {{ print }} $0 == "{layouts.DUMPALL_COMPLETE_LINE}" {{ done = 1 }}'
+
+
+def new_password() -> Cmd:
+    """``pw``: a random password, made on the host (never on a command line)."""
+    return Cmd("pw=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \\n') && [ -n \"$pw\" ]")
+
+
+def prepare_owner_load(server: Server, database: str, owner: str) -> Cmd:
+    """As the superuser, maasops's own statements: the LOADER login (password ``$pw``) and the empty database,
+    owned by ``owner``, the dump's database part is loaded into."""
+    variables = Cmd(*(Cmd("-v", Q(f"{k}={v}")) for k, v in (("loader", LOADER), ("owner", owner), ("db", database))))
+    return Cmd("{ printf '\\\\set pw %s\\n' \"$pw\"; printf '%s\\n'", Q(PREPARE), "; } |",
+               server.client("psql", "-X -Atq -v ON_ERROR_STOP=1", variables, "-d postgres"))
+
+
+def finish_owner_load(server: Server, database: str, owner: str) -> Cmd:
+    """Drop the LOADER login, what it still owns going to ``owner``."""
+    return sql(server, FINISH, database, loader=LOADER, owner=owner)
+
+
+def loader_client(server: Server, program: str, *args: str | Cmd, os_user: str = NOBODY) -> Cmd:
+    """``program`` connected to the local ``server`` as the LOADER (password ``$pw``), run as ``os_user``."""
+    return Cmd("PGPASSWORD=\"$pw\"", LOAD_ENV, "runuser -u", Q(os_user), "--", program, "-h localhost -p",
+               Q(str(server.port)), "-U", Q(LOADER), *args)
+
+
+def load_set_dump(server: Server, dump: str, how: Codec, database: str, owner: str, roles: bool, log: str) -> Cmd:
+    """Load a set's plain dump (checked on the laptop by :mod:`maasops.sqlscan` as it went up) into ``server``.
+
+    Local: the roles part (``roles``) as the superuser, only the lines :func:`sqlscan.role_filter` lets
+    through; the database created by maasops itself; the database part (after the dump's ``\\connect``) by
+    the LOADER, a member of ``owner``, from psql running as nobody. Network and maas-test-db: the whole
+    dump as the MAAS role, psql running as nobody. psql always ``-X -v ON_ERROR_STOP=1``.
+    """
+    psql = "-X -q -v ON_ERROR_STOP=1 -o /dev/null -f - -d"
+    source = Cmd(how.decompress, Q(dump))
+    if not server.superuser:
+        return loaded(source, server.client("psql", psql, Q(database), unprivileged=True), log, dump)
+    steps = []
+    if roles:
+        steps += [loaded(Cmd(source, "| awk", Q(ROLES_PART), "|", sqlscan.role_filter()),
+                          server.client("psql", "-X -q -o /dev/null -f - -d postgres"), f"{log}.roles",
+                          f"{dump} (roles)"), "&&"]
+    part = Cmd(source, "| awk", Q(AFTER_CONNECT))
+    return Cmd(*steps, owner_load(server, database, owner, loaded(part, loader_client(server, "psql", psql,
+                                                                                           Q(database)), log, dump)))
+
+
+def owner_load(server: Server, database: str, owner: str, load_command: Cmd) -> Cmd:
+    """``load_command`` (connecting with :func:`loader_client`) between :func:`prepare_owner_load` and
+    :func:`finish_owner_load`; the LOADER is dropped however the load ends."""
+    return Cmd("(", new_password(), "&&", prepare_owner_load(server, database, owner), "&& { (", load_command,
+               "); rc=$?; ", finish_owner_load(server, database, owner), "|| rc=1; exit $rc; } )")
 
 
 def _roles_file(run_dir: str) -> str:

@@ -34,7 +34,7 @@ import tarfile
 from collections.abc import Callable
 from typing import BinaryIO
 
-from maasops import backupset, compression, database, layouts, probe
+from maasops import backupset, compression, database, layouts, probe, sqlscan
 from maasops import manifest as mf
 from maasops.command import Cmd, Q, Word
 from maasops.errors import Unsafe
@@ -50,6 +50,7 @@ ROLES_FILE = "roles.sql"
 DIRECTORY = "db"
 TOC = f"{DIRECTORY}/toc.dat"
 COMPLETE = "directory dump complete: toc.dat and only a directory dump's files"
+REFUSED = "holds what a restore must not run: "
 # The names pg_dump -Fd writes: postgresql src/bin/pg_dump/pg_backup_directory.c @ REL_15 and REL_17 (toc.dat,
 # "%d.dat", "blob_%u.dat", blobs.toc; REL_17 "blobs_%d.toc"); toc.dat is written when the archive closes.
 DATA_FILE = re.compile(r"^db/(toc\.dat|[0-9]+\.dat|blob_[0-9]+\.dat|blobs(_[0-9]+)?\.toc)$")
@@ -74,17 +75,44 @@ def completion(kind: str) -> str:
     return layouts.DUMPALL_COMPLETE_LINE if kind == "pg_dumpall" else layouts.DUMP_COMPLETE_LINE
 
 
-def incomplete(kind: str, verdict: str) -> str:
-    """What is wrong with a dump of ``kind`` whose reader said ``verdict``, in words."""
-    return verdict[:120] if is_directory(kind) else f"last line {verdict[:60]!r}"
+def problem(kind: str, verdict: str) -> str:
+    """What is wrong with a dump of ``kind`` whose reader said ``verdict``, in words (after "dump ")."""
+    if verdict.startswith(REFUSED):
+        return verdict[:240]
+    return f"is incomplete ({verdict[:120] if is_directory(kind) else f'last line {verdict[:60]!r}'})"
 
 
-def reader(kind: str) -> Callable[[BinaryIO, str, int | None], tuple[str, str, int, int]]:
-    """How a dump of ``kind`` is read: ``(src, compress, limit) -> (verdict, sha256, size, plain size)``;
-    the verdict is :func:`completion` for a complete dump."""
+def scanner(kind: str, how: str) -> sqlscan.Scanner:
+    """The check of a plain dump of ``kind`` taken ``how`` (a local server's is a ``--create`` dump)."""
+    return sqlscan.Scanner(roles=has_roles(kind), create=how == "local")
+
+
+def read_plain(src: BinaryIO, compress: str, limit: int | None, check: sqlscan.Scanner) -> tuple[str, str, int, int]:
+    """A plain dump read from ``src`` (:func:`backupset.read_dump`) and checked by ``check`` on the way: the verdict is
+    its last line, or REFUSED and the line it must not load."""
+    refused: list[str] = []
+
+    def feed(chunk: bytes) -> None:
+        if not refused:
+            try:
+                check.feed(chunk)
+            except sqlscan.Refused as exc:
+                refused.append(str(exc))
+    got = backupset.read_dump(src, compress, limit, feed)
+    if not refused:
+        try:
+            check.close()
+        except sqlscan.Refused as exc:
+            refused.append(str(exc))
+    return (f"{REFUSED}{refused[0]}" if refused else got[0]), *got[1:]
+
+
+def reader(kind: str, how: str) -> Callable[[BinaryIO, str, int | None], tuple[str, str, int, int]]:
+    """How a dump of ``kind`` taken ``how`` is read: ``(src, compress, limit) -> (verdict, sha256, size, plain
+    size)``; the verdict is :func:`completion` for a complete dump that holds only what a restore may load."""
     if is_directory(kind):
         return lambda src, compress, limit=None: read_directory(src, compress, limit, has_roles(kind))
-    return backupset.read_dump
+    return lambda src, compress, limit=None: read_plain(src, compress, limit, scanner(kind, how))
 
 
 def _member_problem(m: tarfile.TarInfo, roles: bool, seen: set[str]) -> str | None:
@@ -119,7 +147,9 @@ def read_directory(src: BinaryIO, compress: str, limit: int | None = None,
                 problem = problem or _member_problem(m, roles, seen) or (
                     f"{m.name[:80]!r} follows db/toc.dat, which pg_dump writes last" if after_toc else None)
                 if problem is None and m.name == ROLES_FILE:
-                    roles_last = backupset.last_line(tar.extractfile(m))
+                    verdict = read_plain(tar.extractfile(m), "none", None, sqlscan.Scanner(only_roles=True))[0]
+                    problem = f"roles.sql {verdict}" if verdict.startswith(REFUSED) else None
+                    roles_last = verdict
     except tarfile.TarError as exc:
         problem = problem or f"not a complete tar ({exc})"
     while plain.read(backupset.CHUNK):
@@ -135,13 +165,20 @@ def read_directory(src: BinaryIO, compress: str, limit: int | None = None,
     return problem or COMPLETE, raw.digest.hexdigest(), raw.size, plain.size
 
 
-def inspector(kind: str, compress: str) -> Callable[[BinaryIO], str]:
-    """An upload inspector for a directory dump: Unsafe unless every member is one a directory dump holds."""
+def inspector(kind: str, how: str, compress: str) -> Callable[[BinaryIO], str]:
+    """An upload inspector for a dump: Unsafe unless a directory dump's members are all ones it holds, and
+    a plain dump (a directory dump's roles.sql) holds nothing a restore must not run (:mod:`maasops.sqlscan`)."""
     def check(src: BinaryIO) -> str:
-        verdict = read_directory(src, compress, None, has_roles(kind))[0]
-        if verdict != COMPLETE:
-            raise Unsafe(f"the database dump: {verdict}")
-        return verdict
+        if is_directory(kind):
+            verdict = read_directory(src, compress, None, has_roles(kind))[0]
+            if verdict != COMPLETE:
+                raise Unsafe(f"the database dump: {verdict}")
+            return verdict
+        try:
+            sqlscan.scan(compression.reader(src, compress), scanner(kind, how), backupset.CHUNK)
+        except sqlscan.Refused as exc:
+            raise Unsafe(f"the database dump {REFUSED}{exc}") from None
+        return "checked"
     return check
 
 
@@ -228,7 +265,7 @@ def unpack(run_dir: str, upload: str, how: compression.Codec, roles: bool) -> Cm
         "odd=$(find", Q(d), "-mindepth 1 ! -type f ! -type d -print -quit) || exit 1;",
         "[ -z \"$odd\" ] || { echo \"the dump holds $odd, which is no regular file\" >&2; exit 1; };",
         need_roles if roles else Cmd(),
-        pg, "pg_restore -l", Q(f"{d}/{DIRECTORY}"), ">", Q(listing), "|| exit 1;",
+        pg, "pg_restore -l", Q(f"{d}/{DIRECTORY}"), ">", Q(listing), "|| exit 1;", toc_check(listing),
         "missing=$(awk '$4 == \"TABLE\" && $5 == \"DATA\" { print $1 + 0 }'", Q(listing),
         "| while read -r id; do [ -f", Word(Q(f"{d}/{DIRECTORY}/"), '"$id".dat'), "] || echo \"$id.dat\"; done",
         "| head -n 3);",
@@ -236,14 +273,35 @@ def unpack(run_dir: str, upload: str, how: compression.Codec, roles: bool) -> Cm
         "$missing >&2; exit 1; }")
 
 
-def load(server: database.Server, run_dir: str, roles: bool, log: str) -> Cmd:
-    """Load the unpacked directory dump into the local ``server``: its roles first (when ``roles``), then
-    ``pg_restore -j N --create`` (the dump creates the database; one of that name must not be in use).
+# The kinds of entry pg_restore -l lists for MAAS's database (pg_dump.c's descs; RULE: a view's _RETURN rule, split off
+# when views depend on each other): anything else refuses the dump.
+TOC_KINDS = ("TABLE", "TABLE DATA", "SEQUENCE", "SEQUENCE SET", "SEQUENCE OWNED BY", "VIEW", "MATERIALIZED VIEW",
+             "MATERIALIZED VIEW DATA", "INDEX", "INDEX ATTACH", "CONSTRAINT", "FK CONSTRAINT", "CHECK CONSTRAINT",
+             "TRIGGER", "RULE", "FUNCTION", "PROCEDURE", "DEFAULT", "TYPE", "DOMAIN", "BLOB", "BLOBS", "BLOB METADATA",
+             "LARGE OBJECT", "ACL", "COMMENT", "SCHEMA", "ENCODING", "STDSTRINGS", "SEARCHPATH",
+             *(f"EXTENSION - {e}" for e in sqlscan.EXTENSIONS))
+
+
+def toc_check(listing: str) -> Cmd:
+    """Refuse a directory dump whose ``pg_restore -l`` listing has an entry of a kind not in TOC_KINDS."""
+    kinds = "|".join(TOC_KINDS)
+    return Cmd("bad=$(grep -v -e '^;' -e '^$'", Q(listing), "| grep -v -E", Q(f"^[0-9]+; [0-9]+ [0-9]+ ({kinds}) "),
+               "| head -n 3);", "[ -z \"$bad\" ] || { echo \"the dump's table of contents holds entries no dump of "
+               "MAAS's database has: $bad\" >&2; exit 1; };")
+
+
+def load(server: database.Server, run_dir: str, roles: bool, name: str, owner: str, log: str) -> Cmd:
+    """Load the unpacked directory dump into the local ``server``: its roles first (when ``roles``), as the
+    superuser, only the lines :func:`sqlscan.role_filter` lets through; then ``pg_restore -j N`` into the
+    database ``name`` maasops creates itself, owned by ``owner``, connected as the LOADER (a member of
+    ``owner``, no superuser), pg_restore running as PostgreSQL's OS user (it reads the unpacked files).
     Fails on the first error, quoting pg_restore's first lines of it."""
     d = unpacked(run_dir)
-    first = (database.load(server, f"{d}/{ROLES_FILE}", compression.codec("none"), "postgres",
-                           f"{run_dir}/roles-load.log"), "&&") if roles else ()
-    restore = server.client("pg_restore", "-j \"$j\" --create --clean --if-exists --exit-on-error -d postgres",
-                            Q(f"{d}/{DIRECTORY}"))
-    return Cmd(JOBS, *first, restore, "2>", Q(log), "|| { echo \"loading the database dump failed (pg_restore):",
-               "$(grep -m 3 -i error", Q(log), ")\" >&2; exit 1; }")
+    first = (database.loaded(Cmd("cat", Q(f"{d}/{ROLES_FILE}"), "|", sqlscan.role_filter()),
+                             server.client("psql", "-X -q -o /dev/null -f - -d postgres"),
+                             f"{run_dir}/roles-load.log", "roles.sql"), "&&") if roles else ()
+    restore = database.loader_client(server, "pg_restore", "-j \"$j\" --exit-on-error -d", Q(name),
+                                     Q(f"{d}/{DIRECTORY}"), os_user=layouts.PG_SUPERUSER)
+    return Cmd(JOBS, *first, database.owner_load(server, name, owner, Cmd(
+        restore, "2>", Q(log), "|| { echo \"loading the database dump failed (pg_restore):",
+        "$(grep -m 3 -i error", Q(log), ")\" >&2; exit 1; }")))

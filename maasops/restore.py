@@ -56,8 +56,8 @@ def _stream_options(pf: Preflight) -> dict[str, runner.StreamOptions]:
         if m.images:
             checks[StepId.UPLOAD_IMAGES] = confine.inspector(m.images.compression,
                                                              confinement(m, pf.facts[t.name], images=True))
-        if m.dump and dumps.is_directory(m.dump.kind):
-            checks[StepId.UPLOAD_DUMP] = dumps.inspector(m.dump.kind, m.dump.compression)
+        if m.dump:
+            checks[StepId.UPLOAD_DUMP] = dumps.inspector(m.dump.kind, m.dump.how, m.dump.compression)
         out[t.name] = lambda step, checks=checks: {"inspect": checks[step.id]} if step.inspect_upload else {}
     return out
 

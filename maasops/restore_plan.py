@@ -185,7 +185,7 @@ def _upload_steps(m: HostManifest, files: SetFiles, role: FleetRole, options: Re
                                                                                 dump.plain_sha256 or dump.sha256),
                           Phase.UPLOAD, send=files.send(f"{m.host}/{dump.file}",
                                                         identity=options.identity if dump.encryption else None),
-                          inspect_upload=directory))
+                          inspect_upload=True))
         if directory:
             steps.append(Step(StepId.UNPACK_DUMP, "unpack the database dump and check it (pg_restore -l)",
                               dumps.unpack(rdir, dump_upload, compression.codec(dump.compression),
@@ -208,11 +208,19 @@ def _database_steps(m: HostManifest, target: HostFacts, options: RestoreOptions,
         undo = database.put_back(server, name, rid, rdir, state)
     else:
         notes.append("--no-rollback-copy: a failure after the load keeps the loaded database")
+    owner = target.database.user if target.database and target.database.user else layouts.DB_USER_DEFAULT
+    roles = dumps.has_roles(m.dump.kind)
     if dumps.is_directory(m.dump.kind):
-        load = dumps.load(server, rdir, dumps.has_roles(m.dump.kind), f"{rdir}/load.log")
+        load = dumps.load(server, rdir, roles, name, owner, f"{rdir}/load.log")
     else:
-        load = database.load(server, dump_upload, compression.codec(m.dump.compression), name, f"{rdir}/load.log")
-    steps.append(Step(StepId.LOAD_DATABASE, "load database dump", load, Phase.DATABASE, undo=undo,
+        load = database.load_set_dump(server, dump_upload, compression.codec(m.dump.compression), name, owner,
+                                      roles and server.superuser, f"{rdir}/load.log")
+    if server.superuser:
+        who = (f"the roles part as {layouts.PG_SUPERUSER} (checked role statements only), " if roles else "") + \
+            f"the database created by maasops, its contents as {database.LOADER} (a member of {owner}, no superuser)"
+    else:
+        who = f"as {server.user} ({server.how}), psql as the OS user {database.NOBODY}"
+    steps.append(Step(StepId.LOAD_DATABASE, f"load database dump: {who}", load, Phase.DATABASE, undo=undo,
                       password_file=server.password_file))
     return steps, notes + _source_server(m)
 

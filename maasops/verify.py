@@ -154,9 +154,9 @@ def _check_dump(hc: HostCheck, files: SetFiles, how: Reading) -> None:
     d = hc.manifest.dump
     if not d:
         return
-    got = _read(hc, "dump", files, f"{hc.host}/{d.file}", d, dumps.reader(d.kind), how)
+    got = _read(hc, "dump", files, f"{hc.host}/{d.file}", d, dumps.reader(d.kind, d.how), how)
     if got is not None and got[0] != dumps.completion(d.kind):
-        hc.problems.append(f"dump is incomplete ({dumps.incomplete(d.kind, got[0])})")
+        hc.problems.append(f"dump {dumps.problem(d.kind, got[0])}")
 
 
 def _check_records(hc: HostCheck, set_dir: Path, entry: mf.HostEntry) -> None:

@@ -84,7 +84,7 @@ def test_roles_sql_is_refused_in_a_dump_without_roles_and_a_cut_tar_is_incomplet
 
 
 def test_the_upload_inspector_raises_on_a_bad_dump_and_passes_a_good_one():
-    check = dumps.inspector("roles+pg_dump-Fd", "none")
+    check = dumps.inspector("roles+pg_dump-Fd", "local", "none")
     assert check(tar_of(*good())) == dumps.COMPLETE
     with pytest.raises(dumps.Unsafe, match="the database dump: 'x' is not a file"):
         check(tar_of(*good((info("x", size=1), b"x"))))
@@ -151,8 +151,14 @@ def test_a_restore_of_a_directory_dump_unpacks_and_checks_it_before_the_stop_and
     assert "pg_restore -l" in text(unpack) and "! -type f ! -type d" in text(unpack)
     assert str(unpack.undo).startswith("rm -rf -- ") and str(unpack.undo).endswith("/pgdump")
     load = text(p.steps[ids.index(StepId.LOAD_DATABASE)])
-    assert 'pg_restore -p 5432 -j "$j" --create --clean --if-exists --exit-on-error -d postgres' in load
-    assert load.index("roles.sql") < load.index("pg_restore -p")
+    assert "the dump's table of contents holds entries no dump of MAAS's database has" in text(unpack)
+    # the database maasops creates; its contents loaded by a login that is no superuser, dropped afterwards
+    assert "CREATE DATABASE :\"db\" OWNER :\"owner\"" in load and "-v owner=maas -v db=maasdb" in load
+    restore = ('PGPASSWORD="$pw" PGCLIENTENCODING=UTF8 PGOPTIONS=\'-c standard_conforming_strings=on\' runuser -u '
+               'postgres -- pg_restore -h localhost -p 5432 -U maasops_loader -j "$j" --exit-on-error -d maasdb')
+    assert restore in load and "--create" not in load
+    assert load.index("roles.sql | { grep -E") < load.index("pg_restore -h") < load.index("DROP ROLE :\"loader\"")
+    assert "maasops_loader" in p.steps[ids.index(StepId.LOAD_DATABASE)].label
     assert text(p.steps[ids.index(StepId.CLEANUP)]).endswith("/pgdump")
 
 
@@ -178,3 +184,14 @@ def test_a_shared_servers_roles_are_the_ones_maasdb_needs_as_pg_dumpall_wrote_th
     assert "\\restrict abc" in got.stdout
     missing = keep("maas\nnobody")
     assert missing.returncode == 1 and "made no role nobody" in missing.stderr
+def test_a_directory_dumps_roles_sql_is_read_as_the_roles_part_naming_the_line():
+    evil = ROLES_SQL.replace(b"CREATE ROLE maas;\n", b"CREATE ROLE maas;\nALTER ROLE maas WITH SUPERUSER;\n")
+    got = verdict(good(roles=evil))
+    assert got.startswith("roles.sql " + dumps.REFUSED + "line 2: the roles part may only"), got
+
+
+def test_the_upload_inspector_reads_a_plain_dump_as_psql_would():
+    check = dumps.inspector("pg_dump", "network", "none")
+    assert check(io.BytesIO(b"SET client_encoding = 'UTF8';\n")) == "checked"
+    with pytest.raises(dumps.Unsafe, match=r"line 2: a psql meta-command '\\\\! touch /tmp/x'"):
+        check(io.BytesIO(b"SET client_encoding = 'UTF8';\n\\! touch /tmp/x\n"))

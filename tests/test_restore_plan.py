@@ -12,6 +12,7 @@ from maasops.plan import Send, StepId
 from maasops.probe import DatabaseFacts, HostFacts
 from maasops.restore_plan import PHASES, FleetRole, RestoreOptions, restore_plan
 from maasops.setfiles import LocalFiles
+from tests.test_backup_plan import DB_LOCAL
 
 SECRET = Send("/sets/x/region1/config.tar.gz", "var/lib/maas/secret", "gzip")
 
@@ -131,3 +132,28 @@ def test_only_a_dump_that_holds_the_roles_gives_the_servers_roles_the_sets_passw
     assert loads_roles("roles+pg_dump") and loads_roles("pg_dumpall")
     assert not loads_roles("pg_dump")  # a shared server's (or --db-only-maas) dump: the server's roles stay
     assert not loads_roles("roles+pg_dump", loader=None)
+
+
+def test_a_sets_dump_is_loaded_by_no_root_and_no_superuser_and_the_plan_says_who():
+    m = manifest("region1", "deb", "1:3.5.3-1", ("region",), dump=mf.Dump(
+        "maasdb.sql.zst", "zstd", 5, "cd" * 32, None, None, "roles+pg_dump", "maasdb", "local", "-- x", 50))
+    t = target("region1", "deb", "1:3.5.3-1", ("region",), database=DB_LOCAL)
+    load = restore_plan(m, LocalFiles(Path("/s")), t, FleetRole(True, True), RestoreOptions(), "r").step(
+        StepId.LOAD_DATABASE)
+    cmd = text(load)
+    # the roles part through the host's filter only; the database maasops's own; its contents as the loader
+    roles, database = cmd.index("| { grep -E -e '^CREATE ROLE"), cmd.index("CREATE DATABASE")
+    assert cmd.index("| awk '!done { print }") < roles < database
+    assert ("| awk 'go { print } /^\\\\connect / { go = 1 }' | PGPASSWORD=\"$pw\" PGCLIENTENCODING=UTF8 PGOPTIONS='-c "
+            "standard_conforming_strings=on' runuser -u nobody -- psql -h localhost -p 5432 -U maasops_loader -X -q "
+            "-v ON_ERROR_STOP=1") in cmd
+    assert cmd.index("ON_ERROR_STOP=1 -o /dev/null -f - -d maasdb") < cmd.index("DROP ROLE :\"loader\"")
+    assert "maasops_loader (a member of maas, no superuser)" in load.label
+    network = mf.Dump("maasdb.sql.zst", "zstd", 5, "cd" * 32, None, None, "pg_dump", "maasdb", "network", "-- x", 50)
+    remote = DatabaseFacts("remote", "10.0.0.9", 5432, "maasdb", "maas")
+    load = restore_plan(manifest("region1", "deb", "1:3.5.3-1", ("region",), dump=network), LocalFiles(Path("/s")),
+                        target("region1", "deb", "1:3.5.3-1", ("region",), database=remote), FleetRole(True, True),
+                        RestoreOptions(), "r").step(StepId.LOAD_DATABASE)
+    assert ("PGOPTIONS='-c standard_conforming_strings=on' runuser -u nobody -- psql -h 10.0.0.9 -p 5432 -U maas -X -q "
+            "-v ON_ERROR_STOP=1") in text(load)
+    assert load.label == "load database dump: as maas (network), psql as the OS user nobody"
