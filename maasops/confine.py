@@ -23,18 +23,22 @@ directory modes last.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import posixpath
-import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from maasops import compression
+from maasops import backupset, compression, tarstream
+from maasops import manifest as mf
 from maasops.command import Cmd, Q
-from maasops.errors import Unsafe
+from maasops.errors import Damaged, Unsafe
 from maasops.manifest import Member
 
 SPECIAL_BITS = 0o7000
+MAX_HOPS = 40  # symbolic links followed to resolve one path (the kernel's own bound)
+KINDS = ("file", "dir", "symlink", "hardlink")
 
 
 class Violation(Unsafe):
@@ -51,9 +55,10 @@ class Rules:
 
 @dataclass
 class _Seen:
+    names: set[str] = field(default_factory=set)
     dirs: set[str] = field(default_factory=set)
     files: set[str] = field(default_factory=set)
-    links: list[str] = field(default_factory=list)
+    links: dict[str, str] = field(default_factory=dict)  # name -> target
 
 
 @dataclass(frozen=True)
@@ -61,18 +66,50 @@ class Entry:
     """One member, whatever it was read from (a tar header, a manifest listing)."""
 
     name: str
-    kind: str  # file | dir | symlink | hardlink | other
+    kind: str  # file | dir | symlink | hardlink | anything else (a device, a fifo)
     mode: int
     user: str
     group: str
     link: str = ""
 
 
+class _Escapes(Exception):
+    """A path that leaves the trees while it is resolved (the message says how)."""
+
+
 def _inside(name: str, roots: Iterable[str]) -> bool:
     return any(name == r or name.startswith(r + "/") for r in roots)
 
 
-def _check_name(e: Entry, rules: Rules) -> None:
+def resolve(path: str, links: Mapping[str, str], roots: tuple[str, ...]) -> str:
+    """Where ``path`` (no leading /) leads once the archive's ``links`` (name -> target) are on the host: every
+    component followed through them, as the kernel would, at most MAX_HOPS links.
+
+    A ``..`` may only step back within the trees: above them the host's own directories (its symbolic
+    links among them) decide where it leads, and no check on the laptop can see those.
+    """
+    todo, done, hops = path.split("/"), [], 0
+    while todo:
+        part = todo.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not _inside("/".join(done[:-1]), roots):
+                raise _Escapes(f"its '..' climbs out of /{'/'.join(done)}")
+            done.pop()
+            continue
+        done.append(part)
+        target = links.get("/".join(done))
+        if target is not None:
+            hops += 1
+            if hops > MAX_HOPS:
+                raise _Escapes(f"more than {MAX_HOPS} symbolic links (a loop)")
+            done = [] if target.startswith("/") else done[:-1]
+            todo = target.split("/") + todo
+    return "/".join(done)
+
+
+def _check_name(e: Entry, rules: Rules, seen: _Seen) -> None:
     name = e.name
     parts = name.split("/")
     if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
@@ -80,10 +117,27 @@ def _check_name(e: Entry, rules: Rules) -> None:
     if not _inside(name, rules.roots):
         trees = ", ".join("/" + r for r in rules.roots)
         raise Violation(f"/{name[:120]}: outside the trees a restore may write ({trees})")
+    if name in seen.names:
+        raise Violation(f"/{name[:120]}: in the archive twice (GNU tar keeps the last, a reader that stops at "
+                        "the first sees another)")
+    if name in rules.roots and e.kind != "dir":
+        raise Violation(f"/{name}: a tree of the layout that is not a directory")
+
+
+def _check_link(name: str, link: str, links: Mapping[str, str], rules: Rules) -> None:
+    """Violation unless the symbolic link ``name`` -> ``link`` leads into the trees, through ``links`` too."""
+    start = link if link.startswith("/") else posixpath.dirname(name) + "/" + link
+    try:
+        where = resolve(start, links, rules.roots)
+        why = f"it leads to /{where}"
+    except _Escapes as exc:
+        where, why = "", str(exc)
+    if not link or not _inside(where, rules.roots):
+        raise Violation(f"/{name}: a symbolic link to {link[:120]!r}, outside the trees ({why[:160]})")
 
 
 def _check_kind(e: Entry, rules: Rules, seen: _Seen) -> None:
-    if e.kind not in ("file", "dir", "symlink", "hardlink"):
+    if e.kind not in KINDS:
         raise Violation(f"/{e.name}: a {e.kind} (device, fifo or socket): only files, directories and links")
     if e.mode & SPECIAL_BITS:
         raise Violation(f"/{e.name}: mode {e.mode:04o} has a setuid, setgid or sticky bit")
@@ -91,9 +145,7 @@ def _check_kind(e: Entry, rules: Rules, seen: _Seen) -> None:
         raise Violation(f"/{e.name}: owned by {e.user or '?'}:{e.group or '?'}, not by "
                         f"{' or '.join(sorted(rules.owners))}")
     if e.kind == "symlink":
-        target = posixpath.normpath(posixpath.join("/" + posixpath.dirname(e.name), e.link)).lstrip("/")
-        if not _inside(target, rules.roots):
-            raise Violation(f"/{e.name}: a symbolic link to {e.link[:120]!r}, outside the trees")
+        _check_link(e.name, e.link, {**seen.links, e.name: e.link}, rules)
     if e.kind == "hardlink" and e.link not in seen.files:
         raise Violation(f"/{e.name}: a hard link to {e.link[:120]!r}, which is no regular file of the archive")
 
@@ -109,37 +161,93 @@ def _check_place(e: Entry, rules: Rules, seen: _Seen) -> None:
 
 def check(e: Entry, rules: Rules, seen: _Seen) -> None:
     """Raise Violation when ``e`` may not be written (``seen`` holds what came before it)."""
-    _check_name(e, rules)
+    _check_name(e, rules, seen)
     _check_kind(e, rules, seen)
     _check_place(e, rules, seen)
+    seen.names.add(e.name)
     if e.kind == "dir":
         seen.dirs.add(e.name)
     elif e.kind == "file":
         seen.files.add(e.name)
     elif e.kind == "symlink":
-        seen.links.append(e.name)
+        seen.links[e.name] = e.link
 
 
-def _entry(m: tarfile.TarInfo) -> Entry:
-    kind = ("file" if m.isfile() else "dir" if m.isdir() else "symlink" if m.issym() else "hardlink" if m.islnk()
-            else "other")
-    return Entry(m.name, kind, m.mode, m.uname, m.gname, m.linkname)
+def finish(rules: Rules, seen: _Seen) -> None:
+    """Once every member was checked: each symbolic link must still lead into the trees with all the archive's
+    links in place (a chain such as ``l2 -> .`` then ``x -> l2/../issue``, in any order)."""
+    for name, link in seen.links.items():
+        _check_link(name, link, seen.links, rules)
 
 
-def check_archive(src: BinaryIO, compress: str, rules: Rules) -> int:
-    """Check every member of a (compressed) tar stream; returns how many; Violation on the first bad one."""
-    seen = _Seen()
-    count = 0
-    with tarfile.open(fileobj=compression.reader(src, compress), mode="r|") as tar:
-        for m in tar:
-            check(_entry(m), rules, seen)
-            count += 1
-    return count
+def _entry(h: tarstream.Header) -> Entry:
+    return Entry(h.name, h.kind, h.mode, h.user, h.group, h.link)
 
 
-def inspector(compress: str, rules: Rules) -> Callable[[BinaryIO], int]:
-    """An upload inspector: reads the archive's bytes as they go up and checks every member."""
-    return lambda src: check_archive(src, compress, rules)
+def emitted(src: BinaryIO, compress: str, rules: Rules, listing: tuple[Member, ...], sha256: str) -> Iterator[bytes]:
+    """The archive a restore sends, re-written by maasops from ``src`` (a set's archive, compressed as
+    ``compress``), member by member as each passes the rules and matches the manifest's ``listing``.
+
+    The controller's tar thus only reads bytes maasops wrote (:mod:`maasops.tarstream`), of members it
+    checked. Raises :class:`Violation` (or tarstream.Malformed) for a member the restore must not write,
+    :class:`~maasops.errors.Damaged` when ``src``'s bytes are not those of ``sha256``; the end marker
+    comes only after the whole archive passed.
+    """
+    raw = backupset.HashingReader(src)
+    buffered = io.BufferedReader(raw, backupset.CHUNK)
+    written = 0
+    try:
+        seen = _Seen()
+        tar = tarstream.TarReader(io.BufferedReader(compression.reader(buffered, compress), backupset.CHUNK))
+        for i, h in enumerate(tar):
+            check(_entry(h), rules, seen)
+            head = tarstream.header(h)
+            written += len(head) + h.size + len(tarstream.padding(h.size))
+            yield head
+            digest = hashlib.sha256()
+            while chunk := tar.read(backupset.CHUNK):
+                digest.update(chunk)
+                yield chunk
+            yield tarstream.padding(h.size)
+            got = mf.Member(**backupset.listed(h, digest.hexdigest() if h.kind == "file" else None))
+            if i >= len(listing) or got != listing[i]:
+                raise Violation(f"/{h.name[:120]}: not as the manifest lists it (the archive and its listing "
+                                "differ)")
+        finish(rules, seen)
+        if len(seen.names) != len(listing):
+            raise Violation(f"the archive holds {len(seen.names)} members, its manifest lists {len(listing)}")
+    except (tarstream.Malformed, *compression.ERRORS) as exc:
+        if _drained(raw, buffered) == sha256:
+            raise tarstream.Malformed(f"the archive cannot be read: {exc}") from None
+        raise Damaged() from None
+    if _drained(raw, buffered) != sha256:
+        raise Damaged()
+    yield tarstream.end(written)
+
+
+def _drained(raw: backupset.HashingReader, buffered: BinaryIO) -> str:
+    while buffered.read(backupset.CHUNK):
+        pass
+    return raw.digest.hexdigest()
+
+
+def emitted_size(listing: Iterable[Member]) -> int:
+    """The most bytes :func:`emitted` writes for an archive of ``listing`` (what a restore's upload takes on the
+    host): a header per member, GNU long-name headers for long names, the data in whole blocks, the end."""
+    def blocks(n: int) -> int:
+        return -(-n // tarstream.BLOCK) * tarstream.BLOCK
+    total = tarstream.RECORD + len(tarstream.END)
+    for m in listing:
+        name, link = len(m.path.encode()), len((m.link or "").encode())
+        total += tarstream.BLOCK + blocks(m.size or 0) + sum(
+            tarstream.BLOCK + blocks(n + 1) for n in (name, link) if n >= 100)
+    return total
+
+
+def emitter(compress: str, rules: Rules, listing: tuple[Member, ...],
+            sha256: str) -> Callable[[BinaryIO], Iterator[bytes]]:
+    """An upload's re-emitter (:func:`emitted`) for one archive of a set."""
+    return lambda src: emitted(src, compress, rules, listing, sha256)
 
 
 def check_listing(members: Iterable[Member], rules: Rules) -> list[str]:
@@ -152,18 +260,69 @@ def check_listing(members: Iterable[Member], rules: Rules) -> list[str]:
             check(e, rules, seen)
         except Violation as exc:
             problems.append(str(exc))
+    try:
+        finish(rules, seen)
+    except Violation as exc:
+        problems.append(str(exc))
     return problems
 
 
-def extract_command(decompress: Cmd, upload: str, members: tuple[str, ...], owners: Iterable[str],
-                    transform: str | None) -> Cmd:
+def listing_command(trees: tuple[str, ...], leftovers: str) -> Cmd:
+    """What is under ``trees`` on the host (but restores' ``leftovers``), without following a link: for each,
+    NUL-terminated, its type, owner, group, mode, link target and path (GNU find)."""
+    prune = [Cmd("-path", Q(f"{t}/{leftovers}"), "-prune -o") for t in trees]
+    return Cmd("find", *map(Q, trees), *prune, "-printf", Q("%y\\0%u\\0%g\\0%m\\0%l\\0%p\\0"))
+
+
+def _found(out: str) -> dict[str, tuple[str, ...]]:
+    fields = out.split("\0")
+    if len(fields) % 6 != 1 or fields[-1]:
+        return {"(the listing)": ("garbled",)}
+    return {fields[i + 5]: tuple(fields[i:i + 5]) for i in range(0, len(fields) - 1, 6)}
+
+
+def _differs(m: Member, got: tuple[str, ...]) -> str | None:
+    """How the host's entry ``got`` (type, owner, group, mode, link) differs from member ``m``, or None."""
+    kind = {"dir": "d", "symlink": "l"}.get(m.type, "f")
+    if got[0] != kind:
+        return f"a {got[0]!r} on the host, a {kind!r} in the archive (find's letters)"
+    if (got[1], got[2]) != (m.user, m.group):
+        return f"owned by {got[1]}:{got[2]}, in the archive by {m.user}:{m.group}"
+    if kind == "l" and got[4] != m.link:
+        return f"a link to {got[4][:80]!r}, in the archive to {(m.link or '')[:80]!r}"
+    if kind != "l" and m.type != "hardlink" and int(got[3] or "0", 8) != int(m.mode, 8) & 0o777:
+        return f"mode {got[3]}, in the archive {int(m.mode, 8) & 0o777:o}"
+    return None
+
+
+def extracted_judge(members: tuple[Member, ...], rebase: Callable[[str], str]) -> Callable[[str], str | None]:
+    """What the laptop makes of :func:`listing_command`'s output after an extraction: a problem (the first few
+    differences) unless the host holds exactly ``members`` (paths through ``rebase``), each with its type,
+    owner, group, permission bits and link target."""
+    def judge(out: str) -> str | None:
+        found = _found(out)
+        problems = []
+        for m in members:
+            got = found.pop(rebase(m.path), None)
+            why = "in the archive, not on the host" if got is None else _differs(m, got)
+            if why:
+                problems.append(f"{rebase(m.path)}: {why}")
+        problems += [f"{p}: on the host, not in the archive" for p in sorted(found)]
+        if not problems:
+            return None
+        return ("what the host wrote is not what the laptop checked: " + "; ".join(problems[:3])
+                + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""))
+    return judge
+
+
+def extract_command(upload: str, members: tuple[str, ...], owners: Iterable[str], transform: str | None) -> Cmd:
     """The controller's extraction: only the trees' names, owners kept, special bits stripped, dir modes last.
 
     The owners must exist on the host, so tar maps names, never a number from the archive.
     """
-    need = Cmd("for u in", *map(Q, sorted(owners)), "; do getent passwd \"$u\" >/dev/null || { echo \"no user $u "
-               "on this host\" >&2; exit 1; }; done;")
+    need = Cmd("for u in", *map(Q, sorted(owners)), "; do getent passwd \"$u\" >/dev/null && getent group \"$u\" "
+               ">/dev/null || { echo \"no user or group $u on this host\" >&2; exit 1; }; done;")
     tar = Cmd("tar -x --same-owner --no-same-permissions --delay-directory-restore",
-              "-f - -C /", Q(f"--transform={transform}") if transform else Cmd(), "--", *map(Q, members))
+              "-f", Q(upload), "-C /", Q(f"--transform={transform}") if transform else Cmd(), "--", *map(Q, members))
     # umask 0: --no-same-permissions then drops only the special bits, never a mode bit the file had.
-    return Cmd(need, "umask 0 &&", decompress, Q(upload), "|", tar)
+    return Cmd(need, "umask 0 &&", tar)

@@ -14,6 +14,7 @@ example) the database is reloaded before any region is started again.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import threading
@@ -142,6 +143,9 @@ def run_step(c: Connection, step: Step, dest_dir: Path | None, cancel: threading
     else:
         result = remote.run(c, step.command, step.label, user="root" if step.sudo else None, check=step.check,
                             hold_work_lock=True)
+        problem = step.judge(result.stdout) if step.judge else None
+        if problem:
+            raise RemoteError(host_label(c), step.label, problem)
         record.output = result.stdout.strip()
     record.ended = time.time()
     return record
@@ -177,7 +181,7 @@ def _open_send(send: Send) -> Iterator[BinaryIO]:
         if send.identity:
             src = stack.enter_context(crypto.decrypted(src, crypto.identities(Path(send.identity)),
                                                        Path(send.path).name))
-        yield stack.enter_context(backupset.open_member(src, send.member, send.compress)) if send.member else src
+        yield io.BytesIO(backupset.read_member(src, send.member, send.compress)) if send.member else src
 
 
 class _Either:
