@@ -120,8 +120,8 @@ def _check_name(e: Entry, rules: Rules, seen: _Seen) -> None:
     if name in seen.names:
         raise Violation(f"/{name[:120]}: in the archive twice (GNU tar keeps the last, a reader that stops at "
                         "the first sees another)")
-    if name in rules.roots and e.kind != "dir":
-        raise Violation(f"/{name}: a tree of the layout that is not a directory")
+    if name in rules.roots and e.kind == "symlink":
+        raise Violation(f"/{name}: a tree of the layout that is a symbolic link")
 
 
 def _check_link(name: str, link: str, links: Mapping[str, str], rules: Rules) -> None:
