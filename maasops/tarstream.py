@@ -14,6 +14,7 @@ anything else, naming the byte offset:
 - a pax keyword other than those (``GNU.sparse.*`` among them), or a pax or long-name
   header of more than MAX_HEADER bytes (checked before it is read);
 - a header that stands for nothing (a pax or long-name header not followed by a member);
+- a name twice (GNU tar keeps the last member of a name, a reader that stops at the first sees another);
 - an archive cut short, a lone zero block, or any byte after the end that is not zero
   (more than MAX_TRAILING of those).
 
@@ -133,6 +134,7 @@ class TarReader:
         self.offset = 0  # bytes consumed
         self._left = 0  # bytes of the current member not yet read
         self._pad = 0
+        self._names: set[str] = set()
 
     def _exact(self, n: int) -> bytes:
         parts, want = [], n
@@ -203,7 +205,12 @@ class TarReader:
                 else:
                     ext["path" if flag == b"L" else "linkpath"] = _text(data)
                 continue
-            yield self._member(block, flag, size, ext, at)
+            h = self._member(block, flag, size, ext, at)
+            if h.name in self._names:
+                raise Malformed(f"/{h.name[:120]}: in the archive twice (GNU tar keeps the last, a reader that stops "
+                                "at the first sees another)")
+            self._names.add(h.name)
+            yield h
             ext, pending = {}, set()
 
     def _member(self, block: bytes, flag: bytes, size: int, ext: dict[str, str], at: int) -> Header:
