@@ -1,23 +1,34 @@
 """What a restore may write: every archive member checked against the layout table, never against the set.
 
 A backup set may have been tampered with (see docs/dr-drill.md, "Trusting a backup
-set"). Before anything on a controller stops, every member of the archive that
-goes up is checked on the laptop, as its bytes stream (:func:`inspector`), against
-rules that come from the layout of the *target* (its install type and version):
+set"), and a set signed by a trusted key holds whatever a controller streamed when
+it was taken. Before anything on a controller stops, every member of an archive that
+goes up is read on the laptop by maasops's one strict tar parser
+(:mod:`maasops.tarstream`) and checked against rules that come from the layout of
+the *target* (its install type and version):
 
 - regular files, directories, symbolic links and hard links only (no devices,
   fifos or sockets);
-- a relative name with no ``.`` or ``..`` part, inside one of the layout's trees;
+- a relative name with no ``.`` or ``..`` part, inside one of the layout's trees, never
+  twice in one archive; a tree itself is never a symbolic link;
 - no setuid, setgid or sticky bit;
 - owner and group among the layout's owners (root, maas);
-- a symbolic link whose target stays inside the trees, and nothing below a
-  symbolic link; a hard link only to a regular file of the archive;
+- a symbolic link that leads into the trees once it is resolved through the
+  archive's own links, as the host would (:func:`resolve`: a chain such as
+  ``l2 -> .`` then ``x -> l2/../issue`` leads out), and nothing below a symbolic
+  link; a hard link only to a regular file of the archive;
 - every member's directory is itself in the archive (or is above the trees), so
-  nothing is created with a mode of tar's choosing.
+  nothing is created with a mode of tar's choosing;
+- every member as the signed manifest lists it (bytes, mode, owner).
 
-The first violation refuses the whole set, naming the member. The controller's
-``tar`` is the second wall (:func:`extract_command`): it extracts only the trees'
-names, strips special bits, never writes outside its directory and restores
+The first violation refuses the whole set, naming the member. What goes up is not
+the set's archive but the laptop's own re-writing of the members it accepted
+(:func:`emitted`), so the controller's tar only ever reads bytes maasops wrote: the
+two parsers cannot disagree. The host prints the sha256 of what it received, and
+after the extraction it lists what it wrote (:func:`listing_command`), which the
+laptop compares with the members (:func:`extracted_judge`) before the commit. The
+controller's ``tar`` is the last wall (:func:`extract_command`): it extracts only the
+trees' names, strips special bits, never writes outside its directory and restores
 directory modes last.
 """
 

@@ -3,13 +3,16 @@
 Every host goes through the same phases; the runner finishes a phase on every
 host before starting the next (see :mod:`maasops.runner`)::
 
-    upload      private run dir, archive (and the dump on the database loader), sha256 checked on the host;
-                every archive member checked on the laptop as it goes (maasops.confine); a directory-format
-                dump's members too, then it is unpacked and listed with pg_restore -l (maasops.dumps)
+    upload      private run dir, archive (and the dump on the database loader); every archive member
+                checked on the laptop and the archive re-written from them (maasops.confine), the set's bytes
+                checked against their sha256 on the laptop, what arrived against what was sent on the host;
+                the dump's sha256 checked on the host; a directory-format dump's members checked as they go,
+                then it is unpacked and listed with pg_restore -l (maasops.dumps)
     stop        stop the MAAS units (PostgreSQL stays up)
     database    keep the current database for rollback, load the dump           (the loader only)
-    files       move each tree aside under a run-stamped name, extract with owners and modes,
-                re-point regiond.conf / rackd.conf when asked
+    files       move each tree aside under a run-stamped name, extract with owners and modes, compare the
+                host's listing of what it wrote with the archive, re-point regiond.conf / rackd.conf when
+                asked (never through a symbolic link: maasops.hostfiles.no_links)
     secret      write the region's secret to every rack, 0640
     dbupgrade   on exactly one region
     commit      from here on a failure no longer puts the old state back

@@ -8,7 +8,8 @@ sends more than the plan allows, is stopped: a controller that never stops
 streaming cannot keep MAAS down until the laptop's disk is full. The other way, a
 local file (or one member of a local tar archive, such as the region's secret) is
 written block by block into a command's stdin, while an inspector may read the
-same bytes (the restore's member check).
+same bytes (a directory dump's member check), or what goes up is an archive the
+laptop re-wrote from the one it checked (maasops.confine.emitted).
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ LOCAL_FULL_HINT = "free space on the laptop (or pick another --backup-dir), then
 @dataclass(frozen=True)
 class Streamed:
     """What arrived: size and sha256 of the file as stored (encrypted or not), of the bytes as sent,
-    and what the ``inspect`` consumer made of them. An upload has no path and no hashes: the host
-    checks the bytes it received."""
+    and what the ``inspect`` consumer made of them. An upload has no path: its ``plain_sha256`` is that
+    of the bytes sent, and the host checks the bytes it received."""
 
     path: Path | None  # None for an upload
     size: int
