@@ -173,14 +173,15 @@ def _upload_steps(m: HostManifest, files: SetFiles, role: FleetRole, options: Re
         Step(StepId.UPLOAD_ARCHIVE, "upload config archive", _receive_emitted(upload),
              Phase.UPLOAD, send=files.send(f"{m.host}/{arch.file}",
                                            identity=options.identity if arch.encryption else None),
-             undo=Cmd("rm -f --", *map(Q, upload_names(rdir))), inspect_upload=True),
+             undo=Cmd("rm -f --", *map(Q, upload_names(rdir))), inspect_upload=True,
+             estimate=confine.emitted_size(arch.files)),
     ]
     if m.images:
         images = m.images
         steps.append(Step(StepId.UPLOAD_IMAGES, "upload image-storage", _receive_emitted(images_upload(rdir)),
                           Phase.UPLOAD,
             send=files.send(f"{m.host}/{images.file}", identity=options.identity if images.encryption else None),
-            inspect_upload=True))
+            inspect_upload=True, estimate=confine.emitted_size(images.files)))
     dump_upload = ""
     if role.loads_database:
         dump = m.dump

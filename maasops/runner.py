@@ -107,11 +107,12 @@ def _ticker(cancel: threading.Event | _Either, host: str, step: str, transfer: T
 
 
 def expected_size(step: Step) -> tuple[int | None, bool]:
-    """(bytes, exact) a stream step will move: a whole plain file's size, else the plan's estimate (or None).
+    """(bytes, exact) a stream step will move: the plan's estimate (an archive re-written on the way), else a
+    whole plain file's size (or None).
 
     An encrypted file goes up decrypted, a little smaller than on disk: its size is then an estimate.
     """
-    if step.send and not step.send.member:
+    if step.estimate is None and step.send and not step.send.member:
         try:
             return os.path.getsize(step.send.path), not step.send.identity
         except OSError:
