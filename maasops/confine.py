@@ -156,13 +156,15 @@ def _check_kind(e: Entry, rules: Rules, seen: _Seen) -> None:
         raise Violation(f"/{e.name}: owned by {e.user or '?'}:{e.group or '?'}, not by "
                         f"{' or '.join(sorted(rules.owners))}")
     if e.kind == "symlink":
-        _check_link(e.name, e.link, {**seen.links, e.name: e.link}, rules)
+        seen.links[e.name] = e.link  # a link to itself is a loop
+        _check_link(e.name, e.link, seen.links, rules)
     if e.kind == "hardlink" and e.link not in seen.files:
         raise Violation(f"/{e.name}: a hard link to {e.link[:120]!r}, which is no regular file of the archive")
 
 
 def _check_place(e: Entry, rules: Rules, seen: _Seen) -> None:
-    under = next((link for link in seen.links if e.name.startswith(link + "/")), None)
+    parts = e.name.split("/")
+    under = next((p for p in ("/".join(parts[:i]) for i in range(1, len(parts))) if p in seen.links), None)
     if under:
         raise Violation(f"/{e.name}: below the symbolic link /{under}")
     parent = posixpath.dirname(e.name)
@@ -180,8 +182,6 @@ def check(e: Entry, rules: Rules, seen: _Seen) -> None:
         seen.dirs.add(e.name)
     elif e.kind == "file":
         seen.files.add(e.name)
-    elif e.kind == "symlink":
-        seen.links[e.name] = e.link
 
 
 def finish(rules: Rules, seen: _Seen) -> None:

@@ -184,6 +184,9 @@ DIR = confine.Entry("etc/maas", "dir", 0o755, "root", "root")
     ([DIR, link("etc/maas/up", "../maas/x")], "climbs out of /etc/maas"),
     ([DIR, link("etc/maas/t", "/var/lib/maas/../../../etc/shadow")], "climbs out"),
     ([link("etc/maas", "/var/lib/maas")], "a tree of the layout that is a symbolic link"),
+    ([DIR, link("etc/maas/l", "."), confine.Entry("etc/maas/l/x", "file", 0o644, "root", "root")],
+     "below the symbolic link /etc/maas/l"),
+    ([DIR, link("etc/maas/self", "self")], "a loop"),
 ])
 def test_links_are_resolved_through_the_archive_as_the_host_would(entries, says):
     problems = _check_all(entries)
