@@ -102,6 +102,12 @@ def test_anything_after_the_end_but_zeros_is_refused(after, says):
         strict(tar)
 
 
+def test_endless_zeros_after_the_end_are_stopped():
+    zeros = io.BufferedReader(io.BytesIO(BASE + bytes(tarstream.MAX_TRAILING + 4096)))
+    with pytest.raises(tarstream.Malformed, match="more than 16777216 bytes after the archive's end"):
+        strict(zeros.read())
+
+
 def test_zeros_after_the_end_are_read_and_an_end_is_needed():
     assert [h.name for h in strict(BASE + ZERO_BLOCKS + b"\0" * 9216)] == ["etc/maas", "etc/maas/rackd.conf"]
 
