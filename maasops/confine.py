@@ -228,9 +228,11 @@ def emitted(src: BinaryIO, compress: str, rules: Rules, listing: tuple[Member, .
         if len(seen.names) != len(listing):
             raise Violation(f"the archive holds {len(seen.names)} members, its manifest lists {len(listing)}")
     except (tarstream.Malformed, *compression.ERRORS) as exc:
-        if _drained(raw, buffered) == sha256:
-            raise tarstream.Malformed(f"the archive cannot be read: {exc}") from None
-        raise Damaged() from None
+        if _drained(raw, buffered) != sha256:
+            raise Damaged() from None
+        if isinstance(exc, tarstream.Malformed):
+            raise
+        raise tarstream.Malformed(f"the archive cannot be decompressed: {exc}") from None
     if _drained(raw, buffered) != sha256:
         raise Damaged()
     yield tarstream.end(written)
