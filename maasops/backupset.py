@@ -15,19 +15,18 @@ import json
 import os
 import re
 import stat
-import tarfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from maasops import compression
-from maasops.errors import TooBig
+from maasops import compression, tarstream
+from maasops.errors import TooBig, Unsafe
 
 PARTIAL = ".partial"
 SET_NAME = re.compile(r"\d{8}T\d{6}Z(-\d+)?")  # what new_set names a complete set
 CHUNK = 1 << 20
+MAX_MEMBER = 1 << 20  # the most read_member holds in memory
 
 
 def private_dir(path: Path) -> Path:
@@ -150,32 +149,43 @@ class BoundedReader(CountingReader):
         return n
 
 
+def listed(h: tarstream.Header, sha256: str | None = None) -> dict:
+    """A member as a host manifest lists it (``sha256``: a regular file's bytes')."""
+    entry = {"path": "/" + h.name, "type": kind(h), "mode": f"{h.mode:04o}", "uid": h.uid, "gid": h.gid,
+             "user": h.user, "group": h.group}
+    if h.kind == "file":
+        entry.update(size=h.size, sha256=sha256)
+    elif h.kind in ("symlink", "hardlink"):
+        entry["link"] = h.link
+    return entry
+
+
+def kind(h: tarstream.Header) -> str:
+    """A member's type as listings name it: devices and fifos are all "other"."""
+    return h.kind if h.kind in ("file", "dir", "symlink", "hardlink") else "other"
+
+
+def member_sha256(tar: tarstream.TarReader) -> str:
+    """sha256 of the current member's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    while chunk := tar.read(CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 def read_archive(src: BinaryIO, compress: str, limit: int | None = None) -> tuple[list[dict], str, int]:
     """Every member of a config archive read from ``src`` (path, type, size, mode, owner, sha256), in one pass.
 
-    Returns the listing and the sha256 and size of the bytes read. Past ``limit`` bytes of tar
-    stream (decompressed, trailing bytes after the archive's end included) from a stream that
-    compresses like no real one (:class:`BoundedReader`) it raises TooBig.
+    Returns the listing and the sha256 and size of the bytes read. The archive is read by maasops's one
+    strict parser (:mod:`maasops.tarstream`: what it does not fully understand raises Malformed). Past
+    ``limit`` bytes of tar stream (decompressed, trailing bytes after the archive's end included) from a
+    stream that compresses like no real one (:class:`BoundedReader`) it raises TooBig.
     """
-    files = []
     raw = HashingReader(src)
     buffered = io.BufferedReader(raw, CHUNK)
     plain = io.BufferedReader(BoundedReader(compression.reader(buffered, compress), limit, lambda: raw.size), CHUNK)
-    with tarfile.open(fileobj=plain, mode="r|") as tar:
-        for m in tar:
-            entry = {"path": "/" + m.name, "type": _kind(m), "mode": f"{m.mode:04o}", "uid": m.uid,
-                     "gid": m.gid, "user": m.uname, "group": m.gname}
-            if m.isfile():
-                digest = hashlib.sha256()
-                member = tar.extractfile(m)
-                while chunk := member.read(CHUNK):
-                    digest.update(chunk)
-                entry.update(size=m.size, sha256=digest.hexdigest())
-            elif m.issym() or m.islnk():
-                entry["link"] = m.linkname
-            files.append(entry)
-    while plain.read(CHUNK):
-        pass
+    tar = tarstream.TarReader(plain)
+    files = [listed(h, member_sha256(tar) if h.kind == "file" else None) for h in tar]
     while buffered.read(CHUNK):
         pass
     return files, raw.digest.hexdigest(), raw.size
@@ -219,20 +229,23 @@ def last_line(src: BinaryIO) -> str:
     return _last_meaningful(tail)
 
 
-@contextmanager
-def open_member(src: BinaryIO, member: str, compress: str) -> Iterator[BinaryIO]:
-    """One regular file of a (possibly compressed) tar archive read from ``src``, streamed, never extracted."""
-    with tarfile.open(fileobj=compression.reader(src, compress), mode="r|") as tar:
-        for m in tar:
-            if m.name == member and m.isfile():
-                yield tar.extractfile(m)
-                return
-    raise FileNotFoundError(f"/{member} is not in the archive")
+def read_member(src: BinaryIO, member: str, compress: str) -> bytes:
+    """One regular file (at most MAX_MEMBER bytes: the region's secret) of a (possibly compressed) tar archive
+    read from ``src``, streamed to the archive's end, never extracted.
 
-
-def _kind(m: tarfile.TarInfo) -> str:
-    return "file" if m.isfile() else "dir" if m.isdir() else "symlink" if m.issym() else \
-        "hardlink" if m.islnk() else "other"
+    An archive that holds any name twice is refused (tarstream.Malformed): GNU tar extracts the last of
+    them, so no choice of one is sure to be what the host has.
+    """
+    found: bytes | None = None
+    tar = tarstream.TarReader(compression.reader(src, compress))
+    for h in tar:
+        if h.name == member:
+            if h.kind != "file" or h.size > MAX_MEMBER:
+                raise Unsafe(f"/{member} is not a regular file of at most {MAX_MEMBER} bytes")
+            found = tar.read(h.size)
+    if found is None:
+        raise FileNotFoundError(f"/{member} is not in the archive")
+    return found
 
 
 def file_sha256(path: Path) -> str:

@@ -8,6 +8,7 @@ the laptop reads it back (streaming, never a whole file in memory).
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -37,6 +38,7 @@ CODECS = {
 }
 
 
+ERRORS = (OSError, EOFError, zlib.error, zstandard.ZstdError)  # what reading damaged compressed bytes raises
 AUTO = "auto"  # --compress auto: zstd where the host has it, else gzip (every host has gzip)
 CHOICES = (AUTO, *CODECS)
 

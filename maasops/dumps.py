@@ -30,11 +30,10 @@ from __future__ import annotations
 
 import io
 import re
-import tarfile
 from collections.abc import Callable
 from typing import BinaryIO
 
-from maasops import backupset, compression, database, layouts, probe, sqlscan
+from maasops import backupset, compression, database, layouts, probe, sqlscan, tarstream
 from maasops import manifest as mf
 from maasops.command import Cmd, Q, Word
 from maasops.errors import Unsafe
@@ -115,15 +114,13 @@ def reader(kind: str, how: str) -> Callable[[BinaryIO, str, int | None], tuple[s
     return lambda src, compress, limit=None: read_plain(src, compress, limit, scanner(kind, how))
 
 
-def _member_problem(m: tarfile.TarInfo, roles: bool, seen: set[str]) -> str | None:
+def _member_problem(m: tarstream.Header, roles: bool, seen: set[str]) -> str | None:
     name = m.name
-    if name in seen:
-        return f"{name[:80]!r} is in the tar twice"
     seen.add(name)
     if name == DIRECTORY:
-        return None if m.isdir() else f"{DIRECTORY!r} is not a directory"
+        return None if m.kind == "dir" else f"{DIRECTORY!r} is not a directory"
     if name == ROLES_FILE and roles or DATA_FILE.match(name):
-        return None if m.isfile() else f"{name!r} is not a regular file"
+        return None if m.kind == "file" else f"{name!r} is not a regular file"
     return f"{name[:80]!r} is not a file a directory dump holds"
 
 
@@ -141,16 +138,16 @@ def read_directory(src: BinaryIO, compress: str, limit: int | None = None,
                                                              lambda: raw.size))
     problem, seen, roles_last = None, set(), ""
     try:
-        with tarfile.open(fileobj=io.BufferedReader(plain, backupset.CHUNK), mode="r|") as tar:
-            for m in tar:
-                after_toc = TOC in seen
-                problem = problem or _member_problem(m, roles, seen) or (
-                    f"{m.name[:80]!r} follows db/toc.dat, which pg_dump writes last" if after_toc else None)
-                if problem is None and m.name == ROLES_FILE:
-                    verdict = read_plain(tar.extractfile(m), "none", None, sqlscan.Scanner(only_roles=True))[0]
-                    problem = f"roles.sql {verdict}" if verdict.startswith(REFUSED) else None
-                    roles_last = verdict
-    except tarfile.TarError as exc:
+        tar = tarstream.TarReader(io.BufferedReader(plain, backupset.CHUNK))
+        for m in tar:
+            after_toc = TOC in seen
+            problem = problem or _member_problem(m, roles, seen) or (
+                f"{m.name[:80]!r} follows db/toc.dat, which pg_dump writes last" if after_toc else None)
+            if problem is None and m.name == ROLES_FILE:
+                verdict = read_plain(tar, "none", None, sqlscan.Scanner(only_roles=True))[0]
+                problem = f"roles.sql {verdict}" if verdict.startswith(REFUSED) else None
+                roles_last = verdict
+    except tarstream.Malformed as exc:
         problem = problem or f"not a complete tar ({exc})"
     while plain.read(backupset.CHUNK):
         pass

@@ -49,6 +49,16 @@ class Unsafe(ValueError):
     """Bytes that must not reach a host (an archive member the layout does not allow): the upload stops."""
 
 
+DAMAGED = "the bytes received differ from the backup's sha256: the set is damaged (maasops verify names the file)"
+
+
+class Damaged(ValueError):
+    """A set's file whose bytes are not those its manifest records (:data:`DAMAGED`)."""
+
+    def __init__(self) -> None:
+        super().__init__(DAMAGED)
+
+
 class HostKeyRefused(paramiko.SSHException):
     """A host key that known_hosts does not vouch for: ``why`` is changed, revoked or unknown."""
 

@@ -26,23 +26,40 @@ def recorded(state: str, line: str) -> Cmd:
     return Cmd("grep -qxF", Q(line), Q(state), "2>/dev/null")
 
 
-def replace_yaml_key(path: str, key: str, block: str) -> Cmd:
+def no_links(top: str, path: str) -> Cmd:
+    """Fails, naming it, when ``path`` or a directory from ``top`` down to it is a symbolic link: a root write
+    there would follow the link wherever it leads (a restored tree's links are the set's)."""
+    rel = path[len(top):].strip("/").split("/") if path != top else []
+    chain = [top] + [top + "/" + "/".join(rel[:i + 1]) for i in range(len(rel))]
+    return Cmd("for p in", *map(Q, chain), "; do if [ -L \"$p\" ]; then echo \"$p is a symbolic link: a root write "
+               "through it is refused\" >&2; exit 1; fi; done;")
+
+
+def _rewrite(top: str, path: str, program: str, inputs: tuple[str, ...], env: tuple[Word, ...]) -> Cmd:
+    """Replace ``path`` by what awk ``program`` prints from ``inputs``, keeping its owner and mode: written to a
+    temporary file beside it, then renamed over it (``mv -T``), never through a symbolic link."""
+    return Cmd(no_links(top, path), "t=$(mktemp", Q(path + ".XXXXXX"), ") && {", *env, "awk", Q(program),
+               *map(Q, inputs), "> \"$t\" && chown", Word("--reference=", Q(path)), "\"$t\" && chmod",
+               Word("--reference=", Q(path)), "\"$t\" && mv -T -f \"$t\"", Q(path), "|| { rm -f \"$t\"; exit 1; }; }")
+
+
+def replace_yaml_key(top: str, path: str, key: str, block: str) -> Cmd:
     """Replace a top-level key of a YAML file (with its indented or list lines) by ``block``; keep the file's mode.
 
     ``block`` is the key's new text (``key: value`` or ``key:`` and ``- item`` lines); it reaches awk
-    through the environment, so nothing in it is read as a program.
+    through the environment, so nothing in it is read as a program. ``path`` is in the tree ``top``; no
+    link from there to it is followed (:func:`no_links`).
     """
     program = ('BEGIN { skip = 0 } '
                'skip && ($0 ~ /^[ \\t]/ || $0 ~ /^-/) { next } { skip = 0 } '
                'index($0, ENVIRON["MAASOPS_KEY"] ":") == 1 { skip = 1; next } { print } '
                'END { printf "%s", ENVIRON["MAASOPS_BLOCK"] }')
-    return Cmd("t=$(mktemp", Q(path + ".XXXXXX"), ") &&", Word("MAASOPS_KEY=", Q(key)),
-               Word("MAASOPS_BLOCK=", Q(block)), "awk", Q(program), Q(path), "> \"$t\" &&",
-               "cat \"$t\" >", Q(path), "&& rm -f \"$t\"")
+    return _rewrite(top, path, program, (path,), (Word("MAASOPS_KEY=", Q(key)), Word("MAASOPS_BLOCK=", Q(block))))
 
 
-def copy_yaml_keys(src: str, dest: str, keys: tuple[str, ...]) -> Cmd:
-    """Give ``dest`` the top-level ``keys`` lines ``src`` has (replacing its own); nothing when ``src`` is absent.
+def copy_yaml_keys(top: str, src: str, dest: str, keys: tuple[str, ...]) -> Cmd:
+    """Give ``dest`` (in the tree ``top``) the top-level ``keys`` lines ``src`` has (replacing its own); nothing
+    when ``src`` is absent.
 
     The values (a password among them) go from file to file on the host: never through a command line.
     """
@@ -50,9 +67,8 @@ def copy_yaml_keys(src: str, dest: str, keys: tuple[str, ...]) -> Cmd:
                'FNR == NR { for (k in want) if (index($0, k ":") == 1) val[k] = $0; next } '
                '{ hit = 0; for (k in val) if (index($0, k ":") == 1) { print val[k]; seen[k] = 1; hit = 1 } '
                'if (!hit) print } END { for (k in val) if (!(k in seen)) print val[k] }')
-    return Cmd("[ -f", Q(src), "] || exit 0; t=$(mktemp", Q(dest + ".XXXXXX"), ") &&",
-               Word("MAASOPS_KEYS=", Q(" ".join(keys))), "awk", Q(program), Q(src), Q(dest), "> \"$t\" &&",
-               "cat \"$t\" >", Q(dest), "&& rm -f \"$t\"")
+    return Cmd("[ -f", Q(src), "] || exit 0;", _rewrite(top, dest, program, (src, dest),
+                                                          (Word("MAASOPS_KEYS=", Q(" ".join(keys))),)))
 
 
 def valid_url(url: str) -> bool:

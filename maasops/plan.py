@@ -13,6 +13,7 @@ the id, so rewording a label changes nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -47,6 +48,7 @@ class StepId(StrEnum):
     MOVE_ASIDE = "move-aside"
     EXTRACT = "extract"
     EXTRACT_IMAGES = "extract-images"
+    CHECK_EXTRACTED = "check-extracted"
     REUSE_EXCLUDED = "reuse-excluded"
     SET_DATABASE_HOST = "set-database-host"
     WRITE_SECRET = "write-secret"
@@ -126,6 +128,7 @@ class Step:
     inspect_upload: bool = False  # the restore's member check reads the bytes as they go up
     by_hand: Cmd | None = None  # what a person runs when the undo keeps failing (default: the undo)
     password_file: str | None = None  # a local file whose first line the step (and its undo) gets as PGPASSWORD
+    judge: Callable[[str], str | None] | None = None  # the laptop's verdict on the output: a problem fails the step
 
 
 @dataclass(frozen=True)

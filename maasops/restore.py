@@ -46,19 +46,24 @@ def plans(pf: Preflight, secret: tuple[str, Send] | None, options: RestoreOption
 
 
 def _stream_options(pf: Preflight) -> dict[str, runner.StreamOptions]:
-    """Per target: the archive's members are checked as they go up, against the target's layout."""
+    """Per target: what goes up of an archive is the laptop's own re-writing of the members it checked
+    against the target's layout and the manifest's listing (maasops.confine.emitted); a directory dump's
+    members are checked as they go up."""
     out = {}
     for source, t in pf.pairs:
         if t.name not in pf.facts:
             continue
         m = pf.records.hosts[source]
-        checks = {StepId.UPLOAD_ARCHIVE: confine.inspector(m.archive.compression, confinement(m, pf.facts[t.name]))}
+        arch = m.archive
+        checks: dict[StepId, dict] = {StepId.UPLOAD_ARCHIVE: {"reemit": confine.emitter(
+            arch.compression, confinement(m, pf.facts[t.name]), arch.files, arch.plain_sha256 or arch.sha256)}}
         if m.images:
-            checks[StepId.UPLOAD_IMAGES] = confine.inspector(m.images.compression,
-                                                             confinement(m, pf.facts[t.name], images=True))
+            checks[StepId.UPLOAD_IMAGES] = {"reemit": confine.emitter(
+                m.images.compression, confinement(m, pf.facts[t.name], images=True), m.images.files,
+                m.images.plain_sha256 or m.images.sha256)}
         if m.dump:
-            checks[StepId.UPLOAD_DUMP] = dumps.inspector(m.dump.kind, m.dump.how, m.dump.compression)
-        out[t.name] = lambda step, checks=checks: {"inspect": checks[step.id]} if step.inspect_upload else {}
+            checks[StepId.UPLOAD_DUMP] = {"inspect": dumps.inspector(m.dump.kind, m.dump.how, m.dump.compression)}
+        out[t.name] = lambda step, checks=checks: checks[step.id] if step.inspect_upload else {}
     return out
 
 

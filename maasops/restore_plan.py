@@ -3,13 +3,16 @@
 Every host goes through the same phases; the runner finishes a phase on every
 host before starting the next (see :mod:`maasops.runner`)::
 
-    upload      private run dir, archive (and the dump on the database loader), sha256 checked on the host;
-                every archive member checked on the laptop as it goes (maasops.confine); a directory-format
-                dump's members too, then it is unpacked and listed with pg_restore -l (maasops.dumps)
+    upload      private run dir, archive (and the dump on the database loader); every archive member
+                checked on the laptop and the archive re-written from them (maasops.confine), the set's bytes
+                checked against their sha256 on the laptop, what arrived against what was sent on the host;
+                the dump's sha256 checked on the host; a directory-format dump's members checked as they go,
+                then it is unpacked and listed with pg_restore -l (maasops.dumps)
     stop        stop the MAAS units (PostgreSQL stays up)
     database    keep the current database for rollback, load the dump           (the loader only)
-    files       move each tree aside under a run-stamped name, extract with owners and modes,
-                re-point regiond.conf / rackd.conf when asked
+    files       move each tree aside under a run-stamped name, extract with owners and modes, compare the
+                host's listing of what it wrote with the archive, re-point regiond.conf / rackd.conf when
+                asked (never through a symbolic link: maasops.hostfiles.no_links)
     secret      write the region's secret to every rack, 0640
     dbupgrade   on exactly one region
     commit      from here on a failure no longer puts the old state back
@@ -30,7 +33,8 @@ from pathlib import Path
 
 from maasops import compression, confine, database, dumps, layouts, probe, services
 from maasops.command import Cmd, Q, Word, seq
-from maasops.hostfiles import copy_yaml_keys, record, recorded, replace_yaml_key
+from maasops.errors import DAMAGED
+from maasops.hostfiles import copy_yaml_keys, no_links, record, recorded, replace_yaml_key
 from maasops.manifest import HostManifest
 from maasops.plan import HostPlan, Phase, Send, Step, StepId
 from maasops.probe import HostFacts
@@ -51,7 +55,6 @@ KEEP = 2  # restores whose leftovers (aside copies, kept databases, run records)
 # sha256sum, built without OpenSSL on Debian and Ubuntu, took 0.97 s for 200 MiB on the lab machine, openssl 0.23 s),
 # else sha256sum (which the probe requires).
 SHA256_STDIN = Cmd("if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi")
-DAMAGED = "the bytes received differ from the backup's sha256: the set is damaged (maasops verify names the file)"
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,12 @@ def _receive(dest: str, sha256: str) -> Cmd:
                "[ \"${sum%% *}\" =", Q(sha256), "] || { echo", Q(DAMAGED), ">&2; exit 1; }")
 
 
+def _receive_emitted(dest: str) -> Cmd:
+    """Write stdin (an archive the laptop re-wrote from the one it checked: maasops.confine.emitted) to ``dest``
+    (private) and print the sha256 of the bytes as they arrived: the laptop compares it with what it sent."""
+    return Cmd("umask 077 && tee --", Q(dest), "|", SHA256_STDIN)
+
+
 def confinement(m: HostManifest, target: HostFacts, images: bool = False) -> confine.Rules:
     """What the target's layout lets this host's archive (or its images part) write, as member names of it."""
     lay = target.layout
@@ -151,31 +160,32 @@ def database_name(m: HostManifest, target: HostFacts) -> str:
     return target.database.name
 
 
-def images_upload(rdir: str, m: HostManifest) -> str:
-    """Where the images part is uploaded in a run directory."""
-    return f"{rdir}/{UPLOAD_IMAGES}{compression.codec(m.images.compression).suffix}"
+def images_upload(rdir: str) -> str:
+    """Where the images part is uploaded in a run directory (as the laptop re-wrote it: an uncompressed tar)."""
+    return f"{rdir}/{UPLOAD_IMAGES}"
 
 
 def _upload_steps(m: HostManifest, files: SetFiles, role: FleetRole, options: RestoreOptions,
                   rid: str) -> tuple[list[Step], str, str]:
     rdir = run_dir(rid)
     arch = m.archive
-    upload = f"{rdir}/{UPLOAD_ARCHIVE}{compression.codec(arch.compression).suffix}"
+    upload = f"{rdir}/{UPLOAD_ARCHIVE}"  # as the laptop re-wrote it, uncompressed (maasops.confine.emitted)
     steps = [
         Step(StepId.PREPARE, "prepare private run directory", Cmd(
             "umask 077 && mkdir -p", Q(RUN_ROOT), "&& mkdir", Q(rdir), "&& ln -sfn", Q(rid), Q(RUN_ROOT + "/latest")),
             Phase.UPLOAD),
-        Step(StepId.UPLOAD_ARCHIVE, "upload config archive", _receive(upload, arch.plain_sha256 or arch.sha256),
+        Step(StepId.UPLOAD_ARCHIVE, "upload config archive", _receive_emitted(upload),
              Phase.UPLOAD, send=files.send(f"{m.host}/{arch.file}",
                                            identity=options.identity if arch.encryption else None),
-             undo=Cmd("rm -f --", *map(Q, upload_names(rdir))), inspect_upload=True),
+             undo=Cmd("rm -f --", *map(Q, upload_names(rdir))), inspect_upload=True,
+             estimate=confine.emitted_size(arch.files)),
     ]
     if m.images:
         images = m.images
-        steps.append(Step(StepId.UPLOAD_IMAGES, "upload image-storage", _receive(
-            images_upload(rdir, m), images.plain_sha256 or images.sha256), Phase.UPLOAD,
+        steps.append(Step(StepId.UPLOAD_IMAGES, "upload image-storage", _receive_emitted(images_upload(rdir)),
+                          Phase.UPLOAD,
             send=files.send(f"{m.host}/{images.file}", identity=options.identity if images.encryption else None),
-            inspect_upload=True))
+            inspect_upload=True, estimate=confine.emitted_size(images.files)))
     dump_upload = ""
     if role.loads_database:
         dump = m.dump
@@ -299,21 +309,40 @@ def _tree_steps(m: HostManifest, target: HostFacts, upload: str, rid: str) -> li
     members = tuple(t.lstrip("/") for t in m.archive.actual_trees)
     owners = target.layout.owner_names(set(m.roles))
     steps.append(Step(StepId.EXTRACT, "extract config archive", confine.extract_command(
-        compression.codec(m.archive.compression).decompress, upload, members, owners, transform),
-        Phase.FILES))
+        upload, members, owners, transform), Phase.FILES))
     if m.images:
         steps.append(Step(StepId.EXTRACT_IMAGES, "extract image-storage", confine.extract_command(
-            compression.codec(m.images.compression).decompress, images_upload(run_dir(rid), m),
-            tuple(t.lstrip("/") for t in m.images.actual_trees), owners, transform), Phase.FILES))
+            images_upload(run_dir(rid)), tuple(t.lstrip("/") for t in m.images.actual_trees), owners,
+            transform), Phase.FILES))
+    steps.append(_check_extracted(m, target))
     for excluded in m.archive.excluded:
         path = layouts.rebase(excluded, m.snap_data, target.snap_data)
         tree = next((t for t in asides if path.startswith(t + "/")), None)
         if tree is not None:
             kept = asides[tree] + path[len(tree):]
             steps.append(Step(StepId.REUSE_EXCLUDED, f"reuse {path} from the aside copy (hard links)", Cmd(
-                "if [ -d", Q(kept), "] && [ ! -e", Q(path), "]; then cp -al", Q(kept), Q(path), "; fi"),
-                Phase.FILES, key=path))
+                no_links(tree, path), "if [ -d", Q(kept), "] && [ ! -e", Q(path), "]; then cp -al", Q(kept), Q(path),
+                "; fi"), Phase.FILES, key=path))
     return steps
+
+
+def _check_extracted(m: HostManifest, target: HostFacts) -> Step:
+    """The host lists what the extraction wrote in the trees, and the laptop compares it with the members it
+    checked and sent (they are the manifest's listing, member for member): any difference fails the restore
+    before its commit, so everything is put back."""
+    trees = [target.on_host(t) for t in m.archive.trees]
+    if m.images:
+        trees += [layouts.rebase(t, m.snap_data, target.snap_data) for t in m.images.actual_trees]
+    outer = tuple(t for t in dict.fromkeys(trees) if not any(t.startswith(o + "/") for o in trees))
+    return Step(StepId.CHECK_EXTRACTED, "compare what the host wrote with the archive", confine.listing_command(
+        outer, LEFTOVERS), Phase.FILES, judge=confine.extracted_judge(
+            m.members(), lambda p: layouts.rebase(p, m.snap_data, target.snap_data)))
+
+
+def tree_of(path: str, m: HostManifest, target: HostFacts) -> str:
+    """The restored tree on the target that holds ``path`` (its own directory when none does)."""
+    return next((t for t in (target.on_host(t) for t in m.archive.trees) if path.startswith(t + "/")),
+                path.rsplit("/", 1)[0])
 
 
 def _before_restore(path: str, m: HostManifest, target: HostFacts, rid: str) -> str | None:
@@ -334,16 +363,17 @@ def _repoint_steps(m: HostManifest, target: HostFacts, role: FleetRole, options:
         # The new server's credentials are the ones this host had for it (a DR site's own), if it had any;
         # unless the load gave the server the set's roles: then the set's credentials are the server's.
         keys = layouts.REGIOND_DATABASE_KEYS
-        new_host = replace_yaml_key(conf, "database_host", f"database_host: {options.database_host}\n")
+        top = tree_of(conf, m, target)
+        new_host = replace_yaml_key(top, conf, "database_host", f"database_host: {options.database_host}\n")
         steps.append(Step(StepId.SET_DATABASE_HOST, "point regiond.conf at the new database server",
-                          Cmd("(", copy_yaml_keys(own, conf, keys), ") &&", new_host) if own else new_host,
+                          Cmd("(", copy_yaml_keys(top, own, conf, keys), ") &&", new_host) if own else new_host,
                           Phase.FILES))
     if options.maas_url and "region" not in roles and m.maas_url != options.maas_url:
         # What `maas-rack register` writes, without what it also does: delete maas_id (the restored
         # rack would register as a new controller), and take the secret on its command line.
         conf = target.on_host(lay.rackd_conf)
         steps.append(Step(StepId.REPOINT_RACK, f"re-point rack to {options.maas_url}",
-                          replace_yaml_key(conf, layouts.RACKD_URL_KEY,
+                          replace_yaml_key(tree_of(conf, m, target), conf, layouts.RACKD_URL_KEY,
                                            f"{layouts.RACKD_URL_KEY}:\n- {options.maas_url}\n"), Phase.FILES))
     return steps
 
@@ -354,8 +384,9 @@ def _secret_step(m: HostManifest, target: HostFacts, role: FleetRole) -> list[St
     lay = target.layout
     secret = target.on_host(lay.secret)
     return [Step(StepId.WRITE_SECRET, "write the region's secret", Cmd(
-        "umask 077 && t=$(mktemp", Q(secret + ".XXXXXX"), ") && cat > \"$t\" && chown", Q(lay.state_owner),
-        "\"$t\" && chmod 0640 \"$t\" && mv -f \"$t\"", Q(secret)), Phase.SECRET, send=role.secret_from)]
+        no_links(tree_of(secret, m, target), secret), "umask 077 && t=$(mktemp", Q(secret + ".XXXXXX"),
+        ") && cat > \"$t\" && chown", Q(lay.state_owner), "\"$t\" && chmod 0640 \"$t\" && mv -T -f \"$t\"",
+        Q(secret)), Phase.SECRET, send=role.secret_from)]
 
 
 def units_to_start(m: HostManifest, target: HostFacts) -> tuple[str, ...]:

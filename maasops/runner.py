@@ -14,6 +14,7 @@ example) the database is reloaded before any region is started again.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import threading
@@ -107,11 +108,12 @@ def _ticker(cancel: threading.Event | _Either, host: str, step: str, transfer: T
 
 
 def expected_size(step: Step) -> tuple[int | None, bool]:
-    """(bytes, exact) a stream step will move: a whole plain file's size, else the plan's estimate (or None).
+    """(bytes, exact) a stream step will move: the plan's estimate (an archive re-written on the way), else a
+    whole plain file's size (or None).
 
     An encrypted file goes up decrypted, a little smaller than on disk: its size is then an estimate.
     """
-    if step.send and not step.send.member:
+    if step.estimate is None and step.send and not step.send.member:
         try:
             return os.path.getsize(step.send.path), not step.send.identity
         except OSError:
@@ -143,6 +145,9 @@ def run_step(c: Connection, step: Step, dest_dir: Path | None, cancel: threading
     else:
         result = remote.run(c, step.command, step.label, user="root" if step.sudo else None, check=step.check,
                             hold_work_lock=True, pgpassword=database.password(step.password_file))
+        problem = step.judge(result.stdout) if step.judge else None
+        if problem:
+            raise RemoteError(host_label(c), step.label, problem)
         record.output = result.stdout.strip()
     record.ended = time.time()
     return record
@@ -179,7 +184,7 @@ def _open_send(send: Send) -> Iterator[BinaryIO]:
         if send.identity:
             src = stack.enter_context(crypto.decrypted(src, crypto.identities(Path(send.identity)),
                                                        Path(send.path).name))
-        yield stack.enter_context(backupset.open_member(src, send.member, send.compress)) if send.member else src
+        yield io.BytesIO(backupset.read_member(src, send.member, send.compress)) if send.member else src
 
 
 class _Either:

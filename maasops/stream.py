@@ -8,7 +8,8 @@ sends more than the plan allows, is stopped: a controller that never stops
 streaming cannot keep MAAS down until the laptop's disk is full. The other way, a
 local file (or one member of a local tar archive, such as the region's secret) is
 written block by block into a command's stdin, while an inspector may read the
-same bytes (the restore's member check).
+same bytes (a directory dump's member check), or what goes up is an archive the
+laptop re-wrote from the one it checked (maasops.confine.emitted).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -27,10 +28,11 @@ from fabric import Connection
 
 from maasops import channel, crypto
 from maasops.command import Cmd
-from maasops.errors import RemoteError, TooBig, Unsafe, connect_error, host_label
+from maasops.errors import Damaged, RemoteError, TooBig, Unsafe, connect_error, host_label
 from maasops.pipes import BLOCK, FileSink, PipeConsumer
 
 POLL = 0.5  # seconds a download waits for data before it checks for a cancel
+RECEIVED_KEEP = 4096  # bytes of an upload's stdout kept (its command prints the sha256 of what it received)
 IDLE_TIMEOUT = 300.0  # seconds without a byte before a stream is given up
 LOCAL_FULL_HINT = "free space on the laptop (or pick another --backup-dir), then run the backup again"
 
@@ -38,8 +40,8 @@ LOCAL_FULL_HINT = "free space on the laptop (or pick another --backup-dir), then
 @dataclass(frozen=True)
 class Streamed:
     """What arrived: size and sha256 of the file as stored (encrypted or not), of the bytes as sent,
-    and what the ``inspect`` consumer made of them. An upload has no path and no hashes: the host
-    checks the bytes it received."""
+    and what the ``inspect`` consumer made of them. An upload has no path: its ``plain_sha256`` is that
+    of the bytes sent, and the host checks the bytes it received."""
 
     path: Path | None  # None for an upload
     size: int
@@ -184,23 +186,43 @@ def download(c: Connection, command: Cmd, dest: Path, step: str, *, sudo_user: s
     return Streamed(dest, stored_size, stored_sha, digest.hexdigest(), inspected)
 
 
+def _coalesced(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """``blocks`` joined into pieces of at least BLOCK bytes (the last may be shorter): few, large channel writes."""
+    pending: list[bytes] = []
+    size = 0
+    for block in blocks:
+        pending.append(block)
+        size += len(block)
+        if size >= BLOCK:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
 def upload(c: Connection, command: Cmd, source: BinaryIO, step: str, *, sudo_user: str | None = None,
            progress: Callable[[int], None] | None = None,
-           inspect: Callable[[BinaryIO], object] | None = None) -> Streamed:
+           inspect: Callable[[BinaryIO], object] | None = None,
+           reemit: Callable[[BinaryIO], Iterator[bytes]] | None = None) -> Streamed:
     """Run ``command`` on the host with ``source``'s bytes as its stdin; returns what was sent.
 
     ``inspect`` reads the same bytes as they go. When it finds them :class:`Unsafe` (a member the
     restore must not write) the upload stops at once and that is the step's error; when it cannot
-    read them (damaged bytes), the host's own check of the bytes speaks first.
+    read them (damaged bytes), the host's own check of the bytes speaks first. With ``reemit``, what
+    goes up is the archive ``reemit(source)`` writes (maasops.confine.emitted): Unsafe or Damaged
+    stop it, and the command must print the sha256 of what it received, which must be that of what
+    was sent.
     """
-    chan, _, err = channel.open_command(c, command, step, user=sudo_user, reads_stdin=True, hold_work_lock=True)
+    chan, first, err = channel.open_command(c, command, step, user=sudo_user, reads_stdin=True,
+                                            hold_work_lock=True)
     size = 0
+    sent = hashlib.sha256()
     checker = PipeConsumer(inspect) if inspect else None
     unreadable: BaseException | None = None
     inspected = None
     try:
         try:
-            while data := source.read(BLOCK):
+            for data in _coalesced(reemit(source)) if reemit else iter(lambda: source.read(BLOCK), b""):
                 if checker:
                     try:
                         checker.write(data)
@@ -209,6 +231,7 @@ def upload(c: Connection, command: Cmd, source: BinaryIO, step: str, *, sudo_use
                     except Exception as exc:  # damaged bytes: the host's sha256 check says so
                         unreadable, checker = exc, None
                 chan.sendall(data)
+                sent.update(data)
                 size += len(data)
                 if progress:
                     progress(size)
@@ -224,12 +247,15 @@ def upload(c: Connection, command: Cmd, source: BinaryIO, step: str, *, sudo_use
         except Unsafe as exc:
             raise RemoteError(host_label(c), step, f"refused, nothing written: {exc}",
                               "the set holds what a restore must never write: find out who made it") from None
+        except Damaged as exc:
+            raise RemoteError(host_label(c), step, str(exc)) from None
         except (OSError, paramiko.SSHException) as exc:
             if isinstance(exc, RemoteError):
                 raise
             # the command stopped reading (it failed): its exit status says why
-        while chan.recv(BLOCK):  # drain stdout so the command never blocks on a full window
-            pass
+        out = first
+        while data := chan.recv(BLOCK):  # drain stdout so the command never blocks on a full window
+            out = (out + data)[-RECEIVED_KEEP:]
         channel.finish(c, chan, step, err)
     finally:
         if checker:
@@ -240,4 +266,7 @@ def upload(c: Connection, command: Cmd, source: BinaryIO, step: str, *, sudo_use
         chan.close()
     if unreadable is not None:
         raise RemoteError(host_label(c), step, f"the archive cannot be read: {unreadable}")
-    return Streamed(None, size, inspected=inspected)
+    if reemit and out.split(b" ", 1)[0].strip() != sent.hexdigest().encode():
+        raise RemoteError(host_label(c), step, "the bytes the host received are not those the laptop sent "
+                          "(their sha256 differs)")
+    return Streamed(None, size, plain_sha256=sent.hexdigest(), inspected=inspected)

@@ -12,20 +12,17 @@ caller says the database is backed up elsewhere).
 from __future__ import annotations
 
 import tarfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import zstandard
-
-from maasops import backupset, confine, crypto, dumps, report, signing
+from maasops import backupset, compression, confine, crypto, dumps, report, signing
 from maasops import manifest as mf
 from maasops.setfiles import LocalFiles, SetFiles
 
 SEALED = "encrypted: checksums only, --decrypt-key checks the contents"
 # What a damaged gzip or tar stream raises while it is read.
-UNREADABLE = (OSError, EOFError, ValueError, tarfile.TarError, zlib.error, zstandard.ZstdError)
+UNREADABLE = (ValueError, tarfile.TarError, *compression.ERRORS)
 NO_DATABASE = ("the set holds no database dump: a deployment cannot be restored from it (give "
                "--database-elsewhere if its database is backed up another way)")
 

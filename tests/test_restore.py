@@ -28,7 +28,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def backup_set(site, tmp_path_factory):
-    # gzip, so that gzip_on_rack2 sits in the restore's way (the drill restores --compress auto's zstd sets).
+    # gzip (the drill restores --compress auto's zstd sets).
     return backed_up(site.inventory, tmp_path_factory.mktemp("sets"), "--compress", "gzip")
 
 
@@ -190,12 +190,12 @@ def test_version_or_install_mismatch_is_refused_and_allow_upgrade_works(site, tm
 
 
 @pytest.fixture
-def gzip_on_rack2(site):
-    """Put a gzip on rack2's PATH (under sudo) that we control; remove it afterwards."""
+def tar_on_rack2(site):
+    """Put a tar on rack2's PATH (under sudo) that we control; remove it afterwards."""
     def install(script: str) -> None:
-        site.run("rack2", "cat > /usr/local/bin/gzip && chmod 755 /usr/local/bin/gzip", input=script)
+        site.run("rack2", "cat > /usr/local/bin/tar && chmod 755 /usr/local/bin/tar", input=script)
     yield install
-    site.run("rack2", f"rm -f /usr/local/bin/gzip; pkill {THIS_HOST} -f '/usr/local/bin/[g]zip'", check=False)
+    site.run("rack2", f"rm -f /usr/local/bin/tar; pkill {THIS_HOST} -f '/usr/local/bin/[t]ar'", check=False)
 
 
 def mutate(site) -> None:
@@ -204,11 +204,11 @@ def mutate(site) -> None:
     site.run("rack4", "echo changed >> /var/snap/maas/common/maas/dhcpd.conf")
 
 
-def test_a_failed_restore_puts_every_host_back_as_it_was(site, backup_set, gzip_on_rack2):
+def test_a_failed_restore_puts_every_host_back_as_it_was(site, backup_set, tar_on_rack2):
     mutate(site)
     before = (fingerprint(site), listing(site), unit_states(site))
-    gzip_on_rack2("#!/bin/sh\ncase \"$*\" in *-d*) echo 'gzip: stdout: No space left on device' >&2; exit 1;; esac\n"
-                  "exec /usr/bin/gzip \"$@\"\n")
+    tar_on_rack2("#!/bin/sh\ncase \"$*\" in *-x*) echo 'tar: /etc/maas: No space left on device' >&2; exit 1;; esac\n"
+                 "exec /usr/bin/tar \"$@\"\n")
     r = fab("restore", str(backup_set), "--inventory", str(site.inventory))
     assert r.returncode == 1
     assert "FAILED" in r.stdout and "No space left" in r.stdout and "ROLLED BACK" in r.stdout, r.stdout
@@ -218,10 +218,10 @@ def test_a_failed_restore_puts_every_host_back_as_it_was(site, backup_set, gzip_
     assert after[2] == before[2]
 
 
-def test_a_killed_restore_can_be_rolled_back(site, backup_set, gzip_on_rack2):
+def test_a_killed_restore_can_be_rolled_back(site, backup_set, tar_on_rack2):
     mutate(site)
     before = (fingerprint(site), listing(site), unit_states(site))
-    gzip_on_rack2("#!/bin/sh\ncase \"$*\" in *-d*) sleep 120; exit 1;; esac\nexec /usr/bin/gzip \"$@\"\n")
+    tar_on_rack2("#!/bin/sh\ncase \"$*\" in *-x*) sleep 120; exit 1;; esac\nexec /usr/bin/tar \"$@\"\n")
     last_run = "readlink /var/lib/maasops/restore/latest; true"
     previous = site.run("rack2", last_run).stdout
     proc = subprocess.Popen([FAB, "restore", str(backup_set), "--inventory", str(site.inventory)], cwd=ROOT,
@@ -233,7 +233,7 @@ def test_a_killed_restore_can_be_rolled_back(site, backup_set, gzip_on_rack2):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the laptop dies: no undo runs
     proc.communicate(timeout=30)
-    site.run("rack2", f"rm -f /usr/local/bin/gzip; pkill {THIS_HOST} -f '/usr/local/bin/[g]zip'", check=False)
+    site.run("rack2", f"rm -f /usr/local/bin/tar; pkill {THIS_HOST} -f '/usr/local/bin/[t]ar'", check=False)
     assert unit_states(site) != before[2]  # MAAS is down, mid-restore
     r = fab("restore", str(backup_set), "--inventory", str(site.inventory), "--rollback")
     assert r.returncode == 0, r.stdout + r.stderr
