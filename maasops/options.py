@@ -83,6 +83,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
                                         "made (and verified, restored) anyway, and records this"),
     Option("dump_from", None, "the region whose database is the deployment's, when the regions disagree"),
     Option("idle_timeout", int(stream.IDLE_TIMEOUT), "seconds a host may send nothing before its stream is stopped"),
+    Option("max_stream_gib", stream.CEILING_GIB, "the most one stream from a host may carry, in GiB, whatever the "
+                                                 "host's own sizes say (the laptop's ceiling)"),
     Option("sign_key", None, "SSH private key (or public key, with the private one in ssh-agent) that signs the "
                              "set (default: the inventory's signing_key, then ~/.ssh/id_ed25519)"),
     # verify and restore

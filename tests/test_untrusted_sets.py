@@ -127,6 +127,7 @@ def test_one_byte_changed_after_signing_is_refused(lab, good_set, tmp_path):
 def test_a_forged_encrypted_set_is_refused_encryption_proves_nothing(lab, tmp_path):
     key = pyrage.x25519.Identity.generate()
     (tmp_path / "key.txt").write_text(f"{key}\n")
+    (tmp_path / "key.txt").chmod(0o600)  # an identity others can read is refused
     r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path / "b"), "--encrypt-to",
             str(key.to_public()))
     assert r.returncode == 0, r.stdout + r.stderr
