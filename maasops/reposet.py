@@ -362,7 +362,7 @@ def _push_file(repo: Repo, set_dir: Path, deployment: str, stamp: str, host: str
     """Stream one archive or dump of a local set into its snapshot, checked against its manifest as it goes."""
     sink = file_sink(repo, deployment, stamp, host, stored.file, maas_version)
     try:
-        with open(set_dir / host / stored.file, "rb") as src:
+        with backupset.open_in(set_dir, f"{host}/{stored.file}") as src:
             while block := src.read(backupset.CHUNK):
                 sink.write(block)
         if sink.written != (stored.sha256, stored.size):

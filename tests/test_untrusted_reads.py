@@ -125,7 +125,10 @@ def test_escape_codes_in_a_regiond_conf_value_are_shown_escaped(lab):
     conf = "/etc/maas/regiond.conf"
     saved = lab.run("region1", f"cat {conf}").stdout
     try:
-        lab.run("region1", f"sed -i 's/^database_host: \\(.*\\)$/database_host: \\1{ESC}/' {conf}")
+        # YAML refuses a raw ESC, but a double-quoted value's escapes make one: \e is ESC, \a is BEL.
+        hostile = [f'database_host: "\\e]0;pwned\\a\\e[2J{ln.split(":", 1)[1].strip()}"'
+                   if ln.startswith("database_host:") else ln for ln in saved.splitlines()]
+        lab.run("region1", f"cat > {conf}", input="\n".join(hostile) + "\n")
         for args in ((), ("--json",)):
             r = fab("probe", "--inventory", str(lab.inventory), *args)
             out = r.stdout + r.stderr
