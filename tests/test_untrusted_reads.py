@@ -136,3 +136,31 @@ def test_escape_codes_in_a_regiond_conf_value_are_shown_escaped(lab):
             assert "\\x1b]0;pwned" in out if not args else "\\\\x1b]0;pwned" in out, out
     finally:
         lab.run("region1", f"cat > {conf}", input=saved)
+
+
+def test_a_host_that_reports_a_huge_size_is_still_stopped_at_the_laptops_ceiling(lab, tmp_path, tool_on):
+    before = unit_states(lab)
+    tool_on("rack1", "du", "#!/bin/sh\necho '99999999999999999999999\t.'\n")  # no bound, if the host decided
+    tool_on("rack1", "tar", "#!/bin/sh\nexec cat /dev/zero\n")
+    r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path), "--max-stream-gib", "1")
+    row = next(ln for ln in r.stdout.splitlines() if ln.startswith("rack1 "))
+    assert r.returncode == 1 and "went past 1024 MiB" in row, r.stdout
+    assert unit_states(lab) == before
+
+
+def test_a_sudo_password_file_or_identity_others_can_read_is_refused_before_anything(lab, good_set, tmp_path):
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(lab.inventory.read_text())
+    for name in ("ssh_config", "id_ed25519", "allowed_signers"):
+        (tmp_path / name).symlink_to(lab.inventory.parent / name)
+    shutil.copy(lab.sudo_password_file, tmp_path / "sudo_password")
+    (tmp_path / "sudo_password").chmod(0o644)
+    before = journal_lines(lab)
+    r = fab("backup", "--inventory", str(inv), "--backup-dir", str(tmp_path / "b"))
+    assert r.returncode == 2 and "sudo_password is readable by others (mode 0644)" in r.stdout + r.stderr, r.stdout
+    key = tmp_path / "key.txt"
+    key.write_text("AGE-SECRET-KEY-1QQQQ\n")
+    key.chmod(0o640)
+    r = fab("verify", str(good_set), "--inventory", str(lab.inventory), "--decrypt-key", str(key))
+    assert r.returncode == 2 and "key.txt is readable by others (mode 0640)" in r.stdout + r.stderr, r.stdout
+    assert journal_lines(lab) == before and not (tmp_path / "b").exists()
