@@ -159,7 +159,7 @@ def used_files(dep: inventory.Deployment, inv: Path, password: Path, metrics: Pa
     binary = maasops_binary()
     package = Path(maasops.__file__).parent
     named = [dep.ssh_config, dep.signing_key, *(h.sudo_password_file for h in dep.hosts)]
-    return [binary, *_interpreter(binary), package, *sorted(package.rglob("*.py")), inv,
+    return [binary, *_interpreter(binary), package, *sorted(package.rglob("*")), inv,
             *filter(None, named), password, metrics.parent, unit_dir]
 
 
