@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from maasops import dumps, guard, images, layouts, services
+from maasops import dumps, guard, images, layouts, services, stream
 from maasops import manifest as mf
 from maasops.command import Cmd, Q, group
 from maasops.compression import codec, compressed, resolve
@@ -35,6 +35,7 @@ class BackupOptions:
     credentials: Credentials | None = None  # the operator's role and password file, when regiond.conf names none
     database_elsewhere: bool = False  # the operator backs the database up another way
     dump_format: str = "auto"  # auto | plain | directory (maasops.dumps)
+    max_stream_gib: int = stream.CEILING_GIB  # the most one stream may carry, whatever the host's sizes say
 
 
 @dataclass(frozen=True)
@@ -178,9 +179,10 @@ def _dump_command(facts: HostFacts, how: str, name: str, options: BackupOptions)
     return (as_postgres(cmd) if superuser else cmd), "pg_dump", label
 
 
-def _dump_limit(db: DatabaseFacts) -> int | None:
-    """The most a dump of this database may carry: 4x its size (bytea and large objects go as hex) + margin."""
-    return 4 * db.size + STREAM_MARGIN if db.size else None
+def _dump_limit(db: DatabaseFacts, options: BackupOptions) -> int:
+    """The most a dump of this database may carry: 4x its size (bytea and large objects go as hex) + margin, within
+    the laptop's floor and ceiling (:func:`maasops.stream.bound`)."""
+    return stream.bound(4 * db.size + STREAM_MARGIN if db.size else None, options.max_stream_gib)
 
 
 def dump_steps(facts: HostFacts, how: str, name: str, options: BackupOptions,
@@ -198,7 +200,7 @@ def dump_steps(facts: HostFacts, how: str, name: str, options: BackupOptions,
     password_file = creds.password_file if creds else None
     steps = [Step(StepId.DB_CHECK, "dump database: check PostgreSQL answers", check, password_file=password_file),
              Step(StepId.DUMP, label, compressed(cmd, options.compress), fetch=file, background=background,
-                  limit=_dump_limit(facts.database), password_file=password_file)]
+                  limit=_dump_limit(facts.database, options), password_file=password_file)]
     return steps, DumpSpec(file, kind, name, how)
 
 
@@ -240,9 +242,10 @@ def archive_command(paths: tuple[str, ...], excludes: tuple[str, ...]) -> Cmd:
                "--no-anchored", Q("--exclude=" + LEFTOVERS), "--anchored", *(Q(p.lstrip("/")) for p in paths))
 
 
-def _limit(facts: HostFacts, size: int) -> int | None:
-    """The most a tar of ``size`` bytes of trees may carry (None when the probe measured no sizes)."""
-    return int(size * 1.5) + STREAM_MARGIN if facts.sizes else None
+def _limit(facts: HostFacts, size: int, options: BackupOptions) -> int:
+    """The most a tar of ``size`` bytes of trees may carry, within the laptop's floor and ceiling (the ceiling when
+    the probe measured no sizes: :func:`maasops.stream.bound`)."""
+    return stream.bound(int(size * 1.5) + STREAM_MARGIN if facts.sizes else None, options.max_stream_gib)
 
 
 def _archive_step(facts: HostFacts, options: BackupOptions, ext: str,
@@ -257,7 +260,7 @@ def _archive_step(facts: HostFacts, options: BackupOptions, ext: str,
     size = sum(facts.sizes.get(p, 0) for p in trees) - sum(facts.sizes.get(p, 0) for p in excludes + apart)
     # Uncompressed, the tar is about the trees' size; compressed, only an earlier set can tell (see backup.py).
     step = Step(StepId.ARCHIVE, "archive config trees", compressed(tar, options.compress), fetch=ARCHIVE + ext,
-                limit=_limit(facts, size),
+                limit=_limit(facts, size, options),
                 estimate=size if facts.sizes and options.compress == "none" else None)
     spec = ArchiveSpec(ARCHIVE + ext, trees, tuple(facts.on_host(p) for p in trees),
                        tuple(facts.on_host(p) for p in excludes))
@@ -290,14 +293,15 @@ def backup_plan(facts: HostFacts, dump: str | None, options: BackupOptions, spli
         why_not = directory_format(facts, dump, options)[1]
         if why_not:
             notes.append(why_not)
-        if db_steps[-1].limit is None:
-            notes.append("the database's size is unknown here: its dump has no size bound")
+        if not (facts.database and facts.database.size):
+            notes.append(f"the database's size is unknown here: its dump is bounded by the laptop's ceiling only "
+                         f"({options.max_stream_gib} GiB, --max-stream-gib)")
     image_steps, images_spec = [], None
     if split_images and not options.exclude_images:
         image_steps, images_spec = images.steps(
             facts, suffix(options), previous_images, options.compress,
             lambda actual: compressed(archive_command(actual, ()), options.compress),
-            _limit(facts, sum(facts.sizes.get(p, 0) for p in facts.layout.image_dirs)))
+            _limit(facts, sum(facts.sizes.get(p, 0) for p in facts.layout.image_dirs), options))
     apart = images_spec.trees if images_spec else ()
     archive, archive_spec, missing = _archive_step(facts, options, suffix(options), apart)
     services_now = services.running_units(facts)

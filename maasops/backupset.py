@@ -9,6 +9,7 @@ looks complete.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -249,9 +250,48 @@ def read_member(src: BinaryIO, member: str, compress: str) -> bytes:
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 of a file, read in blocks."""
+    """sha256 of a file of a set, read in blocks (a symbolic link is not followed: :func:`open_in`)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_in(path.parent, path.name) as f:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_in(root: Path, rel: str) -> BinaryIO:
+    """``root/rel`` open for reading, following no symbolic link: not ``root`` itself, not a directory on the way,
+    not the file (``O_NOFOLLOW`` at every step, each opened in the one before). Anything but a regular file (a
+    link, a FIFO, a device) is refused with OSError, never opened for reading, so what is read is what is there."""
+    fd = os.open(root, _DIR)
+    try:
+        *dirs, name = rel.split("/")
+        for part in dirs:
+            inner = os.open(part, _DIR, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        # O_NONBLOCK: a FIFO does not wait for a writer before it is refused; a regular file ignores it.
+        ffd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OSError(exc.errno, f"{root.name}/{rel}: a symbolic link (or what is not a directory) on the "
+                          "way: a backup set holds regular files and directories only") from None
+        raise
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(os.fstat(ffd).st_mode):
+        os.close(ffd)
+        raise OSError(errno.EINVAL, f"{root.name}/{rel}: not a regular file")
+    return os.fdopen(ffd, "rb")
+
+
+def read_small(root: Path, rel: str, limit: int) -> bytes:
+    """The whole of a small file of a set (a manifest, a signature), read once (:func:`open_in`); ValueError past
+    ``limit`` bytes."""
+    with open_in(root, rel) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{rel}: larger than {limit >> 10} KiB: not a file maasops writes")
+    return data

@@ -169,8 +169,11 @@ def targets(c: Context, req: FleetRequest) -> Fleet:
         found = Fleet(_safe(opts.get("deployment") or "default", "--deployment"), tgts, sign_key, signers)
     else:
         dep = _inventory(opts)
-        found = Fleet(_safe(opts.get("deployment") or dep.name, "--deployment"),
-                      fleet.from_deployment(dep, c.config, accept), sign_key or dep.signing_key,
+        try:
+            tgts = fleet.from_deployment(dep, c.config, accept)
+        except inventory.InventoryError as exc:
+            raise Exit(str(exc), code=REFUSED) from None
+        found = Fleet(_safe(opts.get("deployment") or dep.name, "--deployment"), tgts, sign_key or dep.signing_key,
                       signers or dep.allowed_signers)
     req.deployment, req.targets = found.name, found.targets
     return found
@@ -255,11 +258,14 @@ def backup_options(opts: dict) -> backup_plan.BackupOptions:
     dump_format = opts.get("dump_format") or "auto"
     if dump_format not in dumps.FORMATS:
         raise Exit(f"--dump-format must be one of {', '.join(dumps.FORMATS)}", code=REFUSED)
+    ceiling = int(opts.get("max_stream_gib") or stream.CEILING_GIB)
+    if ceiling < 1:
+        raise Exit("--max-stream-gib must be 1 or more", code=REFUSED)
     return backup_plan.BackupOptions(
         stop_postgresql=bool(opts.get("stop_postgresql")), exclude_images=bool(opts.get("exclude_images")),
         db_only_maas=bool(opts.get("db_only_maas")), allow_vault=bool(opts.get("allow_vault")), compress=compress,
         encrypt_to=encrypt_to, database_name=name, database_elsewhere=bool(opts.get("database_elsewhere")),
-        dump_format=dump_format, credentials=_credentials(opts))
+        dump_format=dump_format, max_stream_gib=ceiling, credentials=_credentials(opts))
 
 
 def _credentials(opts: dict) -> database.Credentials | None:

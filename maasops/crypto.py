@@ -19,6 +19,7 @@ from typing import BinaryIO
 import pyrage
 
 from maasops.pipes import FileSink
+from maasops.secretfile import NotPrivate, private_file
 
 AGE_MAGIC = b"age-encryption.org/v1"
 
@@ -42,8 +43,12 @@ def recipients(text: str) -> list:
 
 
 def identities(path: Path) -> list:
-    """The identities in an age identity file or an unencrypted SSH private key file."""
-    text = path.read_text()
+    """The identities in an age identity file or an unencrypted SSH private key file (readable by its owner only:
+    CryptoError naming the file and its mode otherwise)."""
+    try:
+        text = private_file(path, "identity file").read_text()
+    except NotPrivate as exc:
+        raise CryptoError(str(exc)) from None
     try:
         if "PRIVATE KEY" in text:
             return [pyrage.ssh.Identity.from_buffer(text.encode())]

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from maasops import layouts, sqlscan
+from maasops import layouts, secretfile, sqlscan
 from maasops.command import Cmd, Q, Word
 from maasops.compression import Codec, codec
 from maasops.hostfiles import record, recorded
@@ -43,10 +43,10 @@ def password(path: str | None) -> bytes | None:
         return None
     p = Path(path).expanduser()
     try:
-        if p.stat().st_mode & 0o077:
-            raise PasswordFileError(f"database password file {p} is readable by others: chmod 600 it")
-        with p.open("rb") as f:
+        with secretfile.private_file(p, "database password file").open("rb") as f:
             line = f.readline(4096).rstrip(b"\r\n")
+    except secretfile.NotPrivate as exc:
+        raise PasswordFileError(str(exc)) from None
     except OSError as exc:
         raise PasswordFileError(f"database password file {p}: {exc.strerror}") from None
     if not line or b"\0" in line:

@@ -11,6 +11,7 @@ import socket
 import paramiko
 from fabric import Connection
 
+from maasops.hosttext import clean
 from maasops.jump import JumpFailed
 
 CHANGED_KEY_HINT = ("POSSIBLE ATTACK (someone may be intercepting the connection): verify the host's key out of "
@@ -32,6 +33,8 @@ class RemoteError(RuntimeError):
     """A step failed on a host; the message names the host, the step and what it said."""
 
     def __init__(self, host: str, step: str, detail: str, hint: str = ""):
+        # What the host said, made safe to show wherever this error goes (maasops.hosttext).
+        detail, hint = clean(detail), clean(hint)
         self.host, self.step, self.detail, self.hint = host, step, detail, hint
         msg = f"{host}: {step}: {detail}"
         super().__init__(f"{msg} ({hint})" if hint else msg)

@@ -16,7 +16,8 @@ from typing import TypeVar
 from fabric import Config, Connection
 
 from maasops import connect, probe
-from maasops.inventory import Deployment, InventoryHost
+from maasops.inventory import Deployment, InventoryError, InventoryHost
+from maasops.secretfile import NotPrivate, private_file
 
 PARALLEL = 8  # hosts worked on at once, unless --parallel says otherwise
 
@@ -44,13 +45,24 @@ def from_connections(conns: list[Connection], accept_new_host_keys: bool = False
     return [Target(c.original_host, connect.make_strict(c, accept_new_host_keys)) for c in conns]
 
 
+def _sudo_password(h: InventoryHost) -> str | None:
+    """The host's sudo password, from its file (InventoryError when others may read that file)."""
+    if not h.sudo_password_file:
+        return None
+    try:
+        return private_file(h.sudo_password_file, f"{h.name}: sudo password file").read_text().strip()
+    except (NotPrivate, OSError) as exc:
+        raise InventoryError(str(exc)) from None
+
+
 def from_deployment(deployment: Deployment, config: Config, accept_new_host_keys: bool = False) -> list[Target]:
-    """Targets for every host of an inventory, each with its own user/port/gateway/sudo password."""
+    """Targets for every host of an inventory, each with its own user/port/gateway/sudo password (InventoryError when
+    a sudo password file is readable by others)."""
     if deployment.ssh_config:
         config = connect.with_ssh_config(config, deployment.ssh_config)
     targets = []
     for h in deployment.hosts:
-        password = h.sudo_password_file.read_text().strip() if h.sudo_password_file else None
+        password = _sudo_password(h)
         c = connect.connection(h.address, config, user=h.user, port=h.port, gateway=h.gateway,
                                sudo_password=password, accept_new_host_keys=accept_new_host_keys)
         c.original_host = h.name

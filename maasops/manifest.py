@@ -19,12 +19,14 @@ never restores it without its images.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from maasops import compression, layouts
+from maasops import backupset, compression, layouts
 
 FORMAT_VERSION = 2
 IMAGES_FORMAT = 3  # a host manifest with an images part
@@ -463,34 +465,77 @@ def parse_set(data: object, where: str) -> SetManifest:
         tool_version=o.str("tool_version", optional=True) or "", format_version=version)
 
 
-def load_json(path: Path) -> object:
-    """A JSON file's data (ManifestError naming the file when it cannot be read, is too big or is no JSON)."""
+def _json(data: bytes, where: str) -> object:
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_MANIFEST + 1)
-        if len(data) > MAX_MANIFEST:
-            raise ValueError(f"larger than {MAX_MANIFEST >> 20} MiB")
         return json.loads(data.decode())
+    except ValueError as exc:
+        raise ManifestError(f"{where}: cannot be read: {exc}") from None
+
+
+def _read(set_dir: Path, rel: str) -> bytes:
+    try:
+        return backupset.read_small(set_dir, rel, MAX_MANIFEST)
     except (OSError, ValueError) as exc:
-        raise ManifestError(f"{path.parent.name}/{path.name}: cannot be read: {exc}") from None
+        raise ManifestError(f"{rel}: cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def load_json(path: Path) -> object:
+    """A JSON file's data, read once and following no link (ManifestError naming the file when it cannot be read,
+    is too big or is no JSON)."""
+    return _json(_read(path.parent, path.name), f"{path.parent.name}/{path.name}")
+
+
+def refuse_links(set_dir: Path) -> None:
+    """ManifestError when ``set_dir`` is, or holds anywhere, a symbolic link (or anything but files and
+    directories): a set maasops wrote holds none, and a link would make what is checked and what is used differ."""
+    if set_dir.is_symlink():
+        raise ManifestError(f"{set_dir} is a symbolic link: give the set's own directory")
+    pending = [set_dir]
+    while pending:
+        here = pending.pop()
+        try:
+            entries = list(os.scandir(here))
+        except OSError as exc:
+            raise ManifestError(f"{here.name}: cannot be read: {exc.strerror}") from None
+        for e in entries:
+            rel = Path(e.path).relative_to(set_dir)
+            if e.is_symlink():
+                raise ManifestError(f"{rel} is a symbolic link: a backup set holds none (the set was changed "
+                                    "after the backup: do not restore from it)")
+            if e.is_dir(follow_symlinks=False):
+                pending.append(Path(e.path))
+            elif not e.is_file(follow_symlinks=False):
+                raise ManifestError(f"{rel} is not a regular file or directory: a backup set holds none")
+
+
+def read_manifest(set_dir: Path) -> bytes:
+    """The set manifest's bytes, read once (after :func:`refuse_links`): what the signature is checked over and
+    :func:`read_set` parses."""
+    refuse_links(set_dir)
+    return _read(set_dir, MANIFEST)
 
 
 @dataclass
 class SetRecords:
-    """A set's manifests as read and validated: the set's, and each ok host's."""
+    """A set's manifests as read and validated: the set's, each ok host's, and the sha256 of the bytes each host
+    manifest was parsed from."""
 
     path: Path
     set: SetManifest
     hosts: dict[str, HostManifest]
+    host_sha256: dict[str, str] = field(default_factory=dict)
 
 
-def read_set(set_dir: Path) -> SetRecords:
-    """Read and validate a set's manifest and every ok host's manifest (ManifestError on the first fault)."""
-    sm = parse_set(load_json(set_dir / MANIFEST), MANIFEST)
-    hosts = {}
+def read_set(set_dir: Path, raw: bytes | None = None) -> SetRecords:
+    """Read and validate a set's manifest (``raw``: its bytes as :func:`read_manifest` read them) and every ok
+    host's manifest, each read once, hashed and parsed from the same bytes (ManifestError on the first fault)."""
+    sm = parse_set(_json(read_manifest(set_dir) if raw is None else raw, MANIFEST), MANIFEST)
+    hosts, digests = {}, {}
     for name, entry in sorted(sm.hosts.items()):
         if entry.status != "ok":
             continue
         where = f"{name}/{MANIFEST}"
-        hosts[name] = parse_host(load_json(set_dir / name / MANIFEST), name, where)
-    return SetRecords(set_dir, sm, hosts)
+        data = _read(set_dir, where)
+        digests[name] = hashlib.sha256(data).hexdigest()
+        hosts[name] = parse_host(_json(data, where), name, where)
+    return SetRecords(set_dir, sm, hosts, digests)

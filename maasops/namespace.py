@@ -15,7 +15,7 @@ from maasops.options import TaskSpec, make_task
 HOSTS = ("inventory", "lab_dir", "deployment", "jump_host", "accept_new_host_keys", "parallel")
 BACKUP = ("backup_dir", "stop_postgresql", "exclude_images", "db_only_maas", "dump_format", "allow_vault", "compress",
           "encrypt_to", "database_name", "database_user", "database_password_file", "database_elsewhere", "dump_from",
-          "idle_timeout", "sign_key")
+          "idle_timeout", "max_stream_gib", "sign_key")
 TRUST = ("allowed_signers", "trust_unsigned", "decrypt_key", "database_elsewhere")
 RESTORE = ("map", "allow_upgrade", "maas_url", "database_host", "database_user", "database_password_file",
            "rollback_copy", "skip_database", "keep") + TRUST

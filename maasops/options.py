@@ -87,6 +87,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
                                         "made (and verified, restored) anyway, and records this"),
     Option("dump_from", None, "the region whose database is the deployment's, when the regions disagree"),
     Option("idle_timeout", int(stream.IDLE_TIMEOUT), "seconds a host may send nothing before its stream is stopped"),
+    Option("max_stream_gib", stream.CEILING_GIB, "the most one stream from a host may carry, in GiB, whatever the "
+                                                 "host's own sizes say (the laptop's ceiling)"),
     Option("sign_key", None, "SSH private key (or public key, with the private one in ssh-agent) that signs the "
                              "set (default: the inventory's signing_key, then ~/.ssh/id_ed25519)"),
     # verify and restore
@@ -95,8 +97,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("decrypt_key", None, "age identity file (or SSH private key) that decrypts an encrypted set"),
     Option("allowed_signers", None, "OpenSSH allowed_signers file that says whose signatures to trust "
                                     "(default: ~/.config/maasops/allowed_signers, or the inventory's)"),
-    Option("trust_unsigned", False, "accept a set that is not signed (sets from before signing): NOTHING then "
-                                    "proves who made it"),
+    Option("trust_unsigned", False, "accept a set that is not signed, if it is from before signing (format 1; a "
+                                    "later set without its signature is refused): NOTHING then proves who made it"),
     Option("map", None, "restore onto other hosts: old=new,old2=new2 (default: each archive to its own host)", "m"),
     Option("allow_upgrade", False, "restore onto a newer MAAS major.minor and let dbupgrade migrate (never older)"),
     Option("maas_url", None, "re-point every rack whose maas_url differs to this region URL (a DR site)"),

@@ -11,6 +11,7 @@ import sys
 from dataclasses import asdict
 
 from maasops import probe, verify
+from maasops.hosttext import clean, clean_data
 from maasops.results import FAILED, OK
 
 
@@ -22,14 +23,15 @@ class Output:
         self.emitted = False  # the run's document was handed over (and printed, with --json)
 
     def say(self, text: str) -> None:
-        """A line (or lines) for a person: stdout, or stderr in JSON mode."""
-        print(text, file=sys.stderr if self.json_mode else sys.stdout, flush=True)
+        """A line (or lines) for a person: stdout, or stderr in JSON mode; control characters a host may have put
+        in it are shown as escapes (:func:`maasops.hosttext.clean`)."""
+        print(clean(text), file=sys.stderr if self.json_mode else sys.stdout, flush=True)
 
     def emit(self, document: dict) -> None:
-        """The JSON document, on stdout (JSON mode only)."""
+        """The JSON document, on stdout (JSON mode only); its strings' control characters as escapes, as in text."""
         self.emitted = True
         if self.json_mode:
-            json.dump(document, sys.stdout, indent=2, default=str)
+            json.dump(clean_data(json.loads(json.dumps(document, default=str))), sys.stdout, indent=2)
             sys.stdout.write("\n")
             sys.stdout.flush()
 

@@ -35,6 +35,7 @@ from typing import BinaryIO
 
 from maasops import pipes
 from maasops.connect import GCM_CIPHERS
+from maasops.secretfile import NotPrivate, private_file
 
 RESTIC = "restic"
 MIN_VERSION = (0, 14)  # repository format 2 (compression) came with restic 0.14
@@ -140,9 +141,10 @@ def password_file(given: str | Path | None) -> Path:
     path = Path(name).expanduser()
     if not path.is_file():
         raise RepoError(f"repository password file {path} does not exist")
-    if path.stat().st_mode & 0o077:
-        raise RepoError(f"repository password file {path} is readable by others: chmod 600 it")
-    return path
+    try:
+        return private_file(path, "repository password file")
+    except NotPrivate as exc:
+        raise RepoError(str(exc)) from None
 
 
 def open_repo(location: str | None, given_password_file: str | Path | None, ssh_config: Path | None = None,

@@ -6,13 +6,16 @@ from collections.abc import Iterable, Mapping
 
 from tabulate import tabulate
 
+from maasops.hosttext import clean
+
 
 def table(rows: Iterable[Mapping[str, object]]) -> str:
-    """A plain-text table whose columns are the rows' keys, in order."""
+    """A plain-text table whose columns are the rows' keys, in order; what a host said shows its control
+    characters as escapes (:func:`maasops.hosttext.clean`)."""
     rows = list(rows)
     if not rows:
         return "(nothing)"
-    return tabulate([["" if v is None else v for v in r.values()] for r in rows],
+    return tabulate([["" if v is None else clean(str(v)) for v in r.values()] for r in rows],
                     headers=list(rows[0].keys()), tablefmt="simple",
                     disable_numparse=True)
 

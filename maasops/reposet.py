@@ -189,8 +189,9 @@ def _manifest_name(rel: str) -> str | None:
 def materialize(repo: Repo, rs: RepoSet, dest: Path) -> Path:
     """Write the set's manifests (and signature) into ``dest/<deployment>/<time>`` (0700, files 0600).
 
-    Only regular files at the names a set has are written, each at most
-    :data:`maasops.manifest.MAX_MANIFEST` bytes; anything else in the snapshot is ignored.
+    Only regular files at the names a set has are written (created afresh, following no link), each at most
+    :data:`maasops.manifest.MAX_MANIFEST` bytes; anything else in the snapshot is ignored. The set is then read
+    as a local one is (:func:`maasops.manifest.read_set`: once, no link followed).
     """
     if not rs.manifests:
         raise RepoError(f"{rs.name}: its backup never finished (no manifests in the repository)")
@@ -206,7 +207,8 @@ def materialize(repo: Repo, rs: RepoSet, dest: Path) -> Path:
             path = set_dir / rel
             backupset.private_dir(path.parent)
             tmp = path.with_name(path.name + ".tmp")
-            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+            tmp.unlink(missing_ok=True)
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "wb") as out:
                 out.write(tar.extractfile(member).read())
             tmp.rename(path)
     return set_dir
@@ -296,7 +298,7 @@ def push_manifests(repo: Repo, set_dir: Path, deployment: str, stamp: str, compl
     try:
         with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             for rel in [f for f in SET_FILES if (set_dir / f).is_file()] + [f"{h}/{mf.MANIFEST}" for h in hosts]:
-                data = (set_dir / rel).read_bytes()
+                data = backupset.read_small(set_dir, rel, mf.MAX_MANIFEST)
                 info = tarfile.TarInfo(rel)
                 info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
                 tar.addfile(info, io.BytesIO(data))
@@ -360,7 +362,7 @@ def _push_file(repo: Repo, set_dir: Path, deployment: str, stamp: str, host: str
     """Stream one archive or dump of a local set into its snapshot, checked against its manifest as it goes."""
     sink = file_sink(repo, deployment, stamp, host, stored.file, maas_version)
     try:
-        with open(set_dir / host / stored.file, "rb") as src:
+        with backupset.open_in(set_dir, f"{host}/{stored.file}") as src:
             while block := src.read(backupset.CHUNK):
                 sink.write(block)
         if sink.written != (stored.sha256, stored.size):

@@ -115,9 +115,11 @@ def expected_size(step: Step) -> tuple[int | None, bool]:
     """
     if step.estimate is None and step.send and not step.send.member:
         try:
-            return os.path.getsize(step.send.path), not step.send.identity
+            size = step.send.files.size(step.send.path) if step.send.files is not None else \
+                os.path.getsize(step.send.path)
         except OSError:
             return None, False
+        return size, size is not None and not step.send.identity
     return step.estimate, False
 
 

@@ -9,19 +9,27 @@ machine was off happens at boot). Every path in the units is absolute; the
 repository's password is named by its file, never written into a unit.
 With the default ``--unit-dir`` the timer is enabled and started; with another
 directory the units are only written (to check them: ``systemd-analyze verify``).
+Run as root, ``install`` refuses when any file the unit would run, read or write
+into (maasops's script, interpreter and package, the inventory and the files it
+names, the password file, the metrics and unit directories) could be changed by
+another user: it names the file, its owner and mode; nothing is copied.
 """
 
 from __future__ import annotations
 
 import getpass
+import os
+import pwd
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 from invoke import Context, Exit
 
+import maasops
 from maasops import inventory, output, report
 from maasops import repo as restic
 from maasops.cli import FleetRequest
@@ -111,8 +119,67 @@ def _calendar(value: str) -> str:
     return value
 
 
+def _changeable(path: Path) -> str | None:
+    """How a user other than root could change ``path`` (or what it resolves to): the first of it and the directories
+    above it that such a user owns or may write to (a sticky directory's root-owned entries are safe), or None."""
+    for target in dict.fromkeys((path.absolute(), path.resolve())):
+        for p in [*reversed(target.parents), target]:
+            try:
+                st = os.lstat(p)
+            except OSError as exc:
+                return f"{p}: {exc.strerror}"
+            mode = stat.S_IMODE(st.st_mode)
+            writable = mode & 0o002 or (mode & 0o020 and st.st_gid != 0)
+            if st.st_uid != 0 or (writable and not stat.S_ISLNK(st.st_mode)
+                                  and not (stat.S_ISDIR(st.st_mode) and mode & stat.S_ISVTX)):
+                return f"{p} (owner {_owner(st.st_uid)}, mode {mode:04o})"
+    return None
+
+
+def _owner(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _interpreter(script: Path) -> list[Path]:
+    """The interpreter a ``#!`` script runs with (none for a binary)."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline(4096)
+    except OSError:
+        return []
+    return [Path(first[2:].split()[0].decode(errors="replace"))] if first.startswith(b"#!/") else []
+
+
+def used_files(dep: inventory.Deployment, inv: Path, password: Path, metrics: Path, unit_dir: Path) -> list[Path]:
+    """Every file (and directory) a root unit runs, reads or writes into: maasops itself (its script, interpreter and
+    package), the inventory and the files it names, the repository's password, the metrics and unit directories."""
+    binary = maasops_binary()
+    package = Path(maasops.__file__).parent
+    named = [dep.ssh_config, dep.signing_key, *(h.sudo_password_file for h in dep.hosts)]
+    return [binary, *_interpreter(binary), package, *sorted(package.rglob("*")), inv,
+            *filter(None, named), password, metrics.parent, unit_dir]
+
+
+def refuse_user_writable(files: list[Path]) -> None:
+    """Run as root, refuse (Exit) when a user other than root could change one of ``files``: the root unit would run
+    that user's code or read that user's settings. The message names the file, its owner and mode."""
+    if os.geteuid() != 0:
+        return
+    for f in files:
+        why = _changeable(f)
+        if why:
+            raise Exit(f"schedule install as root: the unit would use {f}, which a user other than root can change: "
+                       f"{why}. Make it root's and not group- or world-writable, or install the schedule as the user "
+                       "who owns it", code=REFUSED)
+
+
 def install(opts: dict, say) -> dict:
-    """Write the service and timer; enable and start the timer when they went to the system's unit directory."""
+    """Write the service and timer; enable and start the timer when they went to the system's unit directory.
+
+    Run as root, every file the unit uses must be root's alone (:func:`refuse_user_writable`)."""
     inv = _absolute(opts.get("inventory"), "--inventory FILE (the deployment it backs up)")
     try:
         dep = inventory.load(inv)
@@ -125,8 +192,9 @@ def install(opts: dict, say) -> dict:
     unit_dir = Path(opts.get("unit_dir") or SYSTEM_DIR)
     name = unit_name(dep.name)
     runs = commands(opts, inv, password, metrics)
-    service, timer = unit_dir / f"{name}.service", unit_dir / f"{name}.timer"
     unit_dir.mkdir(parents=True, exist_ok=True)
+    refuse_user_writable(used_files(dep, inv, password, metrics, unit_dir))
+    service, timer = unit_dir / f"{name}.service", unit_dir / f"{name}.timer"
     service.write_text(service_unit(dep.name, runs, getpass.getuser()))
     timer.write_text(timer_unit(dep.name, _calendar(opts.get("on_calendar") or "daily")))
     for unit in (service, timer):

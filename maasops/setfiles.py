@@ -4,7 +4,8 @@ A set's manifests are always files on this machine (a repository's are first
 written into a private directory, :mod:`maasops.reposet`); its archives and
 dumps are read through a :class:`SetFiles`, by their path in the set
 (``<host>/<file>``), so verify and restore read a local set and a repository's
-set by the same code, streaming, never unpacking a copy first.
+set by the same code, streaming, never unpacking a copy first. A local set's
+files are opened following no symbolic link, its directories included.
 """
 
 from __future__ import annotations
@@ -43,18 +44,17 @@ class LocalFiles:
         return str(self.root)
 
     def size(self, rel: str) -> int | None:
-        """The file's size, or None when it is missing (or not a regular file)."""
-        path = self.root / rel
-        return path.stat().st_size if path.is_file() else None
+        """The file's size, or None when it is missing (or not a regular file: a symbolic link is not followed)."""
+        return backupset.file_size(self.root / rel)
 
     def open(self, rel: str) -> AbstractContextManager[BinaryIO]:
-        """The file, open for reading."""
-        return open(self.root / rel, "rb")
+        """The file, open for reading, following no symbolic link (:func:`maasops.backupset.open_in`)."""
+        return backupset.open_in(self.root, rel)
 
     def sha256(self, rel: str) -> str:
         """The file's sha256."""
         return backupset.file_sha256(self.root / rel)
 
     def send(self, rel: str, member: str | None = None, compress: str = "none", identity: str | None = None) -> Send:
-        """The file as a step's stdin (its local path)."""
-        return Send(str(self.root / rel), member, compress, identity)
+        """The file as a step's stdin, opened as :meth:`open` does when it uploads."""
+        return Send(rel, member, compress, identity, files=self)

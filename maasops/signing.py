@@ -10,8 +10,9 @@ signature covers every byte of the set.
 in OpenSSH's format (``principal key-type base64``): ``--allowed-signers FILE``,
 else the inventory's ``allowed_signers``, else ``~/.config/maasops/allowed_signers``.
 A set that is unsigned, signed by a key that file does not list, or changed after
-signing is refused; ``--trust-unsigned`` accepts one that is unsigned (sets from
-before signing) and says so loudly.
+signing is refused; ``--trust-unsigned`` accepts one that is unsigned only when it
+is from before signing (format 1) and says so loudly: a format 2 or later set
+without its signature had it removed, and is refused all the same.
 """
 
 from __future__ import annotations
@@ -23,11 +24,17 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from maasops import backupset
+
 NAMESPACE = "maasops"
 SIGNATURE = "manifest.json.sig"
 DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 KEYGEN_TIMEOUT = 30
 FINGERPRINT = re.compile(r"(SHA256:[A-Za-z0-9+/=]+)")
+MAX_SIGNATURE = 64 * 1024  # an SSH signature is a few hundred bytes
+STRIPPED = ("the set is not signed, and it is not from before signing (its manifests are format 2 or later, which a "
+            "backup always signs): its signature was removed. --trust-unsigned accepts only format 1 sets; do not "
+            "restore this one")
 UNSIGNED_WARNING = ("UNSIGNED SET ACCEPTED (--trust-unsigned): nothing proves who made it or that its files "
                     "are the ones backed up; restore it only if you know where it has been")
 
@@ -97,18 +104,35 @@ class Trust:
     warning: str | None = None
 
 
-def check(set_dir: Path, allowed_signers: Path, trust_unsigned: bool = False) -> Trust:
-    """Check the set manifest's signature against ``allowed_signers`` (OpenSSH's format)."""
-    manifest, sig = set_dir / "manifest.json", set_dir / SIGNATURE
-    if not sig.exists():
-        if trust_unsigned:
+def check(set_dir: Path, data: bytes, allowed_signers: Path, trust_unsigned: bool = False,
+          predates_signing: bool = False) -> Trust:
+    """Check the signature of the set manifest's bytes ``data`` (read once: what is then parsed) against
+    ``allowed_signers`` (OpenSSH's format). The signature is read once too, following no link, and ssh-keygen gets
+    both from this process, never from the set's directory. An unsigned set is accepted with ``trust_unsigned``
+    only when it ``predates_signing`` (format 1): a later set without its signature had it removed."""
+    try:
+        sig = backupset.read_small(set_dir, SIGNATURE, MAX_SIGNATURE)
+    except FileNotFoundError:
+        sig = None
+    except (OSError, ValueError) as exc:
+        return Trust(problem=f"{SIGNATURE} cannot be read: {getattr(exc, 'strerror', None) or exc}")
+    if sig is None:
+        if trust_unsigned and predates_signing:
             return Trust(warning=UNSIGNED_WARNING)
+        if trust_unsigned:
+            return Trust(problem=STRIPPED)
         return Trust(problem="the set is not signed: nothing proves who made it (sign new sets with a key in "
                              f"{allowed_signers}; for a set from before signing, --trust-unsigned)")
     if not allowed_signers.is_file():
         return Trust(problem=f"no allowed_signers file at {allowed_signers}: put the public keys you trust to sign "
                              "sets there (one line each: name key-type base64), or give --allowed-signers FILE")
-    data = manifest.read_bytes()
+    with tempfile.TemporaryDirectory(prefix="maasops-sig-") as d:
+        sig_file = Path(d) / SIGNATURE
+        sig_file.write_bytes(sig)
+        return _verify(data, sig_file, allowed_signers)
+
+
+def _verify(data: bytes, sig: Path, allowed_signers: Path) -> Trust:
     found = _keygen(["-Y", "find-principals", "-s", str(sig), "-f", str(allowed_signers)])
     principals = found.stdout.decode(errors="replace").split() if found.returncode == 0 else []
     if not principals:

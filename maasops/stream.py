@@ -5,7 +5,8 @@ read in blocks straight into a local file (sha256 computed on the fly, never mor
 than one block in memory), written as ``NAME.partial`` with mode 0600 and renamed
 only when the command succeeded. A host that stops sending for ``idle`` seconds, or
 sends more than the plan allows, is stopped: a controller that never stops
-streaming cannot keep MAAS down until the laptop's disk is full. The other way, a
+streaming cannot keep MAAS down until the laptop's disk is full: the bound is what the
+host's sizes allow, held between a floor and a ceiling the laptop decides (:func:`bound`). The other way, a
 local file (or one member of a local tar archive, such as the region's secret) is
 written block by block into a command's stdin, while an inspector may read the
 same bytes (a directory dump's member check), or what goes up is an archive the
@@ -34,6 +35,9 @@ from maasops.pipes import BLOCK, FileSink, PipeConsumer
 POLL = 0.5  # seconds a download waits for data before it checks for a cancel
 RECEIVED_KEEP = 4096  # bytes of an upload's stdout kept (its command prints the sha256 of what it received)
 IDLE_TIMEOUT = 300.0  # seconds without a byte before a stream is given up
+# The laptop's own bounds on what one stream from a host may carry, whatever the host's sizes say (:func:`bound`).
+FLOOR = 64 << 20  # a host that reports (almost) nothing still sends its small trees
+CEILING_GIB = 1024  # the default ceiling, in GiB (--max-stream-gib raises or lowers it)
 LOCAL_FULL_HINT = "free space on the laptop (or pick another --backup-dir), then run the backup again"
 
 
@@ -52,10 +56,18 @@ class Streamed:
 
 @dataclass(frozen=True)
 class Limits:
-    """How long a stream may be quiet, and how many bytes it may carry (None: no bound)."""
+    """How long a stream may be quiet, and how many bytes it may carry (None: no bound; a backup's streams always
+    have one, :func:`bound`)."""
 
     idle: float = IDLE_TIMEOUT
     max_bytes: int | None = None
+
+
+def bound(allowed: int | None, ceiling_gib: int = CEILING_GIB) -> int:
+    """The most a stream may carry: ``allowed`` (what the host's own sizes allow) held between :data:`FLOOR` and
+    the laptop's ceiling; a host that reports no size, or a huge one, gets the ceiling, never no bound."""
+    ceiling = max(ceiling_gib << 30, FLOOR)
+    return ceiling if allowed is None else max(FLOOR, min(allowed, ceiling))
 
 
 def private_open(path: Path) -> int:
@@ -65,8 +77,9 @@ def private_open(path: Path) -> int:
 
 def _too_big(c: Connection, step: str, limit: int) -> RemoteError:
     return RemoteError(host_label(c), step, f"the host's stream went past {limit / 1048576:.0f} MiB, the most the "
-                       "probe's sizes allow: stopped",
-                       "check what grew on the host (du of its trees, the database size), then run again")
+                       "probe's sizes allow (within the laptop's floor and ceiling): stopped",
+                       "check what grew on the host (du of its trees, the database size), then run again; "
+                       "--max-stream-gib raises the ceiling")
 
 
 def _receive(c: Connection, chan: paramiko.Channel, step: str, sinks: list, progress: Callable[[int], None] | None,

@@ -1,6 +1,8 @@
 """``maasops verify``: check a backup set on the laptop, offline, against its manifests.
 
-The manifests are read and validated once (:func:`maasops.manifest.read_set`). Every
+The set manifest is read once: its signature is checked over those bytes and the same
+bytes are parsed; each host manifest is read once, hashed and parsed
+(:func:`maasops.manifest.read_set`); a set directory holding a symbolic link is refused. Every
 archive and dump is then read once, streaming: its sha256 and size must match the
 host manifest and the set manifest's record, every archive member must match the
 listing (bytes, mode, owner) and be one the layout lets a restore write
@@ -156,10 +158,9 @@ def _check_dump(hc: HostCheck, files: SetFiles, how: Reading) -> None:
         hc.problems.append(f"dump {dumps.problem(d.kind, got[0])}")
 
 
-def _check_records(hc: HostCheck, set_dir: Path, entry: mf.HostEntry) -> None:
-    """The set manifest's record of this host's files must be what is on disk and what its manifest says."""
-    mpath = set_dir / hc.host / mf.MANIFEST
-    if entry.manifest_sha256 and backupset.file_sha256(mpath) != entry.manifest_sha256:
+def _check_records(hc: HostCheck, records: mf.SetRecords, entry: mf.HostEntry) -> None:
+    """The set manifest's record of this host's files must be what its manifest was parsed from and what it says."""
+    if entry.manifest_sha256 and records.host_sha256.get(hc.host) != entry.manifest_sha256:
         hc.problems.append("manifest.json was changed after the backup (sha256 differs from the set's record)")
     m = hc.manifest
     said = {s.file: s.sha256 for s in m.stored()}
@@ -176,7 +177,7 @@ def check_host(set_dir: Path, records: mf.SetRecords, host: str, how: Reading = 
     """
     files = files or LocalFiles(set_dir)
     hc = HostCheck(host, records.hosts[host])
-    _check_records(hc, set_dir, records.set.hosts[host])
+    _check_records(hc, records, records.set.hosts[host])
     _check_archive(hc, files, how)
     _check_dump(hc, files, how)
     return hc
@@ -199,8 +200,10 @@ class Policy:
     database_elsewhere: bool = False
 
 
-def _signature(sc: SetCheck, policy: Policy) -> None:
-    trust = signing.check(sc.path, policy.allowed_signers, policy.trust_unsigned)
+def _signature(sc: SetCheck, raw: bytes, policy: Policy, records: mf.SetRecords | None) -> None:
+    """The signature over ``raw``, the set manifest's bytes that ``records`` were parsed from."""
+    formats = [records.set.format_version, *(m.format_version for m in records.hosts.values())] if records else [0]
+    trust = signing.check(sc.path, raw, policy.allowed_signers, policy.trust_unsigned, max(formats) == 1)
     sc.signer = trust.signer
     if trust.problem:
         sc.problems.append(trust.problem)
@@ -217,13 +220,20 @@ def verify_set(set_dir: Path, policy: Policy, parallel: int = 4, ids: list | Non
     checks everything but the files' bytes (see :func:`check_host`).
     """
     sc = SetCheck(set_dir, None, {}, files=files or LocalFiles(set_dir))
-    if (set_dir / mf.MANIFEST).is_file():
-        _signature(sc, policy)
     try:
-        sc.records = records = mf.read_set(set_dir)
+        raw = mf.read_manifest(set_dir)
     except mf.ManifestError as exc:
         sc.problems.append(f"not a backup set maasops can trust: {exc}")
         return sc
+    try:
+        records, unreadable = mf.read_set(set_dir, raw), None
+    except mf.ManifestError as exc:
+        records, unreadable = None, exc
+    _signature(sc, raw, policy, records)
+    if records is None:
+        sc.problems.append(f"not a backup set maasops can trust: {unreadable}")
+        return sc
+    sc.records = records
     if records.set.format_version < mf.FORMAT_VERSION and not policy.trust_unsigned:
         sc.problems.append("the set was written before sets were signed (format 1): only --trust-unsigned "
                            "restores it")

@@ -211,7 +211,9 @@ def test_quotes_and_spaces_in_a_sudo_password_neither_break_nor_inject(lab, cxn,
 def test_encrypted_sets_hold_no_plaintext_and_restore_only_with_the_identity(lab, tmp_path):
     key = pyrage.x25519.Identity.generate()
     (tmp_path / "key.txt").write_text(f"{key}\n")
+    (tmp_path / "key.txt").chmod(0o600)  # an identity others can read is refused
     (tmp_path / "other.txt").write_text(f"{pyrage.x25519.Identity.generate()}\n")
+    (tmp_path / "other.txt").chmod(0o600)
     inv = ["--inventory", str(lab.inventory)]
     r = fab("backup", *inv, "--backup-dir", str(tmp_path / "b"), "--compress", "none", "--encrypt-to",
             str(key.to_public()))

@@ -98,11 +98,12 @@ def test_a_member_below_a_directory_the_archive_does_not_hold_is_refused(lab, go
     assert "its directory /var/lib/maas/new is not in the archive" in refused(lab, bad)
 
 
-def test_an_unsigned_set_is_refused_and_trust_unsigned_says_what_it_skips(lab, good_set, tmp_path):
+def test_an_unsigned_set_is_refused_and_trust_unsigned_takes_no_set_made_after_signing(lab, good_set, tmp_path):
     bad = forge(good_set, tmp_path / good_set.name, "rack2", lambda items: items)
     assert "the set is not signed" in refused(lab, bad)
-    v = fab("verify", str(bad), "--inventory", str(lab.inventory), "--trust-unsigned")
-    assert v.returncode == 0 and "UNSIGNED SET ACCEPTED (--trust-unsigned)" in v.stdout, v.stdout
+    v = fab("verify", str(bad), "--inventory", str(lab.inventory), "--trust-unsigned")  # format 2: it was signed
+    assert v.returncode == 1 and "--trust-unsigned accepts only format 1 sets" in v.stdout, v.stdout
+    assert "UNSIGNED SET ACCEPTED" not in v.stdout  # a format 1 set: tests/test_untrusted_reads.py
 
 
 def test_a_set_signed_by_a_key_not_allowed_is_refused_naming_the_key(lab, good_set, tmp_path):
@@ -127,6 +128,7 @@ def test_one_byte_changed_after_signing_is_refused(lab, good_set, tmp_path):
 def test_a_forged_encrypted_set_is_refused_encryption_proves_nothing(lab, tmp_path):
     key = pyrage.x25519.Identity.generate()
     (tmp_path / "key.txt").write_text(f"{key}\n")
+    (tmp_path / "key.txt").chmod(0o600)  # an identity others can read is refused
     r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path / "b"), "--encrypt-to",
             str(key.to_public()))
     assert r.returncode == 0, r.stdout + r.stderr
