@@ -42,7 +42,7 @@ from maasops import manifest as mf
 from maasops.compression import AUTO
 from maasops.options import OptionError, TaskOptions
 from maasops.restore_plan import RestoreOptions
-from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, RunResult
+from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, RunResult, code_for
 
 FLEET_KEY = "maasops_fleet"
 VERBOSITY_KEY = "maasops_verbosity"  # -q (-1) or -v (1): set by the maasops program
@@ -87,9 +87,11 @@ def always_reported(operation: str, out: output.Output, opts: TaskOptions,
             record(RunResult(operation, INTERRUPTED, error="interrupted"), out, opts, deployment())
         raise Exit("interrupted", code=INTERRUPTED) from None
     except Exit as exc:
-        if exc.code and not out.emitted:
-            record(RunResult(operation, exc.code, error=exc.message or ""), out, opts, deployment())
-        raise
+        if not exc.code or out.emitted:
+            raise
+        result = RunResult(operation, code_for(exc.code, exc.message or ""), error=exc.message or "")
+        record(result, out, opts, deployment())
+        raise Exit(exc.message, code=result.code) from None
 
 
 def fleet_task(task: str, run: Callable[[Context, FleetRequest], None]) -> Task:
@@ -193,7 +195,9 @@ def targets(c: Context, req: FleetRequest) -> Fleet:
 
 
 def record(result: RunResult, out: output.Output, opts: TaskOptions, deployment: str | None = None) -> None:
-    """Print the JSON document (``--json``) and write the metrics file (``--metrics-file``)."""
+    """Print the JSON document (``--json``) and write the metrics file (``--metrics-file``); the exit code is
+    restic's where restic said why the run failed."""
+    result.code = code_for(result.code, result.error)
     out.emit(result.to_json())
     if opts.metrics_file:
         try:
@@ -207,6 +211,8 @@ def finish(result: RunResult, out: output.Output, opts: TaskOptions, deployment:
     """Print the JSON document (``--json``), write the metrics file, and exit with the result's code."""
     record(result, out, opts, deployment)
     if result.code:
+        if result.error:
+            out.warn(f"maasops {result.operation}: {result.error}")
         raise Exit(code=result.code)
 
 
@@ -352,13 +358,11 @@ def run_verify(c: Context, req: FleetRequest) -> None:
         backup_set, sc = opts.backup_set, verify.verify_set(Path(opts.backup_set), policy, opts.parallel, ids)
     out.say(report.table(verify.rows(sc)))
     for problem in sc.problems:
-        out.warn(f"set: {problem}")
+        out.say(f"set: {problem}")
     for note in sc.notes:
         out.say(f"note: {note}")
-    if sc.ok:
-        out.say(f"\n{backup_set}: OK, signed by {sc.signer or 'NOBODY'}")
-    else:
-        out.warn(f"\n{backup_set}: DAMAGED OR INCOMPLETE, or not trusted: do not restore from it")
+    out.say(f"\n{backup_set}: " + (f"OK, signed by {sc.signer or 'NOBODY'}" if sc.ok else
+                                    "DAMAGED OR INCOMPLETE, or not trusted: do not restore from it"))
     out.emit(output.verify_json(sc))
     if not sc.ok:
         raise Exit(code=FAILED)
