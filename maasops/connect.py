@@ -66,8 +66,9 @@ def make_strict(c: Connection, accept_new: bool = False) -> Connection:
     """
     for hop in _hops(c):
         hop.connect_kwargs.setdefault("transport_factory", GcmFirstTransport)
-        hop.connect_timeout = hop.connect_timeout or CONNECT_TIMEOUT
-        hop.connect_kwargs.setdefault("banner_timeout", hop.connect_timeout)
+        if "timeout" not in hop.connect_kwargs:  # fab -t gives it there; Fabric refuses it in both places
+            hop.connect_timeout = hop.connect_timeout or CONNECT_TIMEOUT
+        hop.connect_kwargs.setdefault("banner_timeout", connect_timeout(hop))
         hop.connect_kwargs.setdefault("auth_timeout", AUTH_TIMEOUT)
         files = hostkeys.configured_files(hop.ssh_config)
         known = hostkeys.KnownHosts(files)
@@ -78,6 +79,11 @@ def make_strict(c: Connection, accept_new: bool = False) -> Connection:
             jump.via_openssh(hop, accept_new)
             break
     return c
+
+
+def connect_timeout(c: Connection) -> float:
+    """The seconds ``c`` waits for its host to connect and send its SSH banner."""
+    return c.connect_kwargs.get("timeout") or c.connect_timeout or CONNECT_TIMEOUT
 
 
 def connection(host: str, config: Config, *, user: str | None = None, port: int | None = None,

@@ -88,7 +88,7 @@ def connect_error(c: Connection, step: str, exc: BaseException) -> RemoteError:
         return RemoteError(host, step, "unknown host key (not in known_hosts)", UNKNOWN_KEY_HINT)
     if isinstance(exc, paramiko.SSHException) and any(s in str(exc) for s in SILENT_SERVER):
         return RemoteError(host, step, f"{c.host}:{c.port} accepted the connection but no SSH server answered "
-                           f"within {c.connect_timeout} s",
+                           f"within {c.connect_kwargs.get('banner_timeout')} s",
                            "check the port (-H host:port, the inventory's port, the ssh config) and that sshd, "
                            "not another service, listens there")
     if isinstance(exc, (socket.timeout, TimeoutError)):

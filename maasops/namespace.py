@@ -25,7 +25,7 @@ SPECS = (
     TaskSpec("probe", "1. Look at every controller (read-only): install, version, roles, database, units.",
              HOSTS + ("json",)),
     TaskSpec("plan", "2. Print every remote command an operation would run, per host (plan backup | plan restore "
-                     "-s SET).", HOSTS + ("backup_set",) + BACKUP + RESTORE + FROM_REPO + ("rollback",),
+                     "-s SET).", HOSTS + ("backup_set",) + BACKUP + RESTORE + FROM_REPO + ("rollback", "json"),
              positional=("what",), check=cli.check_plan),
     TaskSpec("backup", "3. Back up every controller: DB dump (live), stop units, archive config, start units "
                        "(--repo: into a restic repository).", HOSTS + BACKUP + ("repo", "repo_password_file",

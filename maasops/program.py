@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -210,5 +211,13 @@ program = Maasops(name="maasops", binary="maasops", version=__version__, namespa
 
 
 def main() -> None:
-    """The console script's entry point."""
-    program.run()
+    """The console script's entry point. Interrupted, it exits at once: a worker thread still waiting for a host
+    (an SSH banner that never comes) does not hold the command up."""
+    try:
+        program.run()
+    except SystemExit as exc:
+        if exc.code == INTERRUPTED:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(INTERRUPTED)
+        raise

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,23 +14,6 @@ from tests.labtools import ROOT
 from tests.test_metrics import samples
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """The ``maasops`` command of a fresh venv that pip installed this checkout into (dependencies from the registry).
-
-    pip builds from a copy of what the package is made of, so the build writes nothing into the checkout.
-    """
-    d = tmp_path_factory.mktemp("install")
-    src = d / "src"
-    shutil.copytree(ROOT / "maasops", src / "maasops", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", src / "pyproject.toml")
-    subprocess.run([sys.executable, "-m", "venv", str(d / "venv")], check=True, timeout=300)
-    r = subprocess.run([str(d / "venv" / "bin" / "pip"), "install", "-q", str(src)], capture_output=True, text=True,
-                       timeout=1200)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return d / "venv" / "bin" / "maasops"
 
 
 def maasops(installed: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
