@@ -136,10 +136,30 @@ def default_inventory() -> Path | None:
     return home if home.exists() else None
 
 
-def _inventory(opts: TaskOptions, required: bool = True) -> inventory.Deployment | None:
+def recorded_hosts(set_dir: Path) -> inventory.Deployment:
+    """The hosts a local set was backed up from, as it records them (name, address, roles): where ``maasops
+    restore SET`` goes without -H or an inventory. Each is reached through the user's ssh config, as the backup
+    reached it; nothing is contacted before the set verifies (Exit with code 2 when the set cannot say)."""
+    try:
+        records = mf.read_set(set_dir)
+        hosts = tuple(inventory.InventoryHost(name, m.roles, m.address) for name, m in sorted(records.hosts.items()))
+    except mf.ManifestError as exc:
+        raise Exit(f"{set_dir}: the set cannot say which hosts it came from: {exc}", code=REFUSED) from None
+    for h in hosts:
+        if not hostfiles.valid_host(h.address):
+            raise Exit(f"{set_dir}: host {h.name} is recorded at {h.address[:80]!r}, not a host name or address; "
+                       "give -H or --inventory", code=REFUSED)
+    if not hosts:
+        raise Exit(f"{set_dir}: the set records no host that was backed up; give -H or --inventory", code=REFUSED)
+    return inventory.Deployment(records.set.deployment, hosts)
+
+
+def _inventory(opts: TaskOptions, required: bool = True, recorded: Path | None = None) -> inventory.Deployment | None:
     inv = opts.inventory or (None if opts.lab_dir else default_inventory())
     if not inv:
         lab_inv = Path(opts.lab_dir or DEFAULT_LAB_DIR) / "inventory.yaml"
+        if recorded and not opts.lab_dir:
+            return recorded_hosts(recorded)
         if not lab_inv.exists():
             if not required:
                 return None
@@ -173,8 +193,9 @@ def _path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def targets(c: Context, req: FleetRequest) -> Fleet:
-    """What a request acts on: -H hosts, else --inventory (or the default inventory), else the lab."""
+def targets(c: Context, req: FleetRequest, recorded: Path | None = None) -> Fleet:
+    """What a request acts on: -H hosts, else --inventory (or the default inventory), else (``recorded``: a local
+    set being restored) the hosts the set records, else the lab."""
     opts = req.options
     if req.connections:
         if opts.inventory:
@@ -184,7 +205,7 @@ def targets(c: Context, req: FleetRequest) -> Fleet:
             _safe(t.name, "host name")
         found = Fleet(_safe(opts.deployment or "default", "--deployment"), tgts)
     else:
-        dep = _inventory(opts)
+        dep = _inventory(opts, recorded=recorded)
         try:
             tgts = fleet.from_deployment(dep, c.config, opts.accept_new_host_keys)
         except inventory.InventoryError as exc:
@@ -384,7 +405,7 @@ def run_restore(c: Context, req: FleetRequest) -> None:
 
 def _restore(c: Context, req: FleetRequest, dry_run: bool) -> None:
     opts, out = req.options, req.out
-    f = targets(c, req)
+    f = targets(c, req, None if opts.repo else Path(opts.backup_set))
     set_dir, files = Path(opts.backup_set or "."), None
     if opts.repo:
         set_dir, files = reposource.restore_source(repository(opts), opts.set or opts.backup_set, opts.deployment)

@@ -202,11 +202,13 @@ def help_text(name: str, doc: str, option_names: tuple[str, ...], positional: tu
     for n in option_names:
         o = OPTIONS[n]
         default = f" (default {o.default})" if o.default not in (None, False, True) else ""
+        default += f" ({o.low} to {o.high})" if o.low is not None else ""
         lines += textwrap.wrap(o.help + default, HELP_WIDTH, initial_indent=f"  {o.shown():34} ",
                                subsequent_indent=" " * 37, break_on_hyphens=False)
     lines += ["", f"Core options ({binary} --help): -H hosts, -S ssh_config, -i key file, --prompt-for-sudo-password,",
-              "-t connect timeout, ...  Exit codes: 0 ok, 1 some hosts failed, 2 refused before anything was stopped,",
-              "130 interrupted."]
+              "-t connect timeout, -q quiet, -v verbose.  Exit codes: 0 ok, 1 some hosts failed, 2 refused before",
+              "anything was stopped, 3 a partial backup, 10/11/12 repository missing/locked/wrong password,",
+              "130 interrupted (docs/command-line.md)."]
     return "\n".join(lines)
 
 
