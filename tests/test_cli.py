@@ -10,7 +10,7 @@ import invoke
 import pytest
 from fabric.main import program as fab_program
 
-from maasops import options, results
+from maasops import manpage, options, results
 from maasops.namespace import RUNBOOK, ns
 from maasops.program import program
 from tests.labtools import ROOT
@@ -152,3 +152,12 @@ def nothing_runs_but_fleet(monkeypatch, tmp_path):
     monkeypatch.setattr(fleet, "probe_all", reach)
     monkeypatch.setattr(fleet, "from_connections", reach)
     monkeypatch.chdir(tmp_path)
+
+
+def test_the_man_page_in_the_package_is_made_from_the_option_table():
+    page = (ROOT / "maasops" / "maasops.1").read_text()
+    assert page == manpage.render(), "run: python -m maasops.manpage > maasops/maasops.1"
+    for spec in ns.task_names:
+        if "." not in spec and spec != "drill":
+            for name in ns[spec].spec.options:
+                assert options.OPTIONS[name].flag.replace("-", "\\-") in page, name

@@ -180,3 +180,10 @@ def test_help_and_version_words_and_no_fabric_only_flags(installed, world):
         assert gone not in r.stdout, gone
     r = run(installed, world, ["--hide", "both", "probe"])
     assert r.returncode == REFUSED and "--hide" in r.stderr
+
+
+def test_the_man_page_is_installed_with_the_package(installed):
+    page = installed.parent.parent / "share" / "man" / "man1" / "maasops.1"
+    assert page.read_text() == (ROOT / "maasops" / "maasops.1").read_text()
+    r = subprocess.run(["man", "-l", str(page)], capture_output=True, text=True, env={**os.environ, "MANWIDTH": "100"})
+    assert r.returncode == 0 and "--parallel" in r.stdout.replace("\u2010", "-") and "EXIT STATUS" in r.stdout
