@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fabric import Connection
 from invoke import Context, Exit, Task
+from paramiko import SSHConfig
 
 from maasops import (
     backup,
@@ -136,13 +137,16 @@ def default_inventory() -> Path | None:
     return home if home.exists() else None
 
 
-def recorded_hosts(set_dir: Path) -> inventory.Deployment:
-    """The hosts a local set was backed up from, as it records them (name, address, roles): where ``maasops
-    restore SET`` goes without -H or an inventory. Each is reached through the user's ssh config, as the backup
-    reached it; nothing is contacted before the set verifies (Exit with code 2 when the set cannot say)."""
+def recorded_hosts(set_dir: Path, ssh_config: SSHConfig) -> inventory.Deployment:
+    """The hosts a local set was backed up from, as it records them: where ``maasops restore SET`` goes without -H
+    or an inventory. A host is reached by its name where the user's ``ssh_config`` has it (its HostName, ProxyJump,
+    ...), else at the address the backup reached; nothing is contacted before the set verifies (Exit with code 2
+    when the set cannot say)."""
+    known = ssh_config.get_hostnames()
     try:
         records = mf.read_set(set_dir)
-        hosts = tuple(inventory.InventoryHost(name, m.roles, m.address) for name, m in sorted(records.hosts.items()))
+        hosts = tuple(inventory.InventoryHost(name, m.roles, name if name in known else m.address)
+                      for name, m in sorted(records.hosts.items()))
     except mf.ManifestError as exc:
         raise Exit(f"{set_dir}: the set cannot say which hosts it came from: {exc}", code=REFUSED) from None
     for h in hosts:
@@ -154,12 +158,13 @@ def recorded_hosts(set_dir: Path) -> inventory.Deployment:
     return inventory.Deployment(records.set.deployment, hosts)
 
 
-def _inventory(opts: TaskOptions, required: bool = True, recorded: Path | None = None) -> inventory.Deployment | None:
+def _inventory(opts: TaskOptions, required: bool = True,
+               recorded: tuple[Path, SSHConfig] | None = None) -> inventory.Deployment | None:
     inv = opts.inventory or (None if opts.lab_dir else default_inventory())
     if not inv:
         lab_inv = Path(opts.lab_dir or DEFAULT_LAB_DIR) / "inventory.yaml"
         if recorded and not opts.lab_dir:
-            return recorded_hosts(recorded)
+            return recorded_hosts(*recorded)
         if not lab_inv.exists():
             if not required:
                 return None
@@ -205,7 +210,7 @@ def targets(c: Context, req: FleetRequest, recorded: Path | None = None) -> Flee
             _safe(t.name, "host name")
         found = Fleet(_safe(opts.deployment or "default", "--deployment"), tgts)
     else:
-        dep = _inventory(opts, recorded=recorded)
+        dep = _inventory(opts, recorded=(recorded, c.config.base_ssh_config) if recorded else None)
         try:
             tgts = fleet.from_deployment(dep, c.config, opts.accept_new_host_keys)
         except inventory.InventoryError as exc:

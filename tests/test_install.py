@@ -58,3 +58,20 @@ def test_a_json_backup_describes_the_set_on_disk(installed, lab, tmp_path):
     got = samples(prom.read_text())
     assert got[("maasops_last_run_success", "backup", "lab")] == 1
     assert got[("maasops_last_run_bytes", "backup", "lab")] == sum(h["size"] for h in doc["hosts"].values())
+
+
+def test_a_restore_naming_no_hosts_goes_to_the_hosts_the_set_records(installed, lab, tmp_path):
+    """README: ``maasops restore SET`` puts the set back onto the hosts it came from: no -H, no inventory, no lab in
+    the working directory; the hosts are reached through the user's ssh config (-S), by the names the set records."""
+    r = maasops(installed, tmp_path, "backup", "--inventory", str(lab.inventory), "--backup-dir", "sets", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    set_dir = json.loads(r.stdout)["set"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = maasops(installed, elsewhere, "-S", str(lab.ssh_config), "plan", "restore", "-s", set_dir,
+                "--allowed-signers", str(lab.inventory.parent / "allowed_signers"), "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["status"] == "planned"
+    for h in lab.hosts:  # each host's remote commands, from what its probe found on it
+        if h.profile:
+            assert f"== {h.name} ({h.profile.split('-')[0]} " in r.stderr, (h.name, r.stderr[-2000:])
