@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from maasops.results import FAILED, INTERRUPTED, NO_REPOSITORY, REFUSED, WRONG_PASSWORD
+from maasops.results import FAILED, INTERRUPTED, NO_REPOSITORY, REFUSED, REPOSITORY_LOCKED, WRONG_PASSWORD
 from tests.labtools import ROOT
 
 pytestmark = pytest.mark.slow
@@ -187,3 +187,42 @@ def test_the_man_page_is_installed_with_the_package(installed):
     assert page.read_text() == (ROOT / "maasops" / "maasops.1").read_text()
     r = subprocess.run(["man", "-l", str(page)], capture_output=True, text=True, env={**os.environ, "MANWIDTH": "100"})
     assert r.returncode == 0 and "--parallel" in r.stdout.replace("\u2010", "-") and "EXIT STATUS" in r.stdout
+
+
+def test_a_locked_repository_exits_with_restics_code(installed, world):
+    holder = subprocess.Popen(["restic", "-q", "-r", str(world["repo"]), "--password-file", str(world["pw"]), "backup",
+                               "--stdin"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        locks = world["repo"] / "locks"
+        while not any(locks.iterdir()):  # restic holds its lock while it waits for stdin
+            assert holder.poll() is None, holder.stderr.read()
+        r = run(installed, world, ["prune", "--repo", str(world["repo"]), "--repo-password-file", str(world["pw"]),
+                                   "--json"])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r.returncode == REPOSITORY_LOCKED and "repository is already locked" in r.stderr, r.stderr
+    assert document(r)["status"] == "repository locked"
+
+
+@pytest.mark.parametrize("where", ["env", "home"])
+def test_the_default_inventory_is_maasops_inventory_else_the_users_config(installed, world, tmp_path, where):
+    home = tmp_path / "home"
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8"}
+    if where == "env":
+        env["MAASOPS_INVENTORY"] = str(world["unknown_key"])
+        named = str(world["unknown_key"])
+    else:
+        (home / ".config" / "maasops").mkdir(parents=True)
+        named = str(shutil.copy(world["unknown_key"], home / ".config" / "maasops" / "inventory.yaml"))
+    r = subprocess.run([str(installed), "probe"], cwd=world["work"], env=env, capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=120)
+    assert r.returncode == REFUSED and f"{named}:" in r.stderr and "unknown key 'colour'" in r.stderr, r.stderr
+
+
+def test_quiet_prints_no_table_and_still_the_error(installed, world):
+    loud = run(installed, world, ["-H", "nosuch.invalid", "probe"])
+    quiet = run(installed, world, ["-q", "-H", "nosuch.invalid", "probe"])
+    assert loud.returncode == quiet.returncode == FAILED
+    assert "nosuch.invalid" in loud.stdout and quiet.stdout == ""  # the table goes to stdout, not with -q
+    assert "nosuch.invalid: probe" in loud.stderr and "nosuch.invalid: probe" in quiet.stderr
