@@ -356,8 +356,8 @@ def _run_locked(req: BackupRequest, runnable: list[tuple[fleet.Target, plan.Host
             ok, details["repo_set"] = _push(req, final, ok, results, say)
             details["repo"] = req.repo.location
     _print_report(results, f"{req.repo} {details['repo_set']}" if req.repo else final, ok, say)
-    code = INTERRUPTED if interrupted else OK if ok else PARTIAL if any(r.status == "ok" for r in results.values()) \
-        else FAILED
+    done = {r.status == "ok" for r in results.values()}
+    code = INTERRUPTED if interrupted else OK if ok else PARTIAL if done == {True, False} else FAILED  # restic's 3
     return RunResult("backup", code, results, None if req.repo else final, details=details)
 
 
