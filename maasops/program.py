@@ -58,10 +58,17 @@ class Maasops(Fab):
     def run(self, argv: list[str] | str | None = None, exit: bool = True) -> None:
         """Run the command line; one asking for help prints it and runs nothing."""
         args = list(sys.argv if argv is None else argv.split() if isinstance(argv, str) else argv)
-        if len(args) > 1 and args[1] in WORDS:
-            args = [args[0], *args[2:], WORDS[args[1]]]
         self.json_wanted = "--json" in args[1:]
         self.operation = next((a for a in args[1:] if a in self.namespace.task_names), None)
+        if len(args) > 1 and args[1] in WORDS:
+            unknown = [a for a in args[2:] if a not in self.namespace.task_names and not a.startswith("-")]
+            if unknown:
+                code = self._ended(REFUSED, f"{self.binary} {args[1]}: no task {unknown[0]!r} (maasops --list)",
+                                   output.documents_printed)
+                if exit:
+                    sys.exit(code)
+                return
+            args = [args[0], *args[2:], WORDS[args[1]]]
         name = help_asked(args[1:], self.namespace)
         if name:
             print(task_help(self.namespace, name, self.binary))
@@ -100,6 +107,10 @@ class Maasops(Fab):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        return self._ended(code, message, printed)
+
+    def _ended(self, code: int, message: str, printed: int) -> int:
+        """The run's last words: the message on stderr, and (``--json``) its document when none was printed."""
         if message:
             print(message, file=sys.stderr, flush=True)
         if code and self.json_wanted and output.documents_printed == printed:

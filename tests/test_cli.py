@@ -161,3 +161,13 @@ def test_the_man_page_in_the_package_is_made_from_the_option_table():
         if "." not in spec and spec != "drill":
             for name in ns[spec].spec.options:
                 assert name.replace("_", "\\-") in page, name
+
+
+def test_an_error_maasops_did_not_foresee_is_one_line_and_a_document(nothing_runs_but_fleet, capsys):
+    code, out, err = run(capsys, "-H", "region1", "probe", "--json")  # the fixture makes reaching a host raise
+    doc = json.loads(out)
+    assert code == results.FAILED == doc["exit_code"] and doc["status"] == "failed"
+    assert err.strip().splitlines()[-1] == "maasops: error: AssertionError: a host was reached"
+    assert "Traceback" not in err
+    code, out, err = run(capsys, "-v", "-H", "region1", "probe")
+    assert code == results.FAILED and "Traceback" in err  # -v shows it

@@ -97,6 +97,7 @@ CASES = [
     ("push a missing set", ["push", "{home}/none", "--repo", "{repo}"], REFUSED, "none: no such directory"),
     ("unknown flag", ["backup", "--nope"], REFUSED, "--nope"),
     ("unknown task", ["nope"], REFUSED, "nope"),
+    ("help of an unknown task", ["help", "nope"], REFUSED, "no task 'nope'"),
     ("plan of nothing known", ["plan", "sideways"], REFUSED, "'sideways': must be one of backup, restore"),
     ("schedule action unknown", ["schedule", "reboot"], REFUSED, "must be one of install, status, remove"),
     ("-H and --inventory", ["-H", "a", "probe", "-I", "{unknown_key}"], REFUSED, "not both"),
