@@ -62,13 +62,16 @@ def test_a_json_backup_describes_the_set_on_disk(installed, lab, tmp_path):
 
 def test_a_restore_naming_no_hosts_goes_to_the_hosts_the_set_records(installed, lab, tmp_path):
     """README: ``maasops restore SET`` puts the set back onto the hosts it came from: no -H, no inventory, no lab in
-    the working directory; the hosts are reached through the user's ssh config (-S), by the names the set records."""
+    the working directory; the hosts are reached through the user's ssh config (-S), by the names the set records (and
+    the sudo password from Invoke's runtime config, -f)."""
     r = maasops(installed, tmp_path, "backup", "--inventory", str(lab.inventory), "--backup-dir", "sets", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     set_dir = json.loads(r.stdout)["set"]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    r = maasops(installed, elsewhere, "-S", str(lab.ssh_config), "plan", "restore", "-s", set_dir,
+    sudo = tmp_path / "sudo.yaml"  # Invoke's runtime config (-f): rack2's sudo password, which no set records
+    sudo.write_text(json.dumps({"sudo": {"password": lab.sudo_password_file.read_text()}}))
+    r = maasops(installed, elsewhere, "-S", str(lab.ssh_config), "-f", str(sudo), "plan", "restore", "-s", set_dir,
                 "--allowed-signers", str(lab.inventory.parent / "allowed_signers"), "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads(r.stdout)["status"] == "planned"
