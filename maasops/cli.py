@@ -41,7 +41,7 @@ from maasops import (
 )
 from maasops import manifest as mf
 from maasops.compression import AUTO
-from maasops.options import OptionError, TaskOptions
+from maasops.options import DIRECTORY, OptionError, TaskOptions, path_problem
 from maasops.restore_plan import RestoreOptions
 from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, RunResult, code_for
 
@@ -341,10 +341,9 @@ def check_set_named(opts: TaskOptions) -> None:
 
 def check_local_set(opts: TaskOptions) -> None:
     """The set named is a directory that exists."""
-    path = Path(opts.backup_set).expanduser()
-    if not path.is_dir():
-        raise OptionError(f"{opts.backup_set}: " + ("not a directory" if path.exists() else "no such directory")
-                          + " (a backup set is a directory: backups/<deployment>/<time>)")
+    problem = path_problem(Path(opts.backup_set).expanduser(), DIRECTORY)
+    if problem:
+        raise OptionError(f"{opts.backup_set}: {problem} (a backup set is a directory: backups/<deployment>/<time>)")
 
 
 def check_restore(opts: TaskOptions) -> None:

@@ -84,12 +84,20 @@ class Option:
         return n
 
     def _check_path(self, p: Path) -> None:
-        if self.path == FILE and not p.is_file():
-            raise OptionError(f"{self.flag} {p}: " + ("not a file" if p.exists() else "no such file"))
-        if self.path == DIRECTORY and not p.is_dir():
-            raise OptionError(f"{self.flag} {p}: " + ("not a directory" if p.exists() else "no such directory"))
-        if self.path == NEW_FILE and not p.absolute().parent.is_dir():
-            raise OptionError(f"{self.flag} {p}: its directory {p.absolute().parent} does not exist")
+        problem = path_problem(p, self.path)
+        if problem:
+            raise OptionError(f"{self.flag} {p}: {problem}")
+
+
+def path_problem(p: Path, kind: str) -> str | None:
+    """Why ``p`` is not what a path option of ``kind`` must name (None when it is)."""
+    if kind == FILE and not p.is_file():
+        return "not a file" if p.exists() else "no such file"
+    if kind == DIRECTORY and not p.is_dir():
+        return "not a directory" if p.exists() else "no such directory"
+    if kind == NEW_FILE and not p.absolute().parent.is_dir():
+        return f"its directory {p.absolute().parent} does not exist"
+    return None
 
     @property
     def flag(self) -> str:
