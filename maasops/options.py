@@ -88,17 +88,6 @@ class Option:
         if problem:
             raise OptionError(f"{self.flag} {p}: {problem}")
 
-
-def path_problem(p: Path, kind: str) -> str | None:
-    """Why ``p`` is not what a path option of ``kind`` must name (None when it is)."""
-    if kind == FILE and not p.is_file():
-        return "not a file" if p.exists() else "no such file"
-    if kind == DIRECTORY and not p.is_dir():
-        return "not a directory" if p.exists() else "no such directory"
-    if kind == NEW_FILE and not p.absolute().parent.is_dir():
-        return f"its directory {p.absolute().parent} does not exist"
-    return None
-
     @property
     def flag(self) -> str:
         """``--the-flag``."""
@@ -111,6 +100,17 @@ def path_problem(p: Path, kind: str) -> str | None:
         else:
             long = self.flag + ("=N" if self.type is int else "=VALUE")
         return (f"-{self.short}, " if self.short else "    ") + long
+
+
+def path_problem(p: Path, kind: str) -> str | None:
+    """Why ``p`` is not what a path option of ``kind`` must name (None when it is)."""
+    if kind == FILE and not p.is_file():
+        return "not a file" if p.exists() else "no such file"
+    if kind == DIRECTORY and not p.is_dir():
+        return "not a directory" if p.exists() else "no such directory"
+    if kind == NEW_FILE and not p.absolute().parent.is_dir():
+        return f"its directory {p.absolute().parent} does not exist"
+    return None
 
 
 OPTIONS: dict[str, Option] = {o.name: o for o in (
