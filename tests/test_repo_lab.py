@@ -140,7 +140,7 @@ def test_a_set_whose_bytes_differ_from_its_manifest_is_not_pushed(lab, local_set
     archive.write_bytes(bytes(data))
     args = repo_args(lab, "damaged")
     r = fab("push", str(damaged), *args)
-    assert r.returncode == 2 and "differs from its manifest" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 2 and "differs from its manifest" in r.stderr, r.stdout + r.stderr  # a refusal: stderr
     assert listed(lab, "damaged") == []
 
 
