@@ -100,6 +100,8 @@ class Maasops(Fab):
             code, message = exc.result.exited or FAILED, str(exc)
         except KeyboardInterrupt:
             code, message = INTERRUPTED, "interrupted"
+        except BrokenPipeError:
+            code, message = _reader_gone(), ""
         except Exception as exc:  # noqa: BLE001 - the one place an unforeseen error becomes a message, not a traceback
             if self._verbose():
                 traceback.print_exc()
@@ -175,6 +177,12 @@ class Maasops(Fab):
         return sorted(pairs, key=lambda p: (order.get(p[0].split(",")[0].strip(), len(order)), p[0]))
 
 
+def _reader_gone() -> int:
+    """Whoever read stdout went away (``maasops --list | head``): nothing more goes there, and no error is shown."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return FAILED
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -226,6 +234,8 @@ def main() -> None:
     (an SSH banner that never comes) does not hold the command up."""
     try:
         program.run()
+    except BrokenPipeError:  # help and lists are printed outside the run's steps
+        sys.exit(_reader_gone())
     except SystemExit as exc:
         if exc.code == INTERRUPTED:
             sys.stdout.flush()
