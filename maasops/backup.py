@@ -43,7 +43,7 @@ from maasops.backup_plan import BackupOptions, BackupSpec
 from maasops.errors import RemoteError
 from maasops.plan import Step, StepId
 from maasops.repo import Repo, RepoError
-from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, HostResult, RunResult, refused
+from maasops.results import FAILED, INTERRUPTED, OK, PARTIAL, REFUSED, HostResult, RunResult, refused
 from maasops.transfers import QUIET, Transfers
 
 NO_DATABASE = ("no host of this backup yields the deployment's database: add the region (or database host) that "
@@ -257,10 +257,19 @@ def run(req: BackupRequest, dry_run: bool = False, say: Callable[[str], None] = 
     if not owners and not req.options.database_elsewhere:
         if results:
             say(report.table(_rows(results)))
-        say(f"backup refused, nothing was touched: {NO_DATABASE}")
-        return refused("backup", NO_DATABASE, hosts={n: r.to_json() for n, r in results.items()})
+        why = _no_database(results, bool(facts))
+        say(f"backup refused, nothing was touched: {why}")
+        return refused("backup", why, hosts={n: r.to_json() for n, r in results.items()})
     return _lock_and_run(req, estimated(plans, backupset.newest_complete(req.backup_dir, req.deployment)), results,
                          owners, key, say, transfers)
+
+
+def _no_database(results: dict[str, HostResult], reached: bool) -> str:
+    """Why no host yields the database: the hosts that could not be reached first, when there are any."""
+    unreachable = [r.error for r in results.values() if r.status == "UNREACHABLE"]
+    if not unreachable:
+        return NO_DATABASE
+    return ("; ".join(sorted(unreachable)) + (f"; so {NO_DATABASE}" if reached else "; no host could be reached"))
 
 
 def _lock_and_run(req: BackupRequest, plans: dict[str, plan.HostPlan], results: dict[str, HostResult],
@@ -347,7 +356,8 @@ def _run_locked(req: BackupRequest, runnable: list[tuple[fleet.Target, plan.Host
             ok, details["repo_set"] = _push(req, final, ok, results, say)
             details["repo"] = req.repo.location
     _print_report(results, f"{req.repo} {details['repo_set']}" if req.repo else final, ok, say)
-    code = INTERRUPTED if interrupted else OK if ok else FAILED
+    done = {r.status == "ok" for r in results.values()}
+    code = INTERRUPTED if interrupted else OK if ok else PARTIAL if done == {True, False} else FAILED  # restic's 3
     return RunResult("backup", code, results, None if req.repo else final, details=details)
 
 

@@ -15,8 +15,8 @@ from invoke import Context, Exit
 
 from maasops import cli, database, dumps, fleet, layouts, probe, remote, report
 from maasops.command import Cmd, Q, Word
-from maasops.restore_plan import ASIDE, KEEP, ROLLED_BACK, RUN_ROOT, prune_command
-from maasops.results import FAILED, OK, REFUSED
+from maasops.restore_plan import ASIDE, ROLLED_BACK, RUN_ROOT, prune_command
+from maasops.results import FAILED, OK
 
 
 def _prefixes(f: probe.HostFacts) -> list[str]:
@@ -59,13 +59,10 @@ def _one(t: fleet.Target, keep: int, dry_run: bool) -> list[str]:
 def run_task(c: Context, req: cli.FleetRequest) -> None:
     """List or remove leftovers of older restores on every target."""
     opts, out = req.options, req.out
-    keep = int(opts.get("keep") or KEEP)
-    if keep < 1:
-        raise Exit("--keep must be 1 or more: the last restore's copies are what --rollback puts back", code=REFUSED)
+    keep, dry_run = opts.keep, opts.dry_run
     tgts = cli.targets(c, req).targets
-    dry_run = bool(opts.get("dry_run"))
     with fleet.closing(tgts):
-        got = fleet.each(tgts, lambda t: _one(t, keep, dry_run), int(opts.get("parallel") or fleet.PARALLEL))
+        got = fleet.each(tgts, lambda t: _one(t, keep, dry_run), opts.parallel)
     rows = []
     for name, lines in sorted(got.items()):
         if isinstance(lines, BaseException):

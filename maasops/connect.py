@@ -27,6 +27,10 @@ def _hops(c: Connection) -> list[Connection]:
 
 
 GCM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+# Seconds to wait for a host: the TCP connection and then its SSH banner (-t/--connect-timeout, else this; a port
+# that accepts TCP and never speaks SSH fails then), and for the login itself.
+CONNECT_TIMEOUT = 15
+AUTH_TIMEOUT = 30
 
 
 # Rekey after this many bytes (or packets) each way, as OpenSSH does for 128-bit block ciphers (2^32 blocks of
@@ -62,6 +66,10 @@ def make_strict(c: Connection, accept_new: bool = False) -> Connection:
     """
     for hop in _hops(c):
         hop.connect_kwargs.setdefault("transport_factory", GcmFirstTransport)
+        if "timeout" not in hop.connect_kwargs:  # fab -t gives it there; Fabric refuses it in both places
+            hop.connect_timeout = hop.connect_timeout or CONNECT_TIMEOUT
+        hop.connect_kwargs.setdefault("banner_timeout", connect_timeout(hop))
+        hop.connect_kwargs.setdefault("auth_timeout", AUTH_TIMEOUT)
         files = hostkeys.configured_files(hop.ssh_config)
         known = hostkeys.KnownHosts(files)
         known.install(hop.client)
@@ -71,6 +79,11 @@ def make_strict(c: Connection, accept_new: bool = False) -> Connection:
             jump.via_openssh(hop, accept_new)
             break
     return c
+
+
+def connect_timeout(c: Connection) -> float:
+    """The seconds ``c`` waits for its host to connect and send its SSH banner."""
+    return c.connect_kwargs.get("timeout") or c.connect_timeout or CONNECT_TIMEOUT
 
 
 def connection(host: str, config: Config, *, user: str | None = None, port: int | None = None,
@@ -99,7 +112,7 @@ def with_ssh_config(config: Config, ssh_config: Path) -> Config:
     return cfg
 
 
-def fabric_config(ssh_config: Path | None = None, connect_timeout: int = 15) -> Config:
+def fabric_config(ssh_config: Path | None = None, connect_timeout: int = CONNECT_TIMEOUT) -> Config:
     """A Fabric Config that reads ``ssh_config`` (or the user's and system's ssh config)."""
     overrides = {"timeouts": {"connect": connect_timeout}, "run": {"in_stream": False}}
     cfg = Config(runtime_ssh_path=str(ssh_config) if ssh_config else None, overrides=overrides)

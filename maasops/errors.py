@@ -18,6 +18,9 @@ CHANGED_KEY_HINT = ("POSSIBLE ATTACK (someone may be intercepting the connection
                     "band, then fix known_hosts; never just delete the line or accept the new key")
 UNKNOWN_KEY_HINT = "add the key to known_hosts (ssh-keyscan, checked) or pass --accept-new-host-keys"
 REVOKED_KEY_HINT = "the key is marked @revoked in known_hosts: do not connect until the host has a new key"
+# What paramiko says of a port that accepts TCP and never speaks SSH: no banner, or (when the connect timeout ran out
+# first) no session to log in to.
+SILENT_SERVER = ("protocol banner", "No existing session")
 # What OpenSSH says when the hop to a jump host fails, first match wins: (says, what it means, hint).
 JUMP_FAILURES = (
     ("IDENTIFICATION HAS CHANGED", "host key of jump host {gw} CHANGED since it was recorded", CHANGED_KEY_HINT),
@@ -96,6 +99,11 @@ def connect_error(c: Connection, step: str, exc: BaseException) -> RemoteError:
     if isinstance(exc, HostKeyRefused) or (isinstance(exc, paramiko.SSHException)
                                            and "not found in known_hosts" in str(exc)):
         return RemoteError(host, step, "unknown host key (not in known_hosts)", UNKNOWN_KEY_HINT)
+    if isinstance(exc, paramiko.SSHException) and any(s in str(exc) for s in SILENT_SERVER):
+        return RemoteError(host, step, f"{c.host}:{c.port} accepted the connection but no SSH server answered "
+                           f"within {c.connect_kwargs.get('banner_timeout')} s",
+                           "check the port (-H host:port, the inventory's port, the ssh config) and that sshd, "
+                           "not another service, listens there")
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return RemoteError(host, step, f"timed out connecting to {c.host}:{c.port}",
                            "check the address, the bastion and firewalls")

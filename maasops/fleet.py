@@ -20,6 +20,7 @@ from maasops.inventory import Deployment, InventoryError, InventoryHost
 from maasops.secretfile import NotPrivate, private_file
 
 PARALLEL = 8  # hosts worked on at once, unless --parallel says otherwise
+MAX_PARALLEL = 64  # the most --parallel takes: each host is an SSH session or two, and threads
 
 T = TypeVar("T")
 
@@ -45,16 +46,6 @@ def from_connections(conns: list[Connection], accept_new_host_keys: bool = False
     return [Target(c.original_host, connect.make_strict(c, accept_new_host_keys)) for c in conns]
 
 
-def _sudo_password(h: InventoryHost) -> str | None:
-    """The host's sudo password, from its file (InventoryError when others may read that file)."""
-    if not h.sudo_password_file:
-        return None
-    try:
-        return private_file(h.sudo_password_file, f"{h.name}: sudo password file").read_text().strip()
-    except (NotPrivate, OSError) as exc:
-        raise InventoryError(str(exc)) from None
-
-
 def from_deployment(deployment: Deployment, config: Config, accept_new_host_keys: bool = False) -> list[Target]:
     """Targets for every host of an inventory, each with its own user/port/gateway/sudo password (InventoryError when
     a sudo password file is readable by others)."""
@@ -62,12 +53,27 @@ def from_deployment(deployment: Deployment, config: Config, accept_new_host_keys
         config = connect.with_ssh_config(config, deployment.ssh_config)
     targets = []
     for h in deployment.hosts:
-        password = _sudo_password(h)
+        password = _sudo_password(deployment, h)
         c = connect.connection(h.address, config, user=h.user, port=h.port, gateway=h.gateway,
                                sudo_password=password, accept_new_host_keys=accept_new_host_keys)
         c.original_host = h.name
         targets.append(Target(h.name, c, h))
     return targets
+
+
+def _sudo_password(deployment: Deployment, h: InventoryHost) -> str | None:
+    """The host's sudo password, from its file (InventoryError when it cannot be read or others may read it)."""
+    if not h.sudo_password_file:
+        return None
+    try:
+        h.sudo_password_file.stat()  # a missing file is named as the inventory names it
+        return private_file(h.sudo_password_file, f"{h.name}: sudo password file").read_text().strip()
+    except NotPrivate as exc:
+        raise InventoryError(f"{deployment.source}: hosts.{h.name}.sudo_password_file: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise InventoryError(f"{deployment.source}: hosts.{h.name}.sudo_password_file {h.sudo_password_file}: "
+                             f"cannot be read: {why}") from None
 
 
 def each(targets: list[Target], fn: Callable[[Target], T], parallel: int = PARALLEL) -> dict[str, T | BaseException]:
@@ -77,8 +83,14 @@ def each(targets: list[Target], fn: Callable[[Target], T], parallel: int = PARAL
             return fn(t)
         except Exception as exc:  # one host's failure is that host's result
             return exc
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, parallel))
+    try:
         return dict(zip([t.name for t in targets], pool.map(guarded, targets), strict=True))
+    except BaseException:  # Ctrl-C, SIGTERM: a host still connecting must not hold the command up
+        close_all([t.connection for t in targets])
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def probe_all(targets: list[Target], parallel: int = PARALLEL) -> dict[str, probe.HostFacts | BaseException]:
@@ -87,10 +99,18 @@ def probe_all(targets: list[Target], parallel: int = PARALLEL) -> dict[str, prob
 
 
 def close(c: Connection) -> None:
-    """Close a Connection and every gateway hop behind it (Fabric closes only the first)."""
+    """Close a Connection and every gateway hop behind it (Fabric closes only the first), also one still
+    connecting (Fabric closes only an open one): its SSH handshake ends at once."""
     while isinstance(c, Connection):
         c.close()
+        c.client.close()
         c = c.gateway
+
+
+def close_all(conns: list[Connection]) -> None:
+    """Close every connection (:func:`close`)."""
+    for c in conns:
+        close(c)
 
 
 @contextmanager
@@ -99,5 +119,4 @@ def closing(targets: list[Target]) -> Iterator[list[Target]]:
     try:
         yield targets
     finally:
-        for t in targets:
-            close(t.connection)
+        close_all([t.connection for t in targets])

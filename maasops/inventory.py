@@ -123,6 +123,8 @@ def _compose(path: Path) -> yaml.Node:
         root = yaml.compose(path.read_text())
     except OSError as exc:
         raise InventoryError(f"{path}: cannot read inventory: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InventoryError(f"{path}: cannot read inventory: not UTF-8 text (byte {exc.start})") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1

@@ -27,23 +27,27 @@ SPECS = (
     TaskSpec("probe", "1. Look at every controller (read-only): install, version, roles, database, units.",
              HOSTS + ("json",)),
     TaskSpec("plan", "2. Print every remote command an operation would run, per host (plan backup | plan restore "
-                     "-s SET).", HOSTS + ("backup_set",) + BACKUP + RESTORE, positional=("what",)),
+                     "-s SET).", HOSTS + ("backup_set",) + BACKUP + RESTORE + FROM_REPO + ("rollback", "json"),
+             positional=("what",), check=cli.check_plan),
     TaskSpec("backup", "3. Back up every controller: DB dump (live), stop units, archive config, start units "
                        "(--repo: into a restic repository).", HOSTS + BACKUP + ("repo", "repo_password_file",
-                                                                                "dry_run", "json", "metrics_file")),
+                                                                                "dry_run", "json", "metrics_file"),
+             check=cli.check_backup),
     TaskSpec("push", "4. Store a local set in a restic repository, as it is (deduplicated, off-site).",
-             REPO + ("json", "metrics_file"), positional=("backup_set",)),
+             REPO + ("json", "metrics_file"), positional=("backup_set",), check=cli.check_local_set),
     TaskSpec("sets", "5. List the sets in a restic repository: deployment, time, hosts, size, verified.",
              REPO + ("deployment", "json")),
     TaskSpec("verify", "6. Check a backup set offline: signature, checksums, sizes, dump, what it may write.",
-             TRUST + FROM_REPO + ("parallel", "json"), positional=("backup_set",), positional_unless="repo"),
+             TRUST + FROM_REPO + ("parallel", "json"), positional=("backup_set",), positional_unless="repo",
+             check=cli.check_set_named),
     TaskSpec("restore", "7. Restore a set: verify, preflight, stop, load DB, put trees back, sync secret, dbupgrade "
                         "once, start.", HOSTS + RESTORE + FROM_REPO + ("dry_run", "rollback", "json", "metrics_file"),
-             positional=("backup_set",), positional_unless="repo"),
+             positional=("backup_set",), positional_unless="repo", check=cli.check_restore),
     TaskSpec("cleanup", "8. List (--dry-run) or remove what older restores left on the hosts: aside copies, kept "
                         "databases.", HOSTS + ("keep", "dry_run", "json")),
     TaskSpec("prune", "9. Drop a repository's sets by --keep-daily/weekly/monthly (never the newest verified), "
-                      "then restic prune.", REPO + KEEP + ("deployment", "dry_run", "json", "metrics_file")),
+                      "then restic prune.", REPO + KEEP + ("deployment", "dry_run", "json", "metrics_file"),
+             check=repo_tasks.check_prune),
     TaskSpec("check", "10. Check a restic repository (restic check; --read-data-subset reads data back).",
              REPO + ("read_data_subset", "deployment", "json", "metrics_file")),
     TaskSpec("schedule", "11. Run backup, prune and check on a timer (systemd): schedule install | status | remove.",
@@ -59,7 +63,8 @@ RUNBOOK = tuple(s.name for s in SPECS) + ("drill",)
 
 def build() -> Collection:
     """The collection of every user task, the lab's under ``lab.``."""
-    tasks = [make_task(s, cli.enlist(s.name), post=[cli.fleet_task(s.name, BODIES[s.name])]) for s in SPECS]
+    tasks = [make_task(s, cli.enlist(s.name), post=[cli.fleet_task(s.name, BODIES[s.name])], typed=True)
+             for s in SPECS]
     ns = Collection(*tasks, lab_tasks.drill_task())
     ns.add_collection(lab_tasks.ns, name="lab")
     return ns

@@ -12,7 +12,8 @@ from __future__ import annotations
 import inspect
 import textwrap
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, make_dataclass
+from pathlib import Path
 
 from invoke import Collection, Exit, Task
 from invoke.parser import Argument
@@ -20,20 +21,72 @@ from invoke.parser import Argument
 from maasops import compression, dumps, fleet, stream
 from maasops.lab.profiles import PROFILES
 from maasops.restore_plan import KEEP
-from maasops.results import INTERRUPTED
+from maasops.results import INTERRUPTED, REFUSED
 
 CORE_SHORT_FLAGS = frozenset("cdDeFfhHilprRStTVw")
 HELP_WIDTH = 110
 
 
+FILE, NEW_FILE, DIRECTORY = "file", "new file", "directory"  # what a path option must name
+
+
+class OptionError(ValueError):
+    """A value an option cannot take; the message names the flag."""
+
+
 @dataclass(frozen=True)
 class Option:
-    """One command-line option."""
+    """One command-line option: what it takes is checked once, when the command line is parsed.
+
+    An int option lies within ``low``..``high``; a text option is never empty and, with ``choices``, one of them;
+    ``path`` says what a path option must name: an existing ``FILE``, a ``NEW_FILE`` in an existing directory,
+    or an existing ``DIRECTORY``.
+    """
 
     name: str  # the Python name; the flag is --name-with-dashes
     default: object
     help: str
     short: str | None = None
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[str, ...] = ()
+    path: str | None = None
+
+    @property
+    def type(self) -> type:
+        """The Python type of the option's value (str for a text option, which may also be None)."""
+        return type(self.default) if isinstance(self.default, bool | int) else str
+
+    def parse(self, value: object) -> object:
+        """The value as the task gets it, checked (OptionError naming the flag when it cannot be used)."""
+        if self.type is bool:
+            return bool(value)
+        if value is None:
+            return self.default
+        if self.type is int:
+            return self._number(value)
+        text = str(value)
+        if not text.strip() or "\0" in text:
+            raise OptionError(f"{self.flag}: an empty value (leave the flag out for its default)")
+        if self.choices and text not in self.choices:
+            raise OptionError(f"{self.flag} {text[:80]!r}: must be one of {', '.join(self.choices)}")
+        if self.path:
+            self._check_path(Path(text).expanduser())
+        return text
+
+    def _number(self, value: object) -> int:
+        text = str(value).strip()
+        if not text.lstrip("-").isdigit():
+            raise OptionError(f"{self.flag} {text[:80]!r}: not a whole number")
+        n = int(text)
+        if (self.low is not None and n < self.low) or (self.high is not None and n > self.high):
+            raise OptionError(f"{self.flag} {n}: must be from {self.low} to {self.high}")
+        return n
+
+    def _check_path(self, p: Path) -> None:
+        problem = path_problem(p, self.path)
+        if problem:
+            raise OptionError(f"{self.flag} {p}: {problem}")
 
     @property
     def flag(self) -> str:
@@ -45,8 +98,19 @@ class Option:
         if isinstance(self.default, bool):
             long = "--[no-]" + self.flag[2:] if self.default else self.flag
         else:
-            long = self.flag + ("=N" if isinstance(self.default, int) else "=VALUE")
+            long = self.flag + ("=N" if self.type is int else "=VALUE")
         return (f"-{self.short}, " if self.short else "    ") + long
+
+
+def path_problem(p: Path, kind: str) -> str | None:
+    """Why ``p`` is not what a path option of ``kind`` must name (None when it is)."""
+    if kind == FILE and not p.is_file():
+        return "not a file" if p.exists() else "no such file"
+    if kind == DIRECTORY and not p.is_dir():
+        return "not a directory" if p.exists() else "no such directory"
+    if kind == NEW_FILE and not p.absolute().parent.is_dir():
+        return f"its directory {p.absolute().parent} does not exist"
+    return None
 
 
 OPTIONS: dict[str, Option] = {o.name: o for o in (
@@ -58,10 +122,11 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
                               "ProxyJump; inventories use defaults.gateway, ssh_config its ProxyJump", "j"),
     Option("accept_new_host_keys", False, "trust and record host keys not yet known, where OpenSSH would record "
                                           "them (a changed key is still refused)"),
-    Option("parallel", fleet.PARALLEL, "hosts worked on at once", "P"),
+    Option("parallel", fleet.PARALLEL, "hosts worked on at once", "P", low=1, high=fleet.MAX_PARALLEL),
     # output
     Option("json", False, "print one JSON document on stdout (human text goes to stderr, no progress)"),
-    Option("metrics_file", None, "write the run's outcome for the node exporter's textfile collector (.prom)"),
+    Option("metrics_file", None, "write the run's outcome for the node exporter's textfile collector (.prom)",
+           path=NEW_FILE),
     Option("dry_run", False, "print every remote command per host and stop; nothing is touched", "n"),
     # backup
     Option("backup_dir", "backups", "where backup sets are written: <dir>/<deployment>/<UTC time>/<host>/", "b"),
@@ -72,10 +137,12 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("db_only_maas", False, "dump only the MAAS database (pg_dump) even on a dedicated PostgreSQL server"),
     Option("allow_vault", False, "back up although Vault holds MAAS secrets; the set records that they are missing"),
     Option("compress", None, f"{', '.join(compression.CHOICES)} for the dump and the archive (default auto: zstd "
-                              "where the host has it, else gzip; none with --repo: restic compresses)"),
+                              "where the host has it, else gzip; none with --repo: restic compresses)",
+           choices=compression.CHOICES),
     Option("dump_format", None, "auto, plain or directory: directory is pg_dump -Fd with parallel jobs, written on "
                                 "the database host first (default auto: directory from "
-                                f"{dumps.DIRECTORY_FROM >> 20} MiB of database, where the host has room)"),
+                                f"{dumps.DIRECTORY_FROM >> 20} MiB of database, where the host has room)",
+           choices=dumps.FORMATS),
     Option("encrypt_to", None, "age (age1...) or SSH public keys, comma-separated: archives and dumps are encrypted "
                                "as they arrive; keep the identity safe and away from the backups"),
     Option("database_name", None, "the MAAS database's name, when regiond.conf does not say (Vault keeps it)"),
@@ -86,17 +153,18 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("database_elsewhere", False, "the deployment's database is backed up another way: a set without it is "
                                         "made (and verified, restored) anyway, and records this"),
     Option("dump_from", None, "the region whose database is the deployment's, when the regions disagree"),
-    Option("idle_timeout", int(stream.IDLE_TIMEOUT), "seconds a host may send nothing before its stream is stopped"),
+    Option("idle_timeout", int(stream.IDLE_TIMEOUT), "seconds a host may send nothing before its stream is stopped",
+           low=1, high=86400),
     Option("max_stream_gib", stream.CEILING_GIB, "the most one stream from a host may carry, in GiB, whatever the "
-                                                 "host's own sizes say (the laptop's ceiling)"),
+                                                 "host's own sizes say (the laptop's ceiling)", low=1, high=1 << 20),
     Option("sign_key", None, "SSH private key (or public key, with the private one in ssh-agent) that signs the "
-                             "set (default: the inventory's signing_key, then ~/.ssh/id_ed25519)"),
+                             "set (default: the inventory's signing_key, then ~/.ssh/id_ed25519)", path=FILE),
     # verify and restore
     Option("backup_set", None, "the set: backups/<deployment>/<UTC time> (with --repo: the set in it, as --set)",
            "s"),
-    Option("decrypt_key", None, "age identity file (or SSH private key) that decrypts an encrypted set"),
+    Option("decrypt_key", None, "age identity file (or SSH private key) that decrypts an encrypted set", path=FILE),
     Option("allowed_signers", None, "OpenSSH allowed_signers file that says whose signatures to trust "
-                                    "(default: ~/.config/maasops/allowed_signers, or the inventory's)"),
+                                    "(default: ~/.config/maasops/allowed_signers, or the inventory's)", path=FILE),
     Option("trust_unsigned", False, "accept a set that is not signed, if it is from before signing (format 1; a "
                                     "later set without its signature is refused): NOTHING then proves who made it"),
     Option("map", None, "restore onto other hosts: old=new,old2=new2 (default: each archive to its own host)", "m"),
@@ -107,16 +175,17 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("skip_database", False, "restore files only; load the database yourself (a separate or shared server)"),
     Option("rollback", False, "undo the last restore of this set: put back what it moved aside and the database it "
                               "replaced"),
-    Option("keep", KEEP, "restores whose leftovers (aside copies, kept databases) stay on each host"),
+    Option("keep", KEEP, "restores whose leftovers (aside copies, kept databases) stay on each host (at least 1: the "
+                        "last restore's are what --rollback puts back)", low=1, high=1000),
     # plan
-    Option("what", None, "the operation to plan: backup or restore"),
+    Option("what", None, "the operation to plan: backup or restore", choices=("backup", "restore")),
     # drill and lab
     Option("keep_lab", False, "leave both lab sites up afterwards"),
-    Option("regions", 1, "region controllers per lab site"),
-    Option("racks", 2, "rack controllers per lab site"),
+    Option("regions", 1, "region controllers per lab site", low=1, high=8),
+    Option("racks", 2, "rack controllers per lab site", low=0, high=16),
     Option("profile", None, f"MAAS per host: one of {', '.join(PROFILES)}, or P,host=P2,... per host (default "
                             "deb-3.5; the drill's deb-3.5,rack1=snap-3.5)"),
-    Option("db_mb", 8, "megabytes of raw dump seeded into the lab's maasdb"),
+    Option("db_mb", 8, "megabytes of raw dump seeded into the lab's maasdb", low=1, high=65536),
     Option("dedicated_db", False, "put the database on its own host (db1), used by every region over the network"),
     Option("combined", False, "make region1 a region+rack controller"),
     Option("offsite", False, "drill through the lab's off-site restic repository (sftp to the source's bastion): "
@@ -126,13 +195,14 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("repo", None, "a restic repository to keep sets in: a path, sftp:host:/path (reached with the "
                          "fleet's ssh_config), rest:..., s3:... (see docs/keeping-backups.md)"),
     Option("repo_password_file", None, "file holding the repository's password (default $RESTIC_PASSWORD_FILE); "
-                                       "never the password itself"),
+                                       "never the password itself", path=FILE),
     Option("set", None, "the set in --repo: latest (the newest complete), TIME or DEPLOYMENT/TIME"),
-    Option("keep_daily", 7, "sets kept: the newest of each of this many days (restic's --keep-daily)"),
-    Option("keep_weekly", 4, "sets kept: the newest of each of this many weeks"),
-    Option("keep_monthly", 6, "sets kept: the newest of each of this many months"),
+    Option("keep_daily", 7, "sets kept: the newest of each of this many days (restic's --keep-daily)",
+           low=0, high=10000),
+    Option("keep_weekly", 4, "sets kept: the newest of each of this many weeks", low=0, high=10000),
+    Option("keep_monthly", 6, "sets kept: the newest of each of this many months", low=0, high=10000),
     Option("read_data_subset", None, "restic check also reads this part of the data back: n/t, x% or a size"),
-    Option("action", None, "install, status or remove"),
+    Option("action", None, "install, status or remove", choices=("install", "status", "remove")),
     Option("on_calendar", "daily", "when the timer runs the backup (systemd OnCalendar=, e.g. daily, *-*-* 02:30)"),
     Option("unit_dir", "/etc/systemd/system", "where schedule writes its systemd units"),
 )}
@@ -146,11 +216,13 @@ def help_text(name: str, doc: str, option_names: tuple[str, ...], positional: tu
     for n in option_names:
         o = OPTIONS[n]
         default = f" (default {o.default})" if o.default not in (None, False, True) else ""
+        default += f" ({o.low} to {o.high})" if o.low is not None else ""
         lines += textwrap.wrap(o.help + default, HELP_WIDTH, initial_indent=f"  {o.shown():34} ",
                                subsequent_indent=" " * 37, break_on_hyphens=False)
     lines += ["", f"Core options ({binary} --help): -H hosts, -S ssh_config, -i key file, --prompt-for-sudo-password,",
-              "-t connect timeout, ...  Exit codes: 0 ok, 1 some hosts failed, 2 refused before anything was stopped,",
-              "130 interrupted."]
+              "-t connect timeout, -q quiet, -v verbose.  Exit codes: 0 ok, 1 some hosts failed, 2 refused before",
+              "anything was stopped, 3 a partial backup, 10/11/12 repository missing/locked/wrong password,",
+              "130 interrupted (docs/command-line.md)."]
     return "\n".join(lines)
 
 
@@ -194,10 +266,30 @@ class OptionTask(Task):
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict:
         """Invoke's options for one argument, with the table's short flag."""
         opts = super().arg_opts(name, default, taken_names)
-        short = OPTIONS[name].short if name in OPTIONS else None
-        if short:
-            opts["names"] = [*opts["names"], short]
+        option = OPTIONS.get(name)
+        if option and option.short:
+            opts["names"] = [*opts["names"], option.short]
+        if option and option.type is int:
+            opts["kind"] = str  # cast by Option.parse, whose refusal names the flag (Invoke's int() does not)
         return opts
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What every task's options have: how its outcome is reported. Each task's own class adds its options."""
+
+    json: bool = False
+    metrics_file: str | None = None
+
+
+def options_class(name: str, option_names: tuple[str, ...]) -> type[TaskOptions]:
+    """A frozen dataclass with one typed field per option (named ``<Task>Options``), its defaults the table's."""
+    cls_name = "".join(w.capitalize() for w in name.replace(".", "-").split("-")) + "Options"
+    specs = [(n, OPTIONS[n].type if OPTIONS[n].default is not None else OPTIONS[n].type | None,
+              field(default=OPTIONS[n].default)) for n in option_names]
+    cls = make_dataclass(cls_name, specs, bases=(TaskOptions,), frozen=True)
+    cls.__module__ = __name__
+    return cls
 
 
 @dataclass(frozen=True)
@@ -209,9 +301,25 @@ class TaskSpec:
     options: tuple[str, ...]
     positional: tuple[str, ...] = ()
     positional_unless: str | None = None  # an option that, when given, makes the positional optional
+    check: Callable[[TaskOptions], None] | None = None  # what no one option can say (OptionError naming the flags)
+    options_class: type[TaskOptions] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", tuple(dict.fromkeys(o for o in self.options if o not in self.positional)))
+        object.__setattr__(self, "options_class", options_class(self.name, self.positional + self.options))
+
+    def parse(self, given: dict[str, object]) -> TaskOptions:
+        """The task's options from what the command line gave, each checked (OptionError naming the flag)."""
+        values = {}
+        for n in self.positional + self.options:
+            value = given.get(n)
+            if n in self.positional and value == "":  # OptionalPositional: not needed, as positional_unless was given
+                value = None
+            values[n] = OPTIONS[n].parse(value)
+        opts = self.options_class(**values)
+        if self.check:
+            self.check(opts)
+        return opts
 
     def help(self, binary: str = "maasops", name: str | None = None) -> str:
         """This task's help text (``name``: as the collection calls it, e.g. ``lab.up``)."""
@@ -221,14 +329,23 @@ class TaskSpec:
 HELP_WORDS = ("-h", "--help")
 
 
-def make_task(spec: TaskSpec, body: Callable[..., None], post: list | None = None) -> OptionTask:
-    """An Invoke task calling ``body(c, **options)``, its signature, help and flags from the table.
+def make_task(spec: TaskSpec, body: Callable[..., None], post: list | None = None, typed: bool = False) -> OptionTask:
+    """An Invoke task calling ``body(c, options)`` (``typed``: the task's :class:`TaskOptions`) or
+    ``body(c, **options)``, its signature, help and flags from the table.
 
-    Ctrl-C that reaches the task ends the command with exit code 130 (Invoke's own is 1).
+    The options are checked before the body runs: a value that cannot work is refused with exit code 2 and a
+    message naming the flag. Ctrl-C that reaches the task ends the command with exit code 130 (Invoke's own is 1).
     """
     def call(c, **kwargs) -> None:
         try:
-            body(c, **kwargs)
+            opts = spec.parse(kwargs)
+        except OptionError as exc:
+            raise Exit(f"maasops {spec.name}: {exc}", code=REFUSED) from None
+        try:
+            if typed:
+                body(c, opts)
+            else:
+                body(c, **{f.name: getattr(opts, f.name) for f in fields(opts) if f.name in kwargs})
         except KeyboardInterrupt:
             raise Exit("interrupted", code=INTERRUPTED) from None
     params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]

@@ -1,7 +1,8 @@
 """Where a command's words go: a person's text, or (``--json``) one JSON document on stdout.
 
-In JSON mode everything meant for a person goes to stderr, so stdout carries the
-document alone and a script can parse it.
+Tables and reports go to stdout; warnings, errors and refusals to stderr. In JSON mode
+everything meant for a person goes to stderr, so stdout carries the document alone and
+a script can parse it. ``-q`` leaves out what is not a warning or an error.
 """
 
 from __future__ import annotations
@@ -14,23 +15,33 @@ from maasops import probe, verify
 from maasops.hosttext import clean, clean_data
 from maasops.results import FAILED, OK
 
+documents_printed = 0  # JSON documents this process printed: the maasops program prints one for a run that had none
+
 
 class Output:
     """A command's output: text for people, and the JSON document when asked for."""
 
-    def __init__(self, json_mode: bool = False):
+    def __init__(self, json_mode: bool = False, verbosity: int = 0):
         self.json_mode = json_mode
+        self.quiet = verbosity < 0  # -q
         self.emitted = False  # the run's document was handed over (and printed, with --json)
 
     def say(self, text: str) -> None:
-        """A line (or lines) for a person: stdout, or stderr in JSON mode; control characters a host may have put
-        in it are shown as escapes (:func:`maasops.hosttext.clean`)."""
-        print(clean(text), file=sys.stderr if self.json_mode else sys.stdout, flush=True)
+        """A line (or lines) for a person: stdout, or stderr in JSON mode; nothing with -q. Control characters a
+        host may have put in it are shown as escapes (:func:`maasops.hosttext.clean`)."""
+        if not self.quiet:
+            print(clean(text), file=sys.stderr if self.json_mode else sys.stdout, flush=True)
+
+    def warn(self, text: str) -> None:
+        """A warning or an error for a person: always, on stderr (control characters as escapes)."""
+        print(clean(text), file=sys.stderr, flush=True)
 
     def emit(self, document: dict) -> None:
         """The JSON document, on stdout (JSON mode only); its strings' control characters as escapes, as in text."""
+        global documents_printed
         self.emitted = True
         if self.json_mode:
+            documents_printed += 1
             json.dump(clean_data(json.loads(json.dumps(document, default=str))), sys.stdout, indent=2)
             sys.stdout.write("\n")
             sys.stdout.flush()

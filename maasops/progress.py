@@ -194,8 +194,8 @@ class Bars(Transfers):
 
 
 def for_output(out: Output) -> Transfers:
-    """How this run shows its transfers: nothing with --json, bars on a terminal, else plain lines."""
-    if out.json_mode:
+    """How this run shows its transfers: nothing with --json or -q, bars on a terminal, else plain lines."""
+    if out.json_mode or out.quiet:
         return QUIET
     console = Console(file=sys.stdout)
     if console.is_terminal and not console.is_dumb_terminal:

@@ -13,43 +13,41 @@ from pathlib import Path
 
 from invoke import Context, Exit
 
-from maasops import output, report, reposet, reposource, retention
 from maasops import repo as restic
-from maasops.cli import FleetRequest, finish, inventory_of, repo_ssh_config
-from maasops.repo import Repo, RepoError
+from maasops import report, reposet, retention
+from maasops.cli import FleetRequest, finish, inventory_of, repository
+from maasops.options import OptionError, TaskOptions
+from maasops.repo import RepoError
 from maasops.results import OK, REFUSED, RunResult
 
 
-def repository(opts: dict) -> Repo:
-    """The repository the options name, reached like the fleet (Exit with code 2 when it cannot be used)."""
-    return reposource.repository(opts, repo_ssh_config(opts))
-
-
-def deployment_of(opts: dict) -> str | None:
+def deployment_of(opts: TaskOptions) -> str | None:
     """The deployment a task is limited to: --deployment, else the --inventory's (None: every deployment)."""
-    if opts.get("deployment"):
-        return opts["deployment"]
+    if opts.deployment:
+        return opts.deployment
     dep = inventory_of(opts)
     return dep.name if dep else None
 
 
+def check_prune(opts: TaskOptions) -> None:
+    """A retention policy that keeps something (OptionError naming the flags)."""
+    if not (opts.keep_daily or opts.keep_weekly or opts.keep_monthly):
+        raise OptionError("--keep-daily, --keep-weekly and --keep-monthly are all 0: that keeps no set")
+
+
 def run_push(c: Context, req: FleetRequest) -> None:
     """Store a local backup set in the repository as it is (its signature still holds)."""
-    opts = req.options
-    out = output.Output(bool(opts.get("json")))
-    if not opts.get("backup_set"):
-        raise Exit("maasops push: which backup set? (maasops push backups/<deployment>/<time> --repo REPO)",
-                   code=REFUSED)
+    opts, out = req.options, req.out
     repo = repository(opts)
     started = time.time()
     try:
         restic.ensure(repo)
-        rs, done = reposet.push_set(repo, Path(opts["backup_set"]))
+        rs, done = reposet.push_set(repo, Path(opts.backup_set))
     except RepoError as exc:
-        out.say(f"push refused: {exc}")
+        out.warn(f"push refused: {exc}")
         finish(RunResult("push", REFUSED, error=str(exc)), out, opts)
         return
-    out.say(f"{opts['backup_set']} -> {repo} {rs.name if rs else '?'}: {done} ({time.time() - started:.1f}s)")
+    out.say(f"{opts.backup_set} -> {repo} {rs.name if rs else '?'}: {done} ({time.time() - started:.1f}s)")
     finish(RunResult("push", OK, details={"repo": repo.location, "repo_set": rs.name if rs else None,
                                           "done": done}), out, opts, rs.deployment if rs else None)
 
@@ -64,8 +62,7 @@ def set_rows(sets: list[reposet.RepoSet]) -> list[dict]:
 
 def run_sets(c: Context, req: FleetRequest) -> None:
     """List the sets in the repository: deployment, time, hosts, size, state, verified."""
-    opts = req.options
-    out = output.Output(bool(opts.get("json")))
+    opts, out = req.options, req.out
     repo = repository(opts)
     try:
         sets = reposet.catalog(repo)
@@ -78,34 +75,24 @@ def run_sets(c: Context, req: FleetRequest) -> None:
     out.emit({"operation": "sets", "status": "ok", "repo": repo.location, "sets": rows})
 
 
-def _keep(opts: dict) -> retention.Keep:
-    try:
-        return retention.Keep(int(opts.get("keep_daily") or 0), int(opts.get("keep_weekly") or 0),
-                              int(opts.get("keep_monthly") or 0))
-    except ValueError:
-        raise Exit("--keep-daily/--keep-weekly/--keep-monthly take whole numbers", code=REFUSED) from None
-
-
 def run_prune(c: Context, req: FleetRequest) -> None:
     """Apply the retention policy to the repository's sets (never the newest verified one), then restic prune."""
-    opts = req.options
-    out = output.Output(bool(opts.get("json")))
+    opts, out = req.options, req.out
     repo = repository(opts)
-    keep = _keep(opts)
+    keep = retention.Keep(opts.keep_daily, opts.keep_weekly, opts.keep_monthly)
     dep = deployment_of(opts)
     try:
         keep.args()
-        result = retention.prune(repo, keep, bool(opts.get("dry_run")), out.say, dep)
+        result = retention.prune(repo, keep, opts.dry_run, out.say, dep)
     except RepoError as exc:
-        out.say(f"prune failed: {exc}")
+        out.warn(f"prune failed: {exc}")
         result = RunResult("prune", REFUSED if "--keep" in str(exc) else 1, error=str(exc))
     finish(result, out, opts, dep or "")
 
 
 def run_check(c: Context, req: FleetRequest) -> None:
     """restic check of the repository (with --read-data-subset, part of the data read back)."""
-    opts = req.options
-    out = output.Output(bool(opts.get("json")))
+    opts, out = req.options, req.out
     repo = repository(opts)
-    finish(retention.check(repo, opts.get("read_data_subset") or None, out.say), out, opts,
+    finish(retention.check(repo, opts.read_data_subset, out.say), out, opts,
            deployment_of(opts) or "")

@@ -23,14 +23,14 @@ from maasops.results import REFUSED
 STATE_HOME = "~/.local/state"
 
 
-def repository(opts: dict, ssh_config: Path | None = None) -> Repo:
-    """The repository the options name, reached over SSH with ``ssh_config`` (Exit with code 2 when it cannot
+def repository(location: str | None, password_file: str | None, ssh_config: Path | None = None,
+               accept_new_host_keys: bool = False) -> Repo:
+    """The repository ``--repo`` names, reached over SSH with ``ssh_config`` (Exit with code 2 when it cannot
     be used)."""
-    if not opts.get("repo"):
+    if not location:
         raise Exit("which repository? give --repo REPO (see docs/keeping-backups.md)", code=REFUSED)
     try:
-        return restic.open_repo(opts["repo"], opts.get("repo_password_file"), ssh_config,
-                                bool(opts.get("accept_new_host_keys")))
+        return restic.open_repo(location, password_file, ssh_config, accept_new_host_keys)
     except RepoError as exc:
         raise Exit(f"--repo: {exc}", code=REFUSED) from None
 
@@ -41,14 +41,14 @@ def state_dir() -> Path:
     return base / "maasops" / "sets"
 
 
-def select(repo: Repo, opts: dict) -> reposet.RepoSet:
-    """The set ``--set`` names in the repository (Exit with code 2 when there is none)."""
-    ref = opts.get("set") or opts.get("backup_set") or ""  # maasops verify LATEST --repo R: a positional too
+def select(repo: Repo, ref: str | None, deployment: str | None) -> reposet.RepoSet:
+    """The set ``--set`` (or the positional: ``maasops verify LATEST --repo R``) names in the repository, of
+    ``--deployment`` (Exit with code 2 when there is none)."""
     if not ref:
         raise Exit("which set of the repository? give --set latest, --set TIME or --set DEPLOYMENT/TIME "
                    "(maasops sets --repo lists them)", code=REFUSED)
     try:
-        return reposet.find(reposet.catalog(repo), ref, opts.get("deployment"))
+        return reposet.find(reposet.catalog(repo), ref, deployment)
     except RepoError as exc:
         raise Exit(str(exc), code=REFUSED) from None
 
@@ -71,10 +71,10 @@ def mark_verified(repo: Repo, rs: reposet.RepoSet, say: Callable[[str], None]) -
         say(f"note: the set verified, but recording it in the repository failed: {exc}")
 
 
-def verify_from_repo(repo: Repo, opts: dict, policy: verify.Policy, parallel: int, ids: list | None,
-                     say: Callable[[str], None]) -> tuple[str, verify.SetCheck]:
+def verify_from_repo(repo: Repo, ref: str | None, deployment: str | None, policy: verify.Policy, parallel: int,
+                     ids: list | None, say: Callable[[str], None]) -> tuple[str, verify.SetCheck]:
     """Verify a set of the repository (every byte streamed out of it); tagged verified when it checks out."""
-    rs = select(repo, opts)
+    rs = select(repo, ref, deployment)
     with tempfile.TemporaryDirectory(prefix="maasops-verify-") as tmp:
         set_dir, files = fetch_set(repo, rs, Path(tmp))
         sc = verify.verify_set(set_dir, policy, parallel, ids, files=files)
@@ -83,6 +83,6 @@ def verify_from_repo(repo: Repo, opts: dict, policy: verify.Policy, parallel: in
     return f"{repo} {rs.name}", sc
 
 
-def restore_source(repo: Repo, opts: dict) -> tuple[Path, reposet.RepoFiles]:
+def restore_source(repo: Repo, ref: str | None, deployment: str | None) -> tuple[Path, reposet.RepoFiles]:
     """A repository set's manifests (kept, with its restore records, under :func:`state_dir`) and its files."""
-    return fetch_set(repo, select(repo, opts), state_dir())
+    return fetch_set(repo, select(repo, ref, deployment), state_dir())

@@ -1,14 +1,8 @@
 """What a backup, restore or rollback ended with: one result type, one set of exit codes.
 
-Exit codes, the same for every task:
-
-==  =====================================================================
-0   ok: every host did what was asked
-1   failed: at least one host failed (the table and the JSON say which)
-2   refused: nothing was stopped or changed anywhere (bad input, a set that
-    does not verify, a target that fails preflight, a host that is locked)
-130 interrupted (Ctrl-C or SIGTERM): what was stopped was started again
-==  =====================================================================
+Exit codes, the same for every task (docs/command-line.md has the table); where restic has a code
+for the same thing (a missing repository, a locked one, a wrong password, a partial backup), it is
+restic's.
 """
 
 from __future__ import annotations
@@ -16,8 +10,24 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-OK, FAILED, REFUSED, INTERRUPTED = 0, 1, 2, 130
-STATUS_OF_CODE = {OK: "ok", FAILED: "failed", REFUSED: "refused", INTERRUPTED: "interrupted"}
+OK, FAILED, REFUSED, PARTIAL, INTERRUPTED = 0, 1, 2, 3, 130
+NO_REPOSITORY, REPOSITORY_LOCKED, WRONG_PASSWORD = 10, 11, 12  # restic's own codes (restic/cmd/restic/main.go)
+STATUS_OF_CODE = {OK: "ok", FAILED: "failed", REFUSED: "refused", PARTIAL: "partial", INTERRUPTED: "interrupted",
+                  NO_REPOSITORY: "no repository", REPOSITORY_LOCKED: "repository locked",
+                  WRONG_PASSWORD: "wrong repository password"}
+# What restic says when the repository is missing, locked, or the password is wrong: a failure or refusal that
+# quotes it ends with restic's code for it.
+RESTIC_SAYS = (("Is there a repository at the following location?", NO_REPOSITORY),
+               ("repository does not exist", NO_REPOSITORY),
+               ("repository is already locked", REPOSITORY_LOCKED),
+               ("wrong password or no key found", WRONG_PASSWORD))
+
+
+def code_for(code: int, error: str) -> int:
+    """The exit code of a run that ended with ``code`` and ``error``: restic's code where restic said why."""
+    if code in (FAILED, REFUSED):
+        return next((c for says, c in RESTIC_SAYS if says in error), code)
+    return code
 
 
 @dataclass

@@ -30,15 +30,14 @@ from pathlib import Path
 from invoke import Context, Exit
 
 import maasops
-from maasops import inventory, output, report
+from maasops import inventory, report
 from maasops import repo as restic
 from maasops.cli import FleetRequest
-from maasops.options import OPTIONS
+from maasops.options import OPTIONS, TaskOptions
 from maasops.results import REFUSED
 
 PREFIX = "maasops-backup-"
 SYSTEM_DIR = OPTIONS["unit_dir"].default
-ACTIONS = ("install", "status", "remove")
 SYSTEMCTL_TIMEOUT = 60
 UNIT_CHAR = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -63,12 +62,13 @@ def maasops_binary() -> Path:
     return found.absolute()
 
 
-def commands(opts: dict, inv: Path, password: Path, metrics: Path) -> list[list[str]]:
+def commands(opts: TaskOptions, inv: Path, password: Path, metrics: Path) -> list[list[str]]:
     """The three runs of the service: backup into the repository, prune, check."""
-    repo = ["--repo", opts["repo"], "--repo-password-file", str(password), "--inventory", str(inv),
+    repo = ["--repo", opts.repo, "--repo-password-file", str(password), "--inventory", str(inv),
             "--metrics-file", str(metrics)]
-    keep = [f"--keep-{k}={int(opts.get(f'keep_{k}') or 0)}" for k in ("daily", "weekly", "monthly")]
-    subset = ["--read-data-subset", opts["read_data_subset"]] if opts.get("read_data_subset") else []
+    keep = [f"--keep-daily={opts.keep_daily}", f"--keep-weekly={opts.keep_weekly}",
+            f"--keep-monthly={opts.keep_monthly}"]
+    subset = ["--read-data-subset", opts.read_data_subset] if opts.read_data_subset else []
     binary = str(maasops_binary())
     return [[binary, "backup", *repo], [binary, "prune", *repo, *keep], [binary, "check", *repo, *subset]]
 
@@ -176,27 +176,27 @@ def refuse_user_writable(files: list[Path]) -> None:
                        "who owns it", code=REFUSED)
 
 
-def install(opts: dict, say) -> dict:
+def install(opts: TaskOptions, say) -> dict:
     """Write the service and timer; enable and start the timer when they went to the system's unit directory.
 
     Run as root, every file the unit uses must be root's alone (:func:`refuse_user_writable`)."""
-    inv = _absolute(opts.get("inventory"), "--inventory FILE (the deployment it backs up)")
+    inv = _absolute(opts.inventory, "--inventory FILE (the deployment it backs up)")
     try:
         dep = inventory.load(inv)
-        password = restic.password_file(opts.get("repo_password_file")).absolute()
+        password = restic.password_file(opts.repo_password_file).absolute()
     except (inventory.InventoryError, restic.RepoError) as exc:
         raise Exit(str(exc), code=REFUSED) from None
-    if not opts.get("repo"):
+    if not opts.repo:
         raise Exit("maasops schedule install needs --repo REPO", code=REFUSED)
-    metrics = _absolute(opts.get("metrics_file"), "--metrics-file FILE (the alert: node exporter's textfile dir)")
-    unit_dir = Path(opts.get("unit_dir") or SYSTEM_DIR)
+    metrics = _absolute(opts.metrics_file, "--metrics-file FILE (the alert: node exporter's textfile dir)")
+    unit_dir = Path(opts.unit_dir)
     name = unit_name(dep.name)
     runs = commands(opts, inv, password, metrics)
     unit_dir.mkdir(parents=True, exist_ok=True)
     refuse_user_writable(used_files(dep, inv, password, metrics, unit_dir))
     service, timer = unit_dir / f"{name}.service", unit_dir / f"{name}.timer"
     service.write_text(service_unit(dep.name, runs, getpass.getuser()))
-    timer.write_text(timer_unit(dep.name, _calendar(opts.get("on_calendar") or "daily")))
+    timer.write_text(timer_unit(dep.name, _calendar(opts.on_calendar)))
     for unit in (service, timer):
         unit.chmod(0o644)
         say(f"wrote {unit}")
@@ -213,10 +213,10 @@ def _installed(unit_dir: Path) -> list[Path]:
     return sorted(unit_dir.glob(f"{PREFIX}*.timer")) if unit_dir.is_dir() else []
 
 
-def status(opts: dict, say) -> dict:
+def status(opts: TaskOptions, say) -> dict:
     """Every maasops timer in the unit directory: when it runs next, how its last run ended."""
     rows = []
-    for timer in _installed(Path(opts.get("unit_dir") or SYSTEM_DIR)):
+    for timer in _installed(Path(opts.unit_dir)):
         service = timer.with_suffix(".service").name
         t = _props(timer.name, "ActiveState", "NextElapseUSecRealtime", "LastTriggerUSec")
         s = _props(service, "Result", "ExecMainStatus", "ActiveState")
@@ -232,12 +232,12 @@ def _props(unit: str, *names: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
 
 
-def remove(opts: dict, say) -> dict:
+def remove(opts: TaskOptions, say) -> dict:
     """Stop and disable every maasops timer in the unit directory (or the inventory's only), delete its units."""
-    unit_dir = Path(opts.get("unit_dir") or SYSTEM_DIR)
+    unit_dir = Path(opts.unit_dir)
     timers = _installed(unit_dir)
-    if opts.get("inventory"):
-        timers = [t for t in timers if t.stem == unit_name(inventory.load(opts["inventory"]).name)]
+    if opts.inventory:
+        timers = [t for t in timers if t.stem == unit_name(inventory.load(opts.inventory).name)]
     for timer in timers:
         if unit_dir == Path(SYSTEM_DIR):
             _systemctl("disable", "--now", timer.name, check=False)
@@ -251,10 +251,7 @@ def remove(opts: dict, say) -> dict:
 
 def run_task(c: Context, req: FleetRequest) -> None:
     """``maasops schedule ACTION``."""
-    opts = req.options
-    out = output.Output(bool(opts.get("json")))
-    action = opts.get("action")
-    if action not in ACTIONS:
-        raise Exit(f"maasops schedule: {action!r}? (one of {', '.join(ACTIONS)})", code=REFUSED)
+    opts, out = req.options, req.out
+    action = opts.action
     done = {"install": install, "status": status, "remove": remove}[action](opts, out.say)
     out.emit({"operation": f"schedule {action}", "status": "ok", **done})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from maasops import connect
 from maasops.lab import lab as lab_mod
-from tests.labtools import need_root, remove_tool
+from tests.labtools import ROOT, need_root, remove_tool
 
 PG_BIN = Path("/usr/lib/postgresql")
 
@@ -25,6 +26,24 @@ def lab(tmp_path_factory) -> Iterator[lab_mod.Lab]:
     the_lab = lab_mod.up(d, regions=1, racks=2, profile="deb-3.5,rack1=snap-3.4", db_mb=2)
     yield the_lab
     lab_mod.down(d)
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> Path:
+    """The ``maasops`` command of a fresh venv (``python -m venv``) that pip installed this checkout into, its
+    dependencies from the package index pip is configured with, as an admin installs it.
+
+    pip builds from a copy of what the package is made of, so the build writes nothing into the checkout.
+    """
+    d = tmp_path_factory.mktemp("install")
+    src = d / "src"
+    shutil.copytree(ROOT / "maasops", src / "maasops", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", src / "pyproject.toml")
+    subprocess.run([sys.executable, "-m", "venv", str(d / "venv")], check=True, timeout=300)
+    r = subprocess.run([str(d / "venv" / "bin" / "pip"), "install", "-q", str(src)], capture_output=True, text=True,
+                       timeout=1200)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return d / "venv" / "bin" / "maasops"
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import invoke
 import pytest
 from fabric.main import program as fab_program
 
-from maasops import options, results
+from maasops import manpage, options, results
 from maasops.namespace import RUNBOOK, ns
 from maasops.program import program
 from tests.labtools import ROOT
@@ -139,7 +139,7 @@ def test_hosts_from_h_and_an_inventory_together_are_refused(nothing_runs_but_fle
 @pytest.mark.parametrize("argv", [["nope"], ["backup", "--nope"], ["probe", "-P", "many"], ["verify"]])
 def test_a_command_line_that_does_not_parse_is_refused(nothing_runs, capsys, argv):
     code, out, err = run(capsys, *argv)
-    assert code == results.REFUSED and out == "" and err.startswith("maasops: ")
+    assert code == results.REFUSED and out == "" and err.startswith(("maasops: ", f"maasops {argv[0]}: "))
 
 
 @pytest.fixture
@@ -152,3 +152,22 @@ def nothing_runs_but_fleet(monkeypatch, tmp_path):
     monkeypatch.setattr(fleet, "probe_all", reach)
     monkeypatch.setattr(fleet, "from_connections", reach)
     monkeypatch.chdir(tmp_path)
+
+
+def test_the_man_page_in_the_package_is_made_from_the_option_table():
+    page = (ROOT / "maasops" / "maasops.1").read_text()
+    assert page == manpage.render(), "run: python -m maasops.manpage > maasops/maasops.1"
+    for spec in ns.task_names:
+        if "." not in spec and spec != "drill":
+            for name in ns[spec].spec.options:
+                assert name.replace("_", "\\-") in page, name
+
+
+def test_an_error_maasops_did_not_foresee_is_one_line_and_a_document(nothing_runs_but_fleet, capsys):
+    code, out, err = run(capsys, "-H", "region1", "probe", "--json")  # the fixture makes reaching a host raise
+    doc = json.loads(out)
+    assert code == results.FAILED == doc["exit_code"] and doc["status"] == "failed"
+    assert err.strip().splitlines()[-1] == "maasops: error: AssertionError: a host was reached"
+    assert "Traceback" not in err
+    code, out, err = run(capsys, "-v", "-H", "region1", "probe")
+    assert code == results.FAILED and "Traceback" in err  # -v shows it

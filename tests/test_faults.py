@@ -14,6 +14,7 @@ import pytest
 from maasops import crypto, hostlock, remote, stream
 from maasops.command import Cmd
 from maasops.remote import RemoteError
+from maasops.results import PARTIAL
 from tests.labtools import (
     FAB,
     ROOT,
@@ -35,7 +36,7 @@ def test_a_second_run_is_refused_while_a_host_is_locked_and_a_dead_run_holds_not
     held = hostlock.acquire(cxn("rack1"), "test")
     try:
         r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
-        assert r.returncode == 1
+        assert r.returncode == PARTIAL
         row = table_row(r.stdout, "rack1")
         assert "REFUSED" in row and "another maasops run" in row
         assert table_row(r.stdout, "region1").split()[1] == "ok"
@@ -56,7 +57,7 @@ def test_a_full_laptop_disk_fails_clearly_and_leaves_nothing_that_looks_complete
     try:
         before = unit_states(lab)
         r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(full))
-        assert r.returncode == 1
+        assert r.returncode == PARTIAL
         assert "on this machine failed: No space left on device" in r.stdout, r.stdout + r.stderr
         failed = [ln for ln in r.stdout.splitlines() if " FAILED " in ln]
         assert failed and all(re.search(r": (dump database|archive config trees|write manifest)[^:]*: writing ", ln)
@@ -91,7 +92,7 @@ def test_a_unit_that_will_not_start_again_is_the_top_line_with_the_command(lab, 
     lab.run("rack2", "touch /etc/maas-lab/fail-start/maas-http")
     try:
         r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
-        assert r.returncode == 1
+        assert r.returncode == PARTIAL
         first = without_progress(r.stdout)[0]
         assert first.startswith("!!! rack2: MAAS units were NOT started again. Run on rack2 by hand: sudo systemctl "
                                 "start maas-rackd maas-dhcpd maas-http maas-proxy maas-syslog maas-agent"), r.stdout
@@ -108,7 +109,7 @@ def test_database_down_fails_the_dump_clearly_and_stops_nothing(lab, tmp_path):
         r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
     finally:
         lab.run("region1", "systemctl start postgresql")
-    assert r.returncode == 1
+    assert r.returncode == PARTIAL
     row = table_row(r.stdout, "region1")
     assert "FAILED" in row and "dump database" in row and "connection" in row.lower()
     assert unit_states(lab) == before
@@ -124,7 +125,7 @@ def test_a_dump_failing_while_the_units_are_stopped_fails_the_host_and_starts_th
     tool_on("region1", "tar", "#!/bin/sh\nsleep 8\nexec /usr/bin/tar \"$@\"\n")  # units stay stopped meanwhile
     journal = journal_lines(lab)
     r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path))
-    assert r.returncode == 1
+    assert r.returncode == PARTIAL
     row = table_row(r.stdout, "region1")
     assert "FAILED" in row and "dump database (roles + pg_dump)" in row and "connection lost" in row
     assert unit_states(lab) == before
@@ -147,7 +148,7 @@ def test_a_cut_ssh_connection_fails_the_host_restarts_its_units_and_a_rerun_fini
         time.sleep(0.2)
     lab.run("rack1", f"pkill {THIS_HOST} -f 'sshd: [u]buntu'")  # the link drops: every session of maasops on rack1 dies
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 1, out
+    assert proc.returncode == PARTIAL, out
     assert "FAILED" in table_row(out, "rack1")
     assert unit_states(lab) == before
     [partial] = sets(tmp_path)

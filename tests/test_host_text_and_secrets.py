@@ -15,6 +15,7 @@ from maasops import crypto, fleet, hosttext, output, report, schedule
 from maasops.connect import fabric_config
 from maasops.errors import RemoteError
 from maasops.inventory import Deployment, InventoryError, InventoryHost
+from maasops.namespace import SPECS
 
 HOSTILE = "ok\x1b]0;pwned\x07\x1b[2J\r\x9b31mred\x00"
 SHOWN = "ok\\x1b]0;pwned\\x07\\x1b[2J\\x0d\\x9b31mred\\x00"
@@ -79,9 +80,10 @@ def test_schedule_install_as_root_refuses_a_file_a_user_can_change(tmp_path, how
         inv.chmod(0o666)
     else:
         os.chown(home, 1000, 1000)
-    opts = {"inventory": str(inv), "repo": "sftp:bastion:/srv/restic", "repo_password_file": str(pw),
-            "metrics_file": str(tmp_path / "maasops.prom"), "unit_dir": str(tmp_path / "units"),
-            "on_calendar": "daily"}
+    spec = next(s for s in SPECS if s.name == "schedule")
+    opts = spec.parse({"action": "install", "inventory": str(inv), "repo": "sftp:bastion:/srv/restic",
+                       "repo_password_file": str(pw), "metrics_file": str(tmp_path / "maasops.prom"),
+                       "unit_dir": str(tmp_path / "units"), "on_calendar": "daily"})
     with pytest.raises(Exit) as got:
         schedule.install(opts, lambda _: None)
     said = got.value.message

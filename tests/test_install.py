@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,23 +14,6 @@ from tests.labtools import ROOT
 from tests.test_metrics import samples
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """The ``maasops`` command of a fresh venv that pip installed this checkout into (dependencies from the registry).
-
-    pip builds from a copy of what the package is made of, so the build writes nothing into the checkout.
-    """
-    d = tmp_path_factory.mktemp("install")
-    src = d / "src"
-    shutil.copytree(ROOT / "maasops", src / "maasops", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", src / "pyproject.toml")
-    subprocess.run([sys.executable, "-m", "venv", str(d / "venv")], check=True, timeout=300)
-    r = subprocess.run([str(d / "venv" / "bin" / "pip"), "install", "-q", str(src)], capture_output=True, text=True,
-                       timeout=1200)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return d / "venv" / "bin" / "maasops"
 
 
 def maasops(installed: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -77,3 +58,23 @@ def test_a_json_backup_describes_the_set_on_disk(installed, lab, tmp_path):
     got = samples(prom.read_text())
     assert got[("maasops_last_run_success", "backup", "lab")] == 1
     assert got[("maasops_last_run_bytes", "backup", "lab")] == sum(h["size"] for h in doc["hosts"].values())
+
+
+def test_a_restore_naming_no_hosts_goes_to_the_hosts_the_set_records(installed, lab, tmp_path):
+    """README: ``maasops restore SET`` puts the set back onto the hosts it came from: no -H, no inventory, no lab in
+    the working directory; the hosts are reached through the user's ssh config (-S), by the names the set records (and
+    the sudo password from Invoke's runtime config, -f)."""
+    r = maasops(installed, tmp_path, "backup", "--inventory", str(lab.inventory), "--backup-dir", "sets", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    set_dir = json.loads(r.stdout)["set"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    sudo = tmp_path / "sudo.yaml"  # Invoke's runtime config (-f): rack2's sudo password, which no set records
+    sudo.write_text(json.dumps({"sudo": {"password": lab.sudo_password_file.read_text()}}))
+    r = maasops(installed, elsewhere, "-S", str(lab.ssh_config), "-f", str(sudo), "plan", "restore", "-s", set_dir,
+                "--allowed-signers", str(lab.inventory.parent / "allowed_signers"), "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["status"] == "planned"
+    for h in lab.hosts:  # each host's remote commands, from what its probe found on it
+        if h.profile:
+            assert f"== {h.name} ({h.profile.split('-')[0]} " in r.stderr, (h.name, r.stderr[-2000:])

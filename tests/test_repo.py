@@ -10,6 +10,7 @@ import pytest
 
 from maasops import pipes, reposet, retention, schedule
 from maasops import repo as restic
+from maasops.namespace import ns
 from maasops.repo import Repo, RepoError
 from maasops.reposet import RepoSet, Snapshot
 
@@ -134,10 +135,10 @@ def test_schedule_units_pass_systemd_analyze_verify(tmp_path):
     pw.chmod(0o600)
     inv = tmp_path / "inventory.yaml"
     inv.write_text("deployment: prod\nhosts:\n  region1:\n    roles: [region]\n")
-    opts = {"inventory": str(inv), "repo": "sftp:bastion:/srv/restic", "repo_password_file": str(pw),
-            "metrics_file": str(tmp_path / "maasops.prom"), "unit_dir": str(tmp_path / "units"),
-            "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 6, "read_data_subset": "5%",
-            "on_calendar": "*-*-* 02:30"}
+    opts = ns["schedule"].spec.parse({"action": "install", "inventory": str(inv), "repo": "sftp:bastion:/srv/restic",
+                                      "repo_password_file": str(pw), "metrics_file": str(tmp_path / "maasops.prom"),
+                                      "unit_dir": str(tmp_path / "units"), "read_data_subset": "5%",
+                                      "on_calendar": "*-*-* 02:30"})
     done = schedule.install(opts, lambda _: None)
     proc = subprocess.run(["systemd-analyze", "verify", done["service"], done["timer"]], capture_output=True,
                           text=True)

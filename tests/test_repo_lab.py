@@ -14,6 +14,7 @@ import pytest
 from maasops import reposet
 from maasops.lab.lab import OFFSITE_DIR
 from maasops.repo import Repo
+from maasops.results import PARTIAL
 from tests.labtools import fab, sets
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(shutil.which("restic") is None, reason="restic is not installed")]
@@ -139,7 +140,7 @@ def test_a_set_whose_bytes_differ_from_its_manifest_is_not_pushed(lab, local_set
     archive.write_bytes(bytes(data))
     args = repo_args(lab, "damaged")
     r = fab("push", str(damaged), *args)
-    assert r.returncode == 2 and "differs from its manifest" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 2 and "differs from its manifest" in r.stderr, r.stdout + r.stderr  # a refusal: stderr
     assert listed(lab, "damaged") == []
 
 
@@ -148,7 +149,7 @@ def test_a_dump_cut_short_never_becomes_a_snapshot_and_the_set_says_incomplete(l
         tool_on("region1", tool, "#!/bin/sh\necho '-- partial'\nsleep 1\n"
                                  "echo 'pg_dump: error: connection lost' >&2\nexit 1\n")
     r = fab("backup", *repo_args(lab, "faulty"))
-    assert r.returncode == 1 and "connection lost" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == PARTIAL and "connection lost" in r.stdout, r.stdout + r.stderr
     assert "INCOMPLETE" in r.stdout
     [s] = listed(lab, "faulty")
     assert s["state"] == "incomplete"

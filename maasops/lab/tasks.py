@@ -10,16 +10,16 @@ from pathlib import Path
 
 from invoke import Collection, Exit
 
-from maasops import cli, connect, dumps, fleet, inventory, layouts, output, progress, report
+from maasops import cli, connect, fleet, inventory, layouts, output, progress, report
 from maasops import drill as drill_mod
 from maasops import repo as restic
 from maasops.backup_plan import BackupOptions
 from maasops.database import Credentials
 from maasops.lab import lab
 from maasops.lab.profiles import PROFILES
-from maasops.options import TaskSpec, make_task
+from maasops.options import TaskOptions, TaskSpec, make_task
 from maasops.restore_plan import RestoreOptions
-from maasops.results import REFUSED, STATUS_OF_CODE
+from maasops.results import STATUS_OF_CODE
 from maasops.transfers import QUIET, Transfers
 
 DRILL_PROFILE = "deb-3.5,rack1=snap-3.5"
@@ -129,21 +129,18 @@ DRILL = TaskSpec("drill", "12. DR rehearsal on the local lab: back up a site, re
 
 def drill_task():
     """The ``drill`` task."""
-    def body(c, lab_dir, keep_lab, backup_dir, regions, racks, profile, db_mb, dedicated_db, offsite, dump_format,
-             json, **_) -> None:
-        if (dump_format or "auto") not in dumps.FORMATS:
-            raise Exit(f"--dump-format must be one of {', '.join(dumps.FORMATS)}", code=REFUSED)
-        out = output.Output(json)
-        with cli.always_reported("drill", out, {}, lambda: "lab"), progress.for_output(out) as transfers:
-            result = drill(lab_dir=lab_dir or ".lab-drill", keep=keep_lab, backup_dir=backup_dir,
-                           regions=int(regions), racks=int(racks), profile=profile or DRILL_PROFILE,
-                           db_mb=int(db_mb), dedicated_db=dedicated_db, say=out.say, transfers=transfers,
-                           offsite=offsite, dump_format=dump_format or "auto")
+    def body(c, opts: TaskOptions) -> None:
+        out = output.Output(opts.json, c.config.get(cli.VERBOSITY_KEY) or 0)
+        with cli.always_reported("drill", out, opts, lambda: "lab"), progress.for_output(out) as transfers:
+            result = drill(lab_dir=opts.lab_dir or ".lab-drill", keep=opts.keep_lab, backup_dir=opts.backup_dir,
+                           regions=opts.regions, racks=opts.racks, profile=opts.profile or DRILL_PROFILE,
+                           db_mb=opts.db_mb, dedicated_db=opts.dedicated_db, say=out.say, transfers=transfers,
+                           offsite=opts.offsite, dump_format=opts.dump_format or "auto")
             out.emit({"operation": "drill", "status": STATUS_OF_CODE.get(result.code, "failed"),
                       "exit_code": result.code, **result.report})
             if result.code:
                 raise Exit("drill: FAILED (see above)", code=result.code)
-    return make_task(DRILL, body)
+    return make_task(DRILL, body, typed=True)
 
 
 ns = Collection(
