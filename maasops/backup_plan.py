@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from maasops import dumps, guard, images, layouts, services, stream
+from maasops import dumps, guard, hostpaths, images, layouts, services, stream
 from maasops import manifest as mf
 from maasops.command import Cmd, Q, group
 from maasops.compression import codec, compressed, resolve
 from maasops.database import Credentials, operator_credentials
+from maasops.hostpaths import LEFTOVERS
 from maasops.manifest import ARCHIVE, ENCRYPTED, dump_file
 from maasops.plan import HostPlan, Step, StepId
 from maasops.probe import DatabaseFacts, HostFacts, conf_value
-from maasops.restore_plan import LEFTOVERS
 
 STREAM_MARGIN = 16 << 20  # bytes a stream may carry beyond what the probe measured (headers, growth)
 
@@ -151,10 +151,10 @@ def directory_format(facts: HostFacts, how: str, options: BackupOptions) -> tupl
         return False, None
     if how != "local":
         return False, f"the database is dumped over the network ({how}), not on its host: a plain dump"
-    space = facts.space.get(dumps.WORK_ROOT)
+    space = facts.space.get(hostpaths.WORK_ROOT)
     if space is None or space.free < dumps.ROOM * size:
         free = f"{space.free >> 20} MiB free" if space else "its free space unknown"
-        return False, (f"a directory dump is written under {dumps.WORK_ROOT} first, which needs about "
+        return False, (f"a directory dump is written under {hostpaths.WORK_ROOT} first, which needs about "
                        f"{dumps.ROOM * size >> 20} MiB ({free}): a plain dump")
     return True, None
 

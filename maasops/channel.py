@@ -33,12 +33,11 @@ from fabric import Connection
 
 from maasops.command import Cmd, Q, shell
 from maasops.errors import RemoteError, connect_error, host_label
+from maasops.hostpaths import WORK_LOCK, WORK_ROOT
 
 BLOCK = 1 << 20
 READY_TIMEOUT = 60  # seconds for sudo and the shell to start the command
 STDERR_KEEP = 64 * 1024  # bytes of a command's stderr kept for its error message
-WORK_LOCK_DIR = "/var/lib/maasops"
-WORK_LOCK = f"{WORK_LOCK_DIR}/work.lock"
 
 SUDO_HINT = "give the right sudo password (--prompt-for-sudo-password or the inventory's sudo_password_file)"
 
@@ -46,7 +45,7 @@ SUDO_HINT = "give the right sudo password (--prompt-for-sudo-password or the inv
 def _watched(cmd: Cmd, marker: str, reads_stdin: bool, hold_work_lock: bool, reads_password: bool = False) -> Cmd:
     """The script that prints ``marker`` and runs ``cmd`` so that it dies with the session (``reads_password``:
     with the first line of input as its PGPASSWORD)."""
-    lock = Cmd("umask 077 && mkdir -p", Q(WORK_LOCK_DIR), "&& exec 9>>", Q(WORK_LOCK), "&& flock -s 9 &&") \
+    lock = Cmd("umask 077 && mkdir -p", Q(WORK_ROOT), "&& exec 9>>", Q(WORK_LOCK), "&& flock -s 9 &&") \
         if hold_work_lock else Cmd()
     ready = Cmd("cd / && printf '%s\\n'", Q(marker), ">&2 &&")
     if reads_password:

@@ -15,7 +15,8 @@ from invoke import Context, Exit
 
 from maasops import cli, database, dumps, fleet, layouts, probe, remote, report
 from maasops.command import Cmd, Q, Word
-from maasops.restore_plan import ASIDE, ROLLED_BACK, RUN_ROOT, prune_command
+from maasops.hostpaths import ASIDE, ROLLED_BACK, RUN_ROOT
+from maasops.restore_plan import prune_command
 from maasops.results import FAILED, OK
 
 

@@ -33,17 +33,16 @@ import re
 from collections.abc import Callable
 from typing import BinaryIO
 
-from maasops import backupset, compression, database, layouts, probe, sqlscan, tarstream
+from maasops import backupset, compression, database, layouts, sqlscan, tarstream
 from maasops import manifest as mf
 from maasops.command import Cmd, Q, Word
 from maasops.errors import Unsafe
+from maasops.hostpaths import DUMP_ROOT, WORK_ROOT
 
 FORMATS = ("auto", "plain", "directory")  # --dump-format
 DIRECTORY_FROM = 256 << 20  # auto: a local database this large (pg_database_size) or larger gets a directory dump
 ROOM = 2  # the host must have this many times the database's size free: COPY writes bytea as hex
 MAX_JOBS = 4  # pg_dump/pg_restore jobs: the host's cores, at most this (each is one more database session)
-WORK_ROOT = probe.RESTORE_WRITES[0]  # maasops's own directory on a host (the probe measures its free space)
-DUMP_ROOT = f"{WORK_ROOT}/dump"  # where a backup's directory dump is written, then removed
 STALE_MINUTES = 720  # a dump directory this old was left by a killed backup: the next one removes it
 ROLES_FILE = "roles.sql"
 DIRECTORY = "db"

@@ -11,21 +11,19 @@ removes the marker when it starts the units; its guard then finds nothing to do.
 
 from __future__ import annotations
 
-from maasops import hostlock
 from maasops.command import Cmd, Q
-
-MARKER = f"{hostlock.LOCK_DIR}/guard-units-stopped"  # one run per host at a time: one marker
-LOG = f"{hostlock.LOCK_DIR}/guard.log"
+from maasops.hostpaths import GUARD_LOG, GUARD_MARKER, RUN_LOCK, WORK_ROOT
 
 
 def arm(restart: Cmd) -> Cmd:
     """Leave a guard on the host that runs ``restart`` once the run's lock is free, unless :func:`disarm` ran."""
-    body = Cmd("if [ -f", Q(MARKER), "]; then", restart, "; rm -f", Q(MARKER), "; echo \"$(date -u +%FT%TZ) the run",
-               "that stopped the units is gone: started them again\" >>", Q(LOG), "; fi")
-    return Cmd("umask 077 && mkdir -p", Q(hostlock.LOCK_DIR), "&& touch", Q(MARKER), "&& setsid -f flock -o",
-               Q(hostlock.LOCK_FILE), "bash -c", Q(body), "</dev/null >/dev/null 2>&1 9>&-")
+    body = Cmd("if [ -f", Q(GUARD_MARKER), "]; then", restart, "; rm -f", Q(GUARD_MARKER),
+               "; echo \"$(date -u +%FT%TZ) the run that stopped the units is gone: started them again\" >>",
+               Q(GUARD_LOG), "; fi")
+    return Cmd("umask 077 && mkdir -p", Q(WORK_ROOT), "&& touch", Q(GUARD_MARKER), "&& setsid -f flock -o",
+               Q(RUN_LOCK), "bash -c", Q(body), "</dev/null >/dev/null 2>&1 9>&-")
 
 
 def disarm() -> Cmd:
     """Tell the guard the run started the units itself."""
-    return Cmd("rm -f", Q(MARKER))
+    return Cmd("rm -f", Q(GUARD_MARKER))

@@ -6,7 +6,7 @@ Two locks on the host:
   channel's stdin. Closing the channel releases it, and so does the laptop dying
   or the link dropping (sshd ends the session, ``cat`` sees end of input): a run
   lock is never left behind by a run that is gone.
-- the **work lock**: every step of a run holds ``channel.WORK_LOCK`` shared for as
+- the **work lock**: every step of a run holds ``WORK_LOCK`` shared for as
   long as any process of it lives (see :mod:`maasops.channel`). Remote work dies
   with its session, but not in no time: after taking the run lock, a new run
   waits for the work lock exclusively, so it never starts (or rolls back) while
@@ -21,9 +21,8 @@ from fabric import Connection
 from maasops import channel, fleet, remote
 from maasops.command import Cmd, Q
 from maasops.errors import RemoteError, host_label
+from maasops.hostpaths import RUN_LOCK, WORK_LOCK, WORK_ROOT
 
-LOCK_DIR = channel.WORK_LOCK_DIR
-LOCK_FILE = f"{LOCK_DIR}/lock"
 HELD = 75  # flock's exit code when another run holds the lock
 ORPHAN_WAIT = 60  # seconds to wait for an earlier run's remote work to end
 
@@ -45,12 +44,12 @@ class HostLock:
 
 def _wait_for_orphans(c: Connection, what: str) -> None:
     """Wait until no process of an earlier run holds the work lock (RemoteError when it outlives ORPHAN_WAIT)."""
-    cmd = Cmd("umask 077 && mkdir -p", Q(LOCK_DIR), "&& flock -x -w", str(ORPHAN_WAIT), "-E", str(HELD),
-              Q(channel.WORK_LOCK), "true")
+    cmd = Cmd("umask 077 && mkdir -p", Q(WORK_ROOT), "&& flock -x -w", str(ORPHAN_WAIT), "-E", str(HELD),
+              Q(WORK_LOCK), "true")
     result = remote.run(c, cmd, f"lock the host for {what}", user="root", check=False)
     if result.exited == HELD:
         raise RemoteError(host_label(c), f"lock the host for {what}", "remote work of an earlier maasops run is "
-                          f"still running after {ORPHAN_WAIT}s", f"see which processes hold {channel.WORK_LOCK} "
+                          f"still running after {ORPHAN_WAIT}s", f"see which processes hold {WORK_LOCK} "
                           "(fuser -v) and end them, then run again")
     if result.exited != 0:
         raise RemoteError(host_label(c), f"lock the host for {what}", f"flock failed (exit {result.exited}): "
@@ -60,7 +59,7 @@ def _wait_for_orphans(c: Connection, what: str) -> None:
 def acquire(c: Connection, what: str) -> HostLock:
     """Take the host's maasops lock for ``what`` or raise RemoteError naming who holds it."""
     inner = "echo locked; exec cat >/dev/null"
-    cmd = Cmd("umask 077 && mkdir -p", Q(LOCK_DIR), "&& exec flock -n -E", str(HELD), Q(LOCK_FILE), "sh -c", Q(inner))
+    cmd = Cmd("umask 077 && mkdir -p", Q(WORK_ROOT), "&& exec flock -n -E", str(HELD), Q(RUN_LOCK), "sh -c", Q(inner))
     chan, line, _ = channel.open_command(c, cmd, "lock the host", user="root", reads_stdin=True)
     while not line.endswith(b"\n"):
         data = chan.recv(64)
@@ -72,7 +71,7 @@ def acquire(c: Connection, what: str) -> HostLock:
         chan.close()
         if status == HELD:
             raise RemoteError(host_label(c), f"lock the host for {what}", "another maasops run is working on this host",
-                              f"wait for it to finish; it holds {LOCK_FILE} for as long as its SSH session lasts")
+                              f"wait for it to finish; it holds {RUN_LOCK} for as long as its SSH session lasts")
         raise RemoteError(host_label(c), f"lock the host for {what}", f"flock failed (exit {status})",
                           "is util-linux's flock installed?")
     lock = HostLock(chan)

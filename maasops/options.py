@@ -19,7 +19,6 @@ from invoke import Collection, Exit, Task
 from invoke.parser import Argument
 
 from maasops import compression, dumps, fleet, stream
-from maasops.lab.profiles import PROFILES
 from maasops.restore_plan import KEEP
 from maasops.results import INTERRUPTED, REFUSED
 
@@ -183,8 +182,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("keep_lab", False, "leave both lab sites up afterwards"),
     Option("regions", 1, "region controllers per lab site", low=1, high=8),
     Option("racks", 2, "rack controllers per lab site", low=0, high=16),
-    Option("profile", None, f"MAAS per host: one of {', '.join(PROFILES)}, or P,host=P2,... per host (default "
-                            "deb-3.5; the drill's deb-3.5,rack1=snap-3.5)"),
+    Option("profile", None, "MAAS per host: a lab profile (docs/lab.md lists them; an unknown one is refused, "
+                            "naming the known), or P,host=P2,... per host (default deb-3.5; the drill's "
+                            "deb-3.5,rack1=snap-3.5)"),
     Option("db_mb", 8, "megabytes of raw dump seeded into the lab's maasdb", low=1, high=65536),
     Option("dedicated_db", False, "put the database on its own host (db1), used by every region over the network"),
     Option("combined", False, "make region1 a region+rack controller"),

@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maasops import compression, confine, crypto, dumps, fleet, layouts, probe, remote, signing, verify
+from maasops import compression, confine, crypto, dumps, fleet, hostpaths, layouts, probe, remote, signing, verify
 from maasops import manifest as mf
 from maasops.command import Cmd
 from maasops.plan import Send
@@ -111,7 +111,7 @@ def _mount_problem(f: probe.HostFacts) -> str | None:
 def disk_needs(m: mf.HostManifest, f: probe.HostFacts, loads_db: bool, keeps_copy: bool) -> dict[str, int]:
     """Bytes a restore writes, per path it writes them under (uploads, each tree, the database)."""
     needs: dict[str, int] = defaultdict(int)
-    uploads = probe.RESTORE_WRITES[0]
+    uploads = hostpaths.WORK_ROOT
     needs[uploads] += confine.emitted_size(m.members())  # the archives go up as the laptop re-wrote them
     for tree in m.archive.trees:
         root = m.on_host(tree)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import yaml
 from fabric import Connection
 
-from maasops import layouts
+from maasops import hostpaths, layouts
 from maasops.command import Cmd, Q
 from maasops.errors import RemoteError, host_label
 from maasops.remote import run
@@ -233,7 +233,7 @@ def _roles_of_snap(c: Connection, mode: str | None) -> tuple[str, ...]:
     return tuple(sorted(layouts.SNAP_MODES[mode], reverse=True))
 
 
-RESTORE_WRITES = ("/var/lib/maasops",)  # where a restore keeps its uploads and records (besides the trees)
+RESTORE_WRITES = (hostpaths.WORK_ROOT,)  # where a restore keeps its uploads and records (besides the trees)
 
 
 def _layout_records(c: Connection, lay: layouts.Layout, snap_data: str | None) -> list[tuple[str, str]]:

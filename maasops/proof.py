@@ -15,9 +15,9 @@ from fabric import Connection
 from maasops import dbcheck, layouts, remote
 from maasops.command import Cmd, Q
 from maasops.database import Server
+from maasops.hostpaths import LEFTOVERS
 from maasops.manifest import HostManifest
 from maasops.probe import HostFacts
-from maasops.restore_plan import LEFTOVERS
 
 FIELDS = ("path", "type", "mode", "user", "group", "size", "link")
 FIND_TYPES = {"f": "file", "d": "dir", "l": "symlink"}

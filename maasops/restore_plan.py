@@ -35,6 +35,7 @@ from maasops import compression, confine, database, dumps, layouts, probe, servi
 from maasops.command import Cmd, Q, Word, seq
 from maasops.errors import DAMAGED
 from maasops.hostfiles import copy_yaml_keys, no_links, record, recorded, replace_yaml_key
+from maasops.hostpaths import ASIDE, LEFTOVERS, ROLLED_BACK, RUN_ROOT
 from maasops.manifest import HostManifest
 from maasops.plan import HostPlan, Phase, Send, Step, StepId
 from maasops.probe import HostFacts
@@ -43,13 +44,9 @@ from maasops.setfiles import SetFiles
 PHASES = (Phase.UPLOAD, Phase.STOP, Phase.DATABASE, Phase.FILES, Phase.SECRET, Phase.DBUPGRADE, Phase.COMMIT,
           Phase.START_REGIONS, Phase.START_RACKS, Phase.CLEANUP)
 BEFORE_STOP = PHASES[:PHASES.index(Phase.STOP)]  # phases that change nothing MAAS runs on
-RUN_ROOT = "/var/lib/maasops/restore"
 UPLOAD_ARCHIVE = "upload-config.tar"
 UPLOAD_IMAGES = "upload-images.tar"
 UPLOAD_DUMP = "upload-maasdb.sql"
-ASIDE = ".maasops-aside-"
-ROLLED_BACK = ".maasops-rolledback-"
-LEFTOVERS = ".maasops-*"  # names a restore leaves inside a tree that is a mount point
 KEEP = 2  # restores whose leftovers (aside copies, kept databases, run records) stay on a host
 # sha256 of stdin as "HEX ...": OpenSSL's where the host has it (it uses the CPU's SHA instructions; coreutils'
 # sha256sum, built without OpenSSL on Debian and Ubuntu, took 0.97 s for 200 MiB on the lab machine, openssl 0.23 s),

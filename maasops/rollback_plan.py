@@ -15,9 +15,10 @@ from dataclasses import replace
 from maasops import database, layouts, services
 from maasops.command import Cmd, Q
 from maasops.hostfiles import record
+from maasops.hostpaths import ROLLED_BACK
 from maasops.plan import HostPlan, Phase, Step, StepId
 from maasops.probe import HostFacts
-from maasops.restore_plan import ROLLED_BACK, aside_path, contents_list, put_back_inside, run_dir, state_file
+from maasops.restore_plan import aside_path, contents_list, put_back_inside, run_dir, state_file
 
 RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from maasops import backup_plan as bp
-from maasops import dumps, layouts
+from maasops import dumps, hostpaths, layouts
 from maasops import manifest as mf
 from maasops.compression import codec
 from maasops.plan import Phase, StepId
@@ -26,7 +26,7 @@ BIG = dumps.DIRECTORY_FROM
 
 
 def big(size: int = BIG, free: int | None = 10 * BIG, db: DatabaseFacts = DB_LOCAL):
-    space = {dumps.WORK_ROOT: Space(free, "/")} if free is not None else {}
+    space = {hostpaths.WORK_ROOT: Space(free, "/")} if free is not None else {}
     return facts(db=replace(db, size=size), space=space)
 
 

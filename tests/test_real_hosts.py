@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from maasops import connect, dumps, fleet, guard, hostkeys, probe, remote, stream
+from maasops import connect, dumps, fleet, hostkeys, hostpaths, probe, remote, stream
 from maasops.command import Cmd
 from maasops.errors import RemoteError
 from maasops.lab import hostfs
@@ -73,7 +73,7 @@ def test_killing_the_laptop_mid_backup_ends_the_remote_work_and_the_host_starts_
     proc.wait()
     wait_for(lambda: not running(lab, "rack2", "sleep 137"), 20, "the orphaned archive to end")
     wait_for(lambda: unit_states(lab) == before, 30, "the host's guard to start the units again")
-    assert "started them again" in lab.run("rack2", f"cat {guard.LOG}").stdout
+    assert "started them again" in lab.run("rack2", f"cat {hostpaths.GUARD_LOG}").stdout
     lab.run("rack2", "rm -f /usr/local/bin/gzip")
     r = fab("backup", "--inventory", str(lab.inventory), "--backup-dir", str(tmp_path / "again"))
     assert r.returncode == 0, r.stdout  # the host's lock is free again
@@ -245,14 +245,14 @@ def test_leftovers_of_older_restores_are_pruned_and_cleanup_removes_the_rest(lab
                               "WHERE datname LIKE 'maasops_kept_%'\"").stdout.split()
     assert (len(asides), len(inside), len(kept)) == (2, 2, 2)
     # what a backup killed with its host leaves: a directory-format dump, older than the stale age
-    stale, fresh = f"{dumps.DUMP_ROOT}/run.stale", f"{dumps.DUMP_ROOT}/run.fresh"
+    stale, fresh = f"{hostpaths.DUMP_ROOT}/run.stale", f"{hostpaths.DUMP_ROOT}/run.fresh"
     lab.run("region1", f"mkdir -p {stale}/db {fresh} && touch -d '-{dumps.STALE_MINUTES + 1} minutes' {stale}")
     listed = fab("cleanup", "--inventory", str(lab.inventory), "--dry-run")
     assert listed.returncode == 0 and "maasops_kept_" in listed.stdout and ".maasops-aside-" in listed.stdout
     assert stale in listed.stdout and fresh not in listed.stdout, listed.stdout
     r = fab("cleanup", "--inventory", str(lab.inventory), "--keep", "1")
     assert r.returncode == 0 and "removed" in r.stdout and f"removed {stale}" in r.stdout, r.stdout
-    assert lab.run("region1", f"ls {dumps.DUMP_ROOT}").stdout.split() == ["run.fresh"]  # a running backup's
+    assert lab.run("region1", f"ls {hostpaths.DUMP_ROOT}").stdout.split() == ["run.fresh"]  # a running backup's
     lab.run("region1", f"rm -rf {fresh}")
     assert len(lab.run("rack1", "ls -d /var/snap/maas/common/maas.maasops-aside-*").stdout.split()) == 1
 
@@ -290,10 +290,10 @@ def test_killing_the_laptop_mid_directory_dump_removes_the_dump_from_the_host(la
                              "--dump-format", "directory"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     wait_for(lambda: running(lab, "region1", "sleep 139"), 60, "the dump's tar to start (pg_dump done)")
-    dumped = lab.run("region1", f"ls {dumps.DUMP_ROOT}/*/db/toc.dat").stdout
-    assert "/run." in dumped and lab.run("region1", f"stat -c %a {dumps.DUMP_ROOT}/run.*").stdout.strip() == "700"
+    dumped = lab.run("region1", f"ls {hostpaths.DUMP_ROOT}/*/db/toc.dat").stdout
+    assert "/run." in dumped and lab.run("region1", f"stat -c %a {hostpaths.DUMP_ROOT}/run.*").stdout.strip() == "700"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     wait_for(lambda: not running(lab, "region1", "sleep 139"), 20, "the orphaned dump to end")
-    wait_for(lambda: not lab.run("region1", f"ls -A {dumps.DUMP_ROOT}").stdout.strip(), 20,
+    wait_for(lambda: not lab.run("region1", f"ls -A {hostpaths.DUMP_ROOT}").stdout.strip(), 20,
              "the dump directory to be removed")
