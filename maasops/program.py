@@ -19,6 +19,7 @@ from invoke import Exit, ParseError
 from maasops import __version__
 from maasops.namespace import RUNBOOK, ns
 from maasops.options import HELP_WORDS, help_asked, task_help
+from maasops.repo import describe_installed
 from maasops.results import REFUSED
 
 
@@ -49,6 +50,11 @@ class Maasops(Fab):
             super().parse_tasks()
         except (ParseError, ValueError) as exc:  # Invoke casts an int flag's value unguarded
             raise Exit(f"{self.binary}: {exc}", code=REFUSED) from None
+
+    def print_version(self) -> None:
+        """maasops's version and Fabric's, then the restic a ``--repo`` uses and the paths it gets."""
+        super().print_version()
+        print(describe_installed())
 
     def print_task_help(self, name: str) -> None:
         """A task's help (``maasops --help=TASK``), the same text as ``maasops TASK --help``."""
