@@ -234,3 +234,11 @@ def test_the_catalog_reads_sets_named_by_either_restic(monkeypatch, version):
         {**snap(4, "x", "dump"), "paths": [f"/other/{stamp}/region1/maasdb.sql"]}])
     [rs] = reposet.catalog(None)
     assert sorted(rs.files) == ["region1/config.tar", "region1/images.tar"] and rs.manifests.id == "id3"
+
+
+@needs_restic
+def test_check_says_which_restic_and_restore_path_it_uses(local_repo):
+    said = []
+    result = retention.check(local_repo, None, said.append)
+    assert result.code == 0 and said[-1] == restic.paths().describe()
+    assert result.details["restic_paths"].startswith(f"restic {restic.dotted(restic.restic_version())}: restore from")
