@@ -62,7 +62,13 @@ Pin-Priority: 990
 PIN
     export DEBIAN_FRONTEND=noninteractive
     if [ "$changed" = 1 ] || ! apt-cache policy restic | grep -q ' trixie/main '; then
-        apt-get update -qq
+        if ! apt-get update -qq; then  # the mirror has no trixie: leave apt as it was, keep the restic there is
+            rm -f "$TRIXIE_SOURCES" "$TRIXIE_PIN"
+            apt-get update -qq || true
+            echo "warning: restic from Debian 13 (trixie) cannot be read from $mirror: keeping restic" \
+                 "$(restic_version) (docs/keeping-backups.md: which restic)" >&2
+            return 0
+        fi
     fi
     apt-get install -y -qq --no-install-recommends restic >/dev/null
 }
