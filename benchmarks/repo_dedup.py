@@ -1,10 +1,11 @@
-"""Issue 16's figures: a restic repository off-site (sftp to the lab's bastion) vs local sets.
+"""Issues 16 and 27's figures: a restic repository off-site (sftp to the lab's bastion) vs local sets.
 
 One region (deb 3.5, images in image-storage), backed up twice, unchanged, into the repository:
 
 - bytes the second backup adds to the repository, as a share of the first's (target ≤ 5 %);
 - wall time of the second backup against the first (target ≤ 0.4×);
-- a restore from the repository against a restore from a local set of the same data (target ≤ 1.3×);
+- a restore from the repository against a restore from a local set of the same data (target ≤ 1.1× with restic
+  0.17 or later, whose dump loads blobs in parallel; the report names the restic and the path it got);
 - peak RSS of the laptop's process in every run (flat: nothing is held whole).
 
 Sizes: BENCH_REPO_IMAGES_MB (default 2048) of image-storage, BENCH_REPO_DB_MB (default 300) of raw dump.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 
 from benchmarks.common import Ratio, fab, fresh_dir, report, settle, site, timed
+from maasops import repo as restic
 from maasops.lab.lab import OFFSITE_DIR
 
 IMAGES_MB = int(os.environ.get("BENCH_REPO_IMAGES_MB", "2048"))
@@ -69,8 +71,8 @@ def run() -> list[dict]:
         f"images, {DB_MB} MB database), one run each", rows,
         {"second backup bytes added / first": Ratio(added / after_first, "≤", 0.05),
          "second backup wall time / first": Ratio(second.seconds / first.seconds, "≤", 0.4),
-         "restore from the repository / from a local set": Ratio(from_repo.seconds / from_local.seconds, "≤", 1.3)},
+         "restore from the repository / from a local set": Ratio(from_repo.seconds / from_local.seconds, "≤", 1.1)},
         "the second backup is measured against the first (the same fab backup --repo, unchanged data); the restore "
         "from the repository against fab restore of a local, uncompressed set of the same data (both verify, upload, "
-        "load and start the same way).",
+        f"load and start the same way). This run's {restic.paths().describe()}.",
         {name: [round(r.seconds, 3)] for name, r in runs})]

@@ -30,6 +30,7 @@ from maasops import (
     services,
 )
 from maasops import manifest as mf
+from maasops import repo as restic
 from maasops.backup_plan import BackupOptions
 from maasops.repo import Repo
 from maasops.restore_plan import RestoreOptions, database_name, server_for
@@ -184,6 +185,9 @@ def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[
     records = mf.read_set(set_dir)  # the restore verifies every byte before it starts
     want = _source_fingerprint(records, sources, (backup_options or BackupOptions()).credentials)
     say("\n== 2/3 restore")
+    restic_paths = restic.paths().describe() if repo else ""
+    if restic_paths:
+        say(restic_paths)
     t1 = time.time()
     r = restore.run(set_dir, targets, mapping, options, parallel, say=say, transfers=transfers, files=files)
     t2 = time.time()
@@ -201,7 +205,7 @@ def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[
               "backup_seconds": t1 - t0, "restore_seconds": t2 - t1, "proof_seconds": time.time() - t2,
               "checks": checks, "hosts": rows,
               "differences": {n: p.differences for n, p in proofs.items() if p.differences},
-              "restore_run": rep["run_id"], "backup": b.to_json(), "restore": rep}
+              "restore_run": rep["run_id"], "backup": b.to_json(), "restore": rep, "restic": restic_paths}
     backupset.write_json(set_dir / f"drill-{rep['run_id']}.json", result)
     say(report.table(rows))
     say("")

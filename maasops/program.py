@@ -36,6 +36,7 @@ from maasops import __version__, output
 from maasops.cli import VERBOSITY_KEY
 from maasops.namespace import RUNBOOK, ns
 from maasops.options import HELP_WORDS, OptionError, help_asked, task_help
+from maasops.repo import describe_installed
 from maasops.results import FAILED, INTERRUPTED, REFUSED, RunResult
 
 # Invoke's and Fabric's core flags that run no shell command of maasops's: not offered.
@@ -166,6 +167,11 @@ class Maasops(Fab):
         except (EOFError, OSError) as exc:  # a prompt without a terminal, an ssh_config that cannot be read
             raise Exit(f"{self.binary}: {exc or 'no answer to the prompt'}", code=REFUSED) from None
         self.config[VERBOSITY_KEY] = -1 if self.args.quiet.value else 1 if self.args.verbose.value else 0
+
+    def print_version(self) -> None:
+        """maasops's version and Fabric's, then the restic a ``--repo`` uses and the paths it gets."""
+        super().print_version()
+        print(describe_installed())
 
     def print_task_help(self, name: str) -> None:
         """A task's help (``maasops --help=TASK``), the same text as ``maasops TASK --help``."""

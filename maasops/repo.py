@@ -43,9 +43,11 @@ FORMAT = 2
 TIMEOUT = 900  # seconds for a command that moves no set data (listing, tagging, forgetting)
 ABORT_WAIT = 30  # seconds restic gets to stop after SIGINT before it is killed
 STDERR_KEEP = 4096
-# restic 0.14's dump loads one blob after another (restic#3406): read this many MiB ahead of the upload, so that it
-# loads the next blobs while the last ones go up to the host (memory bounded by it).
-AHEAD_BLOCKS = 64
+PARALLEL_DUMP = (0, 17)  # restic 0.17's dump loads a file's blobs in parallel (restic#3406); before, one after another
+# MiB read ahead of a restore's upload: before 0.17, so that restic loads the next blobs while the last ones go up to
+# the host; from 0.17 restic reads ahead itself, and a short buffer only evens out the pipe (memory bounded by it).
+AHEAD_BLOCKS = {False: 64, True: 8}
+STDIN_NO_DIRS = ((0, 18, 0),)  # backup --stdin-filename with a "/" fails (restic#5324, fixed in 0.18.1)
 NAME = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}"
 SFTP_SCP = re.compile(rf"^sftp:(?:(?P<user>{NAME})@)?(?P<host>{NAME}):(?P<path>.+)$")
 SFTP_URL = re.compile(rf"^sftp://(?:(?P<user>{NAME})@)?(?P<host>{NAME})(?::(?P<port>\d{{1,5}}))?/(?P<path>.*)$")
@@ -158,25 +160,80 @@ def open_repo(location: str | None, given_password_file: str | Path | None, ssh_
     return repo
 
 
+def parse_version(out: str) -> tuple[int, int, int]:
+    """The version ``restic version`` printed (RepoError when it is not restic's answer)."""
+    m = re.match(r"restic (\d{1,4})\.(\d{1,4})\.(\d{1,4})\b", out)
+    if not m:
+        raise RepoError(f"restic version says {out[:80]!r}: not a restic maasops knows")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
 @cache
-def restic_version() -> tuple[int, ...]:
-    """The installed restic's version (RepoError when restic is missing)."""
+def restic_version() -> tuple[int, int, int]:
+    """The installed restic's version, asked once (RepoError when restic is missing)."""
     try:
         out = subprocess.run([RESTIC, "version"], capture_output=True, text=True, timeout=60,
                              stdin=subprocess.DEVNULL).stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RepoError(f"restic cannot run ({exc}): {INSTALL_HINT}") from None
-    m = re.match(r"restic (\d+)\.(\d+)\.(\d+)", out)
-    if not m:
-        raise RepoError(f"restic version says {out[:80]!r}: not a restic maasops knows")
-    return tuple(int(g) for g in m.groups())
+    return parse_version(out)
 
 
 def check_version() -> None:
     """RepoError unless restic is installed and makes repository format 2 (restic 0.14 or later)."""
     if restic_version()[:2] < MIN_VERSION:
-        raise RepoError(f"restic {'.'.join(map(str, restic_version()))} cannot make repository format 2 "
-                        f"(compressed): restic {'.'.join(map(str, MIN_VERSION))} or later is needed")
+        raise RepoError(f"restic {dotted(restic_version())} cannot make repository format 2 "
+                        f"(compressed): restic {dotted(MIN_VERSION)} or later is needed")
+
+
+def dotted(version: tuple[int, ...]) -> str:
+    """``0.18.0``."""
+    return ".".join(map(str, version))
+
+
+@dataclass(frozen=True)
+class Paths:
+    """What a restic version gets: how a file of a snapshot comes out, and how a snapshot's file is named."""
+
+    version: tuple[int, int, int]
+
+    @property
+    def parallel_dump(self) -> bool:
+        """``restic dump`` loads a file's blobs in parallel (0.17 and later)."""
+        return self.version[:2] >= PARALLEL_DUMP
+
+    @property
+    def ahead_blocks(self) -> int:
+        """MiB a restore reads ahead of its upload."""
+        return AHEAD_BLOCKS[self.parallel_dump]
+
+    @property
+    def stdin_dirs(self) -> bool:
+        """``backup --stdin-filename`` takes a name with directories (every version but 0.18.0)."""
+        return self.version not in STDIN_NO_DIRS
+
+    def describe(self) -> str:
+        """One line: the restic and the paths it gets."""
+        dump = ("parallel restic dump" if self.parallel_dump else "restic dump loading one blob after another "
+                f"(parallel from {dotted(PARALLEL_DUMP)})")
+        names = "" if self.stdin_dirs else ("; snapshots of new sets named flat, deployment+time+host+file (this "
+                                            "restic cannot back up stdin under a directory: restic#5324)")
+        return (f"restic {dotted(self.version)}: restore from a repository by {dump}, "
+                f"{self.ahead_blocks} MiB read ahead{names}")
+
+
+def paths() -> Paths:
+    """What the installed restic gets (RepoError when it is missing or unknown)."""
+    return Paths(restic_version())
+
+
+def describe_installed() -> str:
+    """:meth:`Paths.describe` of the installed restic, or why there is none (never raises)."""
+    try:
+        check_version()
+        return paths().describe()
+    except RepoError as exc:
+        return f"restic: {exc}"
 
 
 def _said(stderr: str | bytes) -> str:
@@ -332,7 +389,7 @@ def dump(repo: Repo, snapshot: str, path: str) -> Iterator[BinaryIO]:
                                 stdout=subprocess.PIPE, stderr=err)
     except OSError as exc:
         raise RepoError(f"restic cannot run ({exc}): {INSTALL_HINT}") from None
-    reader = pipes.ReadAhead(proc.stdout, AHEAD_BLOCKS)
+    reader = pipes.ReadAhead(proc.stdout, paths().ahead_blocks)
     finished = False
     try:
         yield reader

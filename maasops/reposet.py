@@ -3,7 +3,8 @@
 A set ``<deployment>/<time>`` is a group of restic snapshots, all with the set's
 time and the tags ``maasops``, ``deployment=``, ``set=``:
 
-- one per archive, dump and images part, ``/<deployment>/<time>/<host>/<file>``: the bytes
+- one per archive, dump and images part, ``/<deployment>/<time>/<host>/<file>`` (restic 0.18.0, which cannot
+  back up stdin under a directory, names it flat: ``/<deployment>+<time>+<host>+<file>``): the bytes
   exactly as the backup streamed them (``restic backup --stdin``), tagged
   ``host=``, ``kind=archive|dump|images`` and ``maas=`` (the host's MAAS version). The
   manifests' sha256 are of these bytes, so a set read back verifies as it did
@@ -49,6 +50,7 @@ KINDS = ("archive", "dump", "images", "manifests")
 LATEST = "latest"
 SET_FILES = (mf.MANIFEST, signing.SIGNATURE)  # beside the host directories
 MANIFESTS = "manifests.tar"
+FLAT = "+"  # joins a snapshot's name where restic cannot back up stdin under a directory (restic 0.18.0)
 
 
 @dataclass(frozen=True)
@@ -122,12 +124,27 @@ def catalog(repo: Repo) -> list[RepoSet]:
         if kind == "manifests":
             rs.manifests = snap
         else:
-            rel = snap.path.removeprefix(f"/{dep}/{stamp}/")
-            if rel != snap.path:
+            rel = _rel(snap.path, dep, stamp)
+            if rel:
                 rs.files[rel] = snap
     used = _resolve_reuse(sets)
     # A set kept only for the images later sets reuse (its own manifests were let go) is not a set any more.
     return [sets[k] for k in sorted(sets) if sets[k].manifests or not set(sets[k].snapshot_ids()) <= used]
+
+
+def snapshot_name(deployment: str, stamp: str, rel: str) -> str:
+    """The name a set's file gets in its snapshot: ``deployment/time/rel``; with a restic that cannot back up
+    stdin under a directory (0.18.0), flat: ``deployment+time+host+file``."""
+    return ("/" if restic.paths().stdin_dirs else FLAT).join([deployment, stamp, *rel.split("/")])
+
+
+def _rel(path: str, dep: str, stamp: str) -> str:
+    """``host/file`` from a snapshot's path in either naming ('' when it is not one of the set's)."""
+    for sep in ("/", FLAT):
+        prefix = f"/{dep}{sep}{stamp}{sep}"
+        if path.startswith(prefix):
+            return path[len(prefix):].replace(sep, "/")
+    return ""
 
 
 def _resolve_reuse(sets: dict[tuple[str, str], RepoSet]) -> set[str]:
@@ -198,7 +215,9 @@ def materialize(repo: Repo, rs: RepoSet, dest: Path) -> Path:
     set_dir = backupset.private_dir(dest / rs.deployment / rs.stamp)
     for stale in [set_dir / f for f in SET_FILES] + list(set_dir.glob(f"*/{mf.MANIFEST}")):
         stale.unlink(missing_ok=True)
-    with restic.dump(repo, rs.manifests.id, f"/{rs.name}/{MANIFESTS}") as src, \
+    if _rel(rs.manifests.path, rs.deployment, rs.stamp) != MANIFESTS:
+        raise RepoError(f"{rs.name}: its manifests snapshot holds {rs.manifests.path[:120]!r}, not {MANIFESTS}")
+    with restic.dump(repo, rs.manifests.id, rs.manifests.path) as src, \
             tarfile.open(fileobj=src, mode="r|") as tar:
         for member in tar:
             rel = _manifest_name(member.name)
@@ -245,7 +264,7 @@ def file_sink(repo: Repo, deployment: str, stamp: str, host: str, name: str,
     kind = "archive" if name.startswith(mf.ARCHIVE) else "images" if name.startswith(mf.IMAGES) else "dump"
 
     def sink() -> restic.SnapshotSink:
-        return restic.SnapshotSink(repo, f"{deployment}/{stamp}/{host}/{name}",
+        return restic.SnapshotSink(repo, snapshot_name(deployment, stamp, f"{host}/{name}"),
                                    file_tags(deployment, stamp, host, kind, maas_version), deployment,
                                    stamp_time(stamp))
     return WhenWritten(sink) if kind == "images" else sink()
@@ -294,7 +313,7 @@ def push_manifests(repo: Repo, set_dir: Path, deployment: str, stamp: str, compl
             "state": "complete" if complete else "incomplete", "hosts": "+".join(hosts), "size": str(size)}
     if reused := _reused(set_dir, hosts):
         tags["reuse"] = reused
-    sink = restic.SnapshotSink(repo, f"{deployment}/{stamp}/{MANIFESTS}", tags, deployment, stamp_time(stamp))
+    sink = restic.SnapshotSink(repo, snapshot_name(deployment, stamp, MANIFESTS), tags, deployment, stamp_time(stamp))
     try:
         with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             for rel in [f for f in SET_FILES if (set_dir / f).is_file()] + [f"{h}/{mf.MANIFEST}" for h in hosts]:

@@ -138,5 +138,7 @@ def check(repo: Repo, subset: str | None, say: Callable[[str], None]) -> RunResu
         say(f"{repo}: DAMAGED or unreadable: {exc}")
         return RunResult("check", FAILED, error=str(exc), details={"repo": repo.location})
     say(f"{repo}: no errors were found" + (f" (read data subset {subset})" if subset else ""))
+    say(restic.paths().describe())
     return RunResult("check", OK, details={"repo": repo.location, "read_data_subset": subset,
-                                           "restic": out.strip().splitlines()[-1:]})
+                                           "restic": out.strip().splitlines()[-1:],
+                                           "restic_paths": restic.paths().describe()})

@@ -70,3 +70,11 @@ def test_a_drill_through_the_offsite_repository_restores_image_storage_from_its_
             "--offsite", timeout=600)
     assert r.returncode == 0 and "drill PASSED" in r.stdout, r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
+    # the installed restic, asked here, and the path the drill says it took with it
+    installed = subprocess.run(["restic", "version"], capture_output=True, text=True, check=True).stdout.split()[1]
+    parallel = tuple(int(x) for x in installed.split(".")[:2]) >= (0, 17)
+    said = f"restic {installed}: restore from a repository by " + ("parallel restic dump" if parallel else
+                                                                    "restic dump loading one blob after another")
+    assert said in r.stdout, r.stdout
+    report = r.stdout.rsplit("; report ", 1)[1].split()[0]  # beside the set's manifests read from the repository
+    assert json.loads(open(report).read())["restic"].startswith(said)

@@ -175,3 +175,80 @@ def test_sftp_prefers_aes_gcm_only_where_the_users_ssh_config_leaves_the_ciphers
     pw = tmp_path / "pw"
     assert "Ciphers=^aes128-gcm@openssh.com" in " ".join(Repo("sftp:offsite:/r", pw, plain).command("snapshots"))
     assert "Ciphers" not in " ".join(Repo("sftp:offsite:/r", pw, chosen).command("snapshots"))
+
+
+@pytest.mark.parametrize(("out", "version", "parallel", "ahead", "dirs"), [
+    ("restic 0.14.0 compiled with go1.19.8 on linux/amd64\n", (0, 14, 0), False, 64, True),
+    ("restic 0.16.4 compiled with go1.22.2 on linux/amd64\n", (0, 16, 4), False, 64, True),
+    ("restic 0.17.3 compiled with go1.23.3 on linux/amd64\n", (0, 17, 3), True, 8, True),
+    ("restic 0.18.0 compiled with go1.24.4 on linux/amd64\n", (0, 18, 0), True, 8, False),
+    ("restic 0.18.1 compiled with go1.25.1 on linux/amd64\n", (0, 18, 1), True, 8, True),
+])
+def test_the_restic_version_chooses_the_restore_path_and_the_snapshot_names(out, version, parallel, ahead, dirs):
+    paths = restic.Paths(restic.parse_version(out))
+    assert (paths.version, paths.parallel_dump, paths.ahead_blocks, paths.stdin_dirs) == (version, parallel, ahead,
+                                                                                            dirs)
+    said = paths.describe()
+    assert said.startswith(f"restic {'.'.join(map(str, version))}: ")
+    assert ("parallel restic dump" in said) == parallel and ("named flat" in said) == (not dirs)
+
+
+@pytest.mark.parametrize("out", ["", "rustic 0.18.0\n", "restic version unknown\n", "restic 0.x.1\n",
+                                 "fatal: command not found\nrestic 0.18.0\n", "restic 99999.1.1\n"])
+def test_a_version_answer_that_is_not_restics_is_refused(out):
+    with pytest.raises(RepoError, match="not a restic maasops knows"):
+        restic.parse_version(out)
+
+
+def test_a_missing_or_unknown_restic_is_said_not_raised_by_version_output(monkeypatch):
+    monkeypatch.setattr(restic, "RESTIC", "/nonexistent/restic")
+    restic.restic_version.cache_clear()
+    try:
+        assert restic.describe_installed().startswith("restic: restic cannot run")
+    finally:
+        restic.restic_version.cache_clear()
+
+
+@needs_restic
+def test_a_set_is_named_as_the_installed_restic_can_and_reads_back(local_repo):
+    sink = reposet.file_sink(local_repo, "dep", "20260101T000000Z", "region1", "config.tar", "3.5.1")
+    sink.write(b"config")
+    sink.close()
+    [rs] = reposet.catalog(local_repo)
+    sep = "/" if restic.paths().stdin_dirs else "+"
+    assert rs.files["region1/config.tar"].path == f"/dep{sep}20260101T000000Z{sep}region1{sep}config.tar"
+    with reposet.RepoFiles(local_repo, rs).open("region1/config.tar") as src:
+        assert src.read() == b"config"
+
+
+@pytest.mark.parametrize("version", [(0, 17, 3), (0, 18, 0)])
+def test_the_catalog_reads_sets_named_by_either_restic(monkeypatch, version):
+    monkeypatch.setattr(restic, "paths", lambda: restic.Paths(version))
+    stamp = "20260101T000000Z"
+
+    def snap(i, rel, kind):
+        tags = [restic.TAG, "deployment=dep", f"set={stamp}", f"kind={kind}", "state=complete"]
+        return {"id": f"id{i}", "paths": ["/" + reposet.snapshot_name("dep", stamp, rel)], "tags": tags}
+    monkeypatch.setattr(restic, "run_json", lambda *a, **k: [
+        snap(1, "region1/config.tar", "archive"), snap(2, "region1/images.tar", "images"),
+        snap(3, reposet.MANIFESTS, "manifests"),
+        {**snap(4, "x", "dump"), "paths": [f"/other/{stamp}/region1/maasdb.sql"]}])
+    [rs] = reposet.catalog(None)
+    assert sorted(rs.files) == ["region1/config.tar", "region1/images.tar"] and rs.manifests.id == "id3"
+
+
+@needs_restic
+def test_check_says_which_restic_and_restore_path_it_uses(local_repo):
+    said = []
+    result = retention.check(local_repo, None, said.append)
+    assert result.code == 0 and said[-1] == restic.paths().describe()
+    assert result.details["restic_paths"].startswith(f"restic {restic.dotted(restic.restic_version())}: restore from")
+
+
+def test_version_output_names_the_restic_and_its_restore_path(capsys):
+    from maasops.program import program
+    with pytest.raises(SystemExit) as ended:
+        program.run(["maasops", "--version"])
+    lines = capsys.readouterr().out.splitlines()
+    assert ended.value.code in (0, None) and lines[0].startswith("maasops ")
+    assert lines[-1] == restic.describe_installed() and "restore from a repository by" in lines[-1]
