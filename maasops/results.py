@@ -20,6 +20,7 @@ STATUS_OF_CODE = {OK: "ok", FAILED: "failed", REFUSED: "refused", PARTIAL: "part
 RESTIC_SAYS = (("Is there a repository at the following location?", NO_REPOSITORY),
                ("repository does not exist", NO_REPOSITORY),
                ("repository is already locked", REPOSITORY_LOCKED),
+               ("the `unlock` command can be used to remove stale locks", REPOSITORY_LOCKED),  # 0.14's last line
                ("wrong password or no key found", WRONG_PASSWORD))
 
 

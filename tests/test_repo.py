@@ -247,8 +247,7 @@ def test_check_says_which_restic_and_restore_path_it_uses(local_repo):
 
 def test_version_output_names_the_restic_and_its_restore_path(capsys):
     from maasops.program import program
-    with pytest.raises(SystemExit) as ended:
-        program.run(["maasops", "--version"])
+    program.run(["maasops", "--version"], exit=False)
     lines = capsys.readouterr().out.splitlines()
-    assert ended.value.code in (0, None) and lines[0].startswith("maasops ")
+    assert lines[0].startswith("maasops ")
     assert lines[-1] == restic.describe_installed() and "restore from a repository by" in lines[-1]
