@@ -153,13 +153,15 @@ def test_a_signal_while_a_host_never_answers_ends_the_run_at_once_with_130_and_a
     server.bind(("127.0.0.1", 0))
     server.listen(1)
     env = {"PATH": os.environ["PATH"], "HOME": str(world["home"]), "LANG": "C.UTF-8"}
-    proc = subprocess.Popen([str(installed), "-H", f"127.0.0.1:{server.getsockname()[1]}", "probe", "--json"],
+    # -t 120: the banner timeout is -t; the signal must end the run long before it, however busy the machine
+    proc = subprocess.Popen([str(installed), "-t", "120", "-H", f"127.0.0.1:{server.getsockname()[1]}", "probe",
+                             "--json"],
                             cwd=world["work"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    conn, _ = server.accept()  # maasops is now waiting for an SSH banner that never comes (15 s by default)
+    conn, _ = server.accept()  # maasops is now waiting for an SSH banner that never comes
     try:
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=10)  # well before the banner timeout
+        out, err = proc.communicate(timeout=60)  # well before the banner timeout
     finally:
         proc.kill()
         conn.close()
