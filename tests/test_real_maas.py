@@ -20,6 +20,7 @@ import pytest
 
 from maasops import compression
 from maasops.lab import lab as lab_mod
+from maasops.results import PARTIAL
 from tests.labtools import fab, need_root, sets
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -90,7 +91,7 @@ def test_vault_with_a_remote_database_takes_the_operators_credentials(tmp_path, 
     inv = str(src.inventory)
     r = fab("backup", "--inventory", inv, "--backup-dir", str(tmp_path / "c"), "--allow-vault",
             "--database-name", "maasdb")
-    assert r.returncode == 1 and "--database-user" in r.stdout, r.stdout
+    assert r.returncode == PARTIAL and "--database-user" in r.stdout, r.stdout  # the rack's part is made
     r = fab("plan", "backup", "--inventory", inv, "--allow-vault", "--database-name", "maasdb",
             "--database-user", "maas", "--database-password-file", str(src.database_password_file))
     assert r.returncode == 0, r.stdout + r.stderr
