@@ -7,8 +7,8 @@ pool; one host failing never stops the others.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -20,6 +20,7 @@ from maasops.inventory import Deployment, InventoryError, InventoryHost
 from maasops.secretfile import NotPrivate, private_file
 
 PARALLEL = 8  # hosts worked on at once, unless --parallel says otherwise
+SLICE = 0.2  # seconds the main thread waits at a time (Python runs signal handlers there only)
 MAX_PARALLEL = 64  # the most --parallel takes: each host is an SSH session or two, and threads
 
 T = TypeVar("T")
@@ -77,20 +78,35 @@ def _sudo_password(deployment: Deployment, h: InventoryHost) -> str | None:
 
 
 def each(targets: list[Target], fn: Callable[[Target], T], parallel: int = PARALLEL) -> dict[str, T | BaseException]:
-    """Run ``fn`` for every target, at most ``parallel`` at once; exceptions are returned, not raised."""
-    def guarded(t: Target) -> T | BaseException:
+    """Run ``fn`` for every target, at most ``parallel`` at once; exceptions are returned, not raised.
+
+    Each runs on a daemon thread: on Ctrl-C or SIGTERM the connections are closed and the run ends at once, even
+    while a host still holds a thread in its SSH handshake (a pool's threads would be waited for at exit). The
+    main thread waits in slices: a signal the kernel gave another thread runs its handler at the next one."""
+    results: dict[str, T | BaseException] = {}
+    slots = threading.BoundedSemaphore(max(1, parallel))
+
+    def guarded(t: Target) -> None:
         try:
-            return fn(t)
+            results[t.name] = fn(t)
         except Exception as exc:  # one host's failure is that host's result
-            return exc
-    pool = ThreadPoolExecutor(max_workers=max(1, parallel))
+            results[t.name] = exc
+        finally:
+            slots.release()
+    threads = []
     try:
-        return dict(zip([t.name for t in targets], pool.map(guarded, targets), strict=True))
+        for t in targets:
+            while not slots.acquire(timeout=SLICE):
+                pass
+            threads.append(threading.Thread(target=guarded, args=(t,), name=f"maasops {t.name}", daemon=True))
+            threads[-1].start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(SLICE)
     except BaseException:  # Ctrl-C, SIGTERM: a host still connecting must not hold the command up
         close_all([t.connection for t in targets])
         raise
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    return {t.name: results[t.name] for t in targets}
 
 
 def probe_all(targets: list[Target], parallel: int = PARALLEL) -> dict[str, probe.HostFacts | BaseException]:
