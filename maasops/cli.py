@@ -432,7 +432,8 @@ def run_restore(c: Context, req: FleetRequest) -> None:
 
 def _restore(c: Context, req: FleetRequest, dry_run: bool) -> None:
     opts, out = req.options, req.out
-    f = targets(c, req, None if opts.repo else Path(opts.backup_set))
+    # --rollback acts on the hosts it is given, never on ones the set names: it runs before any check of the set
+    f = targets(c, req, None if opts.repo or opts.rollback else Path(opts.backup_set))
     set_dir, files = Path(opts.backup_set or "."), None
     if opts.repo:
         set_dir, files = reposource.restore_source(repository(opts), opts.set or opts.backup_set, opts.deployment)

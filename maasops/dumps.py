@@ -144,7 +144,8 @@ def read_directory(src: BinaryIO, compress: str, limit: int | None = None,
                 f"{m.name[:80]!r} follows db/toc.dat, which pg_dump writes last" if after_toc else None)
             if problem is None and m.name == ROLES_FILE:
                 verdict = read_plain(tar, "none", None, sqlscan.Scanner(only_roles=True))[0]
-                problem = f"roles.sql {verdict}" if verdict.startswith(REFUSED) else None
+                problem = f"{REFUSED}roles.sql: {verdict.removeprefix(REFUSED)}" if verdict.startswith(REFUSED) \
+                    else None
                 roles_last = verdict
     except tarstream.Malformed as exc:
         problem = problem or f"not a complete tar ({exc})"

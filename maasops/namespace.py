@@ -52,7 +52,8 @@ SPECS = (
              REPO + ("read_data_subset", "deployment", "json", "metrics_file")),
     TaskSpec("schedule", "11. Run backup, prune and check on a timer (systemd): schedule install | status | remove.",
              ("inventory", "repo", "repo_password_file", "on_calendar", "metrics_file", "unit_dir") + KEEP
-             + ("read_data_subset", "backup_dir", "json"), positional=("action",)),
+             + ("read_data_subset", "backup_dir", "database_user", "database_password_file", "max_stream_gib",
+                "json"), positional=("action",), check=cli.check_credentials),
 )
 BODIES = {"probe": cli.run_probe, "plan": cli.run_plan, "backup": cli.run_backup, "push": repo_tasks.run_push,
           "sets": repo_tasks.run_sets, "verify": cli.run_verify, "restore": cli.run_restore,

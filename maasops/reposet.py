@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from maasops import backupset, images, signing
+from maasops import backupset, images, signing, tarstream
 from maasops import manifest as mf
 from maasops import repo as restic
 from maasops.plan import Send
@@ -217,19 +217,23 @@ def materialize(repo: Repo, rs: RepoSet, dest: Path) -> Path:
         stale.unlink(missing_ok=True)
     if _rel(rs.manifests.path, rs.deployment, rs.stamp) != MANIFESTS:
         raise RepoError(f"{rs.name}: its manifests snapshot holds {rs.manifests.path[:120]!r}, not {MANIFESTS}")
-    with restic.dump(repo, rs.manifests.id, rs.manifests.path) as src, \
-            tarfile.open(fileobj=src, mode="r|") as tar:
-        for member in tar:
-            rel = _manifest_name(member.name)
-            if rel is None or not member.isfile() or member.size > mf.MAX_MANIFEST:
-                continue
-            path = set_dir / rel
-            backupset.private_dir(path.parent)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.unlink(missing_ok=True)
-            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "wb") as out:
-                out.write(tar.extractfile(member).read())
-            tmp.rename(path)
+    with restic.dump(repo, rs.manifests.id, rs.manifests.path) as src:
+        tar = tarstream.TarReader(src)  # the one strict parser: no silent stop, no name twice
+        try:
+            for member in tar:
+                rel = _manifest_name(member.name)
+                if rel is None or member.kind != "file" or member.size > mf.MAX_MANIFEST:
+                    continue
+                path = set_dir / rel
+                backupset.private_dir(path.parent)
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.unlink(missing_ok=True)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                with os.fdopen(os.open(tmp, flags, 0o600), "wb") as out:
+                    out.write(tar.read(member.size))
+                tmp.rename(path)
+        except tarstream.Malformed as exc:
+            raise RepoError(f"{rs.name}: its manifests snapshot is not a tar maasops reads: {exc}") from None
     return set_dir
 
 

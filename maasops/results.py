@@ -7,6 +7,7 @@ restic's.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,10 +25,15 @@ RESTIC_SAYS = (("Is there a repository at the following location?", NO_REPOSITOR
                ("wrong password or no key found", WRONG_PASSWORD))
 
 
+RESTIC_FAILED = re.compile(r"restic \S+ on \S+ failed: (.*)", re.S)  # how maasops.repo quotes restic's own words
+
+
 def code_for(code: int, error: str) -> int:
-    """The exit code of a run that ended with ``code`` and ``error``: restic's code where restic said why."""
-    if code in (FAILED, REFUSED):
-        return next((c for says, c in RESTIC_SAYS if says in error), code)
+    """The exit code of a run that ended with ``code`` and ``error``: restic's code where restic said why (in
+    what maasops quotes of restic, never in a host's words elsewhere in the message)."""
+    said = RESTIC_FAILED.search(error) if code in (FAILED, REFUSED) else None
+    if said:
+        return next((c for says, c in RESTIC_SAYS if says in said.group(1)), code)
     return code
 
 

@@ -182,7 +182,9 @@ def _open_send(send: Send) -> Iterator[BinaryIO]:
     """The bytes a send step streams: a file (local, or of a set's files) or one archive member, decrypted on the fly
     if need be."""
     with ExitStack() as stack:
-        src = stack.enter_context(send.files.open(send.path) if send.files is not None else open(send.path, "rb"))
+        local = Path(send.path)
+        src = stack.enter_context(send.files.open(send.path) if send.files is not None else
+                                  backupset.open_in(local.parent, local.name))  # no link followed, either way
         if send.identity:
             src = stack.enter_context(crypto.decrypted(src, crypto.identities(Path(send.identity)),
                                                        Path(send.path).name))

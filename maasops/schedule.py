@@ -69,8 +69,13 @@ def commands(opts: TaskOptions, inv: Path, password: Path, metrics: Path) -> lis
     keep = [f"--keep-daily={opts.keep_daily}", f"--keep-weekly={opts.keep_weekly}",
             f"--keep-monthly={opts.keep_monthly}"]
     subset = ["--read-data-subset", opts.read_data_subset] if opts.read_data_subset else []
+    # a Vault region's database role (regiond.conf names none) and the stream ceiling, as the backup would take them
+    backup = ["--max-stream-gib", str(opts.max_stream_gib)]
+    if opts.database_user:
+        backup += ["--database-user", opts.database_user,
+                   "--database-password-file", str(Path(opts.database_password_file).absolute())]
     binary = str(maasops_binary())
-    return [[binary, "backup", *repo], [binary, "prune", *repo, *keep], [binary, "check", *repo, *subset]]
+    return [[binary, "backup", *repo, *backup], [binary, "prune", *repo, *keep], [binary, "check", *repo, *subset]]
 
 
 def service_unit(deployment: str, runs: list[list[str]], user: str) -> str:
@@ -193,7 +198,8 @@ def install(opts: TaskOptions, say) -> dict:
     name = unit_name(dep.name)
     runs = commands(opts, inv, password, metrics)
     unit_dir.mkdir(parents=True, exist_ok=True)
-    refuse_user_writable(used_files(dep, inv, password, metrics, unit_dir))
+    database_password = [Path(opts.database_password_file).absolute()] if opts.database_password_file else []
+    refuse_user_writable(used_files(dep, inv, password, metrics, unit_dir) + database_password)
     service, timer = unit_dir / f"{name}.service", unit_dir / f"{name}.timer"
     service.write_text(service_unit(dep.name, runs, getpass.getuser()))
     timer.write_text(timer_unit(dep.name, _calendar(opts.on_calendar)))

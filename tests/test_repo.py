@@ -251,3 +251,17 @@ def test_version_output_names_the_restic_and_its_restore_path(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("maasops ")
     assert lines[-1] == restic.describe_installed() and "restore from a repository by" in lines[-1]
+
+
+def test_a_schedule_for_a_vault_region_backs_up_with_the_operators_database_role(tmp_path):
+    """A Vault region's regiond.conf names no database role: the timer's backup is given the one the schedule was."""
+    from maasops.namespace import SPECS
+    pw = tmp_path / "db.pass"
+    pw.write_text("s3cret\n")
+    pw.chmod(0o600)
+    spec = next(s for s in SPECS if s.name == "schedule")
+    opts = spec.parse({"action": "install", "repo": "sftp:bastion:/srv/restic", "database_user": "maas",
+                       "database_password_file": str(pw), "max_stream_gib": "64"})
+    backup, prune, check = schedule.commands(opts, tmp_path / "inv.yaml", tmp_path / "pw", tmp_path / "m.prom")
+    assert backup[-6:] == ["--max-stream-gib", "64", "--database-user", "maas", "--database-password-file", str(pw)]
+    assert "--database-user" not in prune + check and "s3cret" not in " ".join(backup)
