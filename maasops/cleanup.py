@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from invoke import Context, Exit
 
-from maasops import cli, database, dumps, fleet, layouts, probe, remote, report
+from maasops import cli, database, dumps, fleet, probe, remote, report
 from maasops.command import Cmd, Q, Word
 from maasops.hostpaths import ASIDE, ROLLED_BACK, RUN_ROOT
-from maasops.restore_plan import prune_command
+from maasops.restore_plan import prune_command, server_on
 from maasops.results import FAILED, OK
 
 
@@ -29,10 +29,9 @@ def _prefixes(f: probe.HostFacts) -> list[str]:
 
 
 def _server(f: probe.HostFacts) -> database.Server | None:
-    db = f.database
-    if db is None or db.location != "local":
+    if f.database is None or f.database.location != "local":
         return None
-    return database.Server("local", db.host if db.host.startswith("/") else "localhost", db.port, layouts.PG_SUPERUSER)
+    return server_on(f, "local")
 
 
 def list_command(f: probe.HostFacts) -> Cmd:

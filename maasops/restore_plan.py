@@ -140,14 +140,19 @@ def confinement(m: HostManifest, target: HostFacts, images: bool = False) -> con
 def server_for(m: HostManifest, target: HostFacts, credentials: database.Credentials | None = None) -> database.Server:
     """How the loading host reaches the database server the dump goes into (over the network with the operator's
     ``credentials`` where the target's regiond.conf names no role: Vault keeps them)."""
-    db = target.database
-    how = m.dump.how
+    return server_on(target, m.dump.how, credentials)
+
+
+def server_on(f: HostFacts, how: str, credentials: database.Credentials | None = None) -> database.Server:
+    """How host ``f`` reaches its database server ``how`` (local | network | maas-test-db): as the superuser on its
+    own server, else as regiond.conf's role (or the operator's ``credentials`` where it names none)."""
+    db = f.database
     if how == "local":
         host = db.host if db and db.host.startswith("/") else "localhost"
         return database.Server("local", host, db.port if db else layouts.DB_PORT_DEFAULT, layouts.PG_SUPERUSER)
     creds = database.operator_credentials(db.location, db.user, credentials)
     return database.Server(how, db.client_host, db.port, creds.user if creds else db.user,
-                           target.on_host(target.layout.regiond_conf), creds.password_file if creds else None)
+                           f.on_host(f.layout.regiond_conf), creds.password_file if creds else None)
 
 
 def database_name(m: HostManifest, target: HostFacts) -> str:

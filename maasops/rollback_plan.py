@@ -18,7 +18,7 @@ from maasops.hostfiles import record
 from maasops.hostpaths import ROLLED_BACK
 from maasops.plan import HostPlan, Phase, Step, StepId
 from maasops.probe import HostFacts
-from maasops.restore_plan import aside_path, contents_list, put_back_inside, run_dir, state_file
+from maasops.restore_plan import aside_path, contents_list, put_back_inside, run_dir, server_on, state_file
 
 RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$")
 
@@ -69,17 +69,11 @@ def _database_step(f: HostFacts, run_id: str, state: list[str],
     for line in state:
         kind, *words = line.split()
         if kind in ("kept-db", "new-db") and words:
-            name = words[-1]
-            db = f.database
-            host = db.host if db and db.host.startswith("/") else "localhost"
-            server = database.Server("local", host, db.port if db else layouts.DB_PORT_DEFAULT, layouts.PG_SUPERUSER)
+            name, server = words[-1], server_on(f, "local")
         elif kind == "saved-db" and f.database and f.database.location != "local":
-            db = f.database
-            name = db.name or layouts.DB_NAME_DEFAULT
-            creds = database.operator_credentials(db.location, db.user, credentials)
-            server = database.Server(db.location if db.location == "maas-test-db" else "network", db.client_host,
-                                     db.port, creds.user if creds else db.user, f.on_host(f.layout.regiond_conf),
-                                     creds.password_file if creds else None)
+            name = f.database.name or layouts.DB_NAME_DEFAULT
+            how = f.database.location if f.database.location == "maas-test-db" else "network"
+            server = server_on(f, how, credentials)
         else:
             continue
         return Step(StepId.RELOAD_DATABASE, "put back the database the restore replaced",
