@@ -3,6 +3,7 @@ DR site, backup → restore onto DR → proof (:mod:`maasops.drill`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from invoke import Context, Exit
@@ -40,7 +41,7 @@ def _credentials(site: lab.Lab) -> Credentials:
 
 def on_lab(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 1, racks: int = 2,
            profile: str = DRILL_PROFILE, db_mb: int = 8, dedicated_db: bool = False,
-           say=print, transfers: Transfers = QUIET, offsite: bool = False,
+           say: Callable[[str], None] = print, transfers: Transfers = QUIET, offsite: bool = False,
            dump_format: str = "auto") -> drill_mod.DrillResult:
     """The DR rehearsal on the lab: a source site and a fresh DR site, backup → restore onto DR → proof.
 
