@@ -208,6 +208,19 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
 )}
 
 
+# Option groups several commands take.
+HOSTS = ("inventory", "lab_dir", "deployment", "jump_host", "accept_new_host_keys", "parallel")
+BACKUP = ("backup_dir", "stop_postgresql", "exclude_images", "db_only_maas", "dump_format", "allow_vault", "compress",
+          "encrypt_to", "database_name", "database_user", "database_password_file", "database_elsewhere", "dump_from",
+          "idle_timeout", "max_stream_gib", "sign_key")
+TRUST = ("allowed_signers", "trust_unsigned", "decrypt_key", "database_elsewhere")
+RESTORE = ("map", "allow_upgrade", "maas_url", "database_host", "database_user", "database_password_file",
+           "rollback_copy", "skip_database", "keep") + TRUST
+REPO = ("repo", "repo_password_file", "inventory", "lab_dir", "accept_new_host_keys")
+FROM_REPO = REPO + ("set", "deployment")
+RETENTION = ("keep_daily", "keep_weekly", "keep_monthly")
+
+
 def help_text(name: str, doc: str, option_names: tuple[str, ...], positional: tuple[str, ...],
               binary: str = "maasops") -> str:
     """A task's help as ``maasops TASK --help`` (or ``fab TASK --help`` in the checkout) prints it."""

@@ -15,16 +15,30 @@ from maasops import probe, verify
 from maasops.hosttext import clean, clean_data
 from maasops.results import FAILED, OK
 
-documents_printed = 0  # JSON documents this process printed: the maasops program prints one for a run that had none
+
+class Documents:
+    """How many JSON documents one run of the maasops program printed: it prints one for a run that had none.
+
+    One per run, shared by every task's :class:`Output`: a copy of it is itself, as Invoke copies each value of the
+    config its tasks get.
+    """
+
+    def __init__(self) -> None:
+        self.printed = 0
+
+    def __copy__(self) -> Documents:
+        return self
 
 
 class Output:
-    """A command's output: text for people, and the JSON document when asked for."""
+    """A command's output: text for people, and the JSON document when asked for (counted in ``documents``, the
+    run's, when given)."""
 
-    def __init__(self, json_mode: bool = False, verbosity: int = 0):
+    def __init__(self, json_mode: bool = False, verbosity: int = 0, documents: Documents | None = None):
         self.json_mode = json_mode
         self.quiet = verbosity < 0  # -q
         self.emitted = False  # the run's document was handed over (and printed, with --json)
+        self.documents = documents
 
     def say(self, text: str) -> None:
         """A line (or lines) for a person: stdout, or stderr in JSON mode; nothing with -q. Control characters a
@@ -38,10 +52,10 @@ class Output:
 
     def emit(self, document: dict) -> None:
         """The JSON document, on stdout (JSON mode only); its strings' control characters as escapes, as in text."""
-        global documents_printed
         self.emitted = True
         if self.json_mode:
-            documents_printed += 1
+            if self.documents is not None:
+                self.documents.printed += 1
             json.dump(clean_data(json.loads(json.dumps(document, default=str))), sys.stdout, indent=2)
             sys.stdout.write("\n")
             sys.stdout.flush()

@@ -33,7 +33,7 @@ from fabric.main import Fab
 from invoke import Argument, Exit, ParseError, UnexpectedExit
 
 from maasops import __version__, output
-from maasops.cli import VERBOSITY_KEY
+from maasops.commands.fleet_request import DOCUMENTS_KEY, VERBOSITY_KEY
 from maasops.namespace import RUNBOOK, ns
 from maasops.options import HELP_WORDS, OptionError, help_asked, task_help
 from maasops.repo import describe_installed
@@ -60,12 +60,12 @@ class Maasops(Fab):
         """Run the command line; one asking for help prints it and runs nothing."""
         args = list(sys.argv if argv is None else argv.split() if isinstance(argv, str) else argv)
         self.json_wanted = "--json" in args[1:]
+        self.documents = output.Documents()  # this run's: every task's Output counts the documents it printed
         self.operation = next((a for a in args[1:] if a in self.namespace.task_names), None)
         if len(args) > 1 and args[1] in WORDS:
             unknown = [a for a in args[2:] if a not in self.namespace.task_names and not a.startswith("-")]
             if unknown:
-                code = self._ended(REFUSED, f"{self.binary} {args[1]}: no task {unknown[0]!r} (maasops --list)",
-                                   output.documents_printed)
+                code = self._ended(REFUSED, f"{self.binary} {args[1]}: no task {unknown[0]!r} (maasops --list)")
                 if exit:
                     sys.exit(code)
                 return
@@ -83,7 +83,6 @@ class Maasops(Fab):
     def _run(self, args: list[str]) -> int:
         """Invoke's steps (``Program.run``); what ends them is an exit code, a message and a document."""
         previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-        printed = output.documents_printed
         try:
             self.create_config()
             self.parse_core(args)
@@ -110,13 +109,13 @@ class Maasops(Fab):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return self._ended(code, message, printed)
+        return self._ended(code, message)
 
-    def _ended(self, code: int, message: str, printed: int) -> int:
+    def _ended(self, code: int, message: str) -> int:
         """The run's last words: the message on stderr, and (``--json``) its document when none was printed."""
         if message:
             print(message, file=sys.stderr, flush=True)
-        if code and self.json_wanted and output.documents_printed == printed:
+        if code and self.json_wanted and not self.documents.printed:
             doc = RunResult(self.operation or "", code, error=message).to_json()
             json.dump(doc, sys.stdout, indent=2)
             print(flush=True)
@@ -161,12 +160,13 @@ class Maasops(Fab):
                 raise Exit(f"{self.binary} {spec.name}: {exc}", code=REFUSED) from None
 
     def update_config(self) -> None:
-        """Fabric's config from the core flags; -q/-v for the tasks."""
+        """Fabric's config from the core flags; -q/-v and the run's document count for the tasks."""
         try:
             super().update_config()
         except (EOFError, OSError) as exc:  # a prompt without a terminal, an ssh_config that cannot be read
             raise Exit(f"{self.binary}: {exc or 'no answer to the prompt'}", code=REFUSED) from None
         self.config[VERBOSITY_KEY] = -1 if self.args.quiet.value else 1 if self.args.verbose.value else 0
+        self.config[DOCUMENTS_KEY] = self.documents
 
     def print_version(self) -> None:
         """maasops's version and Fabric's, then the restic a ``--repo`` uses and the paths it gets."""

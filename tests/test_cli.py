@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import importlib
 import json
 import subprocess
 import sys
@@ -10,7 +12,7 @@ import invoke
 import pytest
 from fabric.main import program as fab_program
 
-from maasops import manpage, options, results
+from maasops import manpage, options, output, results
 from maasops.namespace import RUNBOOK, ns
 from maasops.program import program
 from tests.labtools import ROOT
@@ -171,3 +173,26 @@ def test_an_error_maasops_did_not_foresee_is_one_line_and_a_document(nothing_run
     assert "Traceback" not in err
     code, out, err = run(capsys, "-v", "-H", "region1", "probe")
     assert code == results.FAILED and "Traceback" in err  # -v shows it
+
+
+def test_every_command_is_its_own_module_with_its_spec_check_and_body():
+    """maasops/commands/<name>.py holds the command's TaskSpec and its body ``run`` (issue 26)."""
+    for name in RUNBOOK:
+        module = importlib.import_module(f"maasops.commands.{name}")
+        assert module.SPEC.name == name and ns[name].spec is module.SPEC, name
+        assert callable(module.run), name
+
+
+def test_each_run_prints_one_json_document_whoever_prints_it(nothing_runs_but_fleet, capsys, tmp_path):
+    """The document count is the run's (output.Documents), not the process's: a run whose task printed its document
+    gets no second one, and the next run, whose task printed none, gets the program's."""
+    code, out, _ = run(capsys, "backup", "--json", "--lab-dir", str(tmp_path / "none"))
+    assert code == results.REFUSED and json.loads(out)["operation"] == "backup"
+    code, out, _ = run(capsys, "probe", "--json", "-P", "many")
+    assert code == results.REFUSED and json.loads(out)["operation"] == "probe"
+    documents = output.Documents()
+    assert copy.copy(documents) is documents  # Invoke copies the config's values: every task counts in the run's
+    output.Output(True, documents=documents).emit({"operation": "x"})
+    output.Output(True).emit({"operation": "y"})
+    assert documents.printed == 1
+    capsys.readouterr()

@@ -11,7 +11,7 @@ import pyrage
 import pytest
 from invoke import Exit
 
-from maasops import crypto, fleet, hosttext, output, report, schedule
+from maasops import crypto, fleet, hosttext, output, report, systemd_units
 from maasops.connect import fabric_config
 from maasops.errors import RemoteError
 from maasops.inventory import Deployment, InventoryError, InventoryHost
@@ -85,7 +85,7 @@ def test_schedule_install_as_root_refuses_a_file_a_user_can_change(tmp_path, how
                        "repo_password_file": str(pw), "metrics_file": str(tmp_path / "maasops.prom"),
                        "unit_dir": str(tmp_path / "units"), "on_calendar": "daily"})
     with pytest.raises(Exit) as got:
-        schedule.install(opts, lambda _: None)
+        systemd_units.install(opts, lambda _: None)
     said = got.value.message
     user = next((u.pw_name for u in pwd.getpwall() if u.pw_uid == 1000), "1000")
     assert f"the unit would use {inv}" in said and (f"owner {user}" in said or "mode 0666" in said), said

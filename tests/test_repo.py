@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from maasops import pipes, reposet, retention, schedule
+from maasops import pipes, reposet, retention, systemd_units
 from maasops import repo as restic
 from maasops.namespace import ns
 from maasops.repo import Repo, RepoError
@@ -123,9 +123,9 @@ def test_prune_never_removes_the_newest_verified_set_and_drops_stale_incomplete_
 
 
 def test_schedule_units_quote_what_systemd_would_expand(tmp_path):
-    assert schedule.exec_arg("/a b/c%d$x") == '"/a b/c%%d$$x"'
-    assert schedule.exec_arg("sftp:bastion:/srv/r") == "sftp:bastion:/srv/r"
-    assert schedule.unit_name("lab@x:y") == "maasops-backup-lab_x_y"
+    assert systemd_units.exec_arg("/a b/c%d$x") == '"/a b/c%%d$$x"'
+    assert systemd_units.exec_arg("sftp:bastion:/srv/r") == "sftp:bastion:/srv/r"
+    assert systemd_units.unit_name("lab@x:y") == "maasops-backup-lab_x_y"
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
@@ -139,12 +139,12 @@ def test_schedule_units_pass_systemd_analyze_verify(tmp_path):
                                       "repo_password_file": str(pw), "metrics_file": str(tmp_path / "maasops.prom"),
                                       "unit_dir": str(tmp_path / "units"), "read_data_subset": "5%",
                                       "on_calendar": "*-*-* 02:30"})
-    done = schedule.install(opts, lambda _: None)
+    done = systemd_units.install(opts, lambda _: None)
     proc = subprocess.run(["systemd-analyze", "verify", done["service"], done["timer"]], capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
     assert "--repo-password-file" in (tmp_path / "units" / "maasops-backup-prod.service").read_text()
-    assert schedule.remove(opts, lambda _: None) == {"removed": ["maasops-backup-prod.timer"]}
+    assert systemd_units.remove(opts, lambda _: None) == {"removed": ["maasops-backup-prod.timer"]}
 
 
 def test_read_ahead_gives_every_byte_in_order_and_stops_when_closed_early():
@@ -262,6 +262,6 @@ def test_a_schedule_for_a_vault_region_backs_up_with_the_operators_database_role
     spec = next(s for s in SPECS if s.name == "schedule")
     opts = spec.parse({"action": "install", "repo": "sftp:bastion:/srv/restic", "database_user": "maas",
                        "database_password_file": str(pw), "max_stream_gib": "64"})
-    backup, prune, check = schedule.commands(opts, tmp_path / "inv.yaml", tmp_path / "pw", tmp_path / "m.prom")
+    backup, prune, check = systemd_units.commands(opts, tmp_path / "inv.yaml", tmp_path / "pw", tmp_path / "m.prom")
     assert backup[-6:] == ["--max-stream-gib", "64", "--database-user", "maas", "--database-password-file", str(pw)]
     assert "--database-user" not in prune + check and "s3cret" not in " ".join(backup)

@@ -1,4 +1,5 @@
-"""``maasops schedule install | status | remove``: backup → prune → check on a systemd timer.
+"""The systemd units that run backup → prune → check on a timer: written, shown, removed (``maasops schedule
+install | status | remove``, :mod:`maasops.commands.schedule`).
 
 ``install`` writes, on the machine it runs on (the jump host), a oneshot service
 running ``maasops backup --repo``, ``maasops prune`` and ``maasops check`` in turn
@@ -27,12 +28,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from invoke import Context, Exit
+from invoke import Exit
 
 import maasops
 from maasops import inventory, report
 from maasops import repo as restic
-from maasops.cli import FleetRequest
 from maasops.options import OPTIONS, TaskOptions
 from maasops.results import REFUSED
 
@@ -254,10 +254,3 @@ def remove(opts: TaskOptions, say) -> dict:
         _systemctl("daemon-reload")
     return {"removed": [t.name for t in timers]}
 
-
-def run_task(c: Context, req: FleetRequest) -> None:
-    """``maasops schedule ACTION``."""
-    opts, out = req.options, req.out
-    action = opts.action
-    done = {"install": install, "status": status, "remove": remove}[action](opts, out.say)
-    out.emit({"operation": f"schedule {action}", "status": "ok", **done})
