@@ -6,17 +6,19 @@ database it replaced (renamed) and its run records, so that ``--rollback`` can
 put them back; each restore prunes what is older than the newest ``--keep``.
 This task shows the rest, or removes it on demand, keeping the newest ``--keep``. A backup
 killed while it wrote a directory-format dump on the host leaves that dump (0700): the next
-backup removes it once it is ``dumps.STALE_MINUTES`` old, and so does this task.
+backup removes it once it is ``database.STALE_MINUTES`` old, and so does this task.
 """
 
 from __future__ import annotations
 
 from invoke import Context, Exit
 
-from maasops import cli, database, dumps, fleet, probe, remote, report
+from maasops import cli, fleet, probe, remote, report
 from maasops.command import Cmd, Q, Word
 from maasops.hostpaths import ASIDE, ROLLED_BACK, RUN_ROOT
-from maasops.restore_plan import prune_command, server_on
+from maasops.parts import database
+from maasops.parts.database import server_on
+from maasops.restore_plan import prune_command
 from maasops.results import FAILED, OK
 
 
@@ -39,7 +41,7 @@ def list_command(f: probe.HostFacts) -> Cmd:
     parts = [Cmd("{ ls -1d --", Word(Q(p), "[0-9]*"), "2>/dev/null || true; } | while IFS= read -r p; do du -sh -- "
                  "\"$p\"; done;")
              for p in _prefixes(f)]
-    parts.append(Cmd(dumps.stale_dumps(remove=False), ";"))
+    parts.append(Cmd(database.stale_dumps(remove=False), ";"))
     server = _server(f)
     if server:
         listing = database.sql(server, "SELECT datname FROM pg_database WHERE left(datname, "

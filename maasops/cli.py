@@ -24,7 +24,6 @@ from maasops import (
     backup,
     backup_plan,
     crypto,
-    database,
     fleet,
     hostfiles,
     inventory,
@@ -43,6 +42,7 @@ from maasops import (
 from maasops import manifest as mf
 from maasops.compression import AUTO
 from maasops.options import DIRECTORY, OptionError, TaskOptions, path_problem
+from maasops.parts import database
 from maasops.restore_plan import RestoreOptions
 from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, RunResult, code_for
 

@@ -13,7 +13,7 @@ Format 2 adds ``format_version``, each host's file checksums in the set manifest
 ``database`` record. Format 1 (no ``format_version``, sets written before
 signing) is read too; such a set is unsigned, which the caller must allow.
 Format 3 is that of a host manifest with an images part (a repository set,
-:mod:`maasops.images`): a maasops that does not know the part refuses the set,
+:mod:`maasops.parts.images`): a maasops that does not know the part refuses the set,
 never restores it without its images.
 """
 
@@ -34,10 +34,10 @@ KNOWN_FORMATS = (1, 2, IMAGES_FORMAT)
 MANIFEST = "manifest.json"
 ARCHIVE = "config.tar"
 DUMP = "maasdb.sql"
-DUMP_DIRECTORY = "maasdb.tar"  # a directory-format dump (maasops.dumps), as a tar
-IMAGES = "images.tar"  # image-storage as its own part (a backup into a repository: maasops.images)
+DUMP_DIRECTORY = "maasdb.tar"  # a directory-format dump (maasops.parts.database), as a tar
+IMAGES = "images.tar"  # image-storage as its own part (a backup into a repository: maasops.parts.images)
 ENCRYPTED = ".age"
-DIRECTORY_DUMP_KINDS = ("pg_dump-Fd", "roles+pg_dump-Fd")  # PostgreSQL's directory format (maasops.dumps)
+DIRECTORY_DUMP_KINDS = ("pg_dump-Fd", "roles+pg_dump-Fd")  # PostgreSQL's directory format (maasops.parts.database)
 DUMP_KINDS = ("pg_dump", "pg_dumpall", "roles+pg_dump", *DIRECTORY_DUMP_KINDS)
 ROLE_DUMP_KINDS = ("pg_dumpall", "roles+pg_dump", "roles+pg_dump-Fd")  # dumps that set the server's roles
 DUMP_HOW = ("local", "network", "maas-test-db")
@@ -102,7 +102,7 @@ class Archive(Stored):
 
 @dataclass(frozen=True)
 class Images(Stored):
-    """A host's image-storage, archived apart from its config (a backup into a repository: maasops.images).
+    """A host's image-storage, archived apart from its config (a backup into a repository: maasops.parts.images).
 
     ``origin`` is the set whose snapshot holds the bytes when this set reuses them (the
     host's image-storage had not changed: same ``fingerprint``), None when this set sent them.
@@ -111,7 +111,7 @@ class Images(Stored):
     trees: tuple[str, ...]  # layout paths
     actual_trees: tuple[str, ...]  # as on the host (snap revision)
     files: tuple[Member, ...]
-    fingerprint: str  # sha256 of the trees' listing (maasops.images.fingerprint), taken with the units stopped
+    fingerprint: str  # sha256 of the trees' listing (maasops.parts.images.fingerprint), taken with the units stopped
     origin: str | None = None
 
 

@@ -14,10 +14,10 @@ from maasops import cli, connect, fleet, inventory, layouts, output, progress, r
 from maasops import drill as drill_mod
 from maasops import repo as restic
 from maasops.backup_plan import BackupOptions
-from maasops.database import Credentials
 from maasops.lab import lab
 from maasops.lab.profiles import PROFILES
 from maasops.options import TaskOptions, TaskSpec, make_task
+from maasops.parts.database import Credentials
 from maasops.restore_plan import RestoreOptions
 from maasops.results import STATUS_OF_CODE
 from maasops.transfers import QUIET, Transfers
