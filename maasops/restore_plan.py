@@ -91,7 +91,7 @@ class RestoreSpec:
 def _repoint_steps(m: HostManifest, target: HostFacts, role: FleetRole, options: RestoreOptions,
                    rid: str) -> list[Step]:
     lay, roles, steps = target.layout, set(m.roles), []
-    if options.database_host and "region" in roles and (m.database or {}).get("location") == "remote":
+    if options.database_host and "region" in roles and m.database is not None and m.database.location == "remote":
         conf = target.on_host(lay.regiond_conf)
         own = None if role.roles_from_set else config.before_restore(conf, m, target, rid)
         # The new server's credentials are the ones this host had for it (a DR site's own), if it had any;

@@ -48,9 +48,10 @@ identifier, ``:'db'`` as a literal), never spliced into it.
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -744,6 +745,12 @@ def name_to_dump(facts: HostFacts, options: BackupOptions) -> str | None:
 
 
 
+def host_record(db: DatabaseFacts) -> mf.HostDatabase:
+    """The host manifest's record of the host's database (the probe's facts): built by the reader that validates it
+    (:func:`maasops.manifest.host_database`) from the JSON it is written as, so it is what a restore reads back."""
+    return mf.host_database(json.loads(json.dumps(asdict(db))), "database")
+
+
 # How to check it offline.
 
 def check(m: HostManifest, read: Read) -> list[str]:
@@ -862,10 +869,10 @@ def _database_steps(m: HostManifest, target: HostFacts, credentials: Credentials
 def _source_server(m: HostManifest) -> list[str]:
     """What the source's PostgreSQL admitted, as the backup's probe read it (host manifest ``database``): a DR
     server must listen and admit every region as it did. Set data, shown quoted (repr), never run."""
-    db = m.database if isinstance(m.database, dict) else {}
-    listen, hba = db.get("listen_addresses"), db.get("hba")
-    if not isinstance(listen, str) or not isinstance(hba, list):
+    db = m.database
+    if db is None or db.listen_addresses is None or db.hba is None:
         return []
-    rules = "; ".join(repr(r[:200]) for r in hba[:probe.MAX_HBA_RULES] if isinstance(r, str)) or "no rule"
+    listen, hba = db.listen_addresses, db.hba
+    rules = "; ".join(repr(r[:200]) for r in hba[:probe.MAX_HBA_RULES]) or "no rule"
     return [f"the source's PostgreSQL listened on {listen[:200]!r} and admitted (pg_hba.conf) {rules}: the server "
             "this restores onto must let every region in the same way (listen_addresses, pg_hba.conf)"]
