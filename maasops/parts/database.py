@@ -664,7 +664,7 @@ def _connection(facts: HostFacts, how: str, options: BackupOptions) -> tuple[Cmd
 
 
 def directory_format(facts: HostFacts, how: str, options: BackupOptions) -> tuple[bool, str | None]:
-    """Whether the dump takes PostgreSQL's directory format (maasops.dumps), and why not where it matters.
+    """Whether the dump takes PostgreSQL's directory format (the module docstring), and why not where it matters.
 
     Only a local server's (the dump is written on its host first); ``auto`` takes it from
     DIRECTORY_FROM bytes of database, when the host has ROOM times that free for it. The reason
