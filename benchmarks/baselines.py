@@ -24,9 +24,10 @@ import shlex
 from pathlib import Path
 
 from benchmarks.common import fab, fresh_dir, piped, ssh, timed, units_of, wait_ready
-from maasops import compression, database, layouts
+from maasops import compression, layouts
 from maasops.lab import lab as lab_mod
 from maasops.lab.profiles import PROFILES
+from maasops.parts import database
 
 DUMP = ("sudo -u postgres bash -o pipefail -c '{ pg_dumpall --roles-only && pg_dump --clean --create --if-exists "
         f"{layouts.DB_NAME_DEFAULT} ; }}'")

@@ -4,7 +4,7 @@ On one region at BENCH_BIG_DB_MB, for both kinds of database (images in it, up t
 rows only, 3.5+), each written to the host's disk and timed on the host:
 
 - plain: ``pg_dump --clean --create`` | zstd (what maasops streams below 256 MiB), loaded with ``psql``;
-- ``pg_dump -Fd -j N -Z 0``, then tar | zstd (what maasops takes from 256 MiB, maasops.dumps), restored by
+- ``pg_dump -Fd -j N -Z 0``, then tar | zstd (what maasops takes from 256 MiB, maasops.parts.database), restored by
   extracting the tar and ``pg_restore -j N --create``;
 - ``pg_dump -Fd -j N -Z 1`` (each job compresses with gzip), then a plain tar, restored likewise.
 
@@ -18,8 +18,8 @@ import os
 import shlex
 
 from benchmarks.common import RUNS, Measured, Ratio, compressor, median_of, report, secs, site, ssh, timed
-from maasops import dumps
 from maasops.compression import codec
+from maasops.parts import database
 
 BIG_MB = int(os.environ.get("BENCH_BIG_DB_MB", "1024"))
 JOBS = int(os.environ.get("BENCH_JOBS", str(os.cpu_count() or 2)))
@@ -27,7 +27,7 @@ KINDS = {"deb-2.9": "images in the DB (up to 3.4)", "deb-3.5": "rows only (3.5+)
 PG = "runuser -u postgres --"
 T = "/var/tmp/pdump"
 ZSTD, UNZSTD = compressor("zstd"), str(codec("zstd").decompress)
-MAASOPS = f"-Fd -j {JOBS} -Z 0, tar, zstd"  # the way maasops takes (maasops.dumps), the set's codec being zstd
+MAASOPS = f"-Fd -j {JOBS} -Z 0, tar, zstd"  # the way maasops takes (maasops.parts.database), the set's codec being zstd
 DUMPS = {
     "plain, zstd": f"{PG} pg_dump --clean --create --if-exists maasdb | {ZSTD} > {T}/plain.sql.zst",
     MAASOPS: f"{PG} pg_dump -Fd -j {JOBS} -Z 0 -f {T}/d0 maasdb && tar cf - -C {T} d0 | {ZSTD} > {T}/d0.tar.zst",
@@ -90,9 +90,10 @@ def run() -> list[dict]:
                 wins.setdefault(name, []).append(total < 0.9 * plain)
     for name, got in wins.items():
         findings.append(f"{name}: saves 10% or more of dump + load on {sum(got)} of {len(got)} databases here")
-    findings.append(f"maasops takes {MAASOPS} from {dumps.DIRECTORY_FROM >> 20} MiB of database (--dump-format "
+    findings.append(f"maasops takes {MAASOPS} from {database.DIRECTORY_FROM >> 20} MiB of database (--dump-format "
                     "auto); its ratios to the plain dump are the ones above")
     return [report("parallel_dump", f"Evaluation: pg_dump -Fd -j {JOBS} vs the plain dump, median of {RUNS}",
-                   rows, ratios, f"the plain dump (maasops's below {dumps.DIRECTORY_FROM >> 20} MiB, and the doc's); "
-                                 "all ways run on the host, to its disk.",
+                   rows, ratios,
+                   f"the plain dump (maasops's below {database.DIRECTORY_FROM >> 20} MiB, and the doc's); "
+                   "all ways run on the host, to its disk.",
                    raw, findings)]

@@ -25,10 +25,8 @@ from maasops import (
     backup_plan,
     backupset,
     crypto,
-    dumps,
     fleet,
     hostlock,
-    images,
     plan,
     probe,
     report,
@@ -41,6 +39,7 @@ from maasops import manifest as mf
 from maasops import repo as restic
 from maasops.backup_plan import BackupOptions, BackupSpec
 from maasops.errors import RemoteError
+from maasops.parts import database, images
 from maasops.plan import Step, StepId
 from maasops.repo import Repo, RepoError
 from maasops.results import FAILED, INTERRUPTED, OK, PARTIAL, REFUSED, HostResult, RunResult, refused
@@ -59,8 +58,8 @@ def _stored(got: stream.Streamed, encrypted: bool) -> dict:
 def _dump_record(hp: plan.HostPlan, spec: BackupSpec, got: stream.Streamed) -> mf.Dump:
     d = spec.dump
     last, _, _, plain = got.inspected
-    if last != dumps.completion(d.kind):
-        raise RemoteError(hp.host, "verify dump", f"dump {dumps.problem(d.kind, last)}",
+    if last != database.completion(d.kind):
+        raise RemoteError(hp.host, "verify dump", f"dump {database.problem(d.kind, last)}",
                           "check the database server's log and disk, then run the backup again")
     return mf.Dump(d.file, spec.compress, **_stored(got, bool(spec.encrypt_to)), kind=d.kind, database=d.database,
                    how=d.how, last_line=last, uncompressed_size=plain)
@@ -93,8 +92,8 @@ def host_manifest(hp: plan.HostPlan, outcome: runner.HostOutcome, address: str,
     return mf.HostManifest(
         host=hp.host, address=address, install=facts.install, maas_version=facts.version, layout=spec.layout,
         roles=facts.roles, snap_revision=facts.snap_revision, snap_data=facts.snap_data, snap_mode=facts.snap_mode,
-        maas_url=facts.maas_url, database=asdict(facts.database) if facts.database else None, vault=facts.vault,
-        notes=hp.notes, unit_states=facts.unit_states, archive=archive,
+        maas_url=facts.maas_url, database=database.host_record(facts.database) if facts.database else None,
+        vault=facts.vault, notes=hp.notes, unit_states=facts.unit_states, archive=archive,
         dump=_dump_record(hp, spec, fetched[spec.dump.file]) if spec.dump else None,
         images=_images_record(hp, outcome, fetched[spec.images.file]) if spec.images else None,
         other_db_sessions=sessions.output if sessions else None,
@@ -116,7 +115,7 @@ def stream_options(hp: plan.HostPlan, idle: float, store: stream.Store | None = 
                     **extra}
         if step.id == StepId.IMAGES:
             return {"inspect": lambda src: images.read(src, spec.compress, step.limit), "limits": limits, **extra}
-        read = dumps.reader(spec.dump.kind, spec.dump.how)
+        read = database.reader(spec.dump.kind, spec.dump.how)
         return {"inspect": lambda src: read(src, spec.compress, step.limit), "limits": limits, **extra}
     return options
 
@@ -162,7 +161,7 @@ def plans_for(targets: list[fleet.Target], facts: dict[str, probe.HostFacts], op
 
     ``previous_images`` (a backup into a repository, else None): image-storage goes as its own part, not sent
     where it is as this record of the last set says."""
-    owners = backup_plan.dump_owners(facts, {t.name: t.connection.host for t in targets}, dump_from)
+    owners = database.dump_owners(facts, {t.name: t.connection.host for t in targets}, dump_from)
     split = previous_images is not None
     plans = {n: backup_plan.backup_plan(f, owners.get(n), options, split, (previous_images or {}).get(n))
              for n, f in facts.items()}
@@ -248,7 +247,7 @@ def run(req: BackupRequest, dry_run: bool = False, say: Callable[[str], None] = 
                if not isinstance(e, probe.HostFacts)}
     try:
         plans, owners = plans_for(req.targets, facts, req.options, req.dump_from, say, _previous_images(req))
-    except backup_plan.DatabaseConflict as exc:
+    except database.DatabaseConflict as exc:
         say(f"backup refused, nothing was touched: {exc}")
         return refused("backup", str(exc))
     results.update({n: HostResult(n, "REFUSED", error=p.error) for n, p in plans.items() if p.error})

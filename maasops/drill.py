@@ -18,7 +18,6 @@ from pathlib import Path
 from maasops import (
     backup,
     backupset,
-    database,
     fleet,
     probe,
     proof,
@@ -32,8 +31,10 @@ from maasops import (
 from maasops import manifest as mf
 from maasops import repo as restic
 from maasops.backup_plan import BackupOptions
+from maasops.parts import database
+from maasops.parts.database import name_to_load, server_for
 from maasops.repo import Repo
-from maasops.restore_plan import RestoreOptions, database_name, server_for
+from maasops.restore_plan import RestoreOptions
 from maasops.results import FAILED, OK, RunResult
 from maasops.setfiles import SetFiles
 from maasops.transfers import QUIET, Transfers
@@ -68,7 +69,7 @@ def _fingerprint(t: fleet.Target, f: probe.HostFacts, m: mf.HostManifest,
     """The per-table fingerprint of the database ``m``'s dump came from (or went into), read through host ``t``
     (with the operator's ``credentials`` where the host's regiond.conf names no role)."""
     server = server_for(m, f, credentials)
-    return proof.db_fingerprint(t.connection, server, database_name(m, f), database.password(server.password_file))
+    return proof.db_fingerprint(t.connection, server, name_to_load(m, f), database.password(server.password_file))
 
 
 def _database_check(records: mf.SetRecords, want: dict[str, str] | None, got: dict[str, str] | None,

@@ -6,15 +6,17 @@ put them back; each restore prunes what is older than the newest ``--keep``.
 ``maasops cleanup`` (:mod:`maasops.commands.cleanup`) shows the rest, or removes it on
 demand, keeping the newest ``--keep``. A backup killed while it wrote a directory-format
 dump on the host leaves that dump (0700): the next backup removes it once it is
-``dumps.STALE_MINUTES`` old, and so does the removal here.
+``database.STALE_MINUTES`` old, and so does the removal here.
 """
 
 from __future__ import annotations
 
-from maasops import database, dumps, fleet, probe, remote
+from maasops import fleet, probe, remote
 from maasops.command import Cmd, Q, Word
 from maasops.hostpaths import ASIDE, ROLLED_BACK, RUN_ROOT
-from maasops.restore_plan import prune_command, server_on
+from maasops.parts import database
+from maasops.parts.database import server_on
+from maasops.restore_plan import prune_command
 
 
 def _prefixes(f: probe.HostFacts) -> list[str]:
@@ -36,7 +38,7 @@ def list_command(f: probe.HostFacts) -> Cmd:
     parts = [Cmd("{ ls -1d --", Word(Q(p), "[0-9]*"), "2>/dev/null || true; } | while IFS= read -r p; do du -sh -- "
                  "\"$p\"; done;")
              for p in _prefixes(f)]
-    parts.append(Cmd(dumps.stale_dumps(remove=False), ";"))
+    parts.append(Cmd(database.stale_dumps(remove=False), ";"))
     server = _server(f)
     if server:
         listing = database.sql(server, "SELECT datname FROM pg_database WHERE left(datname, "

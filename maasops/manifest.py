@@ -13,7 +13,7 @@ Format 2 adds ``format_version``, each host's file checksums in the set manifest
 ``database`` record. Format 1 (no ``format_version``, sets written before
 signing) is read too; such a set is unsigned, which the caller must allow.
 Format 3 is that of a host manifest with an images part (a repository set,
-:mod:`maasops.images`): a maasops that does not know the part refuses the set,
+:mod:`maasops.parts.images`): a maasops that does not know the part refuses the set,
 never restores it without its images.
 """
 
@@ -34,10 +34,10 @@ KNOWN_FORMATS = (1, 2, IMAGES_FORMAT)
 MANIFEST = "manifest.json"
 ARCHIVE = "config.tar"
 DUMP = "maasdb.sql"
-DUMP_DIRECTORY = "maasdb.tar"  # a directory-format dump (maasops.dumps), as a tar
-IMAGES = "images.tar"  # image-storage as its own part (a backup into a repository: maasops.images)
+DUMP_DIRECTORY = "maasdb.tar"  # a directory-format dump (maasops.parts.database), as a tar
+IMAGES = "images.tar"  # image-storage as its own part (a backup into a repository: maasops.parts.images)
 ENCRYPTED = ".age"
-DIRECTORY_DUMP_KINDS = ("pg_dump-Fd", "roles+pg_dump-Fd")  # PostgreSQL's directory format (maasops.dumps)
+DIRECTORY_DUMP_KINDS = ("pg_dump-Fd", "roles+pg_dump-Fd")  # PostgreSQL's directory format (maasops.parts.database)
 DUMP_KINDS = ("pg_dump", "pg_dumpall", "roles+pg_dump", *DIRECTORY_DUMP_KINDS)
 ROLE_DUMP_KINDS = ("pg_dumpall", "roles+pg_dump", "roles+pg_dump-Fd")  # dumps that set the server's roles
 DUMP_HOW = ("local", "network", "maas-test-db")
@@ -102,7 +102,7 @@ class Archive(Stored):
 
 @dataclass(frozen=True)
 class Images(Stored):
-    """A host's image-storage, archived apart from its config (a backup into a repository: maasops.images).
+    """A host's image-storage, archived apart from its config (a backup into a repository: maasops.parts.images).
 
     ``origin`` is the set whose snapshot holds the bytes when this set reuses them (the
     host's image-storage had not changed: same ``fingerprint``), None when this set sent them.
@@ -111,7 +111,7 @@ class Images(Stored):
     trees: tuple[str, ...]  # layout paths
     actual_trees: tuple[str, ...]  # as on the host (snap revision)
     files: tuple[Member, ...]
-    fingerprint: str  # sha256 of the trees' listing (maasops.images.fingerprint), taken with the units stopped
+    fingerprint: str  # sha256 of the trees' listing (maasops.parts.images.fingerprint), taken with the units stopped
     origin: str | None = None
 
 
@@ -124,6 +124,34 @@ class Dump(Stored):
     how: str  # local | network | maas-test-db
     last_line: str
     uncompressed_size: int
+
+
+@dataclass(frozen=True)
+class DataSpace:
+    """Free bytes on the filesystem that held a local server's data directory, and its mount point."""
+
+    free: int
+    mount: str
+
+
+@dataclass(frozen=True)
+class HostDatabase:
+    """A region's database as the backup's probe found it (the host manifest's ``database``, the database part's
+    record of the source): where regiond.conf said it was and, for a local server, its size, data directory and
+    whom it admitted (``listen_addresses``, pg_hba.conf rules), which a DR site's server must match. Set data:
+    shown quoted, never run."""
+
+    location: str  # local | remote | maas-test-db | snap-postgres
+    host: str = ""
+    port: int | None = None
+    name: str = ""
+    user: str = ""
+    dedicated: bool | None = None
+    size: int | None = None
+    data_directory: str | None = None
+    data_space: DataSpace | None = None
+    listen_addresses: str | None = None
+    hba: tuple[str, ...] | None = None  # None: the backup's probe did not read them (an older maasops)
 
 
 @dataclass(frozen=True)
@@ -150,7 +178,7 @@ class HostManifest:
     snap_data: str | None
     snap_mode: str | None
     maas_url: str | None
-    database: dict | None
+    database: HostDatabase | None
     vault: bool
     notes: tuple[str, ...]
     unit_states: dict[str, str]
@@ -414,12 +442,13 @@ def parse_host(data: object, host: str, where: str) -> HostManifest:
     if images is not None and version < IMAGES_FORMAT:
         raise ManifestError(f"{where}: an images part in a format {version} manifest (format {IMAGES_FORMAT} has it)")
     downtime = o.obj("downtime", optional=True)
+    db = o.obj("database", optional=True)
     archive = _archive(o.obj("archive"), lay, set(roles), snap_data)
     return HostManifest(
         host=host, address=o.str("address", optional=True) or host, install=install, maas_version=maas_version,
         layout=lay.name, roles=roles, snap_revision=o.str("snap_revision", optional=True), snap_data=snap_data,
         snap_mode=o.str("snap_mode", optional=True), maas_url=o.str("maas_url", optional=True),
-        database=o.data.get("database") if isinstance(o.data.get("database"), dict) else None,
+        database=host_database(db.data, db.where) if db else None,
         vault=o.bool("vault"), notes=o.strs("notes"), unit_states=o.str_map("unit_states"),
         archive=archive, dump=_dump(dump) if dump else None,
         images=_images(images, lay, archive, snap_data) if images else None,
@@ -428,6 +457,21 @@ def parse_host(data: object, host: str, where: str) -> HostManifest:
                           downtime.num("seconds")) if downtime else None,
         tool=o.str("tool", optional=True) or "maasops", tool_version=o.str("tool_version", optional=True) or "",
         format_version=version)
+
+
+def host_database(data: object, where: str) -> HostDatabase:
+    """A host manifest's ``database`` record (the backup's probe facts, as the backup wrote them), validated: every
+    field of its type; the ones an older maasops did not write are left at their defaults."""
+    o = _Obj(data, where)
+    space = o.obj("data_space", optional=True)
+    return HostDatabase(
+        location=o.str("location"), host=o.str("host", optional=True) or "", port=o.int("port", optional=True),
+        name=o.str("name", optional=True) or "", user=o.str("user", optional=True) or "",
+        dedicated=o._get("dedicated", (bool,), True), size=o.int("size", optional=True),
+        data_directory=o.str("data_directory", optional=True),
+        data_space=DataSpace(space.int("free"), space.str("mount")) if space else None,
+        listen_addresses=o.str("listen_addresses", optional=True),
+        hba=o.strs("hba") if o.data.get("hba") is not None else None)
 
 
 def parse_set(data: object, where: str) -> SetManifest:

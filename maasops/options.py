@@ -18,7 +18,8 @@ from pathlib import Path
 from invoke import Collection, Exit, Task
 from invoke.parser import Argument
 
-from maasops import compression, dumps, fleet, stream
+from maasops import compression, fleet, stream
+from maasops.parts import database
 from maasops.restore_plan import KEEP
 from maasops.results import INTERRUPTED, REFUSED
 
@@ -140,8 +141,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            choices=compression.CHOICES),
     Option("dump_format", None, "auto, plain or directory: directory is pg_dump -Fd with parallel jobs, written on "
                                 "the database host first (default auto: directory from "
-                                f"{dumps.DIRECTORY_FROM >> 20} MiB of database, where the host has room)",
-           choices=dumps.FORMATS),
+                                f"{database.DIRECTORY_FROM >> 20} MiB of database, where the host has room)",
+           choices=database.FORMATS),
     Option("encrypt_to", None, "age (age1...) or SSH public keys, comma-separated: archives and dumps are encrypted "
                                "as they arrive; keep the identity safe and away from the backups"),
     Option("database_name", None, "the MAAS database's name, when regiond.conf does not say (Vault keeps it)"),

@@ -10,9 +10,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maasops import compression, confine, crypto, dumps, fleet, hostpaths, layouts, probe, remote, signing, verify
+from maasops import compression, confine, crypto, fleet, hostpaths, layouts, probe, signing, verify
 from maasops import manifest as mf
-from maasops.command import Cmd
+from maasops.parts import database
 from maasops.plan import Send
 from maasops.restore_plan import RestoreOptions
 from maasops.setfiles import SetFiles
@@ -118,7 +118,7 @@ def disk_needs(m: mf.HostManifest, f: probe.HostFacts, loads_db: bool, keeps_cop
         needs[tree] += sum(e.size or 0 for e in m.members() if mf.within(e.path, (root,)))
     if loads_db and m.dump:
         needs[uploads] += m.dump.size
-        if dumps.is_directory(m.dump.kind):
+        if database.is_directory(m.dump.kind):
             needs[uploads] += m.dump.uncompressed_size  # unpacked beside the upload
         if m.dump.how == "local":
             needs["database"] += int(m.dump.uncompressed_size * DB_GROWTH)
@@ -157,34 +157,13 @@ def _database_roles(pf: Preflight, options: RestoreOptions) -> None:
         pf.upgrader = regions[0]
 
 
-def _loader_problem(t: fleet.Target, m: mf.HostManifest, f: probe.HostFacts, options: RestoreOptions) -> str | None:
-    if m.dump.how == "network" and f.database and not f.database.user and not options.credentials:
-        return ("this region's regiond.conf names no database role (Vault keeps the database credentials): give "
-                "the role to load as and a file holding its password with --database-user and "
-                "--database-password-file")
-    if m.dump.how == "local" and not (f.database and f.database.location == "local"):
-        return ("the backup's database ran on this host, but its regiond.conf names no local database: load the "
-                "dump yourself, or restore onto a region with a local PostgreSQL")
-    if m.dump.how != "local" and not (f.database and f.database.location in ("remote", "maas-test-db")):
-        return "the backup's database was dumped over the network, but this host's regiond.conf names none"
-    if m.dump.how == "local":
-        if m.dump and dumps.is_directory(m.dump.kind) and "pg_restore" not in f.tools:
-            return "the set's dump is in PostgreSQL's directory format and pg_restore is not installed on this host"
-        ok = remote.run(t.connection, Cmd("psql -XAtc 'SELECT 1'"), "preflight: PostgreSQL answers",
-                        user=layouts.PG_SUPERUSER, check=False)
-        if ok.exited != 0:
-            return ("PostgreSQL does not answer on this host (it must be installed and running to load the dump): "
-                    + (ok.stderr.strip().splitlines() or ["no output"])[-1])
-    return None
-
-
 def _host_problem(pf: Preflight, source: str, t: fleet.Target, options: RestoreOptions) -> str | None:
     f = pf.facts[t.name]
     m = pf.records.hosts[source]
     loads = t.name == pf.loader
     return (version_problem(m, f, options.allow_upgrade) or _role_problem(m, f) or _mount_problem(f)
             or disk_problem(m, f, loads, options.rollback_copy) or _tool_problem(m, f)
-            or (_loader_problem(t, m, f, options) if loads else None))
+            or (database.target_problem(t.connection, m, f, options.credentials) if loads else None))
 
 
 def _pairs(check: verify.SetCheck, targets: list[fleet.Target], mapping: dict[str, str]) -> list:

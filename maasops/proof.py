@@ -14,9 +14,9 @@ from fabric import Connection
 
 from maasops import dbcheck, layouts, remote
 from maasops.command import Cmd, Q
-from maasops.database import Server
 from maasops.hostpaths import LEFTOVERS
 from maasops.manifest import HostManifest
+from maasops.parts.database import Server
 from maasops.probe import HostFacts
 
 FIELDS = ("path", "type", "mode", "user", "group", "size", "link")

@@ -16,7 +16,7 @@ time and the tags ``maasops``, ``deployment=``, ``set=``:
   ``kind=manifests``, ``state=complete|incomplete``, ``hosts=a+b`` and ``size=``;
   a verify that read the whole set back from the repository adds ``verified=``;
   ``reuse=host/time+...`` names the earlier sets whose images part a host reuses
-  (:mod:`maasops.images`: its image-storage had not changed), which the set's
+  (:mod:`maasops.parts.images`: its image-storage had not changed), which the set's
   files then include.
 
 Tags only list and select sets: nothing is trusted because of them. A set read
@@ -39,9 +39,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from maasops import backupset, images, signing, tarstream
+from maasops import backupset, signing, tarstream
 from maasops import manifest as mf
 from maasops import repo as restic
+from maasops.parts import images
 from maasops.plan import Send
 from maasops.repo import Repo, RepoError
 

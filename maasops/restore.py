@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from maasops import backupset, confine, dumps, fleet, hostlock, plan, preflight, proof, report, runner, verify
+from maasops import backupset, confine, fleet, hostlock, plan, preflight, proof, report, runner, verify
+from maasops.parts import database
+from maasops.parts.config import confinement
 from maasops.plan import Phase, Send, StepId
 from maasops.preflight import Preflight, Refused
-from maasops.restore_plan import BEFORE_STOP, PHASES, FleetRole, RestoreOptions, confinement, restore_plan
+from maasops.restore_plan import BEFORE_STOP, PHASES, FleetRole, RestoreOptions, restore_plan
 from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, HostResult, RunResult, refused
 from maasops.setfiles import SetFiles
 from maasops.transfers import QUIET, Transfers
@@ -62,7 +64,7 @@ def _stream_options(pf: Preflight) -> dict[str, runner.StreamOptions]:
                 m.images.compression, confinement(m, pf.facts[t.name], images=True), m.images.files,
                 m.images.plain_sha256 or m.images.sha256)}
         if m.dump:
-            checks[StepId.UPLOAD_DUMP] = {"inspect": dumps.inspector(m.dump.kind, m.dump.how, m.dump.compression)}
+            checks[StepId.UPLOAD_DUMP] = {"inspect": database.inspector(m.dump.kind, m.dump.how, m.dump.compression)}
         out[t.name] = lambda step, checks=checks: checks[step.id] if step.inspect_upload else {}
     return out
 

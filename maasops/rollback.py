@@ -13,10 +13,11 @@ from pathlib import Path
 
 from fabric import Connection
 
-from maasops import database, fleet, hostlock, plan, probe, remote, report, runner
+from maasops import fleet, hostlock, plan, probe, remote, report, runner
 from maasops import manifest as mf
 from maasops.command import Cmd, Q, Word
 from maasops.hostpaths import RUN_ROOT
+from maasops.parts import database
 from maasops.restore_plan import PHASES
 from maasops.results import FAILED, OK, REFUSED, HostResult, RunResult, refused
 from maasops.rollback_plan import rollback_plan

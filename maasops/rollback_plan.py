@@ -1,7 +1,7 @@
 """The rollback plan of one host: put back what its last restore replaced, from what the host recorded.
 
 A restore records on the host, as it goes, everything it replaced
-(``restore_plan.state_file``): trees moved aside, the database it kept, the units
+(``hostpaths.state_file``): trees moved aside, the database it kept, the units
 it stopped. The record is read back from the host and checked against the
 layout table before it is used: a line naming a path that is not one of the
 layout's trees, or an aside copy that is not that tree's, is refused.
@@ -12,13 +12,15 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from maasops import database, layouts, services
+from maasops import layouts, services
 from maasops.command import Cmd, Q
 from maasops.hostfiles import record
-from maasops.hostpaths import ROLLED_BACK
+from maasops.hostpaths import ROLLED_BACK, aside_path, run_dir, state_file
+from maasops.parts import database
+from maasops.parts.config import contents_list, put_back_inside
+from maasops.parts.database import server_on
 from maasops.plan import HostPlan, Phase, Step, StepId
 from maasops.probe import HostFacts
-from maasops.restore_plan import aside_path, contents_list, put_back_inside, run_dir, server_on, state_file
 
 RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$")
 

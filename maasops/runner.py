@@ -28,9 +28,10 @@ from typing import BinaryIO
 
 from fabric import Connection
 
-from maasops import backupset, crypto, database, remote, stream
+from maasops import backupset, crypto, remote, stream
 from maasops.command import Cmd
 from maasops.errors import RemoteError, host_label
+from maasops.parts import database
 from maasops.plan import STARTS, STOPS, HostPlan, Phase, Send, Step, StepId
 from maasops.transfers import QUIET, Transfer, Transfers
 

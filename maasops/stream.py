@@ -38,6 +38,7 @@ IDLE_TIMEOUT = 300.0  # seconds without a byte before a stream is given up
 # The laptop's own bounds on what one stream from a host may carry, whatever the host's sizes say (:func:`bound`).
 FLOOR = 64 << 20  # a host that reports (almost) nothing still sends its small trees
 CEILING_GIB = 1024  # the default ceiling, in GiB (--max-stream-gib raises or lowers it)
+MARGIN = 16 << 20  # bytes a stream may carry beyond what the probe measured (headers, growth)
 LOCAL_FULL_HINT = "free space on the laptop (or pick another --backup-dir), then run the backup again"
 
 

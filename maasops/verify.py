@@ -7,24 +7,29 @@ archive and dump is then read once, streaming: its sha256 and size must match th
 host manifest and the set manifest's record, every archive member must match the
 listing (bytes, mode, owner) and be one the layout lets a restore write
 (:mod:`maasops.confine`), and every dump must end with PostgreSQL's completion
-line. A set is complete only when it holds the deployment's database (or the
-caller says the database is backed up elsewhere).
+line: each part of the set checks its own files (:mod:`maasops.parts`, ``check``). A set is
+complete only when it holds the deployment's database (or the caller says the database is
+backed up elsewhere).
 """
 
 from __future__ import annotations
 
 import tarfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
 
-from maasops import backupset, compression, confine, crypto, dumps, report, signing
+from maasops import backupset, compression, crypto, report, signing
 from maasops import manifest as mf
+from maasops.parts import config, database, images
 from maasops.setfiles import LocalFiles, SetFiles
 
 SEALED = "encrypted: checksums only, --decrypt-key checks the contents"
 # What a damaged gzip or tar stream raises while it is read.
 UNREADABLE = (ValueError, tarfile.TarError, *compression.ERRORS)
+PARTS = (config, images, database)  # each checks its own files of a host (maasops.parts)
 NO_DATABASE = ("the set holds no database dump: a deployment cannot be restored from it (give "
                "--database-elsewhere if its database is backed up another way)")
 
@@ -128,36 +133,6 @@ def _read_size(hc: HostCheck, what: str, files: SetFiles, rel: str, size: int, e
             hc.problems.append(f"{what} cannot be read: {exc}")
 
 
-def _check_listed(hc: HostCheck, files: SetFiles, what: str, stored: mf.Archive | mf.Images,
-                  roots: tuple[str, ...], how: Reading) -> None:
-    """An archive (config or images) read back: members as listed, none a restore must not write."""
-    m = hc.manifest
-    got = _read(hc, what, files, f"{hc.host}/{stored.file}", stored, backupset.read_archive, how)
-    if got is not None and tuple(mf.Member(**e) for e in got[0]) != stored.files:
-        hc.problems.append(f"{what} members differ from the manifest listing")
-    hc.files += len(stored.files)
-    rules = confine.rules(roots, m.lay.owner_rules(set(m.roles)), m.on_host)
-    violations = confine.check_listing(stored.files, rules)
-    if violations:
-        hc.problems.append("a restore must not write " + "; ".join(violations[:3]))
-
-
-def _check_archive(hc: HostCheck, files: SetFiles, how: Reading) -> None:
-    m = hc.manifest
-    _check_listed(hc, files, "archive", m.archive, m.lay.archived_trees(set(m.roles)), how)
-    if m.images:
-        _check_listed(hc, files, "images", m.images, m.images.trees, how)
-
-
-def _check_dump(hc: HostCheck, files: SetFiles, how: Reading) -> None:
-    d = hc.manifest.dump
-    if not d:
-        return
-    got = _read(hc, "dump", files, f"{hc.host}/{d.file}", d, dumps.reader(d.kind, d.how), how)
-    if got is not None and got[0] != dumps.completion(d.kind):
-        hc.problems.append(f"dump {dumps.problem(d.kind, got[0])}")
-
-
 def _check_records(hc: HostCheck, records: mf.SetRecords, entry: mf.HostEntry) -> None:
     """The set manifest's record of this host's files must be what its manifest was parsed from and what it says."""
     if entry.manifest_sha256 and records.host_sha256.get(hc.host) != entry.manifest_sha256:
@@ -178,8 +153,12 @@ def check_host(set_dir: Path, records: mf.SetRecords, host: str, how: Reading = 
     files = files or LocalFiles(set_dir)
     hc = HostCheck(host, records.hosts[host])
     _check_records(hc, records, records.set.hosts[host])
-    _check_archive(hc, files, how)
-    _check_dump(hc, files, how)
+
+    def read(what: str, stored: mf.Stored, reader: Callable[[BinaryIO, str], Any]) -> Any:
+        return _read(hc, what, files, f"{hc.host}/{stored.file}", stored, reader, how)
+    for part in PARTS:
+        hc.problems += part.check(hc.manifest, read)
+    hc.files += len(hc.manifest.members())
     return hc
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import zstandard
 
-from maasops import backupset, compression, dumps, signing
+from maasops import backupset, compression, signing
 from maasops import manifest as mf
+from maasops.parts import database
 
 Members = list[tuple[tarfile.TarInfo, bytes | None]]
 
@@ -72,7 +73,7 @@ def forge(src: Path, dest: Path, host: str, edit: Callable[[Members], Members], 
             if listing:
                 hm["archive"]["files"] = files
         else:
-            _, sha, size, plain = dumps.read_directory(f, codec)
+            _, sha, size, plain = database.read_directory(f, codec)
             hm["dump"]["uncompressed_size"] = plain
     hm[part].update(sha256=sha, size=size)
     backupset.write_json(hdir / mf.MANIFEST, hm)

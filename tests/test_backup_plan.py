@@ -7,9 +7,10 @@ import shlex
 import pytest
 
 from maasops import backup_plan as bp
-from maasops import database, layouts, plan, probe, services
+from maasops import layouts, plan, probe, services
 from maasops.command import Cmd
 from maasops.compression import codec
+from maasops.parts import database
 from maasops.plan import StepId
 from maasops.probe import DatabaseFacts, HostFacts
 
@@ -114,17 +115,17 @@ def test_inactive_units_are_neither_stopped_nor_started():
 def test_database_is_dumped_once_by_its_owner():
     remote = DatabaseFacts("remote", "10.0.0.11", 5432, "maasdb", "maas")
     fleet_facts = {"region1": facts(), "region2": facts("region2", db=remote), "rack1": facts("rack1", db=None)}
-    owners = bp.dump_owners(fleet_facts, {"region1": "10.0.0.11", "region2": "10.0.0.12"})
+    owners = database.dump_owners(fleet_facts, {"region1": "10.0.0.11", "region2": "10.0.0.12"})
     assert owners == {"region1": "local"}
-    owners = bp.dump_owners({"region2": facts("region2", db=remote), "region3": facts("region3", db=remote)}, {})
+    owners = database.dump_owners({"region2": facts("region2", db=remote), "region3": facts("region3", db=remote)}, {})
     assert owners == {"region2": "network"}
 
 
 def test_two_regions_with_a_database_each_are_refused_unless_told_which():
     two = {"region1": facts(), "region2": facts("region2")}
-    with pytest.raises(bp.DatabaseConflict, match="region1: local maasdb; region2: local maasdb"):
-        bp.dump_owners(two, {})
-    assert bp.dump_owners(two, {}, dump_from="region2") == {"region2": "local"}
+    with pytest.raises(database.DatabaseConflict, match="region1: local maasdb; region2: local maasdb"):
+        database.dump_owners(two, {})
+    assert database.dump_owners(two, {}, dump_from="region2") == {"region2": "local"}
 
 
 def test_network_dump_reads_the_password_on_the_host_only():

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from maasops import backup_plan as bp
-from maasops import dumps, hostpaths, layouts
+from maasops import hostpaths, layouts
 from maasops import manifest as mf
 from maasops.compression import codec
+from maasops.parts import database
 from maasops.plan import Phase, StepId
 from maasops.probe import DatabaseFacts, Space
 from maasops.restore_plan import FleetRole, RestoreOptions, restore_plan
@@ -22,7 +23,7 @@ from tests.test_backup_plan import DB_LOCAL, facts, text
 from tests.test_restore_plan import manifest, target
 
 ROLES_SQL = f"CREATE ROLE maas;\n\n--\n{layouts.DUMPALL_COMPLETE_LINE}\n--\n\n\\unrestrict abc\n".encode()
-BIG = dumps.DIRECTORY_FROM
+BIG = database.DIRECTORY_FROM
 
 
 def big(size: int = BIG, free: int | None = 10 * BIG, db: DatabaseFacts = DB_LOCAL):
@@ -48,15 +49,15 @@ def good(*extra, roles: bytes | None = ROLES_SQL, toc: bool = True) -> list:
 
 
 def verdict(items, roles: bool = True) -> str:
-    return dumps.read_directory(tar_of(*items), "none", None, roles)[0]
+    return database.read_directory(tar_of(*items), "none", None, roles)[0]
 
 
 def test_a_complete_directory_dump_is_judged_complete_and_measured():
     raw = tar_of(*good())
-    got = dumps.read_directory(raw, "none")
-    assert got[0] == dumps.COMPLETE == dumps.completion("roles+pg_dump-Fd")
+    got = database.read_directory(raw, "none")
+    assert got[0] == database.COMPLETE == database.completion("roles+pg_dump-Fd")
     assert got[2] == got[3] == len(raw.getvalue())
-    assert verdict(good(roles=None), roles=False) == dumps.COMPLETE
+    assert verdict(good(roles=None), roles=False) == database.COMPLETE
 
 
 @pytest.mark.parametrize("items, says", [
@@ -78,15 +79,15 @@ def test_roles_sql_is_refused_in_a_dump_without_roles_and_a_cut_tar_is_incomplet
     assert "'roles.sql' is not a file a directory dump holds" in verdict(good(), roles=False)
     whole = tar_of(*good()[:-1], (info("db/toc.dat", size=3000), b"P" * 3000)).getvalue()
     cut = whole[:whole.index(b"P" * 3000) + 2000]
-    assert "not a complete tar" in dumps.read_directory(io.BytesIO(cut), "none")[0]
+    assert "not a complete tar" in database.read_directory(io.BytesIO(cut), "none")[0]
     late = (info("db/3721.dat", size=1), b"x")
     assert verdict(good() + [late]) == "'db/3721.dat' follows db/toc.dat, which pg_dump writes last"
 
 
 def test_the_upload_inspector_raises_on_a_bad_dump_and_passes_a_good_one():
-    check = dumps.inspector("roles+pg_dump-Fd", "local", "none")
-    assert check(tar_of(*good())) == dumps.COMPLETE
-    with pytest.raises(dumps.Unsafe, match="the database dump: 'x' is not a file"):
+    check = database.inspector("roles+pg_dump-Fd", "local", "none")
+    assert check(tar_of(*good())) == database.COMPLETE
+    with pytest.raises(database.Unsafe, match="the database dump: 'x' is not a file"):
         check(tar_of(*good((info("x", size=1), b"x"))))
 
 
@@ -129,7 +130,7 @@ def test_a_manifest_may_name_a_directory_dump_only_as_a_local_tar():
     assert mf.dump_file("roles+pg_dump-Fd") == "maasdb.tar" and mf.dump_file("pg_dump") == "maasdb.sql"
     sha = "0" * 64
     entry = {"file": "maasdb.tar.zst", "compression": "zstd", "size": 1, "sha256": sha, "kind": "pg_dump-Fd",
-             "database": "maasdb", "how": "local", "last_line": dumps.COMPLETE, "uncompressed_size": 2}
+             "database": "maasdb", "how": "local", "last_line": database.COMPLETE, "uncompressed_size": 2}
     assert mf._dump(mf._Obj(entry, "m")).kind == "pg_dump-Fd"
     with pytest.raises(mf.ManifestError, match="must be 'maasdb.tar.zst'"):
         mf._dump(mf._Obj({**entry, "file": "maasdb.sql.zst"}, "m"))
@@ -139,7 +140,7 @@ def test_a_manifest_may_name_a_directory_dump_only_as_a_local_tar():
 
 def test_a_restore_of_a_directory_dump_unpacks_and_checks_it_before_the_stop_and_loads_it_with_jobs():
     dump = mf.Dump("maasdb.tar.zst", "zstd", 5, "cd" * 32, None, None, "roles+pg_dump-Fd", "maasdb", "local",
-                   dumps.COMPLETE, 50)
+                   database.COMPLETE, 50)
     m = manifest("region1", "deb", "1:3.5.3-1", ("region",), dump=dump)
     t = target("region1", "deb", "1:3.5.3-1", ("region",), database=DB_LOCAL)
     p = restore_plan(m, LocalFiles(Path("/s")), t, FleetRole(True, True), RestoreOptions(), "r")
@@ -174,7 +175,7 @@ def test_a_shared_servers_roles_are_the_ones_maasdb_needs_as_pg_dumpall_wrote_th
                "--\n-- PostgreSQL database cluster dump complete\n--\n\n")
 
     def keep(names: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["awk", dumps.ROLES_FILTER], input=dumpall, capture_output=True, text=True,
+        return subprocess.run(["awk", database.ROLES_FILTER], input=dumpall, capture_output=True, text=True,
                               env={"KEEP": names, "PATH": "/usr/bin:/bin"})
     got = keep("maas")
     assert got.returncode == 0
@@ -187,11 +188,11 @@ def test_a_shared_servers_roles_are_the_ones_maasdb_needs_as_pg_dumpall_wrote_th
 def test_a_directory_dumps_roles_sql_is_read_as_the_roles_part_naming_the_line():
     evil = ROLES_SQL.replace(b"CREATE ROLE maas;\n", b"CREATE ROLE maas;\nALTER ROLE maas WITH SUPERUSER;\n")
     got = verdict(good(roles=evil))
-    assert got.startswith(dumps.REFUSED + "roles.sql: line 2: the roles part may only"), got  # not "incomplete"
+    assert got.startswith(database.REFUSED + "roles.sql: line 2: the roles part may only"), got  # not "incomplete"
 
 
 def test_the_upload_inspector_reads_a_plain_dump_as_psql_would():
-    check = dumps.inspector("pg_dump", "network", "none")
+    check = database.inspector("pg_dump", "network", "none")
     assert check(io.BytesIO(b"SET client_encoding = 'UTF8';\n")) == "checked"
-    with pytest.raises(dumps.Unsafe, match=r"line 2: a psql meta-command '\\\\! touch /tmp/x'"):
+    with pytest.raises(database.Unsafe, match=r"line 2: a psql meta-command '\\\\! touch /tmp/x'"):
         check(io.BytesIO(b"SET client_encoding = 'UTF8';\n\\! touch /tmp/x\n"))

@@ -13,8 +13,9 @@ from types import SimpleNamespace
 import pytest
 
 from maasops import backup_plan as bp
-from maasops import images, reposet, retention
 from maasops import manifest as mf
+from maasops import reposet, retention
+from maasops.parts import images
 from maasops.plan import StepId
 from maasops.reposet import RepoSet, Snapshot
 from maasops.restore_plan import FleetRole, RestoreOptions, restore_plan

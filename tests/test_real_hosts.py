@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from maasops import connect, dumps, fleet, hostkeys, hostpaths, probe, remote, stream
+from maasops import connect, fleet, hostkeys, hostpaths, probe, remote, stream
 from maasops.command import Cmd
 from maasops.errors import RemoteError
 from maasops.lab import hostfs
+from maasops.parts import database
 from maasops.results import PARTIAL
 from tests.labtools import FAB, ROOT, THIS_HOST, fab, journal_lines, sets, unit_states
 
@@ -246,7 +247,7 @@ def test_leftovers_of_older_restores_are_pruned_and_cleanup_removes_the_rest(lab
     assert (len(asides), len(inside), len(kept)) == (2, 2, 2)
     # what a backup killed with its host leaves: a directory-format dump, older than the stale age
     stale, fresh = f"{hostpaths.DUMP_ROOT}/run.stale", f"{hostpaths.DUMP_ROOT}/run.fresh"
-    lab.run("region1", f"mkdir -p {stale}/db {fresh} && touch -d '-{dumps.STALE_MINUTES + 1} minutes' {stale}")
+    lab.run("region1", f"mkdir -p {stale}/db {fresh} && touch -d '-{database.STALE_MINUTES + 1} minutes' {stale}")
     listed = fab("cleanup", "--inventory", str(lab.inventory), "--dry-run")
     assert listed.returncode == 0 and "maasops_kept_" in listed.stdout and ".maasops-aside-" in listed.stdout
     assert stale in listed.stdout and fresh not in listed.stdout, listed.stdout

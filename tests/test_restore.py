@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from maasops import dbcheck, hostpaths, probe, proof, restore_plan
+from maasops import dbcheck, errors, hostpaths, probe, proof
 from maasops import manifest as mf
 from tests.labtools import FAB, ROOT, THIS_HOST, backed_up, fab, journal_lines, mixed_lab, sets, targets, unit_states
 
@@ -148,7 +148,7 @@ def test_damaged_sets_are_caught_before_anything_stops(site, backup_set, tmp_pat
         # Same size, so only reading every byte finds it: the restore does that as it uploads, on the
         # host, against the sha256 the backup recorded; before anything stops. A dry run reads it up front.
         # Exit 2: refused before anything stopped, as every refusal is (issue 14: one code for one meaning).
-        assert r.returncode == 2 and "rack2: upload config archive: " + restore_plan.DAMAGED in r.stdout
+        assert r.returncode == 2 and "rack2: upload config archive: " + errors.DAMAGED in r.stdout
         assert "Nothing was stopped or changed on any host" in r.stdout and "NOT CHANGED" in r.stdout
         left = [site.run(h, f"ls {hostpaths.RUN_ROOT}/*/upload-* 2>/dev/null || true").stdout
                 for h in targets(site)]

@@ -183,3 +183,22 @@ def test_a_format_1_set_is_accepted_unsigned_only_with_trust_unsigned(tmp_path, 
     assert "the set is not signed" in _verify(set_dir, key[1]).problem()
     sc = _verify(set_dir, key[1], trust_unsigned=True)
     assert sc.ok and sc.records.set.format_version == 1 and signing.UNSIGNED_WARNING in sc.notes, sc.problem()
+
+
+def test_a_host_manifests_database_record_is_typed_by_the_reader_and_written_as_the_probe_found_it():
+    from dataclasses import asdict
+
+    from maasops.parts import database
+    from maasops.probe import DatabaseFacts, Space
+    facts = DatabaseFacts("local", "/var/run/postgresql", 5432, "maasdb", "maas", True, 10 << 20,
+                          "/var/lib/postgresql/16/main", Space(1 << 30, "/"), "localhost", ("local all all peer",))
+    record = database.host_record(facts)
+    assert record.data_space == mf.DataSpace(1 << 30, "/") and record.hba == ("local all all peer",)
+    assert json.dumps(asdict(record)) == json.dumps(asdict(facts))  # the JSON on disk is what it was
+    old = mf.host_database({"location": "remote", "host": "10.0.0.5", "port": 5432, "name": "maasdb",
+                            "user": "maas"}, "database")  # written before listen_addresses and hba
+    assert old.hba is None and old.listen_addresses is None and old.location == "remote"
+    with pytest.raises(mf.ManifestError, match="hba must be a list of strings"):
+        mf.host_database({"location": "local", "hba": [1]}, "database")
+    with pytest.raises(mf.ManifestError, match="port is a str"):
+        mf.host_database({"location": "local", "port": "5432"}, "database")

@@ -13,11 +13,11 @@ from maasops import drill as drill_mod
 from maasops import repo as restic
 from maasops.backup_plan import BackupOptions
 from maasops.commands.fleet_request import FleetRequest
-from maasops.database import Credentials
 from maasops.lab import lab
 from maasops.lab.profiles import PROFILES
 from maasops.lab.tasks import bring_up
 from maasops.options import TaskSpec
+from maasops.parts.database import Credentials
 from maasops.restore_plan import RestoreOptions
 from maasops.results import STATUS_OF_CODE
 from maasops.transfers import QUIET, Transfers

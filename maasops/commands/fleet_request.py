@@ -21,9 +21,10 @@ from fabric import Connection
 from invoke import Context, Exit, Task
 from paramiko import SSHConfig
 
-from maasops import database, fleet, hostfiles, inventory, metrics, output, reposource
+from maasops import fleet, hostfiles, inventory, metrics, output, reposource
 from maasops import manifest as mf
 from maasops.options import DIRECTORY, OptionError, TaskOptions, TaskSpec, make_task, path_problem
+from maasops.parts import database
 from maasops.results import FAILED, INTERRUPTED, REFUSED, RunResult, code_for
 
 FLEET_KEY = "maasops_fleet"

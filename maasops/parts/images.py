@@ -1,4 +1,10 @@
-"""image-storage as its own part of a set, sent only when it changed (backups into a restic repository).
+"""The images part of a set: image-storage on its own, sent only when it changed (backups into a restic repository).
+
+What to back up (:func:`backup_steps`): the fingerprint, then the archive unless the fingerprint
+is the last set's. How to check it offline (:func:`check`): as the config archive is checked
+(:func:`maasops.parts.config.check_listed`), for its own trees. How to restore it
+(:func:`restore_steps`): upload, then extract inside the config part's files phase (image-storage
+lies inside a config tree, moved aside with it: that move's undo is what undoes it).
 
 From MAAS 3.5 a region keeps its boot images as files in image-storage
 (:data:`maasops.layouts` ``image_dirs``): gigabytes that rarely change. A backup
@@ -25,11 +31,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from maasops import backupset
+from maasops import backupset, confine
 from maasops import manifest as mf
 from maasops.command import Cmd, Q
-from maasops.plan import Step, StepId
+from maasops.hostfiles import receive_emitted
+from maasops.hostpaths import UPLOAD_IMAGES, run_dir
+from maasops.manifest import HostManifest
+from maasops.parts import Read, config
+from maasops.plan import Phase, Step, StepId
 from maasops.probe import HostFacts
+from maasops.setfiles import SetFiles
 
 EMPTY = hashlib.sha256(b"").hexdigest()
 FINGERPRINT = re.compile(r"^([0-9a-f]{64})\b")
@@ -51,15 +62,16 @@ def fingerprint(dirs: tuple[str, ...]) -> Cmd:
     return Cmd(listing, "| LC_ALL=C sort -z | sha256sum | cut -c1-64")  # under pipefail (maasops.remote)
 
 
-def steps(facts: HostFacts, ext: str, previous: mf.Images | None, compress: str,
-          archive: Callable[[tuple[str, ...]], Cmd], limit: int | None) -> tuple[list[Step], ImagesSpec | None]:
-    """The steps (run with the units stopped) that fingerprint the host's image-storage and send it as
-    ``images.tar`` (``archive`` of its paths, compressed as ``compress``) unless the fingerprint is
-    ``previous``'s; none when the host has no image-storage."""
+def backup_steps(facts: HostFacts, ext: str, previous: mf.Images | None, compress: str,
+                 archive: Callable[[tuple[str, ...]], Cmd],
+                 limit: int | None) -> tuple[list[Step], ImagesSpec | None, list[str]]:
+    """What to back up: the steps (run with the units stopped) that fingerprint the host's image-storage and send it
+    as ``images.tar`` (``archive`` of its paths, compressed as ``compress``) unless the fingerprint is
+    ``previous``'s; none when the host has no image-storage. No notes."""
     lay = facts.layout
     trees = tuple(p for p in lay.image_dirs if p in facts.present)
     if not trees:
-        return [], None
+        return [], None, []
     actual = tuple(facts.on_host(p) for p in trees)
     reuse = previous if previous and previous.actual_trees == actual and previous.compression == compress else None
     send = archive(actual)
@@ -70,7 +82,7 @@ def steps(facts: HostFacts, ext: str, previous: mf.Images | None, compress: str,
     spec = ImagesSpec(mf.IMAGES + ext, trees, actual, reuse)
     return [Step(StepId.IMAGES_STATE, "image-storage: fingerprint its listing", fingerprint(actual)),
             Step(StepId.IMAGES, label, send, fetch=spec.file, limit=limit,
-                 estimate=size if facts.sizes and compress == "none" else None)], spec
+                 estimate=size if facts.sizes and compress == "none" else None)], spec, []
 
 
 def read(src: BinaryIO, compress: str, limit: int | None = None) -> tuple[list[dict], str, int]:
@@ -112,3 +124,31 @@ def record(spec: ImagesSpec, state: str, got_size: int, stored: dict, listing: l
         return prev if prev is not None and prev.fingerprint == found.group(1) else None
     return mf.Images(spec.file, compress, **stored, trees=spec.trees, actual_trees=spec.actual_trees,
                      files=tuple(mf.Member(**m) for m in listing), fingerprint=found.group(1))
+
+
+def check(m: HostManifest, read: Read) -> list[str]:
+    """How to check it offline: the host's images part (if it has one) read back through ``read`` as the config
+    archive is (:func:`maasops.parts.config.check_listed`), for its own trees."""
+    return config.check_listed(m, read, "images", m.images, m.images.trees) if m.images else []
+
+
+def upload(rdir: str) -> str:
+    """Where the images part is uploaded in a run directory (as the laptop re-wrote it: an uncompressed tar)."""
+    return f"{rdir}/{UPLOAD_IMAGES}"
+
+
+def restore_steps(m: HostManifest, files: SetFiles, target: HostFacts, run_id: str, *,
+                  identity: str | None) -> list[Step]:
+    """How to restore it, by phase: upload (as the config archive is), files (extract, with the config archive's
+    owners and snap transform; :func:`maasops.parts.config.restore_steps` places it after the archive's extraction,
+    before its check). Nothing when the host has no images part."""
+    if not m.images:
+        return []
+    images, dest = m.images, upload(run_dir(run_id))
+    owners = target.layout.owner_names(set(m.roles))
+    return [Step(StepId.UPLOAD_IMAGES, "upload image-storage", receive_emitted(dest), Phase.UPLOAD,
+                 send=files.send(f"{m.host}/{images.file}", identity=identity if images.encryption else None),
+                 inspect_upload=True, estimate=confine.emitted_size(images.files)),
+            Step(StepId.EXTRACT_IMAGES, "extract image-storage", confine.extract_command(
+                dest, tuple(t.lstrip("/") for t in images.actual_trees), owners, config.transform(m, target)),
+                 Phase.FILES)]
