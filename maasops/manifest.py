@@ -1,4 +1,5 @@
-"""The backup set's records, typed: host manifests, the set manifest, and the one reader that validates them.
+"""The backup set's records, typed: host manifests, the set manifest (with the backup's options), a restore's
+record, and the one reader that validates them.
 
 A set is hostile input until proven otherwise: whoever can write to the
 laptop's backups directory can write these files. :func:`read_set` is the single
@@ -15,6 +16,10 @@ signing) is read too; such a set is unsigned, which the caller must allow.
 Format 3 is that of a host manifest with an images part (a repository set,
 :mod:`maasops.images`): a maasops that does not know the part refuses the set,
 never restores it without its images.
+
+A restore's record (``restore-<run>.json``, :class:`RestoreRecord`) is written and read here, not in
+:mod:`maasops.restore`: it lives in the set's directory beside the manifests, so whoever can change them can
+change it, and it is read the same way (once, following no link, every field typed and checked).
 """
 
 from __future__ import annotations
@@ -584,9 +589,7 @@ def read_set(set_dir: Path, raw: bytes | None = None) -> SetRecords:
     return SetRecords(set_dir, sm, hosts, digests)
 
 
-# --- a restore's record -----------------------------------------------------------------------------------------
-# restore-<run>.json lives in the set's directory beside the manifests, so it is as untrusted as they are: it is
-# written and read here, by the same typed reader and the same read that follows no link.
+# --- a restore's record (why here: the module's docstring) -------------------------------------------------------
 
 RESTORE_RECORD = re.compile(r"^restore-\d{8}T\d{6}Z\.json$")
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z$")  # a restore run's id: its start in UTC (maasops.restore.run_id_now)
