@@ -591,7 +591,6 @@ def read_set(set_dir: Path, raw: bytes | None = None) -> SetRecords:
 
 # --- a restore's record (why here: the module's docstring) -------------------------------------------------------
 
-RESTORE_RECORD = re.compile(r"^restore-\d{8}T\d{6}Z\.json$")
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z$")  # a restore run's id: its start in UTC (maasops.restore.run_id_now)
 RUNNING = "running"  # a restore record's status until the restore ends
 
@@ -678,15 +677,12 @@ def _step_time(data: object, where: str) -> StepTime:
                     started=o.num("started"), ended=o.num("ended"))
 
 
-def _by_target(o: _Obj, key: str, optional: bool, kind: type | None = None) -> list[tuple[str, object]]:
-    """The items of the object at ``key`` whose keys are target names (each a safe name; each value a ``kind``)."""
-    inner = o.obj(key, optional)
-    items = list(inner.data.items()) if inner else []
-    for target, _ in items:
+def _by_target(o: _Obj, key: str, optional: bool) -> _Obj:
+    """The object at ``key`` (empty when optional and absent), each of its keys a target's name (a safe name)."""
+    inner = o.obj(key, optional) or _Obj({}, f"{o.where}: {key}")
+    for target in inner.data:
         safe_name(target, f"{inner.where} has target")
-        if kind is not None:
-            inner._get(target, (kind,), False)
-    return items
+    return inner
 
 
 def parse_restore(data: object, where: str) -> RestoreRecord:
@@ -695,10 +691,12 @@ def parse_restore(data: object, where: str) -> RestoreRecord:
     run_id = o.str("run_id")
     if not RUN_ID.match(run_id):
         raise ManifestError(f"{where}: run_id {run_id[:40]!r} is not a restore run's time")
-    hosts = {t: _restored_host(_Obj(h, f"{where}: hosts.{t}"), t) for t, h in _by_target(o, "hosts", False)}
-    steps = {t: tuple(_step_time(s, f"{where}: steps.{t}[{i}]") for i, s in enumerate(items))
-             for t, items in _by_target(o, "steps", True, list)}
-    pruned = {t: _Obj({t: lines}, f"{where}: pruned").strs(t) for t, lines in _by_target(o, "pruned", True)}
+    lines, timings, removed = (_by_target(o, "hosts", False), _by_target(o, "steps", True),
+                               _by_target(o, "pruned", True))
+    hosts = {t: _restored_host(lines.obj(t), t) for t in lines.data}
+    steps = {t: tuple(_step_time(s, f"{timings.where}: {t}[{i}]")
+                      for i, s in enumerate(timings._get(t, (list,), False))) for t in timings.data}
+    pruned = {t: removed.strs(t) for t in removed.data}
     loaded_on, dbupgrade_on, secret_from = (o.str(k, optional=True) for k in ("database_loaded_on", "dbupgrade_on",
                                                                              "secret_from"))
     for key, target in (("database_loaded_on", loaded_on), ("dbupgrade_on", dbupgrade_on)):
@@ -718,6 +716,7 @@ def parse_restore(data: object, where: str) -> RestoreRecord:
 def read_restore(set_dir: Path, name: str) -> RestoreRecord:
     """The restore record ``name`` of the set in ``set_dir``, read once following no link and validated
     (ManifestError naming the file when it is not a restore record maasops wrote)."""
-    if not RESTORE_RECORD.match(name):
+    run_id = name.removeprefix("restore-").removesuffix(".json")
+    if name != restore_file(run_id) or not RUN_ID.match(run_id):
         raise ManifestError(f"{name[:80]}: not a restore record's name (restore-<run>.json)")
     return parse_restore(_json(_read(set_dir, name), name), name)
