@@ -73,8 +73,7 @@ def _table(rows: dict[str, HostResult], say: Callable[[str], None]) -> None:
     say(report.table([{"host": r.host, "status": r.status, "error": r.error} for r in rows.values()]))
 
 
-def _which_run(set_dir: Path,
-               targets: list[fleet.Target]) -> tuple[list[fleet.Target], mf.RestoreRecord] | str:
+def _which_run(set_dir: Path, targets: list[fleet.Target]) -> tuple[list[fleet.Target], mf.RestoreRecord] | str:
     """The last restore's hosts' targets and its record; or why there is none to roll back."""
     try:
         last = last_restore(set_dir)
