@@ -284,6 +284,13 @@ def _lock_and_run(req: BackupRequest, plans: dict[str, plan.HostPlan], results: 
         hostlock.release_all(locks)
 
 
+def _recorded(options: BackupOptions) -> mf.SetOptions:
+    """The options as the set manifest records them (the operator's password file named, never read)."""
+    login = options.credentials
+    return mf.SetOptions(**{**asdict(options), "credentials": mf.OperatorLogin(login.user, login.password_file)
+                                                              if login else None})
+
+
 def _set_manifest(deployment: str, options: BackupOptions, owners: dict[str, str], results: dict[str, HostResult],
                   files: dict[str, dict[str, str]], complete: bool) -> mf.SetManifest:
     hosts = {n: mf.HostEntry(r.status, r.error, files.get(n, {}).get(mf.MANIFEST),
@@ -291,7 +298,7 @@ def _set_manifest(deployment: str, options: BackupOptions, owners: dict[str, str
              for n, r in sorted(results.items())}
     dumped_by = next(iter(owners), None)
     return mf.SetManifest(deployment, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), complete,
-                          asdict(options), owners, mf.DatabaseRecord(dumped_by, options.database_elsewhere), hosts,
+                          _recorded(options), owners, mf.DatabaseRecord(dumped_by, options.database_elsewhere), hosts,
                           tool_version=__version__)
 
 

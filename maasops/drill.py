@@ -99,10 +99,11 @@ def _regions_answer(conns: dict[str, fleet.Target], records: mf.SetRecords, sour
     return {"regions: every region's API answers": all(not isinstance(v, BaseException) for v in got.values())}
 
 
-def prove(records: mf.SetRecords, rep: dict, conns: dict[str, fleet.Target], options: RestoreOptions,
+def prove(records: mf.SetRecords, rep: mf.RestoreRecord, conns: dict[str, fleet.Target], options: RestoreOptions,
           want: dict[str, str] | None, parallel: int) -> tuple[Checks, dict[str, proof.HostProof]]:
-    """Every check, read from the restored hosts."""
-    sources = {n: h["source"] for n, h in rep["hosts"].items()}
+    """Every check, read from the restored hosts (which target was restored from which host: the restore's
+    record)."""
+    sources = {n: h.source for n, h in rep.hosts.items()}
     facts = fleet.probe_all([conns[n] for n in sources], parallel)
     proofs = {}
     for name, source in sorted(sources.items()):
@@ -110,12 +111,12 @@ def prove(records: mf.SetRecords, rep: dict, conns: dict[str, fleet.Target], opt
         proofs[name] = (proof.prove_host(conns[name].connection, m, f, allowed_changes(m, f, options))
                         if isinstance(f, probe.HostFacts) else proof.HostProof(name, differences=[f"probe: {f}"]))
     checks = {}
-    loader = rep.get("database_loaded_on")
+    loader = rep.database_loaded_on
     if want is not None and loader and isinstance(facts.get(loader), probe.HostFacts):
         got = _fingerprint(conns[loader], facts[loader], records.hosts[records.set.database.dumped_by],
                            options.credentials)
         checks |= _database_check(records, want, got, options)
-    region_secret = records.hosts[rep["secret_from"]].secret_sha256() if rep.get("secret_from") else None
+    region_secret = records.hosts[rep.secret_from].secret_sha256() if rep.secret_from else None
     checks["files: every restored file equal in bytes, mode and owner"] = all(
         not p.differences for p in proofs.values())
     checks["secret: one secret on every host, the region's"] = (
@@ -127,19 +128,19 @@ def prove(records: mf.SetRecords, rep: dict, conns: dict[str, fleet.Target], opt
     return checks, proofs
 
 
-def _rows(rep: dict, b: RunResult, proofs: dict[str, proof.HostProof]) -> list[dict]:
+def _rows(rep: mf.RestoreRecord, b: RunResult, proofs: dict[str, proof.HostProof]) -> list[dict]:
     rows = []
-    for name, h in sorted(rep["hosts"].items()):
-        src = h["source"]
+    for name, h in sorted(rep.hosts.items()):
+        src = h.source
         br = b.hosts.get(src)
-        upload = [s for s in rep["steps"].get(name, []) if s["phase"] == "upload"]
+        upload = [s for s in rep.steps.get(name, ()) if s.phase == "upload"]
         p = proofs[name]
         rows.append({"host": name, "from": src, "backup": f"{br.duration:.1f}s" if br else "",
                      "backup downtime": f"{br.downtime:.1f}s" if br and br.downtime is not None else "",
-                     "transfer": f"{max(s['ended'] for s in upload) - min(s['started'] for s in upload):.1f}s"
+                     "transfer": f"{max(s.ended for s in upload) - min(s.started for s in upload):.1f}s"
                      if upload else "",
-                     "restore": f"{h['duration']:.1f}s",
-                     "restore downtime": f"{h['downtime']:.1f}s" if h["downtime"] is not None else "",
+                     "restore": f"{h.duration:.1f}s",
+                     "restore downtime": f"{h.downtime:.1f}s" if h.downtime is not None else "",
                      "files": f"{p.files_checked - len(p.differences)}/{p.files_checked}",
                      "secret": p.secret_sha256[:12], "units down": ", ".join(p.units_down) or "-"})
     return rows
@@ -166,12 +167,12 @@ def _made(b: RunResult, repo: Repo | None) -> tuple[Path, SetFiles | None]:
 
 def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[str, str], deployment: str,
         backup_dir: Path, options: RestoreOptions, parallel: int = fleet.PARALLEL,
-        say: Callable[[str], None] = print, extra_checks: Callable[[dict], Checks] | None = None,
+        say: Callable[[str], None] = print, extra_checks: Callable[[mf.RestoreRecord], Checks] | None = None,
         backup_options: BackupOptions | None = None, sign_key: Path | None = None,
         transfers: Transfers = QUIET, repo: Repo | None = None) -> DrillResult:
     """Back up ``sources``, restore onto ``targets`` (by ``mapping``), prove equality; print and save the report.
 
-    ``extra_checks`` gets the restore report and returns more named checks (the lab reads its own logs);
+    ``extra_checks`` gets the restore's record and returns more named checks (the lab reads its own logs);
     ``transfers`` hears the streams' progress. With ``repo`` the set goes into that restic repository and
     the restore streams it back out.
     """
@@ -196,7 +197,7 @@ def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[
         say("drill: the restore failed; see its table above")
         return DrillResult(False, {"restore": r.to_json()}, set_dir, r.code)
     say("\n== 3/3 proof")
-    rep = r.to_json()
+    rep = mf.read_restore(set_dir, mf.restore_file(r.details["run_id"]))
     checks, proofs = prove(records, rep, {t.name: t for t in targets}, options, want, parallel)
     if extra_checks:
         checks |= extra_checks(rep)
@@ -206,8 +207,8 @@ def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[
               "backup_seconds": t1 - t0, "restore_seconds": t2 - t1, "proof_seconds": time.time() - t2,
               "checks": checks, "hosts": rows,
               "differences": {n: p.differences for n, p in proofs.items() if p.differences},
-              "restore_run": rep["run_id"], "backup": b.to_json(), "restore": rep, "restic": restic_paths}
-    backupset.write_json(set_dir / f"drill-{rep['run_id']}.json", result)
+              "restore_run": rep.run_id, "backup": b.to_json(), "restore": r.to_json(), "restic": restic_paths}
+    backupset.write_json(set_dir / f"drill-{rep.run_id}.json", result)
     say(report.table(rows))
     say("")
     say(report.table([{"check": k, "result": "ok" if v else "FAILED"} for k, v in checks.items()]))
@@ -215,5 +216,5 @@ def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[
         for d in diffs[:10]:
             say(f"   {n}: {d}")
     say(f"\ndrill {'PASSED' if ok else 'FAILED'}: backup {t1 - t0:.1f}s, restore {t2 - t1:.1f}s; "
-        f"report {set_dir / ('drill-' + rep['run_id'] + '.json')}")
+        f"report {set_dir / ('drill-' + rep.run_id + '.json')}")
     return DrillResult(ok, result, set_dir, OK if ok else FAILED)

@@ -1,4 +1,5 @@
-"""The backup set's records, typed: host manifests, the set manifest, and the one reader that validates them.
+"""The backup set's records, typed: host manifests, the set manifest (with the backup's options), a restore's
+record, and the one reader that validates them.
 
 A set is hostile input until proven otherwise: whoever can write to the
 laptop's backups directory can write these files. :func:`read_set` is the single
@@ -15,6 +16,10 @@ signing) is read too; such a set is unsigned, which the caller must allow.
 Format 3 is that of a host manifest with an images part (a repository set,
 :mod:`maasops.parts.images`): a maasops that does not know the part refuses the set,
 never restores it without its images.
+
+A restore's record (``restore-<run>.json``, :class:`RestoreRecord`) is written and read here, not in
+:mod:`maasops.restore`: it lives in the set's directory beside the manifests, so whoever can change them can
+change it, and it is read the same way (once, following no link, every field typed and checked).
 """
 
 from __future__ import annotations
@@ -242,13 +247,39 @@ class DatabaseRecord:
 
 
 @dataclass(frozen=True)
+class OperatorLogin:
+    """The database role and password file the operator gave a backup (where regiond.conf names none)."""
+
+    user: str
+    password_file: str  # a path on the laptop that ran the backup; the password itself is never recorded
+
+
+@dataclass(frozen=True)
+class SetOptions:
+    """What the operator chose for the backup that made the set (:class:`maasops.backup_plan.BackupOptions`, field
+    for field). A field the maasops that wrote an older set did not record reads as its default: False, or None."""
+
+    stop_postgresql: bool = False
+    exclude_images: bool = False
+    db_only_maas: bool = False
+    allow_vault: bool = False
+    compress: str | None = None  # a codec name, or auto
+    encrypt_to: str | None = None
+    database_name: str | None = None
+    credentials: OperatorLogin | None = None
+    database_elsewhere: bool = False
+    dump_format: str | None = None  # auto | plain | directory
+    max_stream_gib: int | None = None
+
+
+@dataclass(frozen=True)
 class SetManifest:
     """The whole set: when, which deployment, each host and the database."""
 
     deployment: str
     created: str
     complete: bool
-    options: dict
+    options: SetOptions
     dump_owners: dict[str, str]
     database: DatabaseRecord
     hosts: dict[str, HostEntry]
@@ -292,8 +323,9 @@ class _Obj:
             raise ManifestError(f"{self.where}: {key} is negative")
         return value
 
-    def num(self, key: str) -> float:
-        return float(self._get(key, (int, float), False))
+    def num(self, key: str, optional: bool = False) -> float | None:
+        value = self._get(key, (int, float), optional)
+        return None if value is None else float(value)
 
     def bool(self, key: str) -> bool:
         return bool(self._get(key, (bool,), True))
@@ -474,6 +506,22 @@ def host_database(data: object, where: str) -> HostDatabase:
         hba=o.strs("hba") if o.data.get("hba") is not None else None)
 
 
+def _set_options(o: _Obj | None) -> SetOptions:
+    """The backup's options as the set recorded them (none recorded: every default); keys this maasops does not
+    know are left unread, as in every record."""
+    if o is None:
+        return SetOptions()
+    login = o.obj("credentials", optional=True)
+    return SetOptions(
+        stop_postgresql=o.bool("stop_postgresql"), exclude_images=o.bool("exclude_images"),
+        db_only_maas=o.bool("db_only_maas"), allow_vault=o.bool("allow_vault"),
+        compress=o.str("compress", optional=True), encrypt_to=o.str("encrypt_to", optional=True),
+        database_name=o.str("database_name", optional=True),
+        credentials=OperatorLogin(login.str("user"), login.str("password_file")) if login else None,
+        database_elsewhere=o.bool("database_elsewhere"), dump_format=o.str("dump_format", optional=True),
+        max_stream_gib=o.int("max_stream_gib", optional=True))
+
+
 def parse_set(data: object, where: str) -> SetManifest:
     """A set manifest from its JSON, validated (ManifestError otherwise)."""
     o = _Obj(data, where)
@@ -504,7 +552,7 @@ def parse_set(data: object, where: str) -> SetManifest:
         record = DatabaseRecord(next(iter(sorted(owners)), None))
     return SetManifest(
         deployment=safe_name(o.str("deployment"), "deployment"), created=o.str("created"),
-        complete=o.bool("complete"), options=o.data.get("options") if isinstance(o.data.get("options"), dict) else {},
+        complete=o.bool("complete"), options=_set_options(o.obj("options", optional=True)),
         dump_owners=owners, database=record, hosts=hosts, tool=o.str("tool", optional=True) or "maasops",
         tool_version=o.str("tool_version", optional=True) or "", format_version=version)
 
@@ -583,3 +631,136 @@ def read_set(set_dir: Path, raw: bytes | None = None) -> SetRecords:
         digests[name] = hashlib.sha256(data).hexdigest()
         hosts[name] = parse_host(_json(data, where), name, where)
     return SetRecords(set_dir, sm, hosts, digests)
+
+
+# --- a restore's record (why here: the module's docstring) -------------------------------------------------------
+
+RUN_ID = re.compile(r"^\d{8}T\d{6}Z$")  # a restore run's id: its start in UTC (maasops.restore.run_id_now)
+RUNNING = "running"  # a restore record's status until the restore ends
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """One step (or undo) a restore ran on a target, and when."""
+
+    id: str
+    name: str
+    phase: str
+    key: str
+    undo: bool
+    started: float
+    ended: float
+
+
+@dataclass(frozen=True)
+class RestoredHost:
+    """A target's line in a restore's record: the set's host restored onto it and, once the restore ended, how
+    it went (:class:`maasops.results.HostResult`, field for field)."""
+
+    host: str
+    status: str
+    source: str
+    size: int = 0
+    duration: float = 0.0
+    downtime: float | None = None
+    error: str = ""
+    manual: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestoreRecord:
+    """``restore-<run>.json``: a restore run of the set, on record from before anything is touched (``status``
+    running) and rewritten with its result when it ends; ``--rollback`` and the drill read it back."""
+
+    operation: str = "restore"
+    status: str
+    exit_code: int | None = None  # None while running
+    set: str
+    error: str = ""
+    hosts: dict[str, RestoredHost]  # by target
+    run_id: str
+    started: float
+    ended: float | None = None
+    database_loaded_on: str | None = None
+    dbupgrade_on: str | None = None
+    secret_from: str | None = None
+    failed_phase: str | None = None
+    steps: dict[str, tuple[StepTime, ...]] = field(default_factory=dict)  # by target
+    pruned: dict[str, tuple[str, ...]] = field(default_factory=dict)  # by target: older restores removed
+    dbupgrade_runs: int = 0
+
+    def to_json(self) -> dict:
+        """The record as written to disk."""
+        return asdict(self)
+
+
+def restore_file(run_id: str) -> str:
+    """The file name of restore run ``run_id``'s record in the set's directory."""
+    return f"restore-{run_id}.json"
+
+
+def write_restore(set_dir: Path, record: RestoreRecord) -> Path:
+    """Write a restore's record into the set's directory (0600, atomically), replacing the run's earlier one."""
+    path = set_dir / restore_file(record.run_id)
+    backupset.write_json(path, record.to_json())
+    return path
+
+
+def _restored_host(o: _Obj, target: str) -> RestoredHost:
+    if o.str("host", optional=True) not in (None, target):
+        raise ManifestError(f"{o.where}: says host {o.str('host')[:40]!r}, but is the line of {target}")
+    return RestoredHost(host=target, status=o.str("status", optional=True) or RUNNING,
+                        source=safe_name(o.str("source"), f"{o.where}: source"), size=o.int("size", optional=True) or 0,
+                        duration=o.num("duration", optional=True) or 0.0, downtime=o.num("downtime", optional=True),
+                        error=o.str("error", optional=True) or "", manual=o.strs("manual"))
+
+
+def _step_time(data: object, where: str) -> StepTime:
+    o = _Obj(data, where)
+    return StepTime(id=o.str("id"), name=o.str("name"), phase=o.str("phase"), key=o.str("key"), undo=o.bool("undo"),
+                    started=o.num("started"), ended=o.num("ended"))
+
+
+def _by_target(o: _Obj, key: str, optional: bool) -> _Obj:
+    """The object at ``key`` (empty when optional and absent), each of its keys a target's name (a safe name)."""
+    inner = o.obj(key, optional) or _Obj({}, f"{o.where}: {key}")
+    for target in inner.data:
+        safe_name(target, f"{inner.where} has target")
+    return inner
+
+
+def parse_restore(data: object, where: str) -> RestoreRecord:
+    """A restore's record from its JSON, validated (ManifestError naming ``where`` and the field otherwise)."""
+    o = _Obj(data, where)
+    run_id = o.str("run_id")
+    if not RUN_ID.match(run_id):
+        raise ManifestError(f"{where}: run_id {run_id[:40]!r} is not a restore run's time")
+    lines, timings, removed = (_by_target(o, "hosts", False), _by_target(o, "steps", True),
+                               _by_target(o, "pruned", True))
+    hosts = {t: _restored_host(lines.obj(t), t) for t in lines.data}
+    steps = {t: tuple(_step_time(s, f"{timings.where}: {t}[{i}]")
+                      for i, s in enumerate(timings._get(t, (list,), False))) for t in timings.data}
+    pruned = {t: removed.strs(t) for t in removed.data}
+    loaded_on, dbupgrade_on, secret_from = (o.str(k, optional=True) for k in ("database_loaded_on", "dbupgrade_on",
+                                                                             "secret_from"))
+    for key, target in (("database_loaded_on", loaded_on), ("dbupgrade_on", dbupgrade_on)):
+        if target is not None and target not in hosts:
+            raise ManifestError(f"{where}: {key} {target[:40]!r} is not a target of this restore")
+    if secret_from is not None:
+        safe_name(secret_from, f"{where}: secret_from")
+    return RestoreRecord(
+        operation=o.str("operation", optional=True) or "restore", status=o.str("status"),
+        exit_code=o.int("exit_code", optional=True), set=o.str("set"), error=o.str("error", optional=True) or "",
+        hosts=hosts, run_id=run_id, started=o.num("started"), ended=o.num("ended", optional=True),
+        database_loaded_on=loaded_on, dbupgrade_on=dbupgrade_on, secret_from=secret_from,
+        failed_phase=o.str("failed_phase", optional=True), steps=steps, pruned=pruned,
+        dbupgrade_runs=o.int("dbupgrade_runs", optional=True) or 0)
+
+
+def read_restore(set_dir: Path, name: str) -> RestoreRecord:
+    """The restore record ``name`` of the set in ``set_dir``, read once following no link and validated
+    (ManifestError naming the file when it is not a restore record maasops wrote)."""
+    run_id = name.removeprefix("restore-").removesuffix(".json")
+    if name != restore_file(run_id) or not RUN_ID.match(run_id):
+        raise ManifestError(f"{name[:80]}: not a restore record's name (restore-<run>.json)")
+    return parse_restore(_json(_read(set_dir, name), name), name)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from fabric import Connection
 
-from maasops import dbcheck, layouts, remote
+from maasops import fingerprints, layouts, remote
 from maasops.command import Cmd, Q
 from maasops.hostpaths import LEFTOVERS
 from maasops.manifest import HostManifest
@@ -38,9 +38,9 @@ class HostProof:
 def db_fingerprint(c: Connection, server: Server, database: str, pgpassword: bytes | None = None) -> dict[str, str]:
     """``{table: "rows:md5"}`` of a database, read through the host (as the superuser on its own server;
     ``pgpassword``: the operator's, for a server reached with the operator's credentials)."""
-    out = remote.run(c, server.client("psql", "-XAt -d", Q(database), "-c", Q(dbcheck.FINGERPRINT_SQL)),
+    out = remote.run(c, server.client("psql", "-XAt -d", Q(database), "-c", Q(fingerprints.FINGERPRINT_SQL)),
                      "prove: database fingerprint", user="root", pgpassword=pgpassword)
-    return dbcheck.parse_fingerprint(out.stdout)
+    return fingerprints.parse_fingerprint(out.stdout)
 
 
 def tree_listing(c: Connection, trees: list[str], prune: list[str]) -> dict[str, dict]:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
-from maasops import backupset, confine, fleet, hostlock, plan, preflight, proof, report, runner, verify
+from maasops import confine, fleet, hostlock, plan, preflight, proof, report, runner, verify
+from maasops import manifest as mf
 from maasops.parts import database
 from maasops.parts.config import confinement
 from maasops.plan import Phase, Send, StepId
@@ -127,10 +129,10 @@ def _run_locked(set_dir: Path, run_id: str, started: float, host_plans: list[pla
                 conns: dict[str, fleet.Target], secret: tuple[str, Send] | None, pf: Preflight, parallel: int,
                 say: Callable[[str], None], transfers: Transfers) -> RunResult:
     items = [(conns[p.host].connection, p) for p in host_plans]
-    record = set_dir / f"restore-{run_id}.json"
     # On record before anything is touched, so --rollback finds this run even if the laptop dies mid-way.
-    backupset.write_json(record, {"status": "running", "run_id": run_id, "set": str(set_dir), "started": started,
-                                  "hosts": {p.host: {"source": p.spec.source} for p in host_plans}})
+    mf.write_restore(set_dir, mf.RestoreRecord(
+        status=mf.RUNNING, set=str(set_dir.absolute()), run_id=run_id, started=started,
+        hosts={p.host: mf.RestoredHost(p.host, mf.RUNNING, p.spec.source) for p in host_plans}))
     fo = runner.run_phases(items, PHASES, parallel, say, transfers, _stream_options(pf))
     rows = host_rows(host_plans, fo, started)
     if not fo.failed_phase and not fo.interrupted:
@@ -147,9 +149,22 @@ def _run_locked(set_dir: Path, run_id: str, started: float, host_plans: list[pla
                               if r.id == StepId.DBUPGRADE and not r.undo),
     }
     result = RunResult("restore", code, rows, set_dir, details=details)
-    backupset.write_json(record, {**result.to_json(), "status": result.status})
+    mf.write_restore(set_dir, _record(result))
     _print(rows, fo, details["pruned"], say)
     return result
+
+
+def _record(result: RunResult) -> mf.RestoreRecord:
+    """The restore's record as it ended: its result, as ``--json`` prints it."""
+    d = result.details
+    return mf.RestoreRecord(
+        status=result.status, exit_code=result.code, set=str(result.set_dir.absolute()), error=result.error,
+        hosts={n: mf.RestoredHost(**{**asdict(h), "manual": tuple(h.manual)}) for n, h in sorted(result.hosts.items())},
+        run_id=d["run_id"], started=d["started"], ended=d["ended"], database_loaded_on=d["database_loaded_on"],
+        dbupgrade_on=d["dbupgrade_on"], secret_from=d["secret_from"],
+        failed_phase=str(d["failed_phase"]) if d["failed_phase"] else None,
+        steps={n: tuple(mf.StepTime(**s) for s in steps) for n, steps in d["steps"].items()},
+        pruned={n: tuple(lines) for n, lines in d["pruned"].items()}, dbupgrade_runs=d["dbupgrade_runs"])
 
 
 def _pruned(outcome: runner.HostOutcome) -> list[str]:

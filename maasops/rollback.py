@@ -7,7 +7,6 @@ only names the run and its hosts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,23 +33,20 @@ def read_state(c: Connection, step: str = "rollback: read the last restore's rec
     return (out[0].strip(), [line.strip() for line in out[1:]]) if out else None
 
 
-def last_restore(set_dir: Path) -> dict | None:
-    """The report of the last restore run from this set, or None."""
-    reports = sorted(set_dir.glob("restore-*.json"))
-    try:
-        return json.loads(reports[-1].read_text()) if reports else None
-    except (OSError, ValueError):
-        return None
+def last_restore(set_dir: Path) -> mf.RestoreRecord | None:
+    """The record of the last restore run from this set, or None when there is none (ManifestError when that
+    record is not one maasops wrote)."""
+    names = sorted(p.name for p in set_dir.glob("restore-*.json"))
+    return mf.read_restore(set_dir, names[-1]) if names else None
 
 
-def _roles(set_dir: Path, last: dict) -> dict[str, tuple[str, ...]]:
+def _roles(set_dir: Path, last: mf.RestoreRecord) -> dict[str, tuple[str, ...]]:
     """Each target's roles by the set (what was restored onto it), for hosts a killed restore left unreadable."""
     try:
         records = mf.read_set(set_dir)
     except mf.ManifestError:
         return {}
-    return {t: records.hosts[h["source"]].roles for t, h in (last.get("hosts") or {}).items()
-            if isinstance(h, dict) and h.get("source") in records.hosts}
+    return {t: records.hosts[h.source].roles for t, h in last.hosts.items() if h.source in records.hosts}
 
 
 def _plans(targets: list[fleet.Target], run_id: str, parallel: int,
@@ -78,17 +74,20 @@ def _table(rows: dict[str, HostResult], say: Callable[[str], None]) -> None:
     say(report.table([{"host": r.host, "status": r.status, "error": r.error} for r in rows.values()]))
 
 
-def _which_run(set_dir: Path, targets: list[fleet.Target]) -> tuple[str, list[fleet.Target], dict] | str:
-    """The last restore's run id, its hosts' targets and its report; or why there is none to roll back."""
-    last = last_restore(set_dir)
-    if last is None or not isinstance(last.get("run_id"), str):
+def _which_run(set_dir: Path, targets: list[fleet.Target]) -> tuple[list[fleet.Target], mf.RestoreRecord] | str:
+    """The last restore's hosts' targets and its record; or why there is none to roll back."""
+    try:
+        last = last_restore(set_dir)
+    except mf.ManifestError as exc:
+        return f"the last restore's record cannot be used: {exc}"
+    if last is None:
         return f"no restore from {set_dir} is on record (restore-*.json)"
     by_name = {t.name: t for t in targets}
-    hosts = sorted(last.get("hosts") or {})
+    hosts = sorted(last.hosts)
     missing = [h for h in hosts if h not in by_name]
     if missing:
-        return f"restore {last['run_id']} ran on {', '.join(missing)} too; give every one of its hosts"
-    return last["run_id"], [by_name[n] for n in hosts], last
+        return f"restore {last.run_id} ran on {', '.join(missing)} too; give every one of its hosts"
+    return [by_name[n] for n in hosts], last
 
 
 def _refusal(plans: list[plan.HostPlan], rows: dict[str, HostResult], set_dir: Path,
@@ -118,7 +117,8 @@ def run(set_dir: Path, targets: list[fleet.Target], parallel: int = fleet.PARALL
     if isinstance(which, str):
         say(f"rollback refused: {which}")
         return refused("rollback", which)
-    run_id, targets, last = which
+    targets, last = which
+    run_id = last.run_id
     plans, rows = _plans(targets, run_id, parallel, _roles(set_dir, last), credentials)
     if dry_run or any(p.error for p in plans) or any(r.status == "UNREACHABLE" for r in rows.values()):
         say(plan.render(plans))

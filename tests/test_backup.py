@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from maasops import compression, dbcheck, layouts
+from maasops import compression, fingerprints, layouts
 from maasops.lab import lab as lab_mod
 from maasops.lab.profiles import PROFILES
 from maasops.results import PARTIAL
@@ -82,12 +82,12 @@ def test_the_dump_restores_into_a_fresh_postgresql_equal_to_the_source(fleet, tm
     psql = ["runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-h", str(scratch_pg)]
     with open(region / dump["file"], "rb") as raw, compression.reader(raw, dump["compression"]) as src:
         subprocess.run([*psql, "-f", "-", "postgres"], input=src.read(), check=True, capture_output=True, cwd="/")
-    restored = subprocess.run([*psql, "-At", "-d", "maasdb", "-c", dbcheck.FINGERPRINT_SQL], check=True,
+    restored = subprocess.run([*psql, "-At", "-d", "maasdb", "-c", fingerprints.FINGERPRINT_SQL], check=True,
                               capture_output=True, text=True, cwd="/").stdout
-    fingerprint = f"runuser -u postgres -- psql -XAt -d maasdb -c {shlex.quote(dbcheck.FINGERPRINT_SQL)}"
+    fingerprint = f"runuser -u postgres -- psql -XAt -d maasdb -c {shlex.quote(fingerprints.FINGERPRINT_SQL)}"
     source = fleet.run("region1", fingerprint).stdout
-    assert dbcheck.parse_fingerprint(restored) == dbcheck.parse_fingerprint(source)
-    assert len(dbcheck.parse_fingerprint(source)) >= 10
+    assert fingerprints.parse_fingerprint(restored) == fingerprints.parse_fingerprint(source)
+    assert len(fingerprints.parse_fingerprint(source)) >= 10
 
 
 def test_dry_run_prints_every_command_and_touches_nothing(fleet, tmp_path):

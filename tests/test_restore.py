@@ -12,12 +12,12 @@ import time
 
 import pytest
 
-from maasops import dbcheck, errors, hostpaths, probe, proof
+from maasops import errors, fingerprints, hostpaths, probe, proof
 from maasops import manifest as mf
 from tests.labtools import FAB, ROOT, THIS_HOST, backed_up, fab, journal_lines, mixed_lab, sets, targets, unit_states
 
 pytestmark = pytest.mark.lab
-FINGERPRINT = f"runuser -u postgres -- psql -XAt -d maasdb -c {shlex.quote(dbcheck.FINGERPRINT_SQL)}"
+FINGERPRINT = f"runuser -u postgres -- psql -XAt -d maasdb -c {shlex.quote(fingerprints.FINGERPRINT_SQL)}"
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def backup_set(site, tmp_path_factory):
 
 
 def fingerprint(the_lab) -> dict[str, str]:
-    return dbcheck.parse_fingerprint(the_lab.run("region1", FINGERPRINT).stdout)
+    return fingerprints.parse_fingerprint(the_lab.run("region1", FINGERPRINT).stdout)
 
 
 def dbupgrade_log(the_lab) -> dict[str, int]:

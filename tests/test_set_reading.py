@@ -47,7 +47,7 @@ def make_set(root: Path, key: Path | None = None) -> Path:
     hm = mf.HostManifest(HOST, HOST, "deb", "1:3.5.3-1", lay.name, ("rack",), None, None, None,
                          "http://10.0.0.1:5240/MAAS", None, False, (), {}, archive)
     raw = _write(set_dir / HOST / mf.MANIFEST, hm.to_json())
-    sm = mf.SetManifest("lab", "2026-01-01T00:00:00Z", True, {}, {}, mf.DatabaseRecord(None, True),
+    sm = mf.SetManifest("lab", "2026-01-01T00:00:00Z", True, mf.SetOptions(), {}, mf.DatabaseRecord(None, True),
                         {HOST: mf.HostEntry("ok", "", _sha(raw), {mf.ARCHIVE: archive.sha256})})
     _write(set_dir / mf.MANIFEST, sm.to_json())
     if key:

@@ -68,7 +68,7 @@ def on_lab(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int =
         sources = fleet.from_deployment(inventory.load(src.inventory), connect.fabric_config())
         targets = fleet.from_deployment(inventory.load(dr.inventory), connect.fabric_config())
 
-        def lab_checks(_: dict) -> dict[str, bool]:
+        def lab_checks(_: object) -> dict[str, bool]:
             runs = _dbupgrade_runs(dr)
             return {f"lab: the DR regions' dbupgrade logs show {runs} run(s)": runs == 1}
         repo = restic.open_repo(src.offsite_repo, src.repo_password_file, src.ssh_config) if offsite else None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from maasops import connect, dbcheck, remote, stream
+from maasops import connect, fingerprints, remote, stream
 from maasops.command import Cmd
 from maasops.lab import lab as lab_mod
 from maasops.lab import namespaces
@@ -80,15 +80,15 @@ def test_pg_dumpall_over_fabric_restores_into_a_fresh_cluster(cxn, scratch_pg, t
     got = stream.download(c, Cmd("pg_dumpall -c"), tmp_path / "dump.sql", "dump", sudo_user="postgres")
     assert (tmp_path / "dump.sql").stat().st_mode & 0o777 == 0o600
     assert got.size > 2 * 1024 * 1024  # the seeded boot images are in it
-    source = dbcheck.parse_fingerprint(remote.run(
-        c, Cmd(f"psql -XAt -d maasdb -c {shlex.quote(dbcheck.FINGERPRINT_SQL)}"), "fp",
+    source = fingerprints.parse_fingerprint(remote.run(
+        c, Cmd(f"psql -XAt -d maasdb -c {shlex.quote(fingerprints.FINGERPRINT_SQL)}"), "fp",
         user="postgres").stdout)
     with open(tmp_path / "dump.sql") as dump:  # psql -f - : postgres cannot read root's tmp dir
         subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-h", str(scratch_pg),
                         "-f", "-", "postgres"], check=True, capture_output=True, cwd="/", stdin=dump)
-    restored = dbcheck.parse_fingerprint(subprocess.run(
+    restored = fingerprints.parse_fingerprint(subprocess.run(
         ["runuser", "-u", "postgres", "--", "psql", "-XAt", "-h", str(scratch_pg), "-d", "maasdb",
-         "-c", dbcheck.FINGERPRINT_SQL], check=True, capture_output=True, text=True, cwd="/").stdout)
+         "-c", fingerprints.FINGERPRINT_SQL], check=True, capture_output=True, text=True, cwd="/").stdout)
     assert len(source) >= 10 and restored == source
 
 
