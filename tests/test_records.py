@@ -14,7 +14,7 @@ import pytest
 from maasops import backup, restore, rollback
 from maasops import manifest as mf
 from maasops.backup_plan import BackupOptions
-from maasops.database import Credentials
+from maasops.parts.database import Credentials
 from maasops.results import OK, HostResult, RunResult
 
 RUN = "20260102T030405Z"
