@@ -27,9 +27,9 @@ from maasops import (
     crypto,
     fleet,
     hostlock,
+    output,
     plan,
     probe,
-    report,
     reposet,
     runner,
     signing,
@@ -41,9 +41,9 @@ from maasops.backup_plan import BackupOptions, BackupSpec
 from maasops.errors import RemoteError
 from maasops.parts import database, images
 from maasops.plan import Step, StepId
+from maasops.progress import QUIET, Transfers
 from maasops.repo import Repo, RepoError
 from maasops.results import FAILED, INTERRUPTED, OK, PARTIAL, REFUSED, HostResult, RunResult, refused
-from maasops.transfers import QUIET, Transfers
 
 NO_DATABASE = ("no host of this backup yields the deployment's database: add the region (or database host) that "
                "holds it, or pass --database-elsewhere if you back the database up another way (the set records it)")
@@ -255,7 +255,7 @@ def run(req: BackupRequest, dry_run: bool = False, say: Callable[[str], None] = 
         return _dry_run(plans, results, say)
     if not owners and not req.options.database_elsewhere:
         if results:
-            say(report.table(_rows(results)))
+            say(output.table(_rows(results)))
         why = _no_database(results, bool(facts))
         say(f"backup refused, nothing was touched: {why}")
         return refused("backup", why, hosts={n: r.to_json() for n, r in results.items()})
@@ -346,7 +346,7 @@ def _run_locked(req: BackupRequest, runnable: list[tuple[fleet.Target, plan.Host
                 results: dict[str, HostResult], owners: dict[str, str], key: Path,
                 say: Callable[[str], None], transfers: Transfers) -> RunResult:
     if not runnable:
-        say(report.table(_rows(results)))
+        say(output.table(_rows(results)))
         say("\nbackup refused: no host could be backed up; nothing was touched")
         return RunResult("backup", REFUSED, results, error="no host could be backed up")
     with _set_home(req) as home:
@@ -393,7 +393,7 @@ def _push(req: BackupRequest, set_dir: Path, ok: bool, results: dict[str, HostRe
 
 
 def _rows(results: dict[str, HostResult]) -> list[dict]:
-    return [{"host": r.host, "status": r.status, "size": report.human_bytes(r.size) if r.size else "",
+    return [{"host": r.host, "status": r.status, "size": output.human_bytes(r.size) if r.size else "",
              "duration": f"{r.duration:.1f}s" if r.duration else "",
              "downtime": f"{r.downtime:.1f}s" if r.downtime is not None else "",
              "error": r.error} for r in sorted(results.values(), key=lambda r: r.host)]
@@ -403,7 +403,7 @@ def _print_report(results: dict[str, HostResult], where: Path | str, ok: bool, s
     for r in results.values():
         for cmd in r.manual:
             say(f"!!! {r.host}: MAAS units were NOT started again. Run on {r.host} by hand: sudo {cmd}")
-    say(report.table(_rows(results)))
+    say(output.table(_rows(results)))
     incomplete = "kept as .partial" if isinstance(where, Path) else "tagged state=incomplete"
     say(f"\nbackup set: {where}" + ("" if ok else f"  (INCOMPLETE: {incomplete})"))
     sys.stdout.flush()

@@ -19,10 +19,10 @@ from maasops import (
     backup,
     backupset,
     fleet,
+    output,
     probe,
     proof,
     remote,
-    report,
     reposet,
     reposource,
     restore,
@@ -33,11 +33,11 @@ from maasops import repo as restic
 from maasops.backup_plan import BackupOptions
 from maasops.parts import database
 from maasops.parts.database import name_to_load, server_for
+from maasops.progress import QUIET, Transfers
 from maasops.repo import Repo
 from maasops.restore_plan import RestoreOptions
 from maasops.results import FAILED, OK, RunResult
 from maasops.setfiles import SetFiles
-from maasops.transfers import QUIET, Transfers
 
 Checks = dict[str, bool]
 
@@ -209,9 +209,9 @@ def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[
               "differences": {n: p.differences for n, p in proofs.items() if p.differences},
               "restore_run": rep.run_id, "backup": b.to_json(), "restore": r.to_json(), "restic": restic_paths}
     backupset.write_json(set_dir / f"drill-{rep.run_id}.json", result)
-    say(report.table(rows))
+    say(output.table(rows))
     say("")
-    say(report.table([{"check": k, "result": "ok" if v else "FAILED"} for k, v in checks.items()]))
+    say(output.table([{"check": k, "result": "ok" if v else "FAILED"} for k, v in checks.items()]))
     for n, diffs in result["differences"].items():
         for d in diffs[:10]:
             say(f"   {n}: {d}")

@@ -3,7 +3,7 @@
 A controller may be hostile: its output can carry terminal escape sequences that
 rewrite what the operator sees (hide a line, fake a prompt, retitle the window).
 Every piece of such text passes :func:`clean` where it leaves maasops: a host's
-error (:class:`maasops.errors.RemoteError`), a table (:func:`maasops.report.table`),
+error (:class:`maasops.errors.RemoteError`), a table (:func:`maasops.output.table`),
 a line for a person and the JSON document (:class:`maasops.output.Output`).
 """
 

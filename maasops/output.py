@@ -1,4 +1,4 @@
-"""Where a command's words go: a person's text, or (``--json``) one JSON document on stdout.
+"""What a command shows: words for people, the tables they read, and (``--json``) one JSON document on stdout.
 
 Tables and reports go to stdout; warnings, errors and refusals to stderr. In JSON mode
 everything meant for a person goes to stderr, so stdout carries the document alone and
@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
-from maasops import probe, verify
+from tabulate import tabulate
+
 from maasops.hosttext import clean, clean_data
 from maasops.results import FAILED, OK
+
+if TYPE_CHECKING:
+    from maasops import probe, verify
 
 
 class Documents:
@@ -59,6 +65,26 @@ class Output:
             json.dump(clean_data(json.loads(json.dumps(document, default=str))), sys.stdout, indent=2)
             sys.stdout.write("\n")
             sys.stdout.flush()
+
+
+def table(rows: Iterable[Mapping[str, object]]) -> str:
+    """A plain-text table whose columns are the rows' keys, in order; what a host said shows its control
+    characters as escapes (:func:`maasops.hosttext.clean`)."""
+    rows = list(rows)
+    if not rows:
+        return "(nothing)"
+    return tabulate([["" if v is None else clean(str(v)) for v in r.values()] for r in rows],
+                    headers=list(rows[0].keys()), tablefmt="simple",
+                    disable_numparse=True)
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 def facts_json(facts: probe.HostFacts | BaseException) -> dict:

@@ -1,10 +1,13 @@
-"""Transfers drawn for a person: bars on a terminal, plain periodic lines in a log, nothing with ``--json``.
+"""What a run tells about the bytes it moves, and how that is drawn for a person.
 
-The runner reports :mod:`maasops.transfers` events; this module renders them.
-A transfer is shown only once it has lasted :data:`SHOW_AFTER` seconds (a small
-file comes and goes unseen), with its host, bytes so far, rate and, when its size
-is known or estimated, the time left. A shown transfer ends with one line saying
-how much moved and how fast, which stays in the scrollback or the log.
+A run reports its transfers as events (a transfer starts, advances, ends) to a
+:class:`Transfers`; the runner reports them and draws nothing. :data:`QUIET` ignores
+them (a run given no renderer is quiet); :class:`Lines` and :class:`Bars` render them
+(plain lines in a log, bars on a terminal), and :func:`for_output` picks one (nothing
+with ``--json``). A transfer is shown only once it has lasted :data:`SHOW_AFTER`
+seconds (a small file comes and goes unseen), with its host, bytes so far, rate and,
+when its size is known or estimated, the time left. A shown transfer ends with one
+line saying how much moved and how fast, which stays in the scrollback or the log.
 """
 
 from __future__ import annotations
@@ -20,15 +23,40 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, Tex
 from rich.table import Column
 from rich.text import Text
 
-from maasops.output import Output
-from maasops.report import human_bytes
-from maasops.transfers import QUIET, Transfer, Transfers
+from maasops.output import Output, human_bytes
 
 SHOW_AFTER = 2.0  # seconds a transfer runs before it is shown
 LINE_EVERY = 10.0  # seconds between a transfer's plain lines
 DRAW_EVERY = 0.1  # seconds between a transfer's updates of its bar
 BAR_WIDTH = 20
 Clock = Callable[[], float]
+
+
+class Transfer:
+    """One stream's events (this base ignores them)."""
+
+    def advanced(self, done: int) -> None:
+        """``done`` bytes have moved so far (also called while the stream is quiet, with the same count)."""
+
+    def ended(self, ok: bool) -> None:
+        """The stream is over: ``ok`` when every byte arrived."""
+
+
+class Transfers:
+    """Where a run reports its streams (this base reports them nowhere); a context manager for its renderer."""
+
+    def started(self, host: str, label: str, size: int | None = None, exact: bool = False) -> Transfer:
+        """A stream began on ``host``: ``size`` bytes when known (``exact``) or expected (an estimate), else None."""
+        return Transfer()
+
+    def __enter__(self) -> Transfers:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        return None
+
+
+QUIET = Transfers()
 
 
 def amount(done: int, size: int | None, exact: bool) -> str:

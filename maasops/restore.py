@@ -17,16 +17,16 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from maasops import confine, fleet, hostlock, plan, preflight, proof, report, runner, verify
+from maasops import confine, fleet, hostlock, output, plan, preflight, proof, runner, verify
 from maasops import manifest as mf
 from maasops.parts import database
 from maasops.parts.config import confinement
 from maasops.plan import Phase, Send, StepId
 from maasops.preflight import Preflight, Refused
+from maasops.progress import QUIET, Transfers
 from maasops.restore_plan import BEFORE_STOP, PHASES, FleetRole, RestoreOptions, restore_plan
 from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, HostResult, RunResult, refused
 from maasops.setfiles import SetFiles
-from maasops.transfers import QUIET, Transfers
 
 
 def run_id_now() -> str:
@@ -210,7 +210,7 @@ def _print(rows: dict[str, HostResult], fo: runner.FleetOutcome, pruned: dict[st
     for host, lines in sorted(pruned.items()):
         for line in lines:
             say(f"{host}: {line} (older restore)")
-    say(report.table([{"host": r.host, "from": r.source, "status": r.status, "duration": f"{r.duration:.1f}s",
+    say(output.table([{"host": r.host, "from": r.source, "status": r.status, "duration": f"{r.duration:.1f}s",
                        "downtime": f"{r.downtime:.1f}s" if r.downtime is not None else "", "error": r.error}
                       for r in rows.values()]))
     if fo.failed_phase in BEFORE_STOP:

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from maasops import output
 from maasops import repo as restic
-from maasops import report
 from maasops.repo import Repo, RepoError
 from maasops.reposet import RepoSet, catalog
 from maasops.results import FAILED, OK, RunResult
@@ -111,7 +111,7 @@ def prune(repo: Repo, keep: Keep, dry_run: bool, say: Callable[[str], None],
     restic.unlock(repo)
     sets = [s for s in catalog(repo) if deployment in (None, s.deployment)]
     decisions = decide(sets, _policy(repo, keep, deployment))
-    say(report.table(rows(decisions)) if decisions else f"{repo}: no maasops sets")
+    say(output.table(rows(decisions)) if decisions else f"{repo}: no maasops sets")
     gone = [d.set for d in decisions if not d.keep]
     details = {"repo": repo.location, "kept": [d.set.name for d in decisions if d.keep],
                "removed": [s.name for s in gone]}

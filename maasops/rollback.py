@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fabric import Connection
 
-from maasops import fleet, hostlock, plan, probe, remote, report, runner
+from maasops import fleet, hostlock, output, plan, probe, remote, runner
 from maasops import manifest as mf
 from maasops.command import Cmd, Q, Word
 from maasops.hostpaths import RUN_ROOT
@@ -71,7 +71,7 @@ def _plans(targets: list[fleet.Target], run_id: str, parallel: int,
 
 
 def _table(rows: dict[str, HostResult], say: Callable[[str], None]) -> None:
-    say(report.table([{"host": r.host, "status": r.status, "error": r.error} for r in rows.values()]))
+    say(output.table([{"host": r.host, "status": r.status, "error": r.error} for r in rows.values()]))
 
 
 def _which_run(set_dir: Path, targets: list[fleet.Target]) -> tuple[list[fleet.Target], mf.RestoreRecord] | str:

@@ -33,7 +33,7 @@ from maasops.command import Cmd
 from maasops.errors import RemoteError, host_label
 from maasops.parts import database
 from maasops.plan import STARTS, STOPS, HostPlan, Phase, Send, Step, StepId
-from maasops.transfers import QUIET, Transfer, Transfers
+from maasops.progress import QUIET, Transfer, Transfers
 
 UNDO_TRIES = 3
 StreamOptions = Callable[[Step], dict]  # extra keyword arguments for a step's download or upload

@@ -31,7 +31,7 @@ from pathlib import Path
 from invoke import Exit
 
 import maasops
-from maasops import inventory, report
+from maasops import inventory, output
 from maasops import repo as restic
 from maasops.options import OPTIONS, TaskOptions
 from maasops.results import REFUSED
@@ -229,7 +229,7 @@ def status(opts: TaskOptions, say) -> dict:
         rows.append({"timer": timer.name, "timer state": t.get("ActiveState", "?"),
                      "next run": t.get("NextElapseUSecRealtime", ""), "last run": t.get("LastTriggerUSec", ""),
                      "last result": s.get("Result", "?"), "exit status": s.get("ExecMainStatus", "")})
-    say(report.table(rows) if rows else "no maasops schedule is installed")
+    say(output.table(rows) if rows else "no maasops schedule is installed")
     return {"timers": rows}
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from maasops import backupset, compression, crypto, report, signing
+from maasops import backupset, compression, crypto, output, signing
 from maasops import manifest as mf
 from maasops.parts import config, database, images
 from maasops.setfiles import LocalFiles, SetFiles
@@ -239,7 +239,7 @@ def rows(sc: SetCheck) -> list[dict]:
     for h in sorted(sc.hosts.values(), key=lambda h: h.host):
         m = h.manifest
         out.append({"host": h.host, "layout": m.layout, "version": m.maas_version, "roles": "+".join(m.roles),
-                    "files": h.files, "dump": "yes" if m.dump else "-", "size": report.human_bytes(h.size),
+                    "files": h.files, "dump": "yes" if m.dump else "-", "size": output.human_bytes(h.size),
                     "result": ("ok" if h.ok else "BAD: " + "; ".join(h.problems))
                     + "".join(f" ({n})" for n in h.notes)})
     return out

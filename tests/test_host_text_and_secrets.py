@@ -11,7 +11,7 @@ import pyrage
 import pytest
 from invoke import Exit
 
-from maasops import crypto, fleet, hosttext, output, report, systemd_units
+from maasops import crypto, fleet, hosttext, output, systemd_units
 from maasops.connect import fabric_config
 from maasops.errors import RemoteError
 from maasops.inventory import Deployment, InventoryError, InventoryHost
@@ -30,7 +30,7 @@ def test_control_characters_but_newline_and_tab_are_shown_as_escapes():
 def test_host_text_is_escaped_in_errors_tables_lines_and_json(capsys):
     err = RemoteError("region1", "probe", f"sudo said: {HOSTILE}", "hint")
     assert SHOWN in str(err) and "\x1b" not in str(err)
-    assert "\x1b" not in report.table([{"host": "r", "value": HOSTILE}]) and SHOWN in report.table([{"v": HOSTILE}])
+    assert "\x1b" not in output.table([{"host": "r", "value": HOSTILE}]) and SHOWN in output.table([{"v": HOSTILE}])
     out = output.Output(json_mode=True)
     out.say(HOSTILE)
     out.emit({"error": HOSTILE, "path": Path("/x")})

@@ -12,7 +12,7 @@ from rich.console import Console
 from maasops import backup, backupset, output, progress, runner, stream
 from maasops.command import Cmd
 from maasops.plan import HostPlan, Send, Step, StepId
-from maasops.transfers import QUIET, Transfer, Transfers
+from maasops.progress import QUIET, Transfer, Transfers
 
 MIB = 1 << 20
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from invoke import Context, Exit
 
-from maasops import fleet, leftovers, report
+from maasops import fleet, leftovers, output
 from maasops.commands.fleet_request import FleetRequest, targets
 from maasops.options import HOSTS, TaskSpec
 from maasops.results import FAILED, OK
@@ -28,7 +28,7 @@ def run(c: Context, req: FleetRequest) -> None:
             continue
         rows += [{"host": name, "leftover": line, "error": ""} for line in lines] or \
             [{"host": name, "leftover": "(none)" if dry_run else "(nothing to remove)", "error": ""}]
-    out.say(report.table(rows))
+    out.say(output.table(rows))
     if not dry_run:
         out.say(f"kept the newest {keep} of each kind: what --rollback needs")
     failed = any(isinstance(v, BaseException) for v in got.values())

@@ -18,9 +18,9 @@ from maasops.lab.profiles import PROFILES
 from maasops.lab.tasks import bring_up
 from maasops.options import TaskSpec
 from maasops.parts.database import Credentials
+from maasops.progress import QUIET, Transfers
 from maasops.restore_plan import RestoreOptions
 from maasops.results import STATUS_OF_CODE
-from maasops.transfers import QUIET, Transfers
 
 DRILL_PROFILE = "deb-3.5,rack1=snap-3.5"
 SPEC = TaskSpec("drill", "12. DR rehearsal on the local lab: back up a site, restore onto a fresh one, prove them "

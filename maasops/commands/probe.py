@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Context, Exit
 
-from maasops import fleet, output, probe, report
+from maasops import fleet, output, probe
 from maasops.commands.fleet_request import FleetRequest, targets
 from maasops.options import HOSTS, TaskSpec
 from maasops.results import FAILED, OK
@@ -41,7 +41,7 @@ def run(c: Context, req: FleetRequest) -> None:
         if isinstance(results[t.name], probe.HostFacts):
             for d in probe.differences(t.declared, results[t.name]):
                 out.warn(f"warning: {t.name}: {d}")
-    out.say(report.table(probe_rows(results)))
+    out.say(output.table(probe_rows(results)))
     failed = any(isinstance(r, BaseException) for r in results.values())
     for n, r in sorted(results.items()):
         if isinstance(r, BaseException):

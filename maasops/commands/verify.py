@@ -6,7 +6,7 @@ from pathlib import Path
 
 from invoke import Context, Exit
 
-from maasops import crypto, output, report, reposource, signing, verify
+from maasops import crypto, output, reposource, signing, verify
 from maasops.commands.fleet_request import FleetRequest, check_set_named, inventory_of, path, repository
 from maasops.options import FROM_REPO, TRUST, TaskSpec
 from maasops.results import FAILED, REFUSED
@@ -32,7 +32,7 @@ def run(c: Context, req: FleetRequest) -> None:
                                                      opts.deployment, policy, opts.parallel, ids, out.say)
     else:
         backup_set, sc = opts.backup_set, verify.verify_set(Path(opts.backup_set), policy, opts.parallel, ids)
-    out.say(report.table(verify.rows(sc)))
+    out.say(output.table(verify.rows(sc)))
     for problem in sc.problems:
         out.say(f"set: {problem}")
     for note in sc.notes:

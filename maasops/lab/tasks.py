@@ -10,7 +10,7 @@ import time
 
 from invoke import Collection, Exit
 
-from maasops import report
+from maasops import output
 from maasops.lab import lab
 from maasops.options import TaskSpec, make_task
 
@@ -32,7 +32,7 @@ def bring_up(lab_dir: str, say=print, **kwargs) -> lab.Lab:
         the_lab = lab.up(lab_dir, **kwargs)
     except (ValueError, RuntimeError) as exc:
         raise Exit(f"lab.up failed: {exc}", code=1) from None
-    say(report.table(_rows(the_lab)))
+    say(output.table(_rows(the_lab)))
     say(f"\nlab up in {time.monotonic() - started:.1f}s: maasops -S {the_lab.ssh_config} -H region1 ... "
         f"or --inventory {the_lab.inventory}")
     return the_lab
@@ -48,7 +48,7 @@ def _status(c, lab_dir, **_) -> None:
         rows = lab.status(lab_dir or ".lab")
     except FileNotFoundError:
         raise Exit(f"no lab is up in {lab_dir or '.lab'}", code=1) from None
-    print(report.table(rows))
+    print(output.table(rows))
 
 
 def _down(c, lab_dir, **_) -> None:
