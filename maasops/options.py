@@ -20,7 +20,7 @@ from invoke.parser import Argument
 
 from maasops import compression, fleet, stream
 from maasops.parts import database
-from maasops.restore_plan import KEEP
+from maasops.restore_plan import LEFTOVER_RUNS
 from maasops.results import INTERRUPTED, REFUSED
 
 CORE_SHORT_FLAGS = frozenset("cdDeFfhHilprRStTVw")
@@ -175,8 +175,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("skip_database", False, "restore files only; load the database yourself (a separate or shared server)"),
     Option("rollback", False, "undo the last restore of this set: put back what it moved aside and the database it "
                               "replaced"),
-    Option("keep", KEEP, "restores whose leftovers (aside copies, kept databases) stay on each host (at least 1: the "
-                        "last restore's are what --rollback puts back)", low=1, high=1000),
+    Option("keep", LEFTOVER_RUNS, "restores whose leftovers (aside copies, kept databases) stay on each host "
+                                  "(at least 1: the last restore's are what --rollback puts back)", low=1, high=1000),
     # plan
     Option("what", None, "the operation to plan: backup or restore", choices=("backup", "restore")),
     # drill and lab

@@ -9,7 +9,7 @@ host before starting the next (see :mod:`maasops.runner`)::
                 the dump's sha256 checked on the host; a directory-format dump's members checked as they go,
                 then it is unpacked and listed with pg_restore -l (maasops.parts.database)
     stop        stop the MAAS units (PostgreSQL stays up)
-    database    keep the current database for rollback, load the dump           (the loader only)
+    database    set the current database aside for rollback, load the dump      (the loader only)
     files       move each tree aside under a run-stamped name, extract with owners and modes, compare the
                 host's listing of what it wrote with the archive, re-point regiond.conf / rackd.conf when
                 asked (never through a symbolic link: maasops.hostfiles.no_links)
@@ -48,7 +48,7 @@ from maasops.setfiles import SetFiles
 PHASES = (Phase.UPLOAD, Phase.STOP, Phase.DATABASE, Phase.FILES, Phase.SECRET, Phase.DBUPGRADE, Phase.COMMIT,
           Phase.START_REGIONS, Phase.START_RACKS, Phase.CLEANUP)
 BEFORE_STOP = PHASES[:PHASES.index(Phase.STOP)]  # phases that change nothing MAAS runs on
-KEEP = 2  # restores whose leftovers (aside copies, kept databases, run records) stay on a host
+LEFTOVER_RUNS = 2  # restores whose leftovers (aside copies, kept databases, run records) stay on a host
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class RestoreOptions:
     rollback_copy: bool = True  # keep the target's current database for rollback
     skip_database: bool = False
     identity: str | None = None  # age/SSH identity file for an encrypted set
-    keep: int = KEEP
+    keep: int = LEFTOVER_RUNS
     database_elsewhere: bool = False  # a set without the database may be restored (its files only)
     allowed_signers: Path | None = None  # whose signatures to trust (None: the user's default file)
     trust_unsigned: bool = False

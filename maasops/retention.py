@@ -31,7 +31,7 @@ PRUNE_TIMEOUT = None  # prune and check take as long as the repository's size ne
 
 
 @dataclass(frozen=True)
-class Keep:
+class RetentionPolicy:
     """How many daily, weekly and monthly sets restic's policy keeps (per deployment)."""
 
     daily: int = 7
@@ -55,11 +55,11 @@ class Decision:
     why: str
 
 
-def _policy(repo: Repo, keep: Keep, deployment: str | None) -> dict[str, str]:
+def _policy(repo: Repo, policy: RetentionPolicy, deployment: str | None) -> dict[str, str]:
     """restic's verdict on every complete set's manifests snapshot: snapshot id -> why kept ('' = removed)."""
     only = f",deployment={deployment}" if deployment else ""
     groups = restic.run_json(repo, "forget", "--dry-run", "--group-by", "host",
-                             "--tag", f"{restic.TAG},kind=manifests,state=complete{only}", *keep.args()) or []
+                             "--tag", f"{restic.TAG},kind=manifests,state=complete{only}", *policy.args()) or []
     verdict: dict[str, str] = {}
     for group in groups if isinstance(groups, list) else []:
         reasons = {r["snapshot"].get("time"): ", ".join(r.get("matches") or [])
@@ -104,13 +104,13 @@ def rows(decisions: list[Decision]) -> list[dict]:
              "action": "keep" if d.keep else "REMOVE", "why": d.why} for d in decisions]
 
 
-def prune(repo: Repo, keep: Keep, dry_run: bool, say: Callable[[str], None],
+def prune(repo: Repo, policy: RetentionPolicy, dry_run: bool, say: Callable[[str], None],
           deployment: str | None = None) -> RunResult:
     """Forget every snapshot of the sets the policy lets go (of one deployment, or all), then ``restic prune``
     (nothing with ``dry_run``)."""
     restic.unlock(repo)
     sets = [s for s in catalog(repo) if deployment in (None, s.deployment)]
-    decisions = decide(sets, _policy(repo, keep, deployment))
+    decisions = decide(sets, _policy(repo, policy, deployment))
     say(output.table(rows(decisions)) if decisions else f"{repo}: no maasops sets")
     gone = [d.set for d in decisions if not d.keep]
     details = {"repo": repo.location, "kept": [d.set.name for d in decisions if d.keep],

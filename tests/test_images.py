@@ -138,5 +138,5 @@ def test_prune_forgets_a_removed_sets_snapshots_but_the_images_a_kept_set_reuses
     monkeypatch.setattr(retention, "_policy", lambda repo, keep, dep: {"m1": "", "m2": "daily"})
     monkeypatch.setattr(retention.restic, "unlock", lambda repo: None)
     monkeypatch.setattr(retention.restic, "run", lambda repo, *args, **kw: forgotten.append(args) or "")
-    retention.prune(SimpleNamespace(location="r"), retention.Keep(), False, lambda s: None)
+    retention.prune(SimpleNamespace(location="r"), retention.RetentionPolicy(), False, lambda s: None)
     assert sorted(forgotten[0][1:]) == ["c1", "m1"] and forgotten[1] == ("prune",)

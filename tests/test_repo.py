@@ -119,7 +119,7 @@ def test_prune_never_removes_the_newest_verified_set_and_drops_stale_incomplete_
     assert keep == {"20260101T000000Z": True, "20260102T000000Z": False, "20260103T000000Z": True,
                     "20260104T000000Z": True}
     with pytest.raises(RepoError):
-        retention.Keep(0, 0, 0).args()
+        retention.RetentionPolicy(0, 0, 0).args()
 
 
 def test_schedule_units_quote_what_systemd_would_expand(tmp_path):

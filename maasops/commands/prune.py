@@ -27,11 +27,11 @@ def run(c: Context, req: FleetRequest) -> None:
     """Apply the retention policy to the repository's sets (never the newest verified one), then restic prune."""
     opts, out = req.options, req.out
     repo = repository(opts)
-    keep = retention.Keep(opts.keep_daily, opts.keep_weekly, opts.keep_monthly)
+    policy = retention.RetentionPolicy(opts.keep_daily, opts.keep_weekly, opts.keep_monthly)
     dep = deployment_of(opts)
     try:
-        keep.args()
-        result = retention.prune(repo, keep, opts.dry_run, out.say, dep)
+        policy.args()
+        result = retention.prune(repo, policy, opts.dry_run, out.say, dep)
     except RepoError as exc:
         out.warn(f"prune failed: {exc}")
         result = RunResult("prune", REFUSED if "--keep" in str(exc) else 1, error=str(exc))

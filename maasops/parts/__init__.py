@@ -5,7 +5,7 @@ part           what to back up             how to check it offline          how 
                (``backup_steps``)          (``check``)                      (``restore_steps``)
 =============  ==========================  ===============================  ==========================================
 ``database``   DB check, the dump          the dump read as its kind is     upload (+ unpack a directory dump),
-               (the one host that dumps:   read, complete                   keep the current database, load
+               (the one host that dumps:   read, complete                   set the current database aside, load
                ``dump_owners``)
 ``config``     the config trees' archive   the archive's members as         upload, move each tree aside, extract,
                                            listed, none a restore must      compare the host's listing of what it

@@ -4,7 +4,7 @@ What to back up (:func:`backup_steps`): one region dumps the deployment's databa
 (:func:`dump_owners`), live, checking first that PostgreSQL answers. How to check it offline
 (:func:`check`): the dump is read as its kind is read (:func:`reader`) and must be complete
 (:func:`completion`). How to restore it (:func:`restore_steps`): uploaded (a directory dump
-unpacked and listed before anything stops), the current database kept, the set's dump loaded.
+unpacked and listed before anything stops), the current database set aside, the set's dump loaded.
 What undoes it: the load's undo puts the kept database back (:func:`put_back`), from what the
 host recorded; the rollback runs the same command.
 
@@ -32,7 +32,7 @@ MAAS database (benchmarks/RESULTS.md, "Evaluation"); benchmarks 6 and the scalin
 restores with it. ``--dump-format auto`` takes it for a local database of DIRECTORY_FROM bytes
 or more, where the host has room for it.
 
-Keeping and loading. A restore keeps the database it replaces, for rollback. On a server the loading
+Setting aside and loading. A restore sets aside the database it replaces, for rollback. On a server the loading
 host runs itself (PostgreSQL's superuser is at hand) that costs nothing: the
 database is renamed (``ALTER DATABASE ... RENAME``, after ending its sessions)
 and the dump creates a fresh one; putting it back renames it back, and pruning
@@ -286,8 +286,8 @@ def _saved_file(run_dir: str) -> str:
     return f"{run_dir}/pre-restore.sql.gz"
 
 
-def keep(server: Server, database: str, run_id: str, run_dir: str, state: str) -> Cmd:
-    """Keep the database a restore replaces: renamed (local) or dumped into ``run_dir`` (network); recorded."""
+def set_aside(server: Server, database: str, run_id: str, run_dir: str, state: str) -> Cmd:
+    """Set aside the database a restore replaces: renamed (local) or dumped into ``run_dir`` (network); recorded."""
     if server.superuser:
         kept, roles = kept_name(run_id), _roles_file(run_dir)
         # The record comes first: a restore killed between it and the rename leaves a record that says more,
@@ -302,7 +302,7 @@ def keep(server: Server, database: str, run_id: str, run_dir: str, state: str) -
 
 
 def put_back(server: Server, database: str, run_id: str, run_dir: str, state: str) -> Cmd:
-    """Put back what :func:`keep` kept, by what the host recorded (nothing, when it recorded nothing)."""
+    """Put back what :func:`set_aside` set aside, by what the host recorded (nothing, when it recorded nothing)."""
     done = record(state, "db-put-back")
     if server.superuser:
         kept, roles = kept_name(run_id), _roles_file(run_dir)
@@ -818,8 +818,8 @@ def target_problem(c: Connection, m: HostManifest, f: HostFacts, credentials: Cr
 def restore_steps(m: HostManifest, files: SetFiles, target: HostFacts, run_id: str, *, identity: str | None,
                   credentials: Credentials | None, rollback_copy: bool) -> tuple[list[Step], list[str]]:
     """How to restore it, by phase: upload (the dump, its sha256 checked on the host; a directory dump's members
-    checked as they go, then unpacked and listed with ``pg_restore -l``), database (keep the current database
-    for rollback, load the set's); and notes for the plan. What undoes each is its step's ``undo``: the load's
+    checked as they go, then unpacked and listed with ``pg_restore -l``), database (set the current database
+    aside for rollback, load the set's); and notes for the plan. What undoes each is its step's ``undo``: the load's
     puts the kept database back (:func:`put_back`)."""
     rdir = hostpaths.run_dir(run_id)
     dump = m.dump
@@ -844,7 +844,7 @@ def _database_steps(m: HostManifest, target: HostFacts, credentials: Credentials
     if rollback_copy:
         how = "renamed" if server.superuser else "dumped into the run directory"
         steps.append(Step(StepId.KEEP_DATABASE, f"keep the current database for rollback ({how})",
-                          keep(server, name, rid, rdir, state), Phase.DATABASE,
+                          set_aside(server, name, rid, rdir, state), Phase.DATABASE,
                           password_file=server.password_file))
         undo = put_back(server, name, rid, rdir, state)
     else:
