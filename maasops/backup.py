@@ -67,10 +67,10 @@ def _dump_record(hp: plan.HostPlan, spec: BackupSpec, got: stream.Streamed) -> m
 
 def _images_record(hp: plan.HostPlan, outcome: runner.HostOutcome, got: stream.Streamed) -> mf.Images:
     spec: BackupSpec = hp.spec
-    state = outcome.record(StepId.IMAGES_STATE)
+    state = outcome.step_record(StepId.IMAGES_STATE)
     listing, _, _ = got.inspected
-    found = images.record(spec.images, state.output if state else "", got.size,
-                          _stored(got, bool(spec.encrypt_to)), listing, spec.compress)
+    found = images.host_record(spec.images, state.output if state else "", got.size,
+                               _stored(got, bool(spec.encrypt_to)), listing, spec.compress)
     if found is None:
         raise RemoteError(hp.host, "image-storage", "the host sent no images, yet its image-storage is not as the "
                           "last set recorded it (or its fingerprint could not be read)",
@@ -88,7 +88,7 @@ def host_manifest(hp: plan.HostPlan, outcome: runner.HostOutcome, address: str,
     archive = mf.Archive(spec.archive.file, spec.compress, **_stored(got, bool(spec.encrypt_to)),
                          trees=spec.archive.trees, actual_trees=spec.archive.actual_trees,
                          excluded=spec.archive.excluded, files=tuple(mf.Member(**m) for m in files))
-    sessions = outcome.record(StepId.DB_CHECK)
+    sessions = outcome.step_record(StepId.DB_CHECK)
     return mf.HostManifest(
         host=hp.host, address=address, install=facts.install, maas_version=facts.version, layout=spec.layout,
         roles=facts.roles, snap_revision=facts.snap_revision, snap_data=facts.snap_data, snap_mode=facts.snap_mode,

@@ -82,8 +82,8 @@ class RefuseUnknown(paramiko.MissingHostKeyPolicy):
 class AcceptNew(paramiko.MissingHostKeyPolicy):
     """StrictHostKeyChecking=accept-new: record a key for a host that has none, refuse anything else."""
 
-    def __init__(self, known: KnownHosts, record_to: Path):
-        self.known, self.record_to = known, record_to
+    def __init__(self, known: KnownHosts, known_hosts_file: Path):
+        self.known, self.known_hosts_file = known, known_hosts_file
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         """Accept and record ``key`` when ``hostname`` has no recorded key at all and the key is not revoked."""
@@ -92,7 +92,7 @@ class AcceptNew(paramiko.MissingHostKeyPolicy):
             raise HostKeyRefused(hostname, why)
         client.get_host_keys().add(hostname, key.get_name(), key)
         self.known.keys.add(hostname, key.get_name(), key)
-        record(self.record_to, hostname, key)
+        remember_key(self.known_hosts_file, hostname, key)
 
 
 def _why(known: KnownHosts, hostname: str, key: paramiko.PKey) -> str | None:
@@ -103,7 +103,7 @@ def _why(known: KnownHosts, hostname: str, key: paramiko.PKey) -> str | None:
     return None
 
 
-def record(path: Path, hostname: str, key: paramiko.PKey) -> None:
+def remember_key(path: Path, hostname: str, key: paramiko.PKey) -> None:
     """Append ``hostname``'s key to ``path``, creating it (and its directory) private whatever the umask."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -168,7 +168,7 @@ def _record(result: RunResult) -> mf.RestoreRecord:
 
 
 def _pruned(outcome: runner.HostOutcome) -> list[str]:
-    r = outcome.record(StepId.PRUNE)
+    r = outcome.step_record(StepId.PRUNE)
     return r.output.splitlines() if r and r.output else []
 
 

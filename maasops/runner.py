@@ -94,7 +94,7 @@ class HostOutcome:
         """True when every step ran and nothing needed undoing by hand."""
         return self.error is None and not self.cancelled and not self.undo_failures
 
-    def record(self, step_id: StepId) -> StepRecord | None:
+    def step_record(self, step_id: StepId) -> StepRecord | None:
         """The record of the first step with this id that ran forward."""
         return next((r for r in self.records if r.id == step_id and not r.undo), None)
 

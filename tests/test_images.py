@@ -57,11 +57,11 @@ def test_a_repository_backup_archives_images_apart_and_sends_them_only_if_the_fi
 
 def test_the_record_reuses_the_previous_one_only_when_nothing_came_and_the_fingerprint_is_its():
     spec = images.ImagesSpec("images.tar", (STORE,), (STORE,), images_record())
-    assert images.record(spec, f"{FP}\n", 0, {}, [], "none") == images_record()
-    assert images.record(spec, "e" * 64, 0, {}, [], "none") is None  # nothing came, yet it changed
-    assert images.record(spec, "garbage", 0, {}, [], "none") is None
-    assert images.record(replace(spec, previous=None), FP, 0, {}, [], "none") is None
-    got = images.record(spec, " " + "e" * 64 + "  -\n", 10240, {"size": 10240, "sha256": "d" * 64,
+    assert images.host_record(spec, f"{FP}\n", 0, {}, [], "none") == images_record()
+    assert images.host_record(spec, "e" * 64, 0, {}, [], "none") is None  # nothing came, yet it changed
+    assert images.host_record(spec, "garbage", 0, {}, [], "none") is None
+    assert images.host_record(replace(spec, previous=None), FP, 0, {}, [], "none") is None
+    got = images.host_record(spec, " " + "e" * 64 + "  -\n", 10240, {"size": 10240, "sha256": "d" * 64,
                                                                  "encryption": None, "plain_sha256": None},
                         [asdict(images_record().files[0])], "none")
     assert (got.fingerprint, got.origin, got.sha256) == ("e" * 64, None, "d" * 64)

@@ -68,13 +68,13 @@ def always_reported(operation: str, out: output.Output, opts: TaskOptions,
         yield
     except KeyboardInterrupt:
         if not out.emitted:
-            record(RunResult(operation, INTERRUPTED, error="interrupted"), out, opts, deployment())
+            emit_result(RunResult(operation, INTERRUPTED, error="interrupted"), out, opts, deployment())
         raise Exit("interrupted", code=INTERRUPTED) from None
     except Exit as exc:
         if not exc.code or out.emitted:
             raise
         result = RunResult(operation, code_for(exc.code, exc.message or ""), error=exc.message or "")
-        record(result, out, opts, deployment())
+        emit_result(result, out, opts, deployment())
         raise Exit(exc.message, code=result.code) from None
 
 
@@ -230,7 +230,7 @@ def targets(c: Context, req: FleetRequest, recorded: Path | None = None) -> Flee
     return found
 
 
-def record(result: RunResult, out: output.Output, opts: TaskOptions, deployment: str | None = None) -> None:
+def emit_result(result: RunResult, out: output.Output, opts: TaskOptions, deployment: str | None = None) -> None:
     """Print the JSON document (``--json``) and write the metrics file (``--metrics-file``); the exit code is
     restic's where restic said why the run failed."""
     result.code = code_for(result.code, result.error)
@@ -245,7 +245,7 @@ def record(result: RunResult, out: output.Output, opts: TaskOptions, deployment:
 
 def finish(result: RunResult, out: output.Output, opts: TaskOptions, deployment: str | None = None) -> None:
     """Print the JSON document (``--json``), write the metrics file, and exit with the result's code."""
-    record(result, out, opts, deployment)
+    emit_result(result, out, opts, deployment)
     if result.code:
         if result.error:
             out.warn(f"maasops {result.operation}: {result.error}")

@@ -112,8 +112,8 @@ class _Prepended(io.RawIOBase):
         return len(data)
 
 
-def record(spec: ImagesSpec, state: str, got_size: int, stored: dict, listing: list[dict],
-           compress: str) -> mf.Images | None:
+def host_record(spec: ImagesSpec, state: str, got_size: int, stored: dict, listing: list[dict],
+                compress: str) -> mf.Images | None:
     """The host manifest's images record: the previous one when nothing came (and the fingerprint is its),
     a new one when the images were sent; None when what came cannot be trusted (caller fails the host)."""
     found = FINGERPRINT.match(state.strip())
