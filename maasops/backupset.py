@@ -261,11 +261,11 @@ def file_sha256(path: Path) -> str:
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def open_in(root: Path, rel: str) -> BinaryIO:
-    """``root/rel`` open for reading, following no symbolic link: not ``root`` itself, not a directory on the way,
+def open_in(set_dir: Path, rel: str) -> BinaryIO:
+    """``set_dir/rel`` open for reading, following no symbolic link: not ``set_dir`` itself, not a directory on the way,
     not the file (``O_NOFOLLOW`` at every step, each opened in the one before). Anything but a regular file (a
     link, a FIFO, a device) is refused with OSError, never opened for reading, so what is read is what is there."""
-    fd = os.open(root, _DIR)
+    fd = os.open(set_dir, _DIR)
     try:
         *dirs, name = rel.split("/")
         for part in dirs:
@@ -276,21 +276,21 @@ def open_in(root: Path, rel: str) -> BinaryIO:
         ffd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise OSError(exc.errno, f"{root.name}/{rel}: a symbolic link (or what is not a directory) on the "
+            raise OSError(exc.errno, f"{set_dir.name}/{rel}: a symbolic link (or what is not a directory) on the "
                           "way: a backup set holds regular files and directories only") from None
         raise
     finally:
         os.close(fd)
     if not stat.S_ISREG(os.fstat(ffd).st_mode):
         os.close(ffd)
-        raise OSError(errno.EINVAL, f"{root.name}/{rel}: not a regular file")
+        raise OSError(errno.EINVAL, f"{set_dir.name}/{rel}: not a regular file")
     return os.fdopen(ffd, "rb")
 
 
-def read_small(root: Path, rel: str, limit: int) -> bytes:
+def read_small(set_dir: Path, rel: str, limit: int) -> bytes:
     """The whole of a small file of a set (a manifest, a signature), read once (:func:`open_in`); ValueError past
     ``limit`` bytes."""
-    with open_in(root, rel) as f:
+    with open_in(set_dir, rel) as f:
         data = f.read(limit + 1)
     if len(data) > limit:
         raise ValueError(f"{rel}: larger than {limit >> 10} KiB: not a file maasops writes")

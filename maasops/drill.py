@@ -91,29 +91,29 @@ def _order_check(records: mf.SetRecords, sources: dict[str, str], proofs: dict[s
     return {"order: regions started before racks (the hosts' systemd)": not racks or max(regions) <= min(racks)}
 
 
-def _regions_answer(conns: dict[str, fleet.Target], records: mf.SetRecords, sources: dict[str, str],
+def _regions_answer(targets: dict[str, fleet.Target], records: mf.SetRecords, sources: dict[str, str],
                     parallel: int) -> Checks:
-    regions = [conns[n] for n, s in sources.items() if "region" in records.hosts[s].roles]
+    regions = [targets[n] for n, s in sources.items() if "region" in records.hosts[s].roles]
     got = fleet.each(regions, lambda t: remote.run(t.connection, services.region_ready(30), "prove: region answers"),
                      parallel)
     return {"regions: every region's API answers": all(not isinstance(v, BaseException) for v in got.values())}
 
 
-def prove(records: mf.SetRecords, rep: mf.RestoreRecord, conns: dict[str, fleet.Target], options: RestoreOptions,
+def prove(records: mf.SetRecords, rep: mf.RestoreRecord, targets: dict[str, fleet.Target], options: RestoreOptions,
           want: dict[str, str] | None, parallel: int) -> tuple[Checks, dict[str, proof.HostProof]]:
     """Every check, read from the restored hosts (which target was restored from which host: the restore's
     record)."""
     sources = {n: h.source for n, h in rep.hosts.items()}
-    facts = fleet.probe_all([conns[n] for n in sources], parallel)
+    facts = fleet.probe_all([targets[n] for n in sources], parallel)
     proofs = {}
     for name, source in sorted(sources.items()):
         f, m = facts[name], records.hosts[source]
-        proofs[name] = (proof.prove_host(conns[name].connection, m, f, allowed_changes(m, f, options))
+        proofs[name] = (proof.prove_host(targets[name].connection, m, f, allowed_changes(m, f, options))
                         if isinstance(f, probe.HostFacts) else proof.HostProof(name, differences=[f"probe: {f}"]))
     checks = {}
     loader = rep.database_loaded_on
     if want is not None and loader and isinstance(facts.get(loader), probe.HostFacts):
-        got = _fingerprint(conns[loader], facts[loader], records.hosts[records.set.database.dumped_by],
+        got = _fingerprint(targets[loader], facts[loader], records.hosts[records.set.database.dumped_by],
                            options.credentials)
         checks |= _database_check(records, want, got, options)
     region_secret = records.hosts[rep.secret_from].secret_sha256() if rep.secret_from else None
@@ -123,7 +123,7 @@ def prove(records: mf.SetRecords, rep: mf.RestoreRecord, conns: dict[str, fleet.
         len({p.secret_sha256 for p in proofs.values()}) == 1 and
         (region_secret is None or next(iter(proofs.values())).secret_sha256 == region_secret))
     checks["services: every unit up"] = all(not p.units_down for p in proofs.values())
-    checks |= _regions_answer(conns, records, sources, parallel)
+    checks |= _regions_answer(targets, records, sources, parallel)
     checks |= _order_check(records, sources, proofs)
     return checks, proofs
 

@@ -612,7 +612,7 @@ class SetRecords:
     """A set's manifests as read and validated: the set's, each ok host's, and the sha256 of the bytes each host
     manifest was parsed from."""
 
-    path: Path
+    set_dir: Path
     set: SetManifest
     hosts: dict[str, HostManifest]
     host_sha256: dict[str, str] = field(default_factory=dict)

@@ -98,7 +98,7 @@ def facts_json(facts: probe.HostFacts | BaseException) -> dict:
 
 def verify_json(sc: verify.SetCheck) -> dict:
     """A set check as a JSON document."""
-    return {"operation": "verify", "set": str(sc.path.absolute()), "status": "ok" if sc.ok else "failed",
+    return {"operation": "verify", "set": str(sc.set_dir.absolute()), "status": "ok" if sc.ok else "failed",
             "exit_code": OK if sc.ok else FAILED,
             "problems": sc.problems, "notes": sc.notes,
             "hosts": {h.host: {"ok": h.ok, "problems": h.problems, "notes": h.notes, "files": h.files,

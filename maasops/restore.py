@@ -102,14 +102,14 @@ def run(set_dir: Path, targets: list[fleet.Target], mapping: dict[str, str], opt
             say("restore refused, nothing was touched: " + "; ".join(problems))
             return refused("restore", "; ".join(problems))
         return RunResult("restore", OK, details={"status": "planned", "run_id": run_id})
-    conns = {t.name: t for _, t in pf.pairs}
-    locks, busy = hostlock.acquire_all(list(conns.values()), "restore", parallel)
+    paired = {t.name: t for _, t in pf.pairs}
+    locks, busy = hostlock.acquire_all(list(paired.values()), "restore", parallel)
     try:
         if busy:
             error = "; ".join(str(e) for e in busy.values())
             say(f"restore refused, nothing was touched: {error}")
             return refused("restore", error)
-        return _run_locked(set_dir, run_id, started, host_plans, conns, secret, pf, parallel, say, transfers)
+        return _run_locked(set_dir, run_id, started, host_plans, paired, secret, pf, parallel, say, transfers)
     finally:
         hostlock.release_all(locks)
 
@@ -126,9 +126,9 @@ def _secret_problems(pf: Preflight, secret: tuple[str, Send] | None, parallel: i
 
 
 def _run_locked(set_dir: Path, run_id: str, started: float, host_plans: list[plan.HostPlan],
-                conns: dict[str, fleet.Target], secret: tuple[str, Send] | None, pf: Preflight, parallel: int,
+                targets: dict[str, fleet.Target], secret: tuple[str, Send] | None, pf: Preflight, parallel: int,
                 say: Callable[[str], None], transfers: Transfers) -> RunResult:
-    items = [(conns[p.host].connection, p) for p in host_plans]
+    items = [(targets[p.host].connection, p) for p in host_plans]
     # On record before anything is touched, so --rollback finds this run even if the laptop dies mid-way.
     mf.write_restore(set_dir, mf.RestoreRecord(
         status=mf.RUNNING, set=str(set_dir.absolute()), run_id=run_id, started=started,

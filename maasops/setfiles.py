@@ -37,23 +37,23 @@ class SetFiles(Protocol):
 class LocalFiles:
     """A set in a directory on this machine."""
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, set_dir: Path):
+        self.set_dir = set_dir
 
     def __str__(self) -> str:
-        return str(self.root)
+        return str(self.set_dir)
 
     def size(self, rel: str) -> int | None:
         """The file's size, or None when it is missing (or not a regular file: a symbolic link is not followed)."""
-        return backupset.file_size(self.root / rel)
+        return backupset.file_size(self.set_dir / rel)
 
     def open(self, rel: str) -> AbstractContextManager[BinaryIO]:
         """The file, open for reading, following no symbolic link (:func:`maasops.backupset.open_in`)."""
-        return backupset.open_in(self.root, rel)
+        return backupset.open_in(self.set_dir, rel)
 
     def sha256(self, rel: str) -> str:
         """The file's sha256."""
-        return backupset.file_sha256(self.root / rel)
+        return backupset.file_sha256(self.set_dir / rel)
 
     def send(self, rel: str, member: str | None = None, compress: str = "none", identity: str | None = None) -> Send:
         """The file as a step's stdin, opened as :meth:`open` does when it uploads."""

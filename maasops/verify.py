@@ -55,7 +55,7 @@ class HostCheck:
 class SetCheck:
     """A whole set: its records (None when they cannot be read), its hosts and set-wide problems."""
 
-    path: Path
+    set_dir: Path
     records: mf.SetRecords | None
     hosts: dict[str, HostCheck]
     problems: list[str] = field(default_factory=list)
@@ -182,7 +182,7 @@ class Policy:
 def _signature(sc: SetCheck, raw: bytes, policy: Policy, records: mf.SetRecords | None) -> None:
     """The signature over ``raw``, the set manifest's bytes that ``records`` were parsed from."""
     formats = [records.set.format_version, *(m.format_version for m in records.hosts.values())] if records else [0]
-    trust = signing.check(sc.path, raw, policy.allowed_signers, policy.trust_unsigned, max(formats) == 1)
+    trust = signing.check(sc.set_dir, raw, policy.allowed_signers, policy.trust_unsigned, max(formats) == 1)
     sc.signer = trust.signer
     if trust.problem:
         sc.problems.append(trust.problem)

@@ -208,8 +208,8 @@ def path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def targets(c: Context, req: FleetRequest, recorded: Path | None = None) -> Fleet:
-    """What a request acts on: -H hosts, else --inventory (or the default inventory), else (``recorded``: a local
+def targets(c: Context, req: FleetRequest, set_dir: Path | None = None) -> Fleet:
+    """What a request acts on: -H hosts, else --inventory (or the default inventory), else (``set_dir``: a local
     set being restored) the hosts the set records, else the lab."""
     opts = req.options
     if req.connections:
@@ -220,7 +220,7 @@ def targets(c: Context, req: FleetRequest, recorded: Path | None = None) -> Flee
             _safe(t.name, "host name")
         found = Fleet(_safe(opts.deployment or "default", "--deployment"), tgts)
     else:
-        dep = _inventory(opts, recorded=(recorded, c.config.base_ssh_config) if recorded else None)
+        dep = _inventory(opts, recorded=(set_dir, c.config.base_ssh_config) if set_dir else None)
         try:
             tgts = fleet.from_deployment(dep, c.config, opts.accept_new_host_keys)
         except inventory.InventoryError as exc:
