@@ -196,7 +196,7 @@ def test_cert_authority_and_revoked_lines_are_understood(lab, tmp_path):
 def test_a_host_that_never_stops_streaming_is_stopped_at_the_probes_bound(lab, tmp_path, tool_on):
     before = unit_states(lab)
     # One member that never ends: zeros, which compress to a trickle (zeros after an archive's end are
-    # refused sooner, at 16 MiB, by the parser: tests/test_tarstream.py).
+    # refused sooner, at 16 MiB, by the parser: tests/unit/test_tarstream.py).
     endless = ("import sys, tarfile\nt = tarfile.TarInfo(\"etc/maas/endless\")\nt.size = 1 << 40\n"
                "out = sys.stdout.buffer\nout.write(t.tobuf(tarfile.GNU_FORMAT))\nzeros = bytes(1 << 20)\n"
                "while True:\n    out.write(zeros)\n")
