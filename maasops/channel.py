@@ -1,6 +1,8 @@
 """Run one command on a host on its own SSH channel: sudo, the remote process's lifetime, its output.
 
-Every remote command maasops runs goes through :func:`open_command`:
+Every remote command maasops runs goes through :func:`open_command`; :func:`run` is the plain function
+(the Connection first, patchwork style) for a command whose output is small: bash's ``pipefail``, and a
+failure as a :class:`~maasops.errors.RemoteError` naming the host and the step.
 
 - **sudo only answers a prompt.** sudo gets a prompt unique to this command
   (``-S -p``); the password is sent only when that prompt appears on stderr, so a
@@ -27,6 +29,7 @@ from __future__ import annotations
 import secrets
 import select
 import time
+from dataclasses import dataclass
 
 import paramiko
 from fabric import Connection
@@ -182,3 +185,29 @@ def run_collect(c: Connection, cmd: Cmd, step: str, *, user: str | None = None, 
         raise connect_error(c, step, exc) from None
     finally:
         chan.close()
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a remote command printed and how it exited (text decoded leniently: hosts are not trusted)."""
+
+    stdout: str
+    stderr: str
+    exited: int
+
+
+def run(c: Connection, command: Cmd, step: str, *, user: str | None = None, check: bool = True,
+        timeout: float | None = None, hold_work_lock: bool = False, pgpassword: bytes | None = None) -> Result:
+    """Run ``command`` on the host (with sudo as ``user`` when given); raise RemoteError when it fails.
+
+    ``check`` False returns a failed command's Result instead. ``hold_work_lock``: the command holds
+    the host's work lock while it runs (steps of a backup, restore or rollback). ``pgpassword``: the
+    command's PGPASSWORD, sent over the channel (:func:`maasops.channel.open_command`).
+    """
+    status, out, err = run_collect(c, command, step, user=user, timeout=timeout,
+                                           hold_work_lock=hold_work_lock, pgpassword=pgpassword)
+    result = Result(out.decode(errors="replace"), err.decode(errors="replace"), status)
+    if check and status != 0:
+        detail = summary(result.stderr) or summary(result.stdout) or "failed"
+        raise RemoteError(host_label(c), step, f"{detail} (exit {status})")
+    return result

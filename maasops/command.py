@@ -90,7 +90,7 @@ def seq(*cmds: Cmd | str) -> Cmd:
 
 
 def pipe(*cmds: Cmd | str) -> Cmd:
-    """``a | b | c`` (run under ``pipefail`` by :mod:`maasops.remote`, so a failure anywhere fails it)."""
+    """``a | b | c`` (run under ``pipefail`` by :mod:`maasops.channel`, so a failure anywhere fails it)."""
     return _joined("|", cmds)
 
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from maasops import (
     backup,
     backupset,
+    channel,
     fleet,
     output,
     probe,
     proof,
-    remote,
     reposet,
     reposource,
     restore,
@@ -94,7 +94,7 @@ def _order_check(records: mf.SetRecords, sources: dict[str, str], proofs: dict[s
 def _regions_answer(targets: dict[str, fleet.Target], records: mf.SetRecords, sources: dict[str, str],
                     parallel: int) -> Checks:
     regions = [targets[n] for n, s in sources.items() if "region" in records.hosts[s].roles]
-    got = fleet.each(regions, lambda t: remote.run(t.connection, services.region_ready(30), "prove: region answers"),
+    got = fleet.each(regions, lambda t: channel.run(t.connection, services.region_ready(30), "prove: region answers"),
                      parallel)
     return {"regions: every region's API answers": all(not isinstance(v, BaseException) for v in got.values())}
 

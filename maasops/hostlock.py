@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from fabric import Connection
 
-from maasops import channel, fleet, remote
+from maasops import channel, fleet
 from maasops.command import Cmd, Q
 from maasops.errors import RemoteError, host_label
 from maasops.hostpaths import RUN_LOCK, WORK_LOCK, WORK_ROOT
@@ -46,7 +46,7 @@ def _wait_for_orphans(c: Connection, what: str) -> None:
     """Wait until no process of an earlier run holds the work lock (RemoteError when it outlives ORPHAN_WAIT)."""
     cmd = Cmd("umask 077 && mkdir -p", Q(WORK_ROOT), "&& flock -x -w", str(ORPHAN_WAIT), "-E", str(HELD),
               Q(WORK_LOCK), "true")
-    result = remote.run(c, cmd, f"lock the host for {what}", user="root", check=False)
+    result = channel.run(c, cmd, f"lock the host for {what}", user="root", check=False)
     if result.exited == HELD:
         raise RemoteError(host_label(c), f"lock the host for {what}", "remote work of an earlier maasops run is "
                           f"still running after {ORPHAN_WAIT}s", f"see which processes hold {WORK_LOCK} "

@@ -11,7 +11,7 @@ dump on the host leaves that dump (0700): the next backup removes it once it is
 
 from __future__ import annotations
 
-from maasops import fleet, probe, remote
+from maasops import channel, fleet, probe
 from maasops.command import Cmd, Q, Word
 from maasops.hostpaths import ASIDE, ROLLED_BACK, RUN_ROOT
 from maasops.parts import database
@@ -54,4 +54,4 @@ def on_host(t: fleet.Target, keep: int, dry_run: bool) -> list[str]:
     if f.install is None:
         return []
     cmd = list_command(f) if dry_run else prune_command(f, keep, _server(f))
-    return remote.run(t.connection, cmd, "cleanup", user="root").stdout.splitlines()
+    return channel.run(t.connection, cmd, "cleanup", user="root").stdout.splitlines()

@@ -18,9 +18,9 @@ import yaml
 from fabric import Connection
 
 from maasops import hostpaths, layouts
+from maasops.channel import run
 from maasops.command import Cmd, Q
 from maasops.errors import RemoteError, host_label
-from maasops.remote import run
 
 TOOLS = ("tar", "gzip", "zstd", "pg_dump", "pg_dumpall", "pg_restore", "psql", "sha256sum", "flock", "setsid",
          "python3")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from fabric import Connection
 
-from maasops import fingerprints, layouts, remote
+from maasops import channel, fingerprints, layouts
 from maasops.command import Cmd, Q
 from maasops.hostpaths import LEFTOVERS
 from maasops.manifest import HostManifest
@@ -38,7 +38,7 @@ class HostProof:
 def db_fingerprint(c: Connection, server: Server, database: str, pgpassword: bytes | None = None) -> dict[str, str]:
     """``{table: "rows:md5"}`` of a database, read through the host (as the superuser on its own server;
     ``pgpassword``: the operator's, for a server reached with the operator's credentials)."""
-    out = remote.run(c, server.client("psql", "-XAt -d", Q(database), "-c", Q(fingerprints.FINGERPRINT_SQL)),
+    out = channel.run(c, server.client("psql", "-XAt -d", Q(database), "-c", Q(fingerprints.FINGERPRINT_SQL)),
                      "prove: database fingerprint", user="root", pgpassword=pgpassword)
     return fingerprints.parse_fingerprint(out.stdout)
 
@@ -51,7 +51,7 @@ def tree_listing(c: Connection, trees: list[str], prune: list[str]) -> dict[str,
     cmd = Cmd("for t in", *map(Q, trees), "; do [ -e \"$t\" ] || [ -L \"$t\" ] || continue;",
               "find \"$t\"", select, "-printf 'M\\t%p\\t%y\\t%m\\t%u\\t%g\\t%s\\t%l\\n';",
               "find \"$t\"", select, "-type f -exec sha256sum {} + | sed 's/^/H\\t/'; done")
-    out = remote.run(c, cmd, "prove: list restored files", user="root").stdout
+    out = channel.run(c, cmd, "prove: list restored files", user="root").stdout
     listing: dict[str, dict] = {}
     for line in out.splitlines():
         if line.startswith("M\t"):
@@ -95,7 +95,7 @@ def compare(expected: dict[str, dict], got: dict[str, dict], allowed: set[str]) 
 
 def secret_sha256(c: Connection, facts: HostFacts) -> str:
     """sha256 of the host's MAAS secret file (never the secret itself)."""
-    out = remote.run(c, Cmd("sha256sum", Q(facts.on_host(facts.layout.secret))), "compare secrets", user="root")
+    out = channel.run(c, Cmd("sha256sum", Q(facts.on_host(facts.layout.secret))), "compare secrets", user="root")
     words = out.stdout.split()
     return words[0] if words else ""
 
@@ -106,7 +106,7 @@ def unit_states(c: Connection, units: tuple[str, ...]) -> dict[str, tuple[str, f
               "is-active \"$u\")\" \"$(", layouts.SYSTEMCTL,
               "show --timestamp=unix -p ActiveEnterTimestamp --value \"$u\")\"; done")
     out = {}
-    for line in remote.run(c, cmd, "prove: unit states").stdout.splitlines():
+    for line in channel.run(c, cmd, "prove: unit states").stdout.splitlines():
         words = line.split()
         if len(words) >= 2 and words[0] in units:
             stamp = words[2].lstrip("@") if len(words) > 2 else ""

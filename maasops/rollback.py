@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fabric import Connection
 
-from maasops import fleet, hostlock, output, plan, probe, remote, runner
+from maasops import channel, fleet, hostlock, output, plan, probe, runner
 from maasops import manifest as mf
 from maasops.command import Cmd, Q, Word
 from maasops.hostpaths import RUN_ROOT
@@ -29,7 +29,7 @@ def read_state(c: Connection, step: str = "rollback: read the last restore's rec
     latest = Q(RUN_ROOT + "/latest")
     cmd = Cmd("[ -L", latest, "] || exit 0; id=$(readlink", latest, "); printf '%s\\n' \"$id\"; head -c",
               str(MAX_STATE), Word(Q(RUN_ROOT), "/\"$id\"/state"), "2>/dev/null || true")
-    out = remote.run(c, cmd, step, user="root").stdout.splitlines()
+    out = channel.run(c, cmd, step, user="root").stdout.splitlines()
     return (out[0].strip(), [line.strip() for line in out[1:]]) if out else None
 
 

@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 from fabric import Connection
 
-from maasops import backupset, crypto, remote, stream
+from maasops import backupset, channel, crypto, stream
 from maasops.command import Cmd
 from maasops.errors import RemoteError, host_label
 from maasops.parts import database
@@ -146,7 +146,7 @@ def run_step(c: Connection, step: Step, dest_dir: Path | None, cancel: threading
     if step.fetch or step.send:
         _stream(c, step, dest_dir, cancel, transfers, stream_options(step) if stream_options else {}, record)
     else:
-        result = remote.run(c, step.command, step.label, user="root" if step.sudo else None, check=step.check,
+        result = channel.run(c, step.command, step.label, user="root" if step.sudo else None, check=step.check,
                             hold_work_lock=True, pgpassword=database.password(step.password_file))
         problem = step.judge(result.stdout) if step.judge else None
         if problem:
@@ -286,7 +286,7 @@ def _undo(c: Connection, pending: Pending, outcome: HostOutcome) -> bool:
     for attempt in range(UNDO_TRIES):
         try:
             started = time.time()
-            remote.run(c, pending.command, f"undo {pending.label}", user="root", hold_work_lock=True,
+            channel.run(c, pending.command, f"undo {pending.label}", user="root", hold_work_lock=True,
                        pgpassword=database.password(pending.password_file))
             outcome.records.append(StepRecord(pending.step, f"undo {pending.label}", started, time.time(),
                                               phase=pending.phase, key=pending.key, undo=True))

@@ -148,3 +148,7 @@ def reforge(src: Path, dest: Path, host: str, edit: Callable[[list[tuple[str, by
         subprocess.run(["ssh-keygen", "-Y", "sign", "-q", "-f", str(sign_with), "-n", "maasops",
                         str(dest / "manifest.json")], check=True, capture_output=True)
     return dest
+
+
+# The first members of a config tree: etc/maas and its rackd.conf.
+BASE = member("etc/maas", flag=b"5", mode=0o755) + member("etc/maas/rackd.conf", b"maas_url: x\n")

@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from fabric import Connection
 
-from maasops import backupset, compression, hostpaths, layouts, probe, remote, secretfile, sqlscan, stream, tarstream
+from maasops import backupset, channel, compression, hostpaths, layouts, probe, secretfile, sqlscan, stream, tarstream
 from maasops import manifest as mf
 from maasops.command import Cmd, Q, Word, group
 from maasops.compression import Codec, codec, compressed
@@ -807,7 +807,7 @@ def target_problem(c: Connection, m: HostManifest, f: HostFacts, credentials: Cr
     if m.dump.how == "local":
         if m.dump and is_directory(m.dump.kind) and "pg_restore" not in f.tools:
             return "the set's dump is in PostgreSQL's directory format and pg_restore is not installed on this host"
-        ok = remote.run(c, Cmd("psql -XAtc 'SELECT 1'"), "preflight: PostgreSQL answers",
+        ok = channel.run(c, Cmd("psql -XAtc 'SELECT 1'"), "preflight: PostgreSQL answers",
                         user=layouts.PG_SUPERUSER, check=False)
         if ok.exited != 0:
             return ("PostgreSQL does not answer on this host (it must be installed and running to load the dump): "

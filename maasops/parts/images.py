@@ -59,7 +59,7 @@ class ImagesSpec:
 def fingerprint(dirs: tuple[str, ...]) -> Cmd:
     """Prints the sha256 of the listing of ``dirs`` (read-only): what tells an unchanged image-storage."""
     listing = Cmd("find", *map(Q, dirs), "-printf", Q("%y %i %C@ %T@ %s %m %U %G %p\\0"))
-    return Cmd(listing, "| LC_ALL=C sort -z | sha256sum | cut -c1-64")  # under pipefail (maasops.remote)
+    return Cmd(listing, "| LC_ALL=C sort -z | sha256sum | cut -c1-64")  # under pipefail (maasops.channel)
 
 
 def backup_steps(facts: HostFacts, ext: str, previous: mf.Images | None, compress: str,

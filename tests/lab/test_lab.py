@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from maasops import connect, fingerprints, remote, stream
+from maasops import channel, connect, fingerprints, stream
 from maasops.command import Cmd
+from maasops.errors import RemoteError
 from maasops.lab import lab as lab_mod
 from maasops.lab import namespaces
 from tests.labtools import start_and_wait
@@ -20,59 +21,59 @@ pytestmark = pytest.mark.lab
 
 def test_hosts_see_their_own_files_at_the_same_path(cxn):
     region, rack2 = cxn("region1"), cxn("rack2")
-    a = remote.run(region, Cmd("cat /var/lib/maas/maas_id"), "read", user="root").stdout
-    b = remote.run(rack2, Cmd("cat /var/lib/maas/maas_id"), "read", user="root").stdout
+    a = channel.run(region, Cmd("cat /var/lib/maas/maas_id"), "read", user="root").stdout
+    b = channel.run(rack2, Cmd("cat /var/lib/maas/maas_id"), "read", user="root").stdout
     assert a and b and a != b
-    assert remote.run(region, Cmd("hostname"), "hostname").stdout.strip() == "region1"
-    assert remote.run(rack2, Cmd("test -e /etc/maas/regiond.conf"), "look", check=False).exited == 1
+    assert channel.run(region, Cmd("hostname"), "hostname").stdout.strip() == "region1"
+    assert channel.run(rack2, Cmd("test -e /etc/maas/regiond.conf"), "look", check=False).exited == 1
     assert not Path("/etc/maas/regiond.conf").exists()  # nothing leaks onto this machine
 
 
 def test_snap_is_read_only_and_reported_like_snapd(cxn):
     rack1 = cxn("rack1")
-    r = remote.run(rack1, Cmd("touch /snap/maas/current/x"), "write snap", user="root", check=False)
+    r = channel.run(rack1, Cmd("touch /snap/maas/current/x"), "write snap", user="root", check=False)
     assert r.exited != 0 and "Read-only file system" in r.stderr
-    out = remote.run(rack1, Cmd("snap list maas"), "snap list").stdout.splitlines()
+    out = channel.run(rack1, Cmd("snap list maas"), "snap list").stdout.splitlines()
     assert out[0].split()[:3] == ["Name", "Version", "Rev"]
     assert out[1].split()[:4] == ["maas", "3.4.2-14353-g.5a5221d57", "32469", "3.4/stable"]
-    assert remote.run(rack1, Cmd("cat /var/snap/maas/common/snap_mode"), "mode").stdout == "rack"
+    assert channel.run(rack1, Cmd("cat /var/snap/maas/common/snap_mode"), "mode").stdout == "rack"
 
 
 def test_deb_packages_show_in_the_hosts_own_dpkg(cxn):
-    out = remote.run(cxn("region1"), Cmd("dpkg-query -W 'maas-*'"), "dpkg").stdout
+    out = channel.run(cxn("region1"), Cmd("dpkg-query -W 'maas-*'"), "dpkg").stdout
     assert "maas-region-controller\t1:3.5.3" in out
     assert "maas-rack-controller" not in out
-    assert "maas-rack-controller\t1:3.5.3" in remote.run(cxn("rack2"), Cmd("dpkg-query -W 'maas-*'"), "dpkg").stdout
+    assert "maas-rack-controller\t1:3.5.3" in channel.run(cxn("rack2"), Cmd("dpkg-query -W 'maas-*'"), "dpkg").stdout
 
 
 def test_systemctl_stand_in_keeps_state_and_exit_codes(cxn):
     c = cxn("region1")
-    assert remote.run(c, Cmd("systemctl is-active maas-regiond"), "is-active").stdout.strip() == "active"
+    assert channel.run(c, Cmd("systemctl is-active maas-regiond"), "is-active").stdout.strip() == "active"
     try:
-        remote.run(c, Cmd("systemctl stop maas-regiond"), "stop", user="root")
-        r = remote.run(c, Cmd("systemctl is-active maas-regiond"), "is-active", check=False)
+        channel.run(c, Cmd("systemctl stop maas-regiond"), "stop", user="root")
+        r = channel.run(c, Cmd("systemctl is-active maas-regiond"), "is-active", check=False)
         assert (r.stdout.strip(), r.exited) == ("inactive", 3)
-        r = remote.run(c, Cmd("systemctl start maas-nonesuch"), "start", user="root", check=False)
+        r = channel.run(c, Cmd("systemctl start maas-nonesuch"), "start", user="root", check=False)
         assert r.exited == 5 and "not found" in r.stderr
-        r = remote.run(c, Cmd("systemctl stop maas-regiond"), "stop", check=False)  # not root
+        r = channel.run(c, Cmd("systemctl stop maas-regiond"), "stop", check=False)  # not root
         assert r.exited != 0
     finally:
-        remote.run(c, Cmd(start_and_wait("maas-regiond")), "start", user="root")
+        channel.run(c, Cmd(start_and_wait("maas-regiond")), "start", user="root")
 
 
 def test_dbupgrade_touches_the_db_and_fails_like_maas_when_it_is_down(cxn):
     c = cxn("region1")
     log = "/var/log/maas-lab/dbupgrade.log"
-    before = remote.run(c, Cmd(f"if [ -f {log} ]; then wc -l < {log}; else echo 0; fi"), "count", user="root").stdout
-    remote.run(c, Cmd("maas-region dbupgrade"), "dbupgrade", user="root")
-    after = remote.run(c, Cmd(f"wc -l < {log}"), "count", user="root").stdout.strip()
+    before = channel.run(c, Cmd(f"if [ -f {log} ]; then wc -l < {log}; else echo 0; fi"), "count", user="root").stdout
+    channel.run(c, Cmd("maas-region dbupgrade"), "dbupgrade", user="root")
+    after = channel.run(c, Cmd(f"wc -l < {log}"), "count", user="root").stdout.strip()
     assert int(after) == int(before) + 1
     try:
-        remote.run(c, Cmd("systemctl stop postgresql"), "stop db", user="root")
-        r = remote.run(c, Cmd("maas-region dbupgrade"), "dbupgrade", user="root", check=False)
+        channel.run(c, Cmd("systemctl stop postgresql"), "stop db", user="root")
+        r = channel.run(c, Cmd("maas-region dbupgrade"), "dbupgrade", user="root", check=False)
         assert r.exited == 1 and "OperationalError" in r.stderr
     finally:
-        remote.run(c, Cmd("systemctl start postgresql"), "start db", user="root")
+        channel.run(c, Cmd("systemctl start postgresql"), "start db", user="root")
 
 
 def test_pg_dumpall_over_fabric_restores_into_a_fresh_cluster(cxn, scratch_pg, tmp_path):
@@ -80,7 +81,7 @@ def test_pg_dumpall_over_fabric_restores_into_a_fresh_cluster(cxn, scratch_pg, t
     got = stream.download(c, Cmd("pg_dumpall -c"), tmp_path / "dump.sql", "dump", sudo_user="postgres")
     assert (tmp_path / "dump.sql").stat().st_mode & 0o777 == 0o600
     assert got.size > 2 * 1024 * 1024  # the seeded boot images are in it
-    source = fingerprints.parse_fingerprint(remote.run(
+    source = fingerprints.parse_fingerprint(channel.run(
         c, Cmd(f"psql -XAt -d maasdb -c {shlex.quote(fingerprints.FINGERPRINT_SQL)}"), "fp",
         user="postgres").stdout)
     with open(tmp_path / "dump.sql") as dump:  # psql -f - : postgres cannot read root's tmp dir
@@ -95,27 +96,27 @@ def test_pg_dumpall_over_fabric_restores_into_a_fresh_cluster(cxn, scratch_pg, t
 def test_sudo_password_host_works_and_the_password_never_shows(cxn, lab):
     password = lab.sudo_password_file.read_text()
     c = cxn("rack2")
-    r = remote.run(c, Cmd("id -un"), "whoami", user="root")
+    r = channel.run(c, Cmd("id -un"), "whoami", user="root")
     assert r.stdout.strip() == "root"
     assert password not in r.stdout + r.stderr
     got = stream.download(c, Cmd("cat /var/lib/maas/maas_id"), Path(lab.dir) / "x", "stream", sudo_user="root")
     assert got.size == 6
     cfg = connect.with_ssh_config(connect.fabric_config(), lab.ssh_config)
     no_pw = connect.connection("rack2", cfg)
-    with pytest.raises(remote.RemoteError) as err:
-        remote.run(no_pw, Cmd("true"), "sudo", user="root")
+    with pytest.raises(RemoteError) as err:
+        channel.run(no_pw, Cmd("true"), "sudo", user="root")
     assert "rack2" in str(err.value) and password not in str(err.value)
 
 
 def test_targets_are_reachable_only_through_the_bastion(cxn, lab):
-    assert remote.run(cxn("region1"), Cmd("true"), "via bastion").exited == 0
+    assert channel.run(cxn("region1"), Cmd("true"), "via bastion").exited == 0
     cfg = connect.with_ssh_config(connect.fabric_config(), lab.ssh_config)
     direct = connect.connection(lab.host("region1").address, cfg)
     direct.connect_kwargs["key_filename"] = [str(Path(lab.dir) / "id_ed25519")]
     direct.user = "ubuntu"
     direct.client.load_system_host_keys(str(lab.known_hosts))
-    with pytest.raises(remote.RemoteError) as err:
-        remote.run(direct, Cmd("true"), "direct")
+    with pytest.raises(RemoteError) as err:
+        channel.run(direct, Cmd("true"), "direct")
     assert "authentication failed" in str(err.value)
 
 
@@ -129,8 +130,8 @@ def test_unknown_host_key_is_refused(cxn, lab, tmp_path, known):
     (tmp_path / "ssh_config").write_text(lab.ssh_config.read_text().replace(str(lab.known_hosts),
                                                                             str(tmp_path / "known")))
     cfg = connect.with_ssh_config(connect.fabric_config(), tmp_path / "ssh_config")
-    with pytest.raises(remote.RemoteError) as err:
-        remote.run(connect.connection("region1", cfg), "true", "connect")
+    with pytest.raises(RemoteError) as err:
+        channel.run(connect.connection("region1", cfg), "true", "connect")
     says = "unknown host key of jump host bastion" if known == "nothing" else "unknown host key (not in known_hosts)"
     assert str(err.value).startswith(f"region1: connect: {says}")
 

@@ -12,7 +12,7 @@ from maasops.plan import Send, StepId
 from maasops.probe import DatabaseFacts, HostFacts
 from maasops.restore_plan import PHASES, FleetRole, RestoreOptions, restore_plan
 from maasops.setfiles import LocalFiles
-from tests.test_backup_plan import DB_LOCAL
+from tests.unit.test_backup_plan import DB_LOCAL
 
 SECRET = Send("/sets/x/region1/config.tar.gz", "var/lib/maas/secret", "gzip")
 

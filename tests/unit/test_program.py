@@ -3,62 +3,21 @@
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import subprocess
 import sys
 
 import invoke
 import pytest
-from fabric.main import program as fab_program
 
-from maasops import manpage, options, output, results
-from maasops.namespace import RUNBOOK, ns
+from maasops import options, output, results
+from maasops.namespace import ns
 from maasops.program import program
 from tests.labtools import ROOT
 
 TASKS = sorted(ns.task_names)
 POSITIONAL = {"plan": "backup", "push": "backups/x/1", "verify": "backups/x/1", "restore": "backups/x/1",
               "schedule": "status"}
-
-
-def core_names() -> set[str]:
-    """Every flag name of ``fab``'s and ``maasops``'s own parsers (-c, -r only exist for ``fab``)."""
-    args = fab_program.core_args() + fab_program.task_args() + program.core_args()
-    return {n for a in args for n in a.names}
-
-
-def task_flags() -> dict[str, dict[str, tuple[str, ...]]]:
-    """Per task, each flag name -> every name of that argument."""
-    return {t: {n: a.names for a in ns[t].get_arguments() for n in a.names} for t in TASKS}
-
-
-def test_no_task_flag_collides_with_a_core_flag():
-    core = core_names()
-    assert {"c", "d", "D", "e", "f", "F", "h", "H", "i", "l", "p", "r", "R", "S", "t", "T", "V", "w"} <= core
-    assert set(options.CORE_SHORT_FLAGS) <= core
-    for task, flags in task_flags().items():
-        assert not set(flags) & core, task
-
-
-def test_a_short_flag_means_the_same_in_every_task():
-    meaning: dict[str, tuple[str, ...]] = {}
-    for flags in task_flags().values():
-        for name, names in flags.items():
-            if len(name) == 1:
-                assert meaning.setdefault(name, names) == names, name
-    assert meaning["s"] == ("backup-set", "s") and meaning["I"] == ("inventory", "I")
-    for o in options.OPTIONS.values():
-        assert o.short is None or (len(o.short) == 1 and o.short not in options.CORE_SHORT_FLAGS), o.name
-
-
-def test_list_is_the_runbook(capsys):
-    assert list(RUNBOOK) == ["probe", "plan", "backup", "push", "sets", "verify", "restore", "cleanup", "prune",
-                             "check", "schedule", "drill"]
-    program.run(["maasops", "--list"], exit=False)
-    names = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  ") and
-             line.split()[0] in TASKS]
-    assert names == [*RUNBOOK, "lab.down", "lab.status", "lab.up"]
 
 
 @pytest.fixture
@@ -156,15 +115,6 @@ def nothing_runs_but_fleet(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
-def test_the_man_page_in_the_package_is_made_from_the_option_table():
-    page = (ROOT / "maasops" / "maasops.1").read_text()
-    assert page == manpage.render(), "run: python -m maasops.manpage > maasops/maasops.1"
-    for spec in ns.task_names:
-        if "." not in spec and spec != "drill":
-            for name in ns[spec].spec.options:
-                assert name.replace("_", "\\-") in page, name
-
-
 def test_an_error_maasops_did_not_foresee_is_one_line_and_a_document(nothing_runs_but_fleet, capsys):
     code, out, err = run(capsys, "-H", "region1", "probe", "--json")  # the fixture makes reaching a host raise
     doc = json.loads(out)
@@ -173,14 +123,6 @@ def test_an_error_maasops_did_not_foresee_is_one_line_and_a_document(nothing_run
     assert "Traceback" not in err
     code, out, err = run(capsys, "-v", "-H", "region1", "probe")
     assert code == results.FAILED and "Traceback" in err  # -v shows it
-
-
-def test_every_command_is_its_own_module_with_its_spec_check_and_body():
-    """maasops/commands/<name>.py holds the command's TaskSpec and its body ``run`` (issue 26)."""
-    for name in RUNBOOK:
-        module = importlib.import_module(f"maasops.commands.{name}")
-        assert module.SPEC.name == name and ns[name].spec is module.SPEC, name
-        assert callable(module.run), name
 
 
 def test_each_run_prints_one_json_document_whoever_prints_it(nothing_runs_but_fleet, capsys, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from maasops import manifest as mf
 from maasops.namespace import RUNBOOK
 from tests.labtools import ROOT
-from tests.test_metrics import samples
+from tests.unit.test_metrics import samples
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

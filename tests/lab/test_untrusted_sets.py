@@ -103,7 +103,7 @@ def test_an_unsigned_set_is_refused_and_trust_unsigned_takes_no_set_made_after_s
     assert "the set is not signed" in refused(lab, bad)
     v = fab("verify", str(bad), "--inventory", str(lab.inventory), "--trust-unsigned")  # format 2: it was signed
     assert v.returncode == 1 and "--trust-unsigned accepts only format 1 sets" in v.stdout, v.stdout
-    assert "UNSIGNED SET ACCEPTED" not in v.stdout  # a format 1 set: tests/test_untrusted_reads.py
+    assert "UNSIGNED SET ACCEPTED" not in v.stdout  # a format 1 set: tests/lab/test_untrusted_reads.py
 
 
 def test_a_set_signed_by_a_key_not_allowed_is_refused_naming_the_key(lab, good_set, tmp_path):

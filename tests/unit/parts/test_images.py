@@ -1,5 +1,5 @@
 """image-storage as its own part of a repository set: the plan, the record, the manifest rules, the repository's
-view of reused parts and prune. No host needed (tests/test_repo_lab.py does it on the lab)."""
+view of reused parts and prune. No host needed (tests/lab/test_repo.py does it on the lab)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from maasops.plan import StepId
 from maasops.reposet import RepoSet, Snapshot
 from maasops.restore_plan import FleetRole, RestoreOptions, restore_plan
 from maasops.setfiles import LocalFiles
-from tests.test_backup_plan import facts
-from tests.test_restore_plan import manifest, target
+from tests.unit.test_backup_plan import facts
+from tests.unit.test_restore_plan import manifest, target
 
 STORE = "/var/lib/maas/image-storage"
 FP = "f" * 64

@@ -1,18 +1,14 @@
-"""The restic wrapper and the repository's sets, on a local repository (no lab): restic itself, for real."""
+"""The restic wrapper on a local repository (no lab): restic itself, for real; which restic gets what."""
 
 from __future__ import annotations
 
-import io
 import shutil
-import subprocess
 
 import pytest
 
-from maasops import pipes, reposet, retention, systemd_units
 from maasops import repo as restic
-from maasops.namespace import ns
+from maasops import reposet, retention
 from maasops.repo import Repo, RepoError
-from maasops.reposet import RepoSet, Snapshot
 
 needs_restic = pytest.mark.skipif(shutil.which("restic") is None, reason="restic is not installed")
 
@@ -94,80 +90,6 @@ def test_sftp_goes_through_the_fleets_ssh_config_and_hostile_locations_are_refus
         restic.open_repo("--insecure-tls", None)
 
 
-def _set(dep: str, stamp: str, state: str | None, verified: str = "") -> RepoSet:
-    tags = {"state": state, "verified": verified} if state else {}
-    return RepoSet(dep, stamp, Snapshot(f"id-{dep}-{stamp}", "", tags) if state else None)
-
-
-def test_latest_is_the_newest_complete_set_and_a_set_names_its_deployment():
-    sets = [_set("a", "20260101T000000Z", "complete"), _set("a", "20260102T000000Z", "incomplete"),
-            _set("b", "20260103T000000Z", "complete")]
-    assert reposet.find(sets, "a/latest").stamp == "20260101T000000Z"
-    assert reposet.find(sets, "20260103T000000Z", "b").deployment == "b"
-    with pytest.raises(RepoError, match="sets of a, b"):
-        reposet.find(sets, "latest")
-    with pytest.raises(RepoError, match="has no set"):
-        reposet.find(sets, "a/20990101T000000Z")
-
-
-def test_prune_never_removes_the_newest_verified_set_and_drops_stale_incomplete_ones():
-    sets = [_set("a", "20260101T000000Z", "complete", verified="20260101T010000Z"),
-            _set("a", "20260102T000000Z", "incomplete"), _set("a", "20260103T000000Z", "complete"),
-            _set("a", "20260104T000000Z", None)]  # unfinished: may still be running
-    verdict = {"id-a-20260101T000000Z": "", "id-a-20260103T000000Z": "daily snapshot"}
-    keep = {d.set.stamp: d.keep for d in retention.decide(sets, verdict)}
-    assert keep == {"20260101T000000Z": True, "20260102T000000Z": False, "20260103T000000Z": True,
-                    "20260104T000000Z": True}
-    with pytest.raises(RepoError):
-        retention.RetentionPolicy(0, 0, 0).args()
-
-
-def test_schedule_units_quote_what_systemd_would_expand(tmp_path):
-    assert systemd_units.exec_arg("/a b/c%d$x") == '"/a b/c%%d$$x"'
-    assert systemd_units.exec_arg("sftp:bastion:/srv/r") == "sftp:bastion:/srv/r"
-    assert systemd_units.unit_name("lab@x:y") == "maasops-backup-lab_x_y"
-
-
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
-def test_schedule_units_pass_systemd_analyze_verify(tmp_path):
-    pw = tmp_path / "pw"
-    pw.write_text("x")
-    pw.chmod(0o600)
-    inv = tmp_path / "inventory.yaml"
-    inv.write_text("deployment: prod\nhosts:\n  region1:\n    roles: [region]\n")
-    opts = ns["schedule"].spec.parse({"action": "install", "inventory": str(inv), "repo": "sftp:bastion:/srv/restic",
-                                      "repo_password_file": str(pw), "metrics_file": str(tmp_path / "maasops.prom"),
-                                      "unit_dir": str(tmp_path / "units"), "read_data_subset": "5%",
-                                      "on_calendar": "*-*-* 02:30"})
-    done = systemd_units.install(opts, lambda _: None)
-    proc = subprocess.run(["systemd-analyze", "verify", done["service"], done["timer"]], capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert "--repo-password-file" in (tmp_path / "units" / "maasops-backup-prod.service").read_text()
-    assert systemd_units.remove(opts, lambda _: None) == {"removed": ["maasops-backup-prod.timer"]}
-
-
-def test_read_ahead_gives_every_byte_in_order_and_stops_when_closed_early():
-    data = bytes(range(256)) * 40000  # ~10 MiB: more than it may hold ahead
-    ahead = pipes.ReadAhead(io.BytesIO(data), 2)
-    got = ahead.read(7) + ahead.read(3 << 20) + ahead.read()
-    assert got == data and ahead.read(1) == b""
-    ahead.close()
-    early = pipes.ReadAhead(io.BytesIO(data), 1)
-    assert early.read(10) == data[:10]
-    early.close()  # its thread was blocked handing over the next block: it stops all the same
-
-
-def test_read_ahead_raises_what_the_source_raised():
-    class Broken(io.RawIOBase):
-        def read(self, n=-1):
-            raise OSError("disk gone")
-    ahead = pipes.ReadAhead(Broken(), 2)
-    with pytest.raises(OSError, match="disk gone"):
-        ahead.read(1)
-    ahead.close()
-
-
 def test_sftp_prefers_aes_gcm_only_where_the_users_ssh_config_leaves_the_ciphers_alone(tmp_path):
     plain, chosen = tmp_path / "plain", tmp_path / "chosen"
     plain.write_text("Host offsite\n  HostName 127.0.0.1\n")
@@ -221,22 +143,6 @@ def test_a_set_is_named_as_the_installed_restic_can_and_reads_back(local_repo):
         assert src.read() == b"config"
 
 
-@pytest.mark.parametrize("version", [(0, 17, 3), (0, 18, 0)])
-def test_the_catalog_reads_sets_named_by_either_restic(monkeypatch, version):
-    monkeypatch.setattr(restic, "paths", lambda: restic.Paths(version))
-    stamp = "20260101T000000Z"
-
-    def snap(i, rel, kind):
-        tags = [restic.TAG, "deployment=dep", f"set={stamp}", f"kind={kind}", "state=complete"]
-        return {"id": f"id{i}", "paths": ["/" + reposet.snapshot_name("dep", stamp, rel)], "tags": tags}
-    monkeypatch.setattr(restic, "run_json", lambda *a, **k: [
-        snap(1, "region1/config.tar", "archive"), snap(2, "region1/images.tar", "images"),
-        snap(3, reposet.MANIFESTS, "manifests"),
-        {**snap(4, "x", "dump"), "paths": [f"/other/{stamp}/region1/maasdb.sql"]}])
-    [rs] = reposet.catalog(None)
-    assert sorted(rs.files) == ["region1/config.tar", "region1/images.tar"] and rs.manifests.id == "id3"
-
-
 @needs_restic
 def test_check_says_which_restic_and_restore_path_it_uses(local_repo):
     said = []
@@ -253,15 +159,3 @@ def test_version_output_names_the_restic_and_its_restore_path(capsys):
     assert lines[-1] == restic.describe_installed() and "restore from a repository by" in lines[-1]
 
 
-def test_a_schedule_for_a_vault_region_backs_up_with_the_operators_database_role(tmp_path):
-    """A Vault region's regiond.conf names no database role: the timer's backup is given the one the schedule was."""
-    from maasops.namespace import SPECS
-    pw = tmp_path / "db.pass"
-    pw.write_text("s3cret\n")
-    pw.chmod(0o600)
-    spec = next(s for s in SPECS if s.name == "schedule")
-    opts = spec.parse({"action": "install", "repo": "sftp:bastion:/srv/restic", "database_user": "maas",
-                       "database_password_file": str(pw), "max_stream_gib": "64"})
-    backup, prune, check = systemd_units.commands(opts, tmp_path / "inv.yaml", tmp_path / "pw", tmp_path / "m.prom")
-    assert backup[-6:] == ["--max-stream-gib", "64", "--database-user", "maas", "--database-password-file", str(pw)]
-    assert "--database-user" not in prune + check and "s3cret" not in " ".join(backup)

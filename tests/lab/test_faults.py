@@ -11,9 +11,9 @@ import time
 import pyrage
 import pytest
 
-from maasops import crypto, hostlock, remote, stream
+from maasops import channel, crypto, hostlock, stream
+from maasops.channel import RemoteError
 from maasops.command import Cmd
-from maasops.remote import RemoteError
 from maasops.results import PARTIAL
 from tests.labtools import (
     FAB,
@@ -201,7 +201,7 @@ def test_quotes_and_spaces_in_a_sudo_password_neither_break_nor_inject(lab, cxn,
     try:
         c = cxn("rack2")
         c.config.sudo.password = weird
-        assert remote.run(c, Cmd("id -un"), "whoami", user="root").stdout.strip() == "root"
+        assert channel.run(c, Cmd("id -un"), "whoami", user="root").stdout.strip() == "root"
         got = stream.download(c, Cmd("cat /var/lib/maas/maas_id"), tmp_path / "id", "stream", sudo_user="root")
         assert got.size == 6
         assert lab.run("rack2", "ls /tmp/pwned", check=False).returncode != 0

@@ -163,6 +163,6 @@ def test_two_regions_that_each_report_a_database_are_refused_naming_them(fleet, 
         r = fab("backup", "--inventory", str(fleet.inventory), "--backup-dir", str(tmp_path))
         assert r.returncode == 2, r.stdout + r.stderr
         assert "region1: local maasdb; region2: local maasdb" in r.stdout and "--dump-from" in r.stdout
-        assert unit_states(fleet) == before and not sets(tmp_path)  # --dump-from: test_backup_plan.py (unit)
+        assert unit_states(fleet) == before and not sets(tmp_path)  # --dump-from: tests/unit/test_backup_plan.py
     finally:
         fleet.run("region2", f"cp -a /tmp/regiond.conf {conf}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from maasops import connect, fleet, hostkeys, hostpaths, probe, remote, stream
+from maasops import channel, connect, fleet, hostkeys, hostpaths, probe, stream
 from maasops.command import Cmd
 from maasops.errors import RemoteError
 from maasops.lab import hostfs
@@ -129,7 +129,7 @@ def test_a_sudo_password_is_never_sent_to_a_host_that_does_not_ask_for_one(lab, 
     with open(src, "rb") as f:
         stream.upload(c, Cmd("cat > /tmp/upload-check"), f, "upload", sudo_user="root")
     assert lab.run("rack1", "cat /tmp/upload-check").stdout.encode() == data
-    assert remote.run(c, Cmd("id -un"), "whoami", user="root").stdout.strip() == "root"
+    assert channel.run(c, Cmd("id -un"), "whoami", user="root").stdout.strip() == "root"
 
 
 def _line(lab, host: str) -> str:
@@ -150,7 +150,7 @@ def test_a_changed_bastion_key_is_called_a_possible_attack_never_accept(lab, tmp
     (tmp_path / "known").write_text(f"{names} {fake_key}\n" + _line(lab, "region1") + "\n")
     cfg = connect.with_ssh_config(connect.fabric_config(), _config(lab, tmp_path, str(tmp_path / "known")))
     with pytest.raises(RemoteError) as err:
-        remote.run(connect.connection("region1", cfg), Cmd("true"), "connect")
+        channel.run(connect.connection("region1", cfg), Cmd("true"), "connect")
     said = str(err.value)
     assert "jump host bastion CHANGED" in said and "POSSIBLE ATTACK" in said and "--accept-new" not in said
 
@@ -163,7 +163,7 @@ def test_accept_new_records_where_openssh_would_private_and_never_takes_a_differ
     try:
         cfg = connect.with_ssh_config(connect.fabric_config(), cfg_path)
         c = connect.connection("region1", cfg, accept_new_host_keys=True)
-        remote.run(c, Cmd("true"), "connect")
+        channel.run(c, Cmd("true"), "connect")
         fleet.close(c)
     finally:
         os.umask(old)
@@ -176,7 +176,7 @@ def test_accept_new_records_where_openssh_would_private_and_never_takes_a_differ
     first.write_text(f"{name} {' '.join(fake.with_suffix('.pub').read_text().split()[:2])}\n")
     cfg = connect.with_ssh_config(connect.fabric_config(), cfg_path)
     with pytest.raises(RemoteError, match="CHANGED"):
-        remote.run(connect.connection("region1", cfg, accept_new_host_keys=True), Cmd("true"), "connect")
+        channel.run(connect.connection("region1", cfg, accept_new_host_keys=True), Cmd("true"), "connect")
 
 
 def test_cert_authority_and_revoked_lines_are_understood(lab, tmp_path):
@@ -185,18 +185,18 @@ def test_cert_authority_and_revoked_lines_are_understood(lab, tmp_path):
     known = tmp_path / "known"
     known.write_text(f"@cert-authority *.example.com {key}\n{_line(lab, 'bastion')}\n{region}\n")
     cfg = connect.with_ssh_config(connect.fabric_config(), _config(lab, tmp_path, str(known)))
-    assert remote.run(connect.connection("region1", cfg), Cmd("true"), "connect").exited == 0
+    assert channel.run(connect.connection("region1", cfg), Cmd("true"), "connect").exited == 0
     known.write_text(known.read_text() + f"@revoked * {key}\n")
     cfg = connect.with_ssh_config(connect.fabric_config(), _config(lab, tmp_path, str(known)))
     with pytest.raises(RemoteError, match="REVOKED"):
-        remote.run(connect.connection("region1", cfg), Cmd("true"), "connect")
+        channel.run(connect.connection("region1", cfg), Cmd("true"), "connect")
     assert hostkeys.KnownHosts([known]).revoked
 
 
 def test_a_host_that_never_stops_streaming_is_stopped_at_the_probes_bound(lab, tmp_path, tool_on):
     before = unit_states(lab)
     # One member that never ends: zeros, which compress to a trickle (zeros after an archive's end are
-    # refused sooner, at 16 MiB, by the parser: tests/test_tarstream.py).
+    # refused sooner, at 16 MiB, by the parser: tests/unit/test_tarstream.py).
     endless = ("import sys, tarfile\nt = tarfile.TarInfo(\"etc/maas/endless\")\nt.size = 1 << 40\n"
                "out = sys.stdout.buffer\nout.write(t.tobuf(tarfile.GNU_FORMAT))\nzeros = bytes(1 << 20)\n"
                "while True:\n    out.write(zeros)\n")
