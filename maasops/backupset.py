@@ -1,10 +1,19 @@
-"""The backup set on the laptop: directories, manifests, archive listings, checksums.
+"""The backup set on the laptop: directories, manifests, archive listings, checksums; where a set's big files
+are read from.
 
 ``<backup-dir>/<deployment>/<UTC timestamp>/<host>/`` holds a host's archive,
 dump and manifest.json; the set's manifest.json sits beside the host dirs.
 Directories are 0700 and files 0600. A set is written as ``<timestamp>.partial``
 and renamed only when every host's checksums matched, so a broken run never
 looks complete.
+
+A set's manifests are always files on this machine (a repository's are first
+written into a private directory, :mod:`maasops.reposet`); its archives and
+dumps are read through a :class:`SetFiles`, by their path in the set
+(``<host>/<file>``): :class:`LocalFiles` for a directory on this machine (opened
+following no symbolic link, its directories included), ``reposet.RepoFiles`` for
+a restic repository. Verify and restore read both by the same code, streaming,
+never unpacking a copy first.
 """
 
 from __future__ import annotations
@@ -18,11 +27,13 @@ import re
 import stat
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from maasops import compression, tarstream
 from maasops.errors import TooBig, Unsafe
+from maasops.plan import Send
 
 PARTIAL = ".partial"
 SET_NAME = re.compile(r"\d{8}T\d{6}Z(-\d+)?")  # what new_set names a complete set
@@ -295,3 +306,45 @@ def read_small(set_dir: Path, rel: str, limit: int) -> bytes:
     if len(data) > limit:
         raise ValueError(f"{rel}: larger than {limit >> 10} KiB: not a file maasops writes")
     return data
+
+
+class SetFiles(Protocol):
+    """The files of one set, by their path in it (``host/file``)."""
+
+    def size(self, rel: str) -> int | None:
+        """The file's size, or None when the set has no such file."""
+
+    def open(self, rel: str) -> AbstractContextManager[BinaryIO]:
+        """A reader of the file's bytes, streamed."""
+
+    def sha256(self, rel: str) -> str:
+        """The sha256 of the file's bytes (read once)."""
+
+    def send(self, rel: str, member: str | None = None, compress: str = "none", identity: str | None = None) -> Send:
+        """A restore step's stdin: the file (or one member of it, a tar archive)."""
+
+
+class LocalFiles:
+    """A set in a directory on this machine."""
+
+    def __init__(self, set_dir: Path):
+        self.set_dir = set_dir
+
+    def __str__(self) -> str:
+        return str(self.set_dir)
+
+    def size(self, rel: str) -> int | None:
+        """The file's size, or None when it is missing (or not a regular file: a symbolic link is not followed)."""
+        return file_size(self.set_dir / rel)
+
+    def open(self, rel: str) -> AbstractContextManager[BinaryIO]:
+        """The file, open for reading, following no symbolic link (:func:`open_in`)."""
+        return open_in(self.set_dir, rel)
+
+    def sha256(self, rel: str) -> str:
+        """The file's sha256."""
+        return file_sha256(self.set_dir / rel)
+
+    def send(self, rel: str, member: str | None = None, compress: str = "none", identity: str | None = None) -> Send:
+        """The file as a step's stdin, opened as :meth:`open` does when it uploads."""
+        return Send(rel, member, compress, identity, files=self)

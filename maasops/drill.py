@@ -31,13 +31,13 @@ from maasops import (
 from maasops import manifest as mf
 from maasops import repo as restic
 from maasops.backup_plan import BackupOptions
+from maasops.backupset import SetFiles
 from maasops.parts import database
 from maasops.parts.database import name_to_load, server_for
 from maasops.progress import QUIET, Transfers
 from maasops.repo import Repo
 from maasops.restore_plan import RestoreOptions
 from maasops.results import FAILED, OK, RunResult
-from maasops.setfiles import SetFiles
 
 Checks = dict[str, bool]
 

@@ -91,7 +91,7 @@ class Send:
     member: str | None = None  # archive member name (no leading /)
     compress: str = "none"  # how the archive holding ``member`` is compressed
     identity: str | None = None  # age/SSH identity file when ``path`` is encrypted
-    files: object = None  # the set's files (a setfiles.SetFiles, such as a restic repository's) ``path`` is in
+    files: object = None  # the set's files (a backupset.SetFiles, such as a restic repository's) ``path`` is in
 
     def __str__(self) -> str:
         where = f"{self.files}:{self.path}" if self.files is not None else self.path

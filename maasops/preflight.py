@@ -12,10 +12,10 @@ from pathlib import Path
 
 from maasops import compression, confine, crypto, fleet, hostpaths, layouts, probe, signing, verify
 from maasops import manifest as mf
+from maasops.backupset import SetFiles
 from maasops.parts import database
 from maasops.plan import Send
 from maasops.restore_plan import RestoreOptions
-from maasops.setfiles import SetFiles
 
 DISK_MARGIN = 1.2
 DB_GROWTH = 1.5  # a loaded database takes about this times its plain dump's size

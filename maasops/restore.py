@@ -19,6 +19,7 @@ from pathlib import Path
 
 from maasops import confine, fleet, hostlock, output, plan, preflight, proof, runner, verify
 from maasops import manifest as mf
+from maasops.backupset import SetFiles
 from maasops.parts import database
 from maasops.parts.config import confinement
 from maasops.plan import Phase, Send, StepId
@@ -26,7 +27,6 @@ from maasops.preflight import Preflight, Refused
 from maasops.progress import QUIET, Transfers
 from maasops.restore_plan import BEFORE_STOP, PHASES, FleetRole, RestoreOptions, restore_plan
 from maasops.results import FAILED, INTERRUPTED, OK, REFUSED, HostResult, RunResult, refused
-from maasops.setfiles import SetFiles
 
 
 def run_id_now() -> str:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maasops import layouts, services
+from maasops.backupset import SetFiles
 from maasops.command import Cmd, Q, Word, seq
 from maasops.hostfiles import copy_yaml_keys, no_links, record, replace_yaml_key
 from maasops.hostpaths import ASIDE, ROLLED_BACK, RUN_ROOT, run_dir, state_file, upload_names
@@ -43,7 +44,6 @@ from maasops.parts import config, database, images
 from maasops.parts.config import tree_of
 from maasops.plan import HostPlan, Phase, Send, Step, StepId
 from maasops.probe import HostFacts
-from maasops.setfiles import SetFiles
 
 PHASES = (Phase.UPLOAD, Phase.STOP, Phase.DATABASE, Phase.FILES, Phase.SECRET, Phase.DBUPGRADE, Phase.COMMIT,
           Phase.START_REGIONS, Phase.START_RACKS, Phase.CLEANUP)

@@ -23,8 +23,8 @@ from typing import Any, BinaryIO
 
 from maasops import backupset, compression, crypto, output, signing
 from maasops import manifest as mf
+from maasops.backupset import LocalFiles, SetFiles
 from maasops.parts import config, database, images
-from maasops.setfiles import LocalFiles, SetFiles
 
 SEALED = "encrypted: checksums only, --decrypt-key checks the contents"
 # What a damaged gzip or tar stream raises while it is read.

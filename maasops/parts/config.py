@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from maasops import backupset, confine, layouts, stream
 from maasops import manifest as mf
+from maasops.backupset import SetFiles
 from maasops.command import Cmd, Q, Word
 from maasops.compression import compressed
 from maasops.hostfiles import no_links, receive_emitted, record, recorded
@@ -29,7 +30,6 @@ from maasops.manifest import ARCHIVE, HostManifest
 from maasops.parts import Read
 from maasops.plan import Phase, Step, StepId
 from maasops.probe import HostFacts
-from maasops.setfiles import SetFiles
 
 if TYPE_CHECKING:
     from maasops.backup_plan import BackupOptions

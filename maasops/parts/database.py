@@ -59,6 +59,7 @@ from fabric import Connection
 
 from maasops import backupset, channel, compression, hostpaths, layouts, probe, secretfile, sqlscan, stream, tarstream
 from maasops import manifest as mf
+from maasops.backupset import SetFiles
 from maasops.command import Cmd, Q, Word, group
 from maasops.compression import Codec, codec, compressed
 from maasops.errors import Unsafe
@@ -68,7 +69,6 @@ from maasops.manifest import HostManifest, dump_file
 from maasops.parts import Read
 from maasops.plan import Phase, Step, StepId
 from maasops.probe import DatabaseFacts, HostFacts, conf_value
-from maasops.setfiles import SetFiles
 
 if TYPE_CHECKING:
     from maasops.backup_plan import BackupOptions

@@ -33,6 +33,7 @@ from typing import BinaryIO
 
 from maasops import backupset, confine
 from maasops import manifest as mf
+from maasops.backupset import SetFiles
 from maasops.command import Cmd, Q
 from maasops.hostfiles import receive_emitted
 from maasops.hostpaths import UPLOAD_IMAGES, run_dir
@@ -40,7 +41,6 @@ from maasops.manifest import HostManifest
 from maasops.parts import Read, config
 from maasops.plan import Phase, Step, StepId
 from maasops.probe import HostFacts
-from maasops.setfiles import SetFiles
 
 EMPTY = hashlib.sha256(b"").hexdigest()
 FINGERPRINT = re.compile(r"^([0-9a-f]{64})\b")

@@ -18,7 +18,7 @@ import pytest
 
 from maasops import backupset, layouts, signing, verify
 from maasops import manifest as mf
-from maasops.setfiles import LocalFiles
+from maasops.backupset import LocalFiles
 
 HOST = "rack1"
 

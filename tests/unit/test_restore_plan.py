@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 from maasops import layouts, preflight
 from maasops import manifest as mf
+from maasops.backupset import LocalFiles
 from maasops.plan import Send, StepId
 from maasops.probe import DatabaseFacts, HostFacts
 from maasops.restore_plan import PHASES, FleetRole, RestoreOptions, restore_plan
-from maasops.setfiles import LocalFiles
 from tests.unit.test_backup_plan import DB_LOCAL
 
 SECRET = Send("/sets/x/region1/config.tar.gz", "var/lib/maas/secret", "gzip")

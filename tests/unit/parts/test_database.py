@@ -12,12 +12,12 @@ import pytest
 from maasops import backup_plan as bp
 from maasops import hostpaths, layouts
 from maasops import manifest as mf
+from maasops.backupset import LocalFiles
 from maasops.compression import codec
 from maasops.parts import database
 from maasops.plan import Phase, StepId
 from maasops.probe import DatabaseFacts, Space
 from maasops.restore_plan import FleetRole, RestoreOptions, restore_plan
-from maasops.setfiles import LocalFiles
 from tests.forge import info
 from tests.unit.test_backup_plan import DB_LOCAL, facts, text
 from tests.unit.test_restore_plan import manifest, target

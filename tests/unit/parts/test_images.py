@@ -15,11 +15,11 @@ import pytest
 from maasops import backup_plan as bp
 from maasops import manifest as mf
 from maasops import reposet, retention
+from maasops.backupset import LocalFiles
 from maasops.parts import images
 from maasops.plan import StepId
 from maasops.reposet import RepoSet, Snapshot
 from maasops.restore_plan import FleetRole, RestoreOptions, restore_plan
-from maasops.setfiles import LocalFiles
 from tests.unit.test_backup_plan import facts
 from tests.unit.test_restore_plan import manifest, target
 
