@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from maasops import backupset, compression, layouts
+from maasops.probe import DatabaseFacts, Space
 
 FORMAT_VERSION = 2
 IMAGES_FORMAT = 3  # a host manifest with an images part
@@ -132,34 +133,6 @@ class Dump(Stored):
 
 
 @dataclass(frozen=True)
-class DataSpace:
-    """Free bytes on the filesystem that held a local server's data directory, and its mount point."""
-
-    free: int
-    mount: str
-
-
-@dataclass(frozen=True)
-class HostDatabase:
-    """A region's database as the backup's probe found it (the host manifest's ``database``, the database part's
-    record of the source): where regiond.conf said it was and, for a local server, its size, data directory and
-    whom it admitted (``listen_addresses``, pg_hba.conf rules), which a DR site's server must match. Set data:
-    shown quoted, never run."""
-
-    location: str  # local | remote | maas-test-db | snap-postgres
-    host: str = ""
-    port: int | None = None
-    name: str = ""
-    user: str = ""
-    dedicated: bool | None = None
-    size: int | None = None
-    data_directory: str | None = None
-    data_space: DataSpace | None = None
-    listen_addresses: str | None = None
-    hba: tuple[str, ...] | None = None  # None: the backup's probe did not read them (an older maasops)
-
-
-@dataclass(frozen=True)
 class Downtime:
     """When a backup stopped and started the host's units."""
 
@@ -183,7 +156,7 @@ class HostManifest:
     snap_data: str | None
     snap_mode: str | None
     maas_url: str | None
-    database: HostDatabase | None
+    database: DatabaseFacts | None
     vault: bool
     notes: tuple[str, ...]
     unit_states: dict[str, str]
@@ -491,17 +464,18 @@ def parse_host(data: object, host: str, where: str) -> HostManifest:
         format_version=version)
 
 
-def host_database(data: object, where: str) -> HostDatabase:
-    """A host manifest's ``database`` record (the backup's probe facts, as the backup wrote them), validated: every
-    field of its type; the ones an older maasops did not write are left at their defaults."""
+def host_database(data: object, where: str) -> DatabaseFacts:
+    """A host manifest's ``database`` record: the backup's probe facts (:class:`maasops.probe.DatabaseFacts`, the one
+    type of where a region's database is), as the backup wrote them, validated: every field of its type; the ones an
+    older maasops did not write (its size, data directory and space, ``listen_addresses`` and pg_hba.conf rules)
+    left at their defaults. Set data: shown quoted, never run."""
     o = _Obj(data, where)
     space = o.obj("data_space", optional=True)
-    return HostDatabase(
-        location=o.str("location"), host=o.str("host", optional=True) or "", port=o.int("port", optional=True),
-        name=o.str("name", optional=True) or "", user=o.str("user", optional=True) or "",
+    return DatabaseFacts(
+        location=o.str("location"), host=o.str("host"), port=o.int("port"), name=o.str("name"), user=o.str("user"),
         dedicated=o._get("dedicated", (bool,), True), size=o.int("size", optional=True),
         data_directory=o.str("data_directory", optional=True),
-        data_space=DataSpace(space.int("free"), space.str("mount")) if space else None,
+        data_space=Space(space.int("free"), space.str("mount")) if space else None,
         listen_addresses=o.str("listen_addresses", optional=True),
         hba=o.strs("hba") if o.data.get("hba") is not None else None)
 

@@ -38,7 +38,9 @@ class Space:
 
 @dataclass(frozen=True)
 class DatabaseFacts:
-    """Where a region's database lives, as its regiond.conf says (and, for a local server, what it holds)."""
+    """Where a region's database lives, as its regiond.conf says (and, for a local server, what it holds): what the
+    probe finds on a host, and what a host manifest records of it (read back by
+    :func:`maasops.manifest.host_database`)."""
 
     location: str  # local | remote | maas-test-db | snap-postgres
     host: str
@@ -50,7 +52,7 @@ class DatabaseFacts:
     data_directory: str | None = None  # the local server's data directory
     data_space: Space | None = None  # free space where that directory is
     listen_addresses: str | None = None  # the local server's, and its pg_hba.conf rules: what a DR site's server
-    hba: tuple[str, ...] = ()  # needs so that every region reaches it (recorded in the host manifest)
+    hba: tuple[str, ...] | None = None  # needs so that every region reaches it (None: an older maasops's manifest)
 
     @property
     def client_host(self) -> str:

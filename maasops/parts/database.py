@@ -745,7 +745,7 @@ def name_to_dump(facts: HostFacts, options: BackupOptions) -> str | None:
 
 
 
-def host_record(db: DatabaseFacts) -> mf.HostDatabase:
+def host_record(db: DatabaseFacts) -> DatabaseFacts:
     """The host manifest's record of the host's database (the probe's facts): built by the reader that validates it
     (:func:`maasops.manifest.host_database`) from the JSON it is written as, so it is what a restore reads back."""
     return mf.host_database(json.loads(json.dumps(asdict(db))), "database")

@@ -193,12 +193,14 @@ def test_a_host_manifests_database_record_is_typed_by_the_reader_and_written_as_
     facts = DatabaseFacts("local", "/var/run/postgresql", 5432, "maasdb", "maas", True, 10 << 20,
                           "/var/lib/postgresql/16/main", Space(1 << 30, "/"), "localhost", ("local all all peer",))
     record = database.host_record(facts)
-    assert record.data_space == mf.DataSpace(1 << 30, "/") and record.hba == ("local all all peer",)
+    assert record.data_space == Space(1 << 30, "/") and record.hba == ("local all all peer",)
     assert json.dumps(asdict(record)) == json.dumps(asdict(facts))  # the JSON on disk is what it was
     old = mf.host_database({"location": "remote", "host": "10.0.0.5", "port": 5432, "name": "maasdb",
                             "user": "maas"}, "database")  # written before listen_addresses and hba
     assert old.hba is None and old.listen_addresses is None and old.location == "remote"
     with pytest.raises(mf.ManifestError, match="hba must be a list of strings"):
-        mf.host_database({"location": "local", "hba": [1]}, "database")
+        mf.host_database({"location": "local", "host": "", "port": 5432, "name": "maasdb", "user": "maas", "hba": [1]},
+                         "database")
     with pytest.raises(mf.ManifestError, match="port is a str"):
-        mf.host_database({"location": "local", "port": "5432"}, "database")
+        mf.host_database({"location": "local", "host": "", "port": "5432", "name": "maasdb", "user": "maas"},
+                         "database")

@@ -89,7 +89,7 @@ def test_repointing_a_rack_edits_rackd_conf_as_data_never_a_command_line():
 
 def test_a_secondary_region_keeps_its_own_credentials_only_when_the_load_leaves_the_servers_roles_alone():
     m = manifest("region2", "snap", "3.5.3-1", ("region",), snap_data="/var/snap/maas/37209")
-    m = mf.HostManifest(**{**m.__dict__, "database": mf.HostDatabase("remote", "10.0.0.1")})
+    m = mf.HostManifest(**{**m.__dict__, "database": DatabaseFacts("remote", "10.0.0.1", 5432, "maasdb", "maas")})
     t = target("region2", "snap", "3.5.3-1", ("region",))
     options = RestoreOptions(database_host="10.9.9.11")
 
