@@ -113,3 +113,13 @@ def remove_tool(lab, host: str, tool: str) -> None:
     """Remove a tool_on wrapper and end its processes on that host (the pattern does not match this command)."""
     lab.run(host, f"rm -f /usr/local/bin/{tool}; pkill {THIS_HOST} -f '/usr/local/bin/[{tool[0]}]{tool[1:]}'",
             check=False)
+
+
+def small_lab(tmp_path_factory, name: str, profile: str):
+    need_root()
+    d = tmp_path_factory.mktemp(name) / "lab"
+    the_lab = lab_mod.up(d, regions=1, racks=1, profile=f"{profile},rack1=deb-3.5", db_mb=1)
+    try:
+        yield the_lab
+    finally:
+        lab_mod.down(d)

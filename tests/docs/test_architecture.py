@@ -58,3 +58,10 @@ def test_every_test_the_docs_name_exists():
             if not source.is_file() or (name and not re.search(rf"^def {name}{end}", source.read_text(), re.M)):
                 missing.append(f"{doc.name}: {path}{'::' + name if name else ''}")
     assert missing == []
+
+
+def test_no_test_file_imports_another():
+    """What several test files build is in tests/builders.py or tests/labtools.py, not borrowed from a test file."""
+    borrowed = [f"{p.relative_to(ROOT)}: {line.strip()}" for p in (ROOT / "tests").rglob("test_*.py")
+                for line in p.read_text().splitlines() if re.match(r"\s*from tests\.(\w+\.)*test_\w+ import", line)]
+    assert borrowed == []

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from tests.lab.test_profiles import small_lab
-from tests.labtools import backed_up, fab, journal_lines, unit_states
+from tests.labtools import backed_up, fab, journal_lines, small_lab, unit_states
 
 pytestmark = pytest.mark.lab
 PWNED = ("/tmp/pwned-by-dump", "/tmp/pwned2")

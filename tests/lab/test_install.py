@@ -10,8 +10,8 @@ import pytest
 
 from maasops import manifest as mf
 from maasops.namespace import RUNBOOK
+from tests.builders import samples
 from tests.labtools import ROOT
-from tests.unit.test_metrics import samples
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

@@ -6,20 +6,9 @@ import pytest
 
 from maasops import probe
 from maasops.results import PARTIAL
-from tests.labtools import fab, need_root, sets, targets
+from tests.labtools import fab, sets, small_lab, targets
 
 pytestmark = pytest.mark.lab
-
-
-def small_lab(tmp_path_factory, name: str, profile: str):
-    from maasops.lab import lab as lab_mod
-    need_root()
-    d = tmp_path_factory.mktemp(name) / "lab"
-    the_lab = lab_mod.up(d, regions=1, racks=1, profile=f"{profile},rack1=deb-3.5", db_mb=1)
-    try:
-        yield the_lab
-    finally:
-        lab_mod.down(d)
 
 
 @pytest.fixture(scope="module")

@@ -7,26 +7,13 @@ import shlex
 import pytest
 
 from maasops import backup_plan as bp
-from maasops import layouts, plan, probe, services
+from maasops import plan, probe, services
 from maasops.command import Cmd
 from maasops.compression import codec
 from maasops.parts import database
 from maasops.plan import StepId
-from maasops.probe import DatabaseFacts, HostFacts
-
-DB_LOCAL = DatabaseFacts("local", "localhost", 5432, "maasdb", "maas", dedicated=True)
-
-
-def facts(host="region1", install="deb", version="1:3.5.3-1", roles=("region",), db=DB_LOCAL, **kw) -> HostFacts:
-    lay = layouts.layout_for(install, layouts.parse_version(version))
-    states = {u: "active" for u in lay.units(set(roles))}
-    present = lay.trees + lay.region_trees + lay.cache_excludes + lay.image_dirs
-    kw.setdefault("tools", probe.TOOLS)  # a host as the probe finds it: tar, gzip, zstd, pg_dump ...
-    return HostFacts(host, install, version, roles, database=db, unit_states=states, present=present, **kw)
-
-
-def text(step) -> str:
-    return str(step.command)
+from maasops.probe import DatabaseFacts
+from tests.builders import facts, text
 
 
 def test_region_backup_dumps_live_alongside_and_stops_only_for_the_archive():

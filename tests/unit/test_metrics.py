@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 from maasops import metrics
 from maasops.results import FAILED, OK, REFUSED, HostResult, RunResult
-
-SAMPLE = re.compile(r'^(\w+)\{operation="([^"]*)",deployment="((?:[^"\\]|\\.)*)"\} (\S+)$')
-
-
-def samples(text: str) -> dict[tuple[str, str, str], float]:
-    """Every sample of a textfile; each metric has its HELP and TYPE lines."""
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("#"):
-            assert re.match(r"^# (HELP|TYPE) maasops_\w+ ", line), line
-            continue
-        m = SAMPLE.match(line)
-        assert m, line
-        out[m.group(1), m.group(2), m.group(3)] = float(m.group(4))
-    return out
+from tests.builders import samples
 
 
 def backup_result(code: int, sizes: dict[str, int], failed: tuple[str, ...] = ()) -> RunResult:

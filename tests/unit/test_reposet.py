@@ -7,17 +7,12 @@ import pytest
 from maasops import repo as restic
 from maasops import reposet
 from maasops.repo import RepoError
-from maasops.reposet import RepoSet, Snapshot
-
-
-def _set(dep: str, stamp: str, state: str | None, verified: str = "") -> RepoSet:
-    tags = {"state": state, "verified": verified} if state else {}
-    return RepoSet(dep, stamp, Snapshot(f"id-{dep}-{stamp}", "", tags) if state else None)
+from tests.builders import repo_set
 
 
 def test_latest_is_the_newest_complete_set_and_a_set_names_its_deployment():
-    sets = [_set("a", "20260101T000000Z", "complete"), _set("a", "20260102T000000Z", "incomplete"),
-            _set("b", "20260103T000000Z", "complete")]
+    sets = [repo_set("a", "20260101T000000Z", "complete"), repo_set("a", "20260102T000000Z", "incomplete"),
+            repo_set("b", "20260103T000000Z", "complete")]
     assert reposet.find(sets, "a/latest").stamp == "20260101T000000Z"
     assert reposet.find(sets, "20260103T000000Z", "b").deployment == "b"
     with pytest.raises(RepoError, match="sets of a, b"):

@@ -10,35 +10,11 @@ from maasops import layouts, preflight
 from maasops import manifest as mf
 from maasops.backupset import LocalFiles
 from maasops.plan import Send, StepId
-from maasops.probe import DatabaseFacts, HostFacts
+from maasops.probe import DatabaseFacts
 from maasops.restore_plan import PHASES, FleetRole, RestoreOptions, restore_plan
-from tests.unit.test_backup_plan import DB_LOCAL
+from tests.builders import DB_LOCAL, manifest, target, text
 
 SECRET = Send("/sets/x/region1/config.tar.gz", "var/lib/maas/secret", "gzip")
-
-
-def manifest(host="rack1", install="snap", version="3.4.2-1", roles=("rack",), snap_data="/var/snap/maas/32469",
-             dump=None) -> mf.HostManifest:
-    lay = layouts.layout_for(install, layouts.parse_version(version))
-    snap_data = snap_data if install == "snap" else None
-    trees = lay.archived_trees(set(roles))
-    archive = mf.Archive("config.tar.gz", "gzip", 10, "ab" * 32, None, None, trees,
-                         tuple(layouts.on_host(t, snap_data) for t in trees),
-                         tuple(layouts.on_host(p, snap_data) for p in lay.cache_excludes), ())
-    return mf.HostManifest(host, host, install, version, lay.name, roles, None, snap_data, None,
-                           "http://10.0.0.1:5240/MAAS", None, False, (),
-                           {u: "active" for u in lay.units(set(roles))}, archive, dump)
-
-
-def target(host="rack1", install="snap", version="3.5.3-1", roles=("rack",), snap_data="/var/snap/maas/37209",
-           **kw):
-    lay = layouts.layout_for(install, layouts.parse_version(version))
-    return HostFacts(host, install, version, roles, snap_data=snap_data if install == "snap" else None,
-                     unit_states={u: "active" for u in lay.units(set(roles))}, **kw)
-
-
-def text(step) -> str:
-    return str(step.command)
 
 
 def test_phases_are_in_the_procedures_order_and_a_rack_gets_the_regions_secret():

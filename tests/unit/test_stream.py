@@ -49,7 +49,7 @@ def _plan_limits(sizes: dict, db_size: int | None, **options) -> dict:
 
     from maasops import backup_plan as bp
     from maasops.plan import StepId
-    from tests.unit.test_backup_plan import DB_LOCAL, facts
+    from tests.builders import DB_LOCAL, facts
     p = bp.backup_plan(facts(sizes=sizes, db=replace(DB_LOCAL, size=db_size)), "local", bp.BackupOptions(**options))
     return {StepId.ARCHIVE: p.step(StepId.ARCHIVE).limit, StepId.DUMP: p.step(StepId.DUMP).limit, "notes": p.notes}
 

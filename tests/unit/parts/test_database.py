@@ -18,9 +18,8 @@ from maasops.parts import database
 from maasops.plan import Phase, StepId
 from maasops.probe import DatabaseFacts, Space
 from maasops.restore_plan import FleetRole, RestoreOptions, restore_plan
+from tests.builders import DB_LOCAL, facts, manifest, target, text
 from tests.forge import info
-from tests.unit.test_backup_plan import DB_LOCAL, facts, text
-from tests.unit.test_restore_plan import manifest, target
 
 ROLES_SQL = f"CREATE ROLE maas;\n\n--\n{layouts.DUMPALL_COMPLETE_LINE}\n--\n\n\\unrestrict abc\n".encode()
 BIG = database.DIRECTORY_FROM

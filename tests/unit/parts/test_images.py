@@ -20,8 +20,7 @@ from maasops.parts import images
 from maasops.plan import StepId
 from maasops.reposet import RepoSet, Snapshot
 from maasops.restore_plan import FleetRole, RestoreOptions, restore_plan
-from tests.unit.test_backup_plan import facts
-from tests.unit.test_restore_plan import manifest, target
+from tests.builders import facts, manifest, target
 
 STORE = "/var/lib/maas/image-storage"
 FP = "f" * 64
