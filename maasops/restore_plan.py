@@ -89,11 +89,11 @@ class RestoreSpec:
 
 
 def _repoint_steps(m: HostManifest, target: HostFacts, role: FleetRole, options: RestoreOptions,
-                   rid: str) -> list[Step]:
+                   run_id: str) -> list[Step]:
     lay, roles, steps = target.layout, set(m.roles), []
     if options.database_host and "region" in roles and m.database is not None and m.database.location == "remote":
         conf = target.on_host(lay.regiond_conf)
-        own = None if role.roles_from_set else config.before_restore(conf, m, target, rid)
+        own = None if role.roles_from_set else config.before_restore(conf, m, target, run_id)
         # The new server's credentials are the ones this host had for it (a DR site's own), if it had any;
         # unless the load gave the server the set's roles: then the set's credentials are the server's.
         keys = layouts.REGIOND_DATABASE_KEYS

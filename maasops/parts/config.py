@@ -133,10 +133,10 @@ def put_back_inside(path: str, aside: str, listed: str, dispose: Cmd) -> Cmd:
         "&& rmdir", Q(aside), "; fi")
 
 
-def _aside_step(path: str, rid: str, state: str, inside: bool) -> Step:
-    aside = aside_path(path, rid, inside)
+def _aside_step(path: str, run_id: str, state: str, inside: bool) -> Step:
+    aside = aside_path(path, run_id, inside)
     if inside:  # a mount point cannot be renamed: its contents move into a directory inside it
-        moved, listed = f"aside-in {path} {aside}", contents_list(path, rid)
+        moved, listed = f"aside-in {path} {aside}", contents_list(path, run_id)
         # MAAS's files only: this and earlier restores' leftovers stay where they are. The list is
         # complete before anything moves (written aside, then renamed), so a killed move can be undone.
         command = Cmd(record(state, moved), "&& mkdir -m 0700", Q(aside), "&& find", Q(path),
@@ -181,14 +181,14 @@ def restore_steps(m: HostManifest, files: SetFiles, target: HostFacts, run_id: s
             *_tree_steps(m, target, upload, run_id, [s for s in images if s.phase == Phase.FILES])]
 
 
-def _tree_steps(m: HostManifest, target: HostFacts, upload: str, rid: str, images: list[Step]) -> list[Step]:
-    state = state_file(rid)
+def _tree_steps(m: HostManifest, target: HostFacts, upload: str, run_id: str, images: list[Step]) -> list[Step]:
+    state = state_file(run_id)
     steps, asides = [], {}
     for tree in m.archive.trees:
         path = target.on_host(tree)
         inside = tree in target.mountpoints
-        asides[path] = aside_path(path, rid, inside)
-        steps.append(_aside_step(path, rid, state, inside))
+        asides[path] = aside_path(path, run_id, inside)
+        steps.append(_aside_step(path, run_id, state, inside))
     members = tuple(t.lstrip("/") for t in m.archive.actual_trees)
     owners = target.layout.owner_names(set(m.roles))
     steps.append(Step(StepId.EXTRACT, "extract config archive", confine.extract_command(
@@ -225,11 +225,11 @@ def tree_of(path: str, m: HostManifest, target: HostFacts) -> str:
                 path.rsplit("/", 1)[0])
 
 
-def before_restore(path: str, m: HostManifest, target: HostFacts, rid: str) -> str | None:
+def before_restore(path: str, m: HostManifest, target: HostFacts, run_id: str) -> str | None:
     """Where the host's own copy of ``path`` is once its tree was moved aside, or None (not in a tree)."""
     for tree in m.archive.trees:
         root = target.on_host(tree)
         if path.startswith(root + "/"):
-            return aside_path(root, rid, tree in target.mountpoints) + path[len(root):]
+            return aside_path(root, run_id, tree in target.mountpoints) + path[len(root):]
     return None
 

@@ -836,17 +836,17 @@ def restore_steps(m: HostManifest, files: SetFiles, target: HostFacts, run_id: s
 
 
 def _database_steps(m: HostManifest, target: HostFacts, credentials: Credentials | None, rollback_copy: bool,
-                    rid: str, dump_upload: str) -> tuple[list[Step], list[str]]:
+                    run_id: str, dump_upload: str) -> tuple[list[Step], list[str]]:
     server, name = server_for(m, target, credentials), name_to_load(m, target)
-    rdir, state = hostpaths.run_dir(rid), hostpaths.state_file(rid)
+    rdir, state = hostpaths.run_dir(run_id), hostpaths.state_file(run_id)
     steps, notes = [], []
     undo = None
     if rollback_copy:
         how = "renamed" if server.superuser else "dumped into the run directory"
         steps.append(Step(StepId.KEEP_DATABASE, f"keep the current database for rollback ({how})",
-                          set_aside(server, name, rid, rdir, state), Phase.DATABASE,
+                          set_aside(server, name, run_id, rdir, state), Phase.DATABASE,
                           password_file=server.password_file))
-        undo = put_back(server, name, rid, rdir, state)
+        undo = put_back(server, name, run_id, rdir, state)
     else:
         notes.append("--no-rollback-copy: a failure after the load keeps the loaded database")
     owner = target.database.user if target.database and target.database.user else layouts.DB_USER_DEFAULT
