@@ -36,6 +36,7 @@ class BackupOptions:
     dump_format: str = "auto"  # auto | plain | directory (maasops.parts.database)
     max_stream_gib: int = stream.CEILING_GIB  # the most one stream may carry, whatever the host's sizes say
 
+
 @dataclass(frozen=True)
 class BackupSpec:
     """What a host's backup needs after its steps ran: to describe what arrived."""

@@ -202,10 +202,10 @@ def run(c: Connection, command: Cmd, step: str, *, user: str | None = None, chec
 
     ``check`` False returns a failed command's Result instead. ``hold_work_lock``: the command holds
     the host's work lock while it runs (steps of a backup, restore or rollback). ``pgpassword``: the
-    command's PGPASSWORD, sent over the channel (:func:`maasops.channel.open_command`).
+    command's PGPASSWORD, sent over the channel (:func:`open_command`).
     """
-    status, out, err = run_collect(c, command, step, user=user, timeout=timeout,
-                                           hold_work_lock=hold_work_lock, pgpassword=pgpassword)
+    status, out, err = run_collect(c, command, step, user=user, timeout=timeout, hold_work_lock=hold_work_lock,
+                                   pgpassword=pgpassword)
     result = Result(out.decode(errors="replace"), err.decode(errors="replace"), status)
     if check and status != 0:
         detail = summary(result.stderr) or summary(result.stdout) or "failed"

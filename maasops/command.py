@@ -79,11 +79,6 @@ def _joined(sep: str, cmds: Iterable[Cmd | str]) -> Cmd:
     return Cmd(*parts)
 
 
-def all_of(*cmds: Cmd | str) -> Cmd:
-    """``a && b && c``: each runs only when the one before succeeded."""
-    return _joined("&&", cmds)
-
-
 def seq(*cmds: Cmd | str) -> Cmd:
     """``a; b; c``: one after another, whatever each exits with."""
     return _joined(";", cmds)

@@ -197,7 +197,11 @@ def run(sources: list[fleet.Target], targets: list[fleet.Target], mapping: dict[
         say("drill: the restore failed; see its table above")
         return DrillResult(False, {"restore": r.to_json()}, set_dir, r.code)
     say("\n== 3/3 proof")
-    rep = mf.read_restore(set_dir, mf.restore_file(r.details["run_id"]))
+    try:
+        rep = mf.read_restore(set_dir, mf.restore_file(r.details["run_id"]))
+    except mf.ManifestError as exc:
+        say(f"drill: the restore's record cannot be read: {exc}")
+        return DrillResult(False, {"restore": r.to_json(), "error": str(exc)}, set_dir, FAILED)
     checks, proofs = prove(records, rep, {t.name: t for t in targets}, options, want, parallel)
     if extra_checks:
         checks |= extra_checks(rep)

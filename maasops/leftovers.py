@@ -47,11 +47,11 @@ def list_command(f: probe.HostFacts) -> Cmd:
     return Cmd(*parts, "true")
 
 
-def on_host(t: fleet.Target, keep: int, dry_run: bool) -> list[str]:
+def on_host(t: fleet.Target, leftover_runs: int, dry_run: bool) -> list[str]:
     """The leftovers on one target, one line each: listed (``dry_run``), or removed but the newest ``keep`` of each
     kind (what it printed). A host with no MAAS has none."""
     f = probe.probe(t.connection)
     if f.install is None:
         return []
-    cmd = list_command(f) if dry_run else prune_command(f, keep, _server(f))
+    cmd = list_command(f) if dry_run else prune_command(f, leftover_runs, _server(f))
     return channel.run(t.connection, cmd, "cleanup", user="root").stdout.splitlines()

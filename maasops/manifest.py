@@ -737,4 +737,7 @@ def read_restore(set_dir: Path, name: str) -> RestoreRecord:
     run_id = name.removeprefix("restore-").removesuffix(".json")
     if name != restore_file(run_id) or not RUN_ID.match(run_id):
         raise ManifestError(f"{name[:80]}: not a restore record's name (restore-<run>.json)")
-    return parse_restore(_json(_read(set_dir, name), name), name)
+    record = parse_restore(_json(_read(set_dir, name), name), name)
+    if record.run_id != run_id:
+        raise ManifestError(f"{name}: holds the record of run {record.run_id!r}, not of {run_id!r}")
+    return record

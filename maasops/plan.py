@@ -43,7 +43,7 @@ class StepId(StrEnum):
     UPLOAD_DUMP = "upload-dump"
     UPLOAD_IMAGES = "upload-images"
     UNPACK_DUMP = "unpack-dump"
-    KEEP_DATABASE = "keep-database"
+    SET_ASIDE_DATABASE = "keep-database"  # its value as older records name it
     LOAD_DATABASE = "load-database"
     MOVE_ASIDE = "move-aside"
     EXTRACT = "extract"

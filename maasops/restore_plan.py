@@ -61,7 +61,7 @@ class RestoreOptions:
     rollback_copy: bool = True  # keep the target's current database for rollback
     skip_database: bool = False
     identity: str | None = None  # age/SSH identity file for an encrypted set
-    keep: int = LEFTOVER_RUNS
+    leftover_runs: int = LEFTOVER_RUNS
     database_elsewhere: bool = False  # a set without the database may be restored (its files only)
     allowed_signers: Path | None = None  # whose signatures to trust (None: the user's default file)
     trust_unsigned: bool = False
@@ -149,11 +149,11 @@ def _start_steps(m: HostManifest, target: HostFacts) -> list[Step]:
     return steps
 
 
-def prune_command(target: HostFacts, keep: int, server: database.Server | None) -> Cmd:
+def prune_command(target: HostFacts, leftover_runs: int, server: database.Server | None) -> Cmd:
     """Remove what older restores left on the host (aside and rolled-back copies, run records, kept
     databases), all but the newest ``keep`` of each kind, and what killed backups left (database.stale_dumps);
     print each thing removed."""
-    n = max(1, int(keep))
+    n = max(1, int(leftover_runs))
     prefixes = [f"{RUN_ROOT}/"]
     for tree in target.layout.archived_trees(set(target.roles)):
         path = target.on_host(tree)
@@ -203,8 +203,8 @@ def restore_plan(m: HostManifest, files: SetFiles, target: HostFacts, role: Flee
     steps += [Step(StepId.CLEANUP, "remove uploaded files", Cmd("rm -f --", *map(Q, upload_names(rdir)),
                                                                 "&& rm -rf --", Q(database.unpacked(rdir))),
                    Phase.CLEANUP, resolves=(StepId.UPLOAD_ARCHIVE,)),
-              Step(StepId.PRUNE, f"prune what older restores left (keep the newest {options.keep})",
-                   prune_command(target, options.keep, server if server and server.superuser else None),
+              Step(StepId.PRUNE, f"prune what older restores left (keep the newest {options.leftover_runs})",
+                   prune_command(target, options.leftover_runs, server if server and server.superuser else None),
                    Phase.CLEANUP)]
     steps.sort(key=lambda s: PHASES.index(s.phase))  # each part gave its steps of every phase: in phase order
     spec = RestoreSpec(m.host, rdir, units_to_start(m, target) if start else ())

@@ -35,7 +35,9 @@ def read_state(c: Connection, step: str = "rollback: read the last restore's rec
 
 def last_restore(set_dir: Path) -> mf.RestoreRecord | None:
     """The record of the last restore run from this set, or None when there is none (ManifestError when that
-    record is not one maasops wrote)."""
+    record is not one maasops wrote, or ``set_dir`` is a symbolic link)."""
+    if set_dir.is_symlink():
+        raise mf.ManifestError(f"{set_dir} is a symbolic link: give the set's own directory")
     names = sorted(p.name for p in set_dir.glob("restore-*.json"))
     return mf.read_restore(set_dir, names[-1]) if names else None
 

@@ -39,7 +39,7 @@ def _credentials(site: lab.Lab) -> Credentials:
     return Credentials(layouts.DB_USER_DEFAULT, str(site.database_password_file))
 
 
-def on_lab(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int = 1, racks: int = 2,
+def on_lab(lab_dir: str, keep_lab: bool, backup_dir: str = "backups", regions: int = 1, racks: int = 2,
            profile: str = DRILL_PROFILE, db_mb: int = 8, dedicated_db: bool = False,
            say: Callable[[str], None] = print, transfers: Transfers = QUIET, offsite: bool = False,
            dump_format: str = "auto") -> drill_mod.DrillResult:
@@ -80,7 +80,7 @@ def on_lab(lab_dir: str, keep: bool, backup_dir: str = "backups", regions: int =
                                      allow_vault=vault, database_name=layouts.DB_NAME_DEFAULT if vault else None,
                                      credentials=_credentials(src) if vault else None))
     finally:
-        if not keep:
+        if not keep_lab:
             for site in sites:
                 lab.down(str(base / site))
 
@@ -90,7 +90,7 @@ def run(c: Context, req: FleetRequest) -> None:
     opts, out = req.options, req.out
     req.deployment = "lab"
     with progress.for_output(out) as transfers:
-        result = on_lab(lab_dir=opts.lab_dir or ".lab-drill", keep=opts.keep_lab, backup_dir=opts.backup_dir,
+        result = on_lab(lab_dir=opts.lab_dir or ".lab-drill", keep_lab=opts.keep_lab, backup_dir=opts.backup_dir,
                         regions=opts.regions, racks=opts.racks, profile=opts.profile or DRILL_PROFILE,
                         db_mb=opts.db_mb, dedicated_db=opts.dedicated_db, say=out.say, transfers=transfers,
                         offsite=opts.offsite, dump_format=opts.dump_format or "auto")

@@ -160,12 +160,12 @@ def recorded_hosts(set_dir: Path, ssh_config: SSHConfig) -> inventory.Deployment
 
 
 def _inventory(opts: TaskOptions, required: bool = True,
-               recorded: tuple[Path, SSHConfig] | None = None) -> inventory.Deployment | None:
+               from_set: tuple[Path, SSHConfig] | None = None) -> inventory.Deployment | None:
     inv = opts.inventory or (None if opts.lab_dir else default_inventory())
     if not inv:
         lab_inv = Path(opts.lab_dir or DEFAULT_LAB_DIR) / "inventory.yaml"
-        if recorded and not opts.lab_dir:
-            return recorded_hosts(*recorded)
+        if from_set and not opts.lab_dir:
+            return recorded_hosts(*from_set)
         if not lab_inv.exists():
             if not required:
                 return None
@@ -220,7 +220,7 @@ def targets(c: Context, req: FleetRequest, set_dir: Path | None = None) -> Fleet
             _safe(t.name, "host name")
         found = Fleet(_safe(opts.deployment or "default", "--deployment"), tgts)
     else:
-        dep = _inventory(opts, recorded=(set_dir, c.config.base_ssh_config) if set_dir else None)
+        dep = _inventory(opts, from_set=(set_dir, c.config.base_ssh_config) if set_dir else None)
         try:
             tgts = fleet.from_deployment(dep, c.config, opts.accept_new_host_keys)
         except inventory.InventoryError as exc:

@@ -47,7 +47,7 @@ def restore_options(opts: TaskOptions, signers: Path | None = None) -> RestoreOp
     return RestoreOptions(
         allow_upgrade=opts.allow_upgrade, maas_url=opts.maas_url, database_host=opts.database_host,
         rollback_copy=opts.rollback_copy, skip_database=opts.skip_database, identity=opts.decrypt_key,
-        keep=opts.keep, database_elsewhere=opts.database_elsewhere, allowed_signers=signers,
+        leftover_runs=opts.keep, database_elsewhere=opts.database_elsewhere, allowed_signers=signers,
         trust_unsigned=opts.trust_unsigned, credentials=credentials(opts))
 
 

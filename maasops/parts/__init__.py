@@ -19,8 +19,9 @@ What undoes it: every step a part returns carries its own undo (``plan.Step.undo
 the runner when a later step fails; the commands a ``--rollback`` shares with those undos are
 the part's too (``database.put_back``, ``config.put_back_inside``).
 
-- ``backup_steps(facts, ..., options, ext, ...) -> (steps, spec)``: the steps of a host's backup plan
-  for this part, and the spec of what they fetch (``backup.py`` records it in the host manifest).
+- ``backup_steps(facts, ..., options, ext, ...) -> (steps, spec, notes)``: the steps of a host's backup plan
+  for this part, the spec of what they fetch (``backup.py`` records it in the host manifest), and what the plan
+  says of them.
 - ``check(m, read) -> problems``: what ``verify`` runs on the set's files for this part of host
   manifest ``m``; every file is read through ``read(what, stored, reader)`` (verify's: sha256, size,
   decryption), which returns the reader's result or None (its problem already noted).

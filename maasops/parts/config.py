@@ -45,7 +45,6 @@ class ArchiveSpec:
     excluded: tuple[str, ...]
 
 
-
 def archive_command(paths: tuple[str, ...], excludes: tuple[str, ...]) -> Cmd:
     """A tar of ``paths`` (as on the host) on stdout, owners and modes kept, without ``excludes`` and without
     what a restore leaves in a tree; read-only on the host."""
@@ -80,7 +79,6 @@ def backup_steps(facts: HostFacts, options: BackupOptions, ext: str,
     return [step], spec, notes
 
 
-
 def check_listed(m: HostManifest, read: Read, what: str, stored: mf.Archive | mf.Images,
                  roots: tuple[str, ...]) -> list[str]:
     """An archive (config or images) read back: members as listed, none a restore must not write."""
@@ -106,7 +104,6 @@ def confinement(m: HostManifest, target: HostFacts, images: bool = False) -> con
     trees = lay.image_dirs if images else lay.archived_trees(set(m.roles))
     return confine.rules(trees, lay.owner_rules(set(m.roles)),
                          lambda t: layouts.rebase(target.on_host(t), target.snap_data, m.snap_data))
-
 
 
 def contents_list(path: str, run_id: str) -> str:

@@ -320,9 +320,9 @@ def put_back(server: Server, database: str, run_id: str, run_dir: str, state: st
                load(server, saved, codec("gzip"), database, f"{run_dir}/put-back.log"), "&&", done, "; fi")
 
 
-def prune(server: Server, keep_n: int) -> Cmd:
-    """Drop kept databases of older restores, all but the newest ``keep_n``; print each one dropped."""
-    return Cmd(sql(server, PRUNE, keep=str(int(keep_n))), "| sed 's/^/dropped kept database /'")
+def prune(server: Server, leftover_runs: int) -> Cmd:
+    """Drop kept databases of older restores, all but the newest ``leftover_runs``; print each one dropped."""
+    return Cmd(sql(server, PRUNE, keep=str(int(leftover_runs))), "| sed 's/^/dropped kept database /'")
 FORMATS = ("auto", "plain", "directory")  # --dump-format
 DIRECTORY_FROM = 256 << 20  # auto: a local database this large (pg_database_size) or larger gets a directory dump
 ROOM = 2  # the host must have this many times the database's size free: COPY writes bytea as hex
@@ -843,7 +843,7 @@ def _database_steps(m: HostManifest, target: HostFacts, credentials: Credentials
     undo = None
     if rollback_copy:
         how = "renamed" if server.superuser else "dumped into the run directory"
-        steps.append(Step(StepId.KEEP_DATABASE, f"keep the current database for rollback ({how})",
+        steps.append(Step(StepId.SET_ASIDE_DATABASE, f"keep the current database for rollback ({how})",
                           set_aside(server, name, run_id, rdir, state), Phase.DATABASE,
                           password_file=server.password_file))
         undo = put_back(server, name, run_id, rdir, state)

@@ -212,3 +212,20 @@ def test_rollback_reads_the_last_record_and_refuses_a_malformed_one_naming_it(tm
     (tmp_path / f"restore-{later}.json").write_text(json.dumps({**_running(), "run_id": later, "started": "now"}))
     refusal = rollback.run(tmp_path, [], say=lambda _: None)
     assert refusal.code == 2 and f"restore-{later}.json: started is a str" in refusal.error, refusal.error
+
+
+def test_a_record_whose_name_and_run_disagree_is_refused(tmp_path):
+    other = "20260102T030406Z"
+    (tmp_path / f"restore-{RUN}.json").write_text(json.dumps({**_running(), "run_id": other}))
+    with pytest.raises(mf.ManifestError, match=f"restore-{RUN}.json: holds the record of run '{other}'"):
+        mf.read_restore(tmp_path, f"restore-{RUN}.json")
+
+
+def test_rollback_from_a_set_path_that_is_a_link_is_refused_as_restore_refuses_it(tmp_path):
+    real = tmp_path / "set"
+    real.mkdir()
+    (real / f"restore-{RUN}.json").write_text(json.dumps(_running()))
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(mf.ManifestError, match="link is a symbolic link: give the set's own directory"):
+        rollback.last_restore(tmp_path / "link")
+    assert rollback.last_restore(real).run_id == RUN

@@ -44,11 +44,11 @@ def test_only_the_chosen_region_loads_the_database_and_runs_dbupgrade():
     loader = restore_plan(m, LocalFiles(Path("/s")), t, FleetRole(True, True), RestoreOptions(), "r")
     other = restore_plan(m, LocalFiles(Path("/s")), t, FleetRole(), RestoreOptions(), "r")
     ids = [s.id for s in loader.steps]
-    assert ids.index(StepId.KEEP_DATABASE) < ids.index(StepId.LOAD_DATABASE) < ids.index(StepId.MOVE_ASIDE) < \
+    assert ids.index(StepId.SET_ASIDE_DATABASE) < ids.index(StepId.LOAD_DATABASE) < ids.index(StepId.MOVE_ASIDE) < \
         ids.index(StepId.DBUPGRADE) < ids.index(StepId.START_UNITS)
     assert text(loader.step(StepId.DBUPGRADE)) == "maas-region dbupgrade"
     assert not other.step(StepId.DBUPGRADE) and not other.step(StepId.LOAD_DATABASE)
-    keep, load = loader.step(StepId.KEEP_DATABASE), loader.step(StepId.LOAD_DATABASE)
+    keep, load = loader.step(StepId.SET_ASIDE_DATABASE), loader.step(StepId.LOAD_DATABASE)
     assert "RENAME TO" in text(keep) and "db=maasdb" in text(keep)  # the name goes as a psql variable
     assert load.undo and "kept-db maasops_kept_r maasdb" in str(load.undo)
 
