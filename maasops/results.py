@@ -25,7 +25,8 @@ RESTIC_SAYS = (("Is there a repository at the following location?", NO_REPOSITOR
                ("wrong password or no key found", WRONG_PASSWORD))
 
 
-RESTIC_FAILED = re.compile(r"restic \S+ on \S+ failed: (.*)", re.S)  # how maasops.repo quotes restic's own words
+# How maasops.repo quotes restic's own words: a command on a repository, a file stored into one, a file dumped from one.
+RESTIC_FAILED = re.compile(r"restic (?:\S+ on|backup of \S+ into|dump of \S+ from) \S+ failed: (.*)", re.S)
 
 
 def code_for(code: int, error: str) -> int:

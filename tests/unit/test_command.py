@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from maasops.command import Cmd, Q, Word, all_of, group, pipe, seq, shell
+from maasops.command import Cmd, Q, Word, group, pipe, seq, shell
 
 HOSTILE = ["it's", 'say "hi"', "$(touch MARK)", "`touch MARK`", "a\nb; touch MARK", "-rf", "--help",
            "a b\tc", "", "*", "~root", "x;y&&z||w|v>u<t", "$HOME ${IFS}", "back\\slash", "é ünïcode", "{a,b}",
@@ -75,13 +75,6 @@ def test_a_word_glues_its_parts_into_one_shell_word():
     assert bash(Cmd(EACH, Word(Q("x y"), "/", Q("z")))).stdout == "<x y/z>\n"
 
 
-def test_all_of_runs_each_only_after_the_one_before_succeeded():
-    assert str(all_of(Cmd("true"), "", Cmd(), Cmd("echo", Q("x")))) == "true && echo x"
-    r = bash(all_of("echo one", "false", "echo never"))
-    assert r.stdout == "one\n" and r.returncode == 1
-    assert bash(all_of("echo one", "echo two")).stdout == "one\ntwo\n"
-
-
 def test_seq_runs_each_whatever_the_one_before_exited_with():
     assert str(seq("a", Cmd(), "b")) == "a ; b"
     r = bash(seq("false", "echo still"))
@@ -111,4 +104,4 @@ def test_shell_is_one_argument_that_carries_a_hostile_value_intact(tmp_path):
 def test_group_makes_one_unit_for_redirections_and_operators():
     assert str(group(seq("a", "b"))) == "{ a ; b ; }"
     assert bash(Cmd(group(seq("echo a", "echo b")), "|", "wc -l")).stdout.strip() == "2"
-    assert bash(Cmd("false", "||", group(all_of("echo a", "echo b")))).stdout == "a\nb\n"
+    assert bash(Cmd("false", "||", group(seq("echo a", "echo b")))).stdout == "a\nb\n"

@@ -39,6 +39,9 @@ def restic_failed(said: str, verb: str = "snapshots") -> str:
 def test_a_failure_quoting_restic_ends_with_restics_code(said, code, ended):
     assert code_for(ended, restic_failed(said)) == code
     assert code_for(ended, f"backup of region1 stopped: {restic_failed(said, 'cat')}") == code
+    # as maasops.repo quotes a file stored into the repository, or dumped from it
+    assert code_for(ended, f"restic backup of dc1/1/region1/config.tar.gz into /srv/r failed: {said}") == code
+    assert code_for(ended, f"restic dump of dc1/1/region1/config.tar.gz from /srv/r failed: {said}") == code
 
 
 def test_restics_codes_are_restics_own():
