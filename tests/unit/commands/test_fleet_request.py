@@ -110,13 +110,12 @@ def test_a_set_is_named_by_a_directory_that_exists_or_by_repo(tmp_path):
         fleet_request.check_set_named(options(backup_set=str(tmp_path / "gone")))
 
 
-def test_push_takes_a_local_set_only(tmp_path):
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(OptionError, match=f"^{tmp_path / 'file'}: not a directory \\(a backup set is a directory"):
-        parsed(push.SPEC, backup_set=str(tmp_path / "file"), repo="/srv/restic")
-    assert parsed(push.SPEC, backup_set=str(tmp_path), repo="/srv/restic").backup_set == str(tmp_path)
-    with pytest.raises(OptionError, match="no such directory"):
-        fleet_request.check_local_set(push.SPEC.options_class(backup_set="~/nonexistent-maasops-set"))
+def test_a_local_set_is_a_directory_that_exists_its_name_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "set").mkdir()
+    fleet_request.check_local_set(push.SPEC.options_class(backup_set="~/set"))
+    with pytest.raises(OptionError, match="^~/gone: no such directory"):
+        fleet_request.check_local_set(push.SPEC.options_class(backup_set="~/gone"))
 
 
 # --- where the hosts come from ---------------------------------------------------------------------------------
