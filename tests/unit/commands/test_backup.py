@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pyrage
 import pytest
 
@@ -44,9 +46,10 @@ def test_compress_none_into_a_repository_passes():
 
 
 def test_encrypt_to_takes_age_and_ssh_public_keys_and_refuses_anything_else(tmp_path):
-    age = AGE_KEY
-    assert parsed(backup.SPEC, encrypt_to=age).encrypt_to == age
-    assert backup.backup_options(parsed(backup.SPEC, encrypt_to=age)).encrypt_to == age
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
+    both = f"{AGE_KEY},{(tmp_path / 'k.pub').read_text().strip()}"
+    assert parsed(backup.SPEC, encrypt_to=both).encrypt_to == both
+    assert backup.backup_options(parsed(backup.SPEC, encrypt_to=both)).encrypt_to == both
     for bad in ("age1notakey", "ssh-ed25519 AAAAnot", " , "):
         with pytest.raises(OptionError, match="^--encrypt-to: "):
             parsed(backup.SPEC, encrypt_to=bad)
