@@ -1,5 +1,6 @@
 """Values the unit tests build: a host as the probe finds it, a host manifest as a set records it, a target, a
-repository's set; and the samples of a metrics textfile. Plain values, no host."""
+repository's set, a command's options as its command line gives them; and the samples of a metrics textfile.
+Plain values, no host."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 
 from maasops import layouts, probe
 from maasops import manifest as mf
+from maasops.options import OPTIONS, TaskOptions, TaskSpec
 from maasops.probe import DatabaseFacts, HostFacts
 from maasops.reposet import RepoSet, Snapshot
 
@@ -55,6 +57,12 @@ def repo_set(dep: str, stamp: str, state: str | None, verified: str = "") -> Rep
     """A repository's set: ``state`` None is a set whose manifests snapshot is not there yet."""
     tags = {"state": state, "verified": verified} if state else {}
     return RepoSet(dep, stamp, Snapshot(f"id-{dep}-{stamp}", "", tags) if state else None)
+
+
+def parsed(spec: TaskSpec, **given: object) -> TaskOptions:
+    """A command's options as its command line gives them: every flag not typed at its table default, as Invoke
+    passes it (a bare ``spec.parse({})`` reads a missing ``--[no-]flag`` as off), then parsed and checked."""
+    return spec.parse({n: OPTIONS[n].default for n in spec.positional + spec.options} | given)
 
 
 def samples(text: str) -> dict[tuple[str, str, str], float]:
