@@ -58,12 +58,11 @@ def new_set(backup_dir: Path, deployment: str) -> Path:
     """A fresh ``<backup-dir>/<deployment>/<UTC timestamp>.partial`` directory."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     base = private_dir(backup_dir / deployment)
-    path = base / (stamp + PARTIAL)
-    n = 1
-    while path.exists() or (base / stamp).exists():
+    name, n = stamp, 1
+    while (base / (name + PARTIAL)).exists() or (base / name).exists():  # a set, partial or complete, has it
         n += 1
-        path = base / f"{stamp}-{n}{PARTIAL}"
-    return private_dir(path)
+        name = f"{stamp}-{n}"
+    return private_dir(base / (name + PARTIAL))
 
 
 def newest_complete(backup_dir: Path, deployment: str) -> Path | None:

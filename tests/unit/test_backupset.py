@@ -49,6 +49,12 @@ def test_sets_made_in_the_same_second_get_their_own_names(tmp_path, monkeypatch)
     first = backupset.new_set(tmp_path, "prod")
     second = backupset.new_set(tmp_path, "prod")
     assert (first.name, second.name) == ("20260102T030405Z.partial", "20260102T030405Z-2.partial")
+    # completed sets keep their names too: a backup in the same second as a finished one (or after the clock
+    # stepped back) gets the next free name, partial or complete (before: new_set looped for ever)
+    backupset.complete(first)
+    backupset.complete(second)
+    third = backupset.new_set(tmp_path, "prod")
+    assert third.name == "20260102T030405Z-3.partial"
 
 
 def test_complete_drops_partial_and_the_set_is_then_the_newest(tmp_path):
