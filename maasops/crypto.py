@@ -44,7 +44,7 @@ def recipients(text: str) -> list:
 
 def identities(path: Path) -> list:
     """The identities in an age identity file or an unencrypted SSH private key file (readable by its owner only:
-    CryptoError naming the file and its mode otherwise)."""
+    CryptoError naming the file and its mode otherwise; CryptoError naming the file when it holds none)."""
     try:
         text = private_file(path, "identity file").read_text()
     except NotPrivate as exc:
@@ -53,9 +53,12 @@ def identities(path: Path) -> list:
         if "PRIVATE KEY" in text:
             return [pyrage.ssh.Identity.from_buffer(text.encode())]
         keys = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("AGE-SECRET-KEY-")]
-        return [pyrage.x25519.Identity.from_str(k) for k in keys]
+        found = [pyrage.x25519.Identity.from_str(k) for k in keys]
     except Exception as exc:  # pyrage's IdentityError and friends
         raise CryptoError(f"{path}: not a usable age or SSH identity ({exc})") from None
+    if not found:
+        raise CryptoError(f"{path}: holds no age identity (AGE-SECRET-KEY-...) or SSH private key")
+    return found
 
 
 def encrypt_into(fd: int, to: list) -> Callable[[BinaryIO], tuple[str, int]]:

@@ -112,4 +112,5 @@ def test_an_identity_file_that_holds_no_identity_is_refused(tmp_path):
     empty = tmp_path / "empty"
     empty.write_text("# nothing here\n")
     empty.chmod(0o600)
-    assert crypto.identities(empty) == []
+    with pytest.raises(crypto.CryptoError, match=f"^{empty}: holds no age identity"):
+        crypto.identities(empty)
