@@ -59,10 +59,10 @@ class Option:
 
     def parse(self, value: object) -> object:
         """The value as the task gets it, checked (OptionError naming the flag when it cannot be used)."""
+        if value is None:  # not given: the table's default (a switch on by default stays on)
+            return self.default
         if self.type is bool:
             return bool(value)
-        if value is None:
-            return self.default
         if self.type is int:
             return self._number(value)
         text = str(value)

@@ -61,7 +61,7 @@ def repo_set(dep: str, stamp: str, state: str | None, verified: str = "") -> Rep
 
 def parsed(spec: TaskSpec, **given: object) -> TaskOptions:
     """A command's options as its command line gives them: every flag not typed at its table default, as Invoke
-    passes it (a bare ``spec.parse({})`` reads a missing ``--[no-]flag`` as off), then parsed and checked."""
+    passes it, then parsed and checked."""
     return spec.parse({n: OPTIONS[n].default for n in spec.positional + spec.options} | given)
 
 

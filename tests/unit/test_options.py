@@ -5,7 +5,7 @@ from __future__ import annotations
 from fabric.main import program as fab_program
 
 from maasops import options
-from maasops.namespace import ns
+from maasops.namespace import SPECS, ns
 from maasops.program import program
 
 TASKS = sorted(ns.task_names)
@@ -39,3 +39,10 @@ def test_a_short_flag_means_the_same_in_every_task():
     assert meaning["s"] == ("backup-set", "s") and meaning["I"] == ("inventory", "I")
     for o in options.OPTIONS.values():
         assert o.short is None or (len(o.short) == 1 and o.short not in options.CORE_SHORT_FLAGS), o.name
+
+
+def test_an_option_not_given_is_its_tables_default_a_switch_on_by_default_included(tmp_path):
+    spec = next(s for s in SPECS if s.name == "restore")
+    opts = spec.parse({"backup_set": str(tmp_path)})
+    assert opts.rollback_copy is options.OPTIONS["rollback_copy"].default is True
+    assert opts.keep == options.OPTIONS["keep"].default and opts.json is False
