@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import re
+
 from maasops import compression
 
 WORK_ROOT = "/var/lib/maasops"
@@ -25,6 +27,7 @@ RUN_LOCK = f"{WORK_ROOT}/lock"
 GUARD_MARKER = f"{WORK_ROOT}/guard-units-stopped"  # one run per host at a time: one marker
 GUARD_LOG = f"{WORK_ROOT}/guard.log"
 RUN_ROOT = f"{WORK_ROOT}/restore"
+RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z")  # a restore run's id (fullmatch): its start in UTC (restore.run_id_now)
 DUMP_ROOT = f"{WORK_ROOT}/dump"
 ASIDE = ".maasops-aside-"
 ROLLED_BACK = ".maasops-rolledback-"

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from maasops import backupset, compression, layouts
+from maasops.hostpaths import RUN_ID
 from maasops.probe import DatabaseFacts, Space
 
 FORMAT_VERSION = 2
@@ -609,7 +610,6 @@ def read_set(set_dir: Path, raw: bytes | None = None) -> SetRecords:
 
 # --- a restore's record (why here: the module's docstring) -------------------------------------------------------
 
-RUN_ID = re.compile(r"^\d{8}T\d{6}Z$")  # a restore run's id: its start in UTC (maasops.restore.run_id_now)
 RUNNING = "running"  # a restore record's status until the restore ends
 
 
@@ -707,7 +707,7 @@ def parse_restore(data: object, where: str) -> RestoreRecord:
     """A restore's record from its JSON, validated (ManifestError naming ``where`` and the field otherwise)."""
     o = _Obj(data, where)
     run_id = o.str("run_id")
-    if not RUN_ID.match(run_id):
+    if not RUN_ID.fullmatch(run_id):
         raise ManifestError(f"{where}: run_id {run_id[:40]!r} is not a restore run's time")
     lines, timings, removed = (_by_target(o, "hosts", False), _by_target(o, "steps", True),
                                _by_target(o, "pruned", True))
@@ -735,7 +735,7 @@ def read_restore(set_dir: Path, name: str) -> RestoreRecord:
     """The restore record ``name`` of the set in ``set_dir``, read once following no link and validated
     (ManifestError naming the file when it is not a restore record maasops wrote)."""
     run_id = name.removeprefix("restore-").removesuffix(".json")
-    if name != restore_file(run_id) or not RUN_ID.match(run_id):
+    if name != restore_file(run_id) or not RUN_ID.fullmatch(run_id):
         raise ManifestError(f"{name[:80]}: not a restore record's name (restore-<run>.json)")
     record = parse_restore(_json(_read(set_dir, name), name), name)
     if record.run_id != run_id:

@@ -9,20 +9,17 @@ layout's trees, or an aside copy that is not that tree's, is refused.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from maasops import layouts, services
 from maasops.command import Cmd, Q
 from maasops.hostfiles import record
-from maasops.hostpaths import ROLLED_BACK, aside_path, run_dir, state_file
+from maasops.hostpaths import ROLLED_BACK, RUN_ID, aside_path, run_dir, state_file
 from maasops.parts import database
 from maasops.parts.config import contents_list, put_back_inside
 from maasops.parts.database import server_on
 from maasops.plan import HostPlan, Phase, Step, StepId
 from maasops.probe import HostFacts
-
-RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$")
 
 
 class BadRecord(ValueError):
@@ -93,7 +90,7 @@ def rollback_plan(f: HostFacts, run_id: str, state: list[str], roles: tuple[str,
     """
     if not f.roles and roles:
         f = replace(f, roles=roles)
-    if not RUN_ID.match(run_id):
+    if not RUN_ID.fullmatch(run_id):
         return HostPlan(f.host, f, error=f"the host's last restore record is {run_id[:40]!r}, not a maasops run")
     if "rolled-back" in state:
         return HostPlan(f.host, f, error=f"restore {run_id} was already rolled back")

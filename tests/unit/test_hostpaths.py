@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from fnmatch import fnmatch
 
-from maasops import compression, hostpaths
+from maasops import compression, hostpaths, restore
 from maasops.hostpaths import RUN_ROOT, WORK_ROOT, aside_path, run_dir, state_file, upload_names
 
 RUN = "20240131T235959Z"
@@ -50,3 +50,10 @@ def test_upload_names_are_every_part_in_every_compression_inside_the_run_directo
     for part in parts:
         for c in compression.CODECS.values():
             assert f"{rdir}/{part}{c.suffix}" in names
+
+
+def test_a_run_id_is_a_restores_start_in_utc_and_nothing_else():
+    """One pattern for the set's restore records and the hosts' own (rollback reads both)."""
+    assert hostpaths.RUN_ID.fullmatch(restore.run_id_now())
+    for bad in ("20260101T000000Z\n", "20260101T000000Z-2", "２０２６0101T000000Z", "../20260101T000000Z", ""):
+        assert not hostpaths.RUN_ID.fullmatch(bad), bad
