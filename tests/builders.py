@@ -8,7 +8,7 @@ import re
 
 from maasops import layouts, probe
 from maasops import manifest as mf
-from maasops.options import OPTIONS, TaskOptions, TaskSpec
+from maasops.options import TaskOptions, TaskSpec
 from maasops.probe import DatabaseFacts, HostFacts
 from maasops.reposet import RepoSet, Snapshot
 
@@ -60,9 +60,9 @@ def repo_set(dep: str, stamp: str, state: str | None, verified: str = "") -> Rep
 
 
 def parsed(spec: TaskSpec, **given: object) -> TaskOptions:
-    """A command's options as its command line gives them: every flag not typed at its table default, as Invoke
-    passes it, then parsed and checked."""
-    return spec.parse({n: OPTIONS[n].default for n in spec.positional + spec.options} | given)
+    """A command's options as its command line gives them, the flags given as keywords (every other at its table
+    default), parsed and checked."""
+    return spec.parse(given)
 
 
 def samples(text: str) -> dict[tuple[str, str, str], float]:
